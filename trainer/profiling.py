@@ -146,10 +146,17 @@ def _priced_fixed(module: nn.Module, prefix: str = "") -> Iterator[tuple[str, nn
 @torch.no_grad()
 def trace_ops(supernet: Supernet) -> OpTrace:
     """Record every live op of the supernet (fixed skeleton and all candidates) at batch 1."""
+    was_training = supernet.net.training
+    supernet.net.eval()  # batch 1 and BatchNorm statistics left untouched
+    try:
+        return _trace(supernet)
+    finally:
+        supernet.net.train(was_training)
+
+
+def _trace(supernet: Supernet) -> OpTrace:
     space = supernet.space
     net = supernet.net
-    was_training = net.training
-    net.eval()
     shapes: dict[int, tuple[Shape, Shape]] = {}
 
     def shape_hook(m: nn.Module, args: tuple[Tensor, ...], out: Tensor) -> None:
@@ -166,7 +173,6 @@ def trace_ops(supernet: Supernet) -> OpTrace:
     finally:
         for h in handles:
             h.remove()
-        net.train(was_training)
 
     records: list[OpRecord] = []
     for qual, m in fixed:

@@ -89,9 +89,9 @@ class Supernet(nn.Module):
         columns = []
         for s in range(self.space.num_slots):
             live = self.live_ops(s)
-            reps = -(-m // len(live))
-            column = rng.permutation(np.tile(live, reps))[:m] if reps > 1 else rng.permutation(live)
-            columns.append(column)
+            full, extra = divmod(m, len(live))
+            column = np.concatenate([np.tile(live, full), rng.choice(live, extra, replace=False)])
+            columns.append(rng.permutation(column))
         return [tuple(int(c[k]) for c in columns) for k in range(m)]
 
     def masked_alpha(self) -> Tensor:

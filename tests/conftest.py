@@ -1,0 +1,32 @@
+"""Shared fixtures. Real data comes from the project's shared folder (never the network)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("PRP_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+
+def shared_file(relative: str) -> Path:
+    """A file of the shared reference data; skipped where it is absent, unless CI requires it."""
+    path = SHARED_DATA / relative
+    if not path.is_file():
+        message = f"shared data file {path} not found (set PRP_SHARED_DATA to the data folder)"
+        if os.environ.get("PRP_REQUIRE_SHARED_DATA"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture(scope="session")
+def nb201_csv() -> Path:
+    return shared_file("nasbench201/nb201_cifar10_hw.csv")
+
+
+@pytest.fixture(scope="session")
+def fbnet_lut_json() -> Path:
+    return shared_file("fbnet/hwnasbench_fbnet_op_metrics.json")

@@ -26,11 +26,12 @@ def _points(points: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:
     return arr
 
 
-def _flags(maximize: Maximize, n_obj: int) -> list[bool]:
+def _flags(maximize: Maximize, n_obj: int) -> np.ndarray:
     flags = [bool(maximize)] * n_obj if isinstance(maximize, bool) else [bool(m) for m in maximize]
     if len(flags) != n_obj:
         raise ValueError(f"{len(flags)} maximize flags for {n_obj} objectives")
-    return flags
+    # An array, not a list: moocore 0.3.2 reads the one-element list [False] as "maximise".
+    return np.asarray(flags, dtype=bool)
 
 
 def pareto_ranks(points: np.ndarray | Sequence[Sequence[float]], maximize: Maximize) -> np.ndarray:
@@ -42,11 +43,12 @@ def pareto_ranks(points: np.ndarray | Sequence[Sequence[float]], maximize: Maxim
 
 
 def is_nondominated(points: np.ndarray | Sequence[Sequence[float]], maximize: Maximize) -> np.ndarray:
-    """Boolean mask of the points no other point dominates."""
+    """Boolean mask of the points no other point dominates (duplicates of such points too)."""
     arr = _points(points)
     if len(arr) == 0:
         return np.zeros(0, dtype=bool)
-    return np.asarray(moocore.is_nondominated(arr, maximise=_flags(maximize, arr.shape[1])))
+    flags = _flags(maximize, arr.shape[1])
+    return np.asarray(moocore.is_nondominated(arr, maximise=flags, keep_weakly=True))
 
 
 def hypervolume(

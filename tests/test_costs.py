@@ -7,7 +7,6 @@ import re
 
 import numpy as np
 import pytest
-
 from prp.trainer.costs import get_cost_model, list_cost_models, price_supernet
 from prp.trainer.errors import LUTKeyError, PRPError, UnknownNameError
 from prp.trainer.profiling import trace_ops
@@ -68,8 +67,9 @@ def test_every_fbnet_choice_prices_from_hwnasbench(fbnet_real, fbnet_lut_json, o
     assert len({r.signature for r in trace.choices}) == 12 * 9
 
 
-@pytest.mark.parametrize("objective,device", [("energy", "edgegpu"), ("latency", "pixel3"),
-                                              ("energy", "eyeriss")])
+@pytest.mark.parametrize(
+    "objective,device", [("energy", "edgegpu"), ("latency", "pixel3"), ("energy", "eyeriss")]
+)
 def test_fbnet_totals_match_an_independent_sum(fbnet_real, fbnet_lut_json, objective, device):
     supernet, trace = fbnet_real
     table = price_supernet(supernet, get_cost_model("hwnasbench", objective, device), trace)
@@ -92,12 +92,17 @@ def test_packaged_hwnasbench_table_is_the_shared_one(fbnet_lut_json) -> None:
 
 def test_missing_lut_key_names_the_key_and_the_file(tmp_path) -> None:
     supernet = Supernet(get_space("fbnet", size="tiny"))  # tiny channels are not in the table
-    with pytest.raises(LUTKeyError, match=r"hwnasbench_fbnet_op_metrics\.json .* no entry 'ConvNorm_H32_W32_Cin3_Cout8"):
+    with pytest.raises(
+        LUTKeyError,
+        match=r"hwnasbench_fbnet_op_metrics\.json .* no entry 'ConvNorm_H32_W32_Cin3_Cout8",
+    ):
         price_supernet(supernet, get_cost_model("hwnasbench", "energy", "edgegpu"))
     user = tmp_path / "mine.json"
     user.write_text(json.dumps({"Stem_H32_W32_Cin3_Cout4": 1.0}))
     nb = Supernet(get_space("nb201", size="tiny"))
-    with pytest.raises(LUTKeyError, match=r"mine\.json \(energy on custom\) has no entry 'ResBlock_H32"):
+    with pytest.raises(
+        LUTKeyError, match=r"mine\.json \(energy on custom\) has no entry 'ResBlock_H32"
+    ):
         price_supernet(nb, get_cost_model("lut", "energy", path=user))
 
 
@@ -116,8 +121,7 @@ def test_user_lut_from_json_and_csv_prices_nb201(tmp_path) -> None:
     np.testing.assert_array_equal(a.per_op, b.per_op)
     path = (3, 1, 0, 2, 4, 3)
     expected = sum(values[r.signature] for r in trace.fixed) + sum(
-        values[r.signature] for r in trace.choices
-        if r.signature and r.op == path[r.slot]
+        values[r.signature] for r in trace.choices if r.signature and r.op == path[r.slot]
     )
     assert a(path) == pytest.approx(expected)
     bad = tmp_path / "bad.json"

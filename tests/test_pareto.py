@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from prp.trainer.pareto import (
     greedy_hypervolume_subset,
     hypervolume,
@@ -41,9 +40,7 @@ def brute_force_ranks(points: np.ndarray, maximize: list[bool]) -> np.ndarray:
 
 points_strategy = st.integers(1, 4).flatmap(
     lambda d: st.tuples(
-        st.lists(
-            st.lists(st.integers(-5, 5), min_size=d, max_size=d), min_size=1, max_size=30
-        ),
+        st.lists(st.lists(st.integers(-5, 5), min_size=d, max_size=d), min_size=1, max_size=30),
         st.lists(st.booleans(), min_size=d, max_size=d),
     )
 )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from prp.trainer.benchmarks import NB201Table
 from prp.trainer.errors import PathError, UnknownNameError
 from prp.trainer.profiling import trace_ops

@@ -7,8 +7,6 @@ from collections import Counter
 import numpy as np
 import pytest
 import torch
-
-
 from prp.trainer.errors import PathError
 from prp.trainer.spaces import PrunedOp, get_space, list_spaces
 from prp.trainer.supernet import Supernet

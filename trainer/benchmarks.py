@@ -56,7 +56,9 @@ class NB201Table:
             try:
                 columns[c] = np.array([float(r[c]) for r in rows])
             except (TypeError, ValueError) as e:
-                raise PRPError(f"NB201 table {p}: column {c!r} has a non-numeric value ({e})") from None
+                raise PRPError(
+                    f"NB201 table {p}: column {c!r} has a non-numeric value ({e})"
+                ) from None
         arch_strs = tuple(r["arch_str"] for r in rows)
         return cls(str(p), arch_strs, columns, {a: i for i, a in enumerate(arch_strs)})
 

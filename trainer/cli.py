@@ -12,7 +12,9 @@ from .costs import COST_MODEL_DEVICES, COST_MODELS
 from .errors import PRPError
 from .spaces import SPACES, get_space
 
-info_app = typer.Typer(add_completion=False, help="List the registered search spaces and cost models.")
+info_app = typer.Typer(
+    add_completion=False, help="List the registered search spaces and cost models."
+)
 
 
 @info_app.command()
@@ -29,7 +31,9 @@ def info(
             if as_json:
                 print(json.dumps({**sp.describe(), "slot_ops": {s.name: s.ops for s in sp.slots}}))
                 return
-            table = Table(title=f"{sp.name} ({size}): {sp.num_slots} slots, {sp.num_paths:.3g} paths")
+            table = Table(
+                title=f"{sp.name} ({size}): {sp.num_slots} slots, {sp.num_paths:.3g} paths"
+            )
             table.add_column("slot")
             table.add_column("name")
             table.add_column("ops")

@@ -49,8 +49,9 @@ def _check_objective(objective: str) -> str:
     return OBJECTIVES[objective]
 
 
-def get_cost_model(name: str, objective: str = "energy", device: str | None = None,
-                   **kwargs: object) -> CostModel:
+def get_cost_model(
+    name: str, objective: str = "energy", device: str | None = None, **kwargs: object
+) -> CostModel:
     """A registered cost model; `device=None` takes the model's default device."""
     _check_objective(objective)
     return COST_MODELS.create(name, objective=objective, device=device, **kwargs)
@@ -83,8 +84,10 @@ class LUTCostModel:
         try:
             return float(self.table[record.signature])
         except KeyError:
-            where = f"slot {record.slot} op {record.op_name!r}" if record.slot is not None else (
-                f"fixed layer {record.op_name}"
+            where = (
+                f"slot {record.slot} op {record.op_name!r}"
+                if record.slot is not None
+                else (f"fixed layer {record.op_name}")
             )
             raise LUTKeyError(
                 f"lookup table {self.source} ({self.objective} on {self.device}) has no entry "
@@ -99,8 +102,9 @@ def _devices_with(metrics: dict[str, object], objective: str) -> list[str]:
 
 
 @COST_MODELS.register("hwnasbench", "HW-NAS-Bench FBNet per-op table (measured)")
-def hwnasbench(objective: str = "energy", device: str | None = None,
-               path: str | Path | None = None) -> LUTCostModel:
+def hwnasbench(
+    objective: str = "energy", device: str | None = None, path: str | Path | None = None
+) -> LUTCostModel:
     """HW-NAS-Bench's FBNet table: energy on edgegpu/eyeriss/fpga; latency on all five devices.
 
     Shipped with the package (MIT, from HW-NAS-Bench, Li et al. ICLR 2021).
@@ -132,8 +136,9 @@ def _parse_proxyless_yaml(text: str) -> dict[str, float]:
 
 
 @COST_MODELS.register("proxyless-mobile", "ProxylessNAS mobile latency table, Pixel 1 (measured)")
-def proxyless_mobile(objective: str = "latency", device: str | None = None,
-                     path: str | Path | None = None) -> LUTCostModel:
+def proxyless_mobile(
+    objective: str = "latency", device: str | None = None, path: str | Path | None = None
+) -> LUTCostModel:
     """ProxylessNAS' latency table measured on a Pixel 1 (ms); latency only, 224 px inputs."""
     unit = _check_objective(objective)
     if objective != "latency":
@@ -142,7 +147,9 @@ def proxyless_mobile(objective: str = "latency", device: str | None = None,
             "'analytic' cost model for energy"
         )
     if device not in (None, "pixel1"):
-        raise UnknownNameError(f"the ProxylessNAS mobile table was measured on 'pixel1', not {device!r}")
+        raise UnknownNameError(
+            f"the ProxylessNAS mobile table was measured on 'pixel1', not {device!r}"
+        )
     if path is None:
         source = "prp.trainer/data/proxylessnas_mobile.yaml"
         text = resources.files("prp.trainer").joinpath("data/proxylessnas_mobile.yaml").read_text()
@@ -152,8 +159,9 @@ def proxyless_mobile(objective: str = "latency", device: str | None = None,
 
 
 @COST_MODELS.register("lut", "a user's per-op table from a JSON or CSV file")
-def user_lut(objective: str = "energy", device: str | None = None,
-             path: str | Path | None = None) -> LUTCostModel:
+def user_lut(
+    objective: str = "energy", device: str | None = None, path: str | Path | None = None
+) -> LUTCostModel:
     """A user's table. JSON: `{"signature": value}` or `{"unit":..., "device":..., "ops": {...}}`.
     CSV: columns `signature,value` (a header row is allowed)."""
     unit = _check_objective(objective)
@@ -217,7 +225,7 @@ ENERGY_PROFILES: dict[str, EnergyProfile] = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass
 class AnalyticEnergyModel:
     """Energy = MACs x E_mac + activation bytes x E_sram + weight bytes x E_dram (mJ)."""
 

@@ -42,7 +42,9 @@ def pareto_ranks(points: np.ndarray | Sequence[Sequence[float]], maximize: Maxim
     return np.asarray(moocore.pareto_rank(arr, maximise=_flags(maximize, arr.shape[1]))) + 1
 
 
-def is_nondominated(points: np.ndarray | Sequence[Sequence[float]], maximize: Maximize) -> np.ndarray:
+def is_nondominated(
+    points: np.ndarray | Sequence[Sequence[float]], maximize: Maximize
+) -> np.ndarray:
     """Boolean mask of the points no other point dominates (duplicates of such points too)."""
     arr = _points(points)
     if len(arr) == 0:
@@ -61,7 +63,9 @@ def hypervolume(
     arr = _points(points)
     ref_arr = np.asarray(ref, dtype=float)
     if ref_arr.shape != (arr.shape[1],):
-        raise ValueError(f"reference point {list(ref_arr)} does not match {arr.shape[1]} objectives")
+        raise ValueError(
+            f"reference point {list(ref_arr)} does not match {arr.shape[1]} objectives"
+        )
     if len(arr) == 0:
         return 0.0
     return float(moocore.hypervolume(arr, ref=ref_arr, maximise=_flags(maximize, arr.shape[1])))
@@ -113,7 +117,9 @@ def kendall_tau_b(a: Sequence[float], b: Sequence[float]) -> float:
     """Kendall's tau-b (handles ties, as Pareto ranks have many) between two rankings."""
     x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if x.shape != y.shape or x.ndim != 1:
-        raise ValueError(f"kendall_tau_b needs two 1-D sequences of one length, got {x.shape}, {y.shape}")
+        raise ValueError(
+            f"kendall_tau_b needs two 1-D sequences of one length, got {x.shape}, {y.shape}"
+        )
     if len(x) < 2:
         raise ValueError("kendall_tau_b needs at least two items")
     return float(stats.kendalltau(x, y, variant="b").statistic)

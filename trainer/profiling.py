@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import torch
@@ -89,7 +90,15 @@ class OpTrace:
         return self.table(lambda r: r.params, "params", "")
 
 
-_ELEMENTWISE = (nn.ReLU, nn.ReLU6, nn.Hardswish, nn.Hardsigmoid, nn.Sigmoid, nn.SiLU, nn.ChannelShuffle)
+_ELEMENTWISE = (
+    nn.ReLU,
+    nn.ReLU6,
+    nn.Hardswish,
+    nn.Hardsigmoid,
+    nn.Sigmoid,
+    nn.SiLU,
+    nn.ChannelShuffle,
+)
 
 
 def _leaf_cost(module: nn.Module, inp: Tensor, out: Tensor) -> tuple[int, int]:
@@ -184,7 +193,7 @@ def _trace(supernet: Supernet) -> OpTrace:
                 slot=None,
                 op=None,
                 op_name=type(m).__name__,
-                signature=m.signature(in_shape, out_shape),  # type: ignore[attr-defined]
+                signature=cast(Priced, m).signature(in_shape, out_shape),
                 in_shape=in_shape,
                 out_shape=out_shape,
                 macs=macs,

@@ -20,6 +20,8 @@ class Supernet(nn.Module):
     False for pruned ops and for padding where a slot has fewer ops than the widest one.
     """
 
+    op_mask: Tensor
+
     def __init__(self, space: SearchSpace) -> None:
         super().__init__()
         self.space = space

@@ -67,7 +67,9 @@ class PrunedOp(nn.Module):
         self.op_name = op_name
 
     def forward(self, x: Tensor) -> Tensor:
-        raise PathError(f"op {self.op_name!r} of slot {self.slot_name!r} was pruned; pick another op")
+        raise PathError(
+            f"op {self.op_name!r} of slot {self.slot_name!r} was pruned; pick another op"
+        )
 
 
 class SearchSpace(ABC):

@@ -32,8 +32,9 @@ def _hw(shape: Shape) -> str:
 class ConvBlock(nn.Module, Priced):
     """1x1 (grouped) expand, channel shuffle, kxk depthwise with stride, 1x1 (grouped) project."""
 
-    def __init__(self, c_in: int, c_out: int, expansion: int, kernel: int, stride: int,
-                 groups: int) -> None:
+    def __init__(
+        self, c_in: int, c_out: int, expansion: int, kernel: int, stride: int, groups: int
+    ) -> None:
         super().__init__()
         mid = c_in * expansion
         self.expansion, self.kernel, self.stride, self.groups = expansion, kernel, stride, groups

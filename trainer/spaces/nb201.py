@@ -109,9 +109,7 @@ class ResBlock(nn.Module, Priced):
         self.conv_b = nn.Sequential(
             nn.ReLU(), nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False), nn.BatchNorm2d(c_out)
         )
-        self.shortcut = nn.Sequential(
-            nn.AvgPool2d(2, 2), nn.Conv2d(c_in, c_out, 1, bias=False)
-        )
+        self.shortcut = nn.Sequential(nn.AvgPool2d(2, 2), nn.Conv2d(c_in, c_out, 1, bias=False))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.conv_b(self.conv_a(x)) + self.shortcut(x)

@@ -54,7 +54,9 @@ def is_nondominated(
 
 
 def hypervolume(
-    points: np.ndarray | Sequence[Sequence[float]], ref: Sequence[float], maximize: Maximize
+    points: np.ndarray | Sequence[Sequence[float]],
+    ref: Sequence[float] | np.ndarray,
+    maximize: Maximize,
 ) -> float:
     """Volume dominated by `points` and bounded by the reference point `ref`.
 
@@ -74,7 +76,7 @@ def hypervolume(
 def hypervolume_improvement(
     front: np.ndarray | Sequence[Sequence[float]],
     subset: np.ndarray | Sequence[Sequence[float]],
-    ref: Sequence[float],
+    ref: Sequence[float] | np.ndarray,
     maximize: Maximize,
 ) -> float:
     """Paper eq. 3: HV(P u S) - HV(P - S), for P = `front` and S = `subset`.
@@ -94,7 +96,10 @@ def hypervolume_improvement(
 
 
 def greedy_hypervolume_subset(
-    points: np.ndarray | Sequence[Sequence[float]], k: int, ref: Sequence[float], maximize: Maximize
+    points: np.ndarray | Sequence[Sequence[float]],
+    k: int,
+    ref: Sequence[float] | np.ndarray,
+    maximize: Maximize,
 ) -> list[int]:
     """Indices of k points chosen greedily, each adding the most hypervolume to those chosen.
 

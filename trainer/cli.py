@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -69,6 +71,136 @@ def info(
             t2.add_row(str(m["name"]), devs, str(m["doc"]))
         console.print(t1)
         console.print(t2)
+    except PRPError as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from None
+
+
+train_app = typer.Typer(
+    add_completion=False, help="Pareto rank-preserving supernet training and search."
+)
+
+
+@train_app.command()
+def train(
+    objective: str = typer.Option("energy", help="Cost objective: energy (mJ) or latency (ms)."),
+    space: str = typer.Option(None, help="Search space: nb201, fbnet, proxyless."),
+    size: str = typer.Option(None, "--size", help="Space size: real or tiny."),
+    cost_model: str = typer.Option(None, help="Cost model (see prp-info); default per space."),
+    device: str = typer.Option(None, "--device", help="Device the cost refers to, e.g. edgegpu."),
+    cost_lut: str = typer.Option(None, help="JSON/CSV table for --cost-model lut."),
+    dataset: str = typer.Option(
+        None,
+        "--dataset",
+        "--data-dir",
+        help="default (embedded CIFAR-10 subset), a cifar-10-batches-py folder, a folder of "
+        "class sub-folders, or a .tar.gz of one.",
+    ),
+    limit_per_class: int = typer.Option(None, help="Use at most this many images per class."),
+    preset_name: str = typer.Option("default", "--preset", help="default, tiny or paper."),
+    epochs_fair: int = typer.Option(None, help="N_f: strict-fairness epochs."),
+    epochs_pareto: int = typer.Option(None, help="N_p: Pareto-rank epochs."),
+    samples: int = typer.Option(
+        None, help="n: paths sampled per Pareto epoch and kept at pruning."
+    ),
+    top_n: int = typer.Option(None, help="N of eq. 2: top paths whose op counts are compared."),
+    prune_after: int = typer.Option(None, help="Prune after this many Pareto epochs (0: never)."),
+    batch_size: int = typer.Option(None, help="Training batch size."),
+    lr: float = typer.Option(None, help="Learning rate of W (SGD)."),
+    truth: str = typer.Option(None, help="NB201 CSV: target ranks from its accuracies."),
+    out: Path = typer.Option(None, help="Run directory (default runs/<space>-<objective>)."),
+    resume: bool = typer.Option(False, help="Continue the run in --out from its checkpoint."),
+    seed: int = typer.Option(None, help="Random seed."),
+    compute_device: str = typer.Option(None, help="cpu or cuda."),
+    top: int = typer.Option(5, help="How many paths to label along the front."),
+) -> None:
+    """Train a supernet with Pareto rank preservation and write its front to the run directory."""
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from .config import TrainConfig, preset
+    from .report import write_front
+    from .runs import CONFIG, read_json
+    from .train import Trainer
+
+    console = Console()
+    try:
+        overrides = {
+            "objective": objective,
+            "space": space,
+            "space_size": size,
+            "cost_model": cost_model,
+            "cost_device": device,
+            "cost_lut": cost_lut,
+            "dataset": dataset,
+            "limit_per_class": limit_per_class,
+            "epochs_fair": epochs_fair,
+            "epochs_pareto": epochs_pareto,
+            "samples": samples,
+            "top_n": top_n,
+            "prune_after": prune_after,
+            "batch_size": batch_size,
+            "lr": lr,
+            "truth_table": truth,
+            "seed": seed,
+            "compute_device": compute_device,
+        }
+        cfg = preset(preset_name, **overrides)
+        run_dir = out or Path("runs") / f"{cfg.space}-{cfg.objective}"
+        if resume and (run_dir / CONFIG).exists():
+            cfg = TrainConfig.from_json(read_json(run_dir / CONFIG))
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+        ) as bar:
+            tasks: dict[str, Any] = {}
+
+            def progress(task: str, done: int, total: int) -> None:
+                if task not in tasks:
+                    for t in tasks.values():
+                        bar.remove_task(t)
+                    tasks.clear()
+                    tasks[task] = bar.add_task(task, total=total)
+                bar.update(tasks[task], completed=done)
+
+            trainer = Trainer(cfg, run_dir, progress=progress)
+            console.print(
+                f"run {run_dir}: {trainer.space.name} ({cfg.space_size}), {cfg.objective} by "
+                f"{trainer.cost_model.source} on {trainer.cost.device}; "
+                f"{len(trainer.data.train)} train / {len(trainer.data.val)} val images"
+            )
+            front = trainer.run(resume=resume)
+        data = write_front(
+            run_dir,
+            trainer.space,
+            front,
+            objective=cfg.objective,
+            unit=trainer.cost.unit,
+            device=trainer.cost.device,
+            cost_source=trainer.cost_model.source,
+            top=top,
+        )
+        table = Table(
+            title=f"Selected paths ({len(front)} evaluated, "
+            f"{sum(m.pareto_rank == 1 for m in front)} on the front)"
+        )
+        for col in ("pick", "accuracy %", f"{cfg.objective} ({trainer.cost.unit})", "path"):
+            table.add_column(col)
+        for s in data["selected"]:
+            table.add_row(s["label"], f"{s['accuracy']:.2f}", f"{s['cost']:.4g}", s["key"])
+        console.print(table)
+        console.print(f"wrote {run_dir}/front.json, front.png, alpha.png")
     except PRPError as e:
         console.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2) from None

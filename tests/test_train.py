@@ -1,0 +1,216 @@
+"""Real training of a tiny supernet on real CIFAR-10 images: every stage, resume, errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from prp.trainer.config import preset
+from prp.trainer.costs import get_cost_model, price_supernet
+from prp.trainer.datasets import load_dataset
+from prp.trainer.errors import PRPError
+from prp.trainer.pareto import is_nondominated
+from prp.trainer.report import write_front
+from prp.trainer.runs import RunLog
+from prp.trainer.spaces import PrunedOp, get_space
+from prp.trainer.supernet import Supernet
+from prp.trainer.train import Trainer, TrainingError
+
+CFG = preset("tiny")  # nb201 at 4 channels, 30 images per class, 2 + 2 epochs
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_dataset("default", limit_per_class=CFG.limit_per_class)
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory, data):
+    run_dir = tmp_path_factory.mktemp("run")
+    trainer = Trainer(CFG, run_dir, data=data)
+    front = trainer.run()
+    write_front(
+        run_dir,
+        trainer.space,
+        front,
+        objective="energy",
+        unit=trainer.cost.unit,
+        device=trainer.cost.device,
+        cost_source=trainer.cost_model.source,
+    )
+    return trainer, front, run_dir
+
+
+def test_every_stage_runs_and_logs(finished) -> None:
+    trainer, _, run_dir = finished
+    records = RunLog(run_dir / "log.jsonl").records()
+    epochs = [r for r in records if r.get("event") == "epoch"]
+    assert [r["stage"] for r in epochs] == ["fair", "fair", "pareto", "pareto"]
+    for r in epochs:
+        assert np.isfinite(r["task_loss"]) and r["images_per_s"] > 0 and r["ops_left"] > 0
+    # Stage 1 trains m = 5 paths per step (every op of every slot once), stage 2 one path.
+    fair, pareto = epochs[0], epochs[2]
+    assert fair["path_steps"] == 5 * pareto["path_steps"]
+    assert pareto["sampled"] == CFG.samples and "rank_loss" in pareto and "hinge_loss" in pareto
+    assert (run_dir / "checkpoint.pt").exists() and (run_dir / "config.json").exists()
+
+
+def test_alpha_moves_only_in_the_pareto_stage(finished) -> None:
+    trainer, _, run_dir = finished
+    epochs = [r for r in RunLog(run_dir / "log.jsonl").records() if r.get("event") == "epoch"]
+    assert np.all(np.array(epochs[1]["alpha"]) == 0)  # strict fairness leaves alpha alone
+    assert np.abs(np.array(epochs[-1]["alpha"])).max() > 0.01
+    assert epochs[-1]["alpha_entropy"] < epochs[1]["alpha_entropy"]
+    assert epochs[2]["rank_loss"] < epochs[2]["rank_loss_first"]  # the alpha steps lower it
+
+
+def test_pruning_removes_ops_and_their_weights(finished) -> None:
+    trainer, _, run_dir = finished
+    records = RunLog(run_dir / "log.jsonl").records()
+    pruned = [r for r in records if r.get("event") == "pruned"]
+    assert pruned and all(r["reason"] for r in pruned)
+    prune_epoch = next(r for r in records if r.get("pruned_ops"))
+    assert prune_epoch["pruned_ops"] == len(pruned)
+    assert prune_epoch["params_after"] <= prune_epoch["params_before"]
+    assert prune_epoch["ops_left"] == 30 - len(pruned)
+    for r in pruned:
+        assert not trainer.supernet.op_mask[r["slot"], r["op"]]
+        assert all(
+            isinstance(b.candidates[r["op"]], PrunedOp)
+            for b in trainer.supernet.blocks_of(r["slot"])
+        )
+    live = {id(p) for p in trainer.supernet.parameters()}
+    for r in pruned:
+        for b in trainer.supernet.blocks_of(r["slot"]):
+            assert not list(b.candidates[r["op"]].parameters())
+    assert live  # the rest is still there
+
+
+def test_front_is_nondominated_and_priced_by_the_cost_model(finished) -> None:
+    trainer, front, run_dir = finished
+    data = json.loads((run_dir / "front.json").read_text())
+    rank1 = [p for p in data["paths"] if p["pareto_rank"] == 1]
+    pts = np.array([[p["accuracy"], p["cost"]] for p in rank1])
+    assert is_nondominated(pts, [True, False]).all()
+    # Costs are the cost model's, recomputed from scratch on a fresh supernet of the space.
+    fresh = Supernet(get_space(CFG.space, size=CFG.space_size))
+    table = price_supernet(fresh, get_cost_model("analytic", "energy"))
+    for p in data["paths"]:
+        assert p["cost"] == pytest.approx(table(p["path"]), rel=1e-9)
+        assert trainer.space.encode(p["path"]) == p["key"]
+    assert data["cost_unit"] == "mJ" and data["cost_device"] == "horowitz45-fp32"
+    labels = [s["label"] for s in data["selected"]]
+    assert labels[:1] == ["best-accuracy"] and "best-cost" in labels
+    assert (run_dir / "front.png").stat().st_size > 10_000
+    assert (run_dir / "alpha.png").stat().st_size > 10_000
+    # Only live ops in the final front: it is the pruned supernet's.
+    assert all(trainer._is_live(tuple(p["path"])) for p in data["paths"])
+
+
+class Crash(Exception):
+    pass
+
+
+def test_killed_run_resumes_to_the_same_front(finished, tmp_path, data) -> None:
+    _, front, _ = finished
+
+    class Crashing(Trainer):
+        def train_epoch(self, epoch):  # crash in the middle of the 3rd epoch
+            if epoch == 2:
+                self.supernet.alpha.data.fill_(123.0)  # damage that must not be saved
+                raise Crash
+            return super().train_epoch(epoch)
+
+    with pytest.raises(Crash):
+        Crashing(CFG, tmp_path, data=data).run()
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    assert state["epoch"] == 2
+    with pytest.raises(PRPError, match="--resume"):
+        Trainer(CFG, tmp_path, data=data).run()  # no silent overwrite
+    resumed = Trainer(CFG, tmp_path, data=data).run(resume=True)
+    assert [(m.path, m.accuracy, m.cost) for m in resumed] == [
+        (m.path, m.accuracy, m.cost) for m in front
+    ]
+    epochs = [
+        r["epoch"] for r in RunLog(tmp_path / "log.jsonl").records() if r.get("event") == "epoch"
+    ]
+    assert epochs == [0, 1, 2, 3]
+    with pytest.raises(PRPError, match="differs from the options"):
+        Trainer(replace(CFG, lr=0.5), tmp_path, data=data).run(resume=True)
+
+
+def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_epoch(tmp_path, data) -> None:
+    class Poisoned(Trainer):
+        def train_epoch(self, epoch):
+            if epoch == 1:
+                self.tensors.train_x[:] = float("nan")
+            return super().train_epoch(epoch)
+
+    with pytest.raises(TrainingError, match="the task loss became nan at epoch 2.*Lower --lr"):
+        Poisoned(CFG, tmp_path, data=data).run()
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    assert state["epoch"] == 1
+    assert all(torch.isfinite(v).all() for v in state["supernet"].values() if v.is_floating_point())
+    epochs = [r for r in RunLog(tmp_path / "log.jsonl").records() if r.get("event") == "epoch"]
+    assert [r["epoch"] for r in epochs] == [0]
+    # The run goes on from its last good epoch once the cause is gone.
+    assert Trainer(CFG, tmp_path, data=data).run(resume=True)
+
+
+def prp_train() -> str:
+    exe = shutil.which("prp-train") or str(Path(sys.executable).parent / "prp-train")
+    if not Path(exe).exists():
+        pytest.fail("prp-train is not installed; run `pip install -e .[train,dev]`")
+    return exe
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [prp_train(), "--preset", "tiny", *args], capture_output=True, text=True, timeout=600
+    )
+
+
+def test_cli_bad_input_gives_clear_errors_and_writes_nothing(tmp_path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    corrupt = tmp_path / "corrupt"
+    for cls in ("cat", "dog"):
+        (corrupt / cls).mkdir(parents=True)
+        (corrupt / cls / "0.jpg").write_bytes(b"not a jpeg")
+    cases = [
+        (["--data-dir", str(empty)], "no"),
+        (["--data-dir", str(corrupt)], "0.jpg"),
+        (["--data-dir", str(tmp_path / "missing")], "does not exist"),
+        (["--top-n", "50", "--samples", "8"], "--top-n (50) must be between 1 and --samples (8)"),
+    ]
+    for k, (args, message) in enumerate(cases):
+        out_dir = tmp_path / f"run{k}"
+        result = run_cli(*args, "--out", str(out_dir))
+        text = " ".join((result.stdout + result.stderr).split())
+        assert result.returncode == 2, text
+        assert message in text and "Traceback" not in text
+        assert not out_dir.exists()
+
+
+def test_cli_trains_and_writes_the_front(tmp_path) -> None:
+    result = run_cli(
+        "--out",
+        str(tmp_path / "r"),
+        "--epochs-fair",
+        "1",
+        "--epochs-pareto",
+        "1",
+        "--prune-after",
+        "1",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "best-accuracy" in result.stdout
+    data = json.loads((tmp_path / "r" / "front.json").read_text())
+    assert data["objective"] == "energy" and data["paths"]

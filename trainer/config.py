@@ -1,0 +1,153 @@
+"""Training configuration and presets."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+from .errors import PRPError
+
+# Cost model used when none is named, per (space, objective).
+DEFAULT_COST_MODELS: dict[tuple[str, str], str] = {
+    ("fbnet", "energy"): "hwnasbench",
+    ("fbnet", "latency"): "hwnasbench",
+    ("proxyless", "latency"): "proxyless-mobile",
+}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines a run; saved as `config.json` and checked on `--resume`."""
+
+    space: str = "nb201"
+    space_size: str = "real"
+    space_overrides: dict[str, Any] = field(default_factory=dict)
+    objective: str = "energy"
+    cost_model: str | None = None  # None: DEFAULT_COST_MODELS, else "analytic"
+    cost_device: str | None = None  # None: the cost model's default device
+    cost_lut: str | None = None  # file for the "lut" cost model
+    dataset: str = "default"
+    limit_per_class: int | None = None
+    val_fraction: float = 0.1
+    epochs_fair: int = 6  # N_f
+    epochs_pareto: int = 6  # N_p
+    samples: int = 24  # n: paths sampled per Pareto epoch, and kept at pruning
+    top_n: int = 8  # N of eq. 2
+    prune_after: int = 3  # prune after this many Pareto epochs (0: never)
+    final_samples: int = 64  # paths evaluated for the final front (all if fewer exist)
+    batch_size: int = 64
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    grad_clip: float = 5.0
+    alpha_lr: float = 0.05
+    alpha_steps: int = 5  # alpha updates per Pareto epoch, on that epoch's sampled paths
+    hinge_weight: float = 1.0
+    rank_temperature: float = 1.0
+    eval_images: int = 500  # held-out images per accuracy estimate
+    bn_batches: int = 4  # training batches for BN recalibration per path
+    augment: bool = True
+    truth_table: str | None = None  # NB201 CSV: target ranks from its accuracies, not estimates
+    truth_column: str = "cifar10_valid_acc"
+    seed: int = 0
+    compute_device: str = "cpu"
+
+    def resolved_cost_model(self) -> str:
+        if self.cost_model:
+            return self.cost_model
+        return DEFAULT_COST_MODELS.get((self.space, self.objective), "analytic")
+
+    def validate(self) -> TrainConfig:
+        if self.samples < 2:
+            raise PRPError(f"--samples must be at least 2 to rank paths, got {self.samples}")
+        if not 1 <= self.top_n <= self.samples:
+            raise PRPError(
+                f"--top-n ({self.top_n}) must be between 1 and --samples ({self.samples}): "
+                f"eq. 2 counts ops among the top-N of the n sampled paths"
+            )
+        if (
+            self.epochs_fair < 0
+            or self.epochs_pareto < 0
+            or self.epochs_fair + self.epochs_pareto == 0
+        ):
+            raise PRPError("give at least one epoch (--epochs-fair and/or --epochs-pareto)")
+        if self.prune_after > self.epochs_pareto:
+            raise PRPError(
+                f"--prune-after ({self.prune_after}) is beyond --epochs-pareto "
+                f"({self.epochs_pareto})"
+            )
+        if self.batch_size < 2:
+            raise PRPError(f"--batch-size must be at least 2 (BatchNorm), got {self.batch_size}")
+        return self
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise PRPError(
+                f"config has unknown keys {sorted(unknown)}; was it written by a newer version?"
+            )
+        return cls(**data)
+
+
+PRESETS: dict[str, TrainConfig] = {
+    # Finishes in minutes on 2 CPU cores on the embedded CIFAR-10 subset: NB201 cells at 8
+    # channels, one cell per stage, priced by the analytic energy model.
+    "default": TrainConfig(space_overrides={"channels": 8, "cells_per_stage": 1}),
+    # Seconds: for tests and smoke runs.
+    "tiny": TrainConfig(
+        space_size="tiny",
+        limit_per_class=30,
+        epochs_fair=2,
+        epochs_pareto=2,
+        samples=8,
+        top_n=3,
+        prune_after=1,
+        final_samples=16,
+        batch_size=32,
+        eval_images=100,
+        bn_batches=2,
+        alpha_steps=3,
+    ),
+    # The paper's Table 5 for NAS-Bench-201 (SGD, momentum 0.9), on a GPU. N (top_n), the
+    # pruning epoch and the alpha settings are not in the paper; these are ours.
+    "paper": TrainConfig(
+        epochs_fair=20,
+        epochs_pareto=50,
+        samples=50,
+        top_n=10,
+        prune_after=25,
+        final_samples=1000,
+        batch_size=128,
+        lr=0.01,
+        momentum=0.9,
+        eval_images=5000,
+        bn_batches=8,
+        compute_device="cuda",
+    ),
+}
+
+
+# Table 5 for the chain spaces (its DARTS and ProxylessNAS rows are equal).
+PAPER_CHAIN_SPACES: dict[str, Any] = {
+    "epochs_fair": 30,
+    "epochs_pareto": 150,
+    "samples": 100,
+    "prune_after": 75,
+    "batch_size": 256,
+    "lr": 0.025,
+}
+
+
+def preset(name: str, **overrides: Any) -> TrainConfig:
+    """A preset with `overrides` (None values ignored) applied on top."""
+    if name not in PRESETS:
+        raise PRPError(f"unknown preset {name!r}; presets are: {', '.join(PRESETS)}")
+    base = PRESETS[name]
+    if name == "paper" and overrides.get("space", "nb201") != "nb201":
+        base = replace(base, **PAPER_CHAIN_SPACES)
+    return replace(base, **{k: v for k, v in overrides.items() if v is not None})

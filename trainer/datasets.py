@@ -1,0 +1,798 @@
+"""Image data for the trainer: where images come from, how they split, and how they batch.
+
+Sources (`load_dataset(spec)`), all decoded once, up front, into 32x32 RGB uint8 arrays:
+
+- `"default"` or `None`: a CIFAR-10 subset shipped in the package (`data/cifar10_subset.npz`,
+  5,000 train + 1,000 test images, the original JPEG bytes), so training works with no download;
+- CIFAR-10's python format: a `cifar-10-batches-py` folder, or the folder that holds one;
+- a folder of class sub-folders: `root/train/<class>/*` + `root/test/<class>/*`, or `root/<class>/*`
+  (then the last sixth of each class, by file name, is the test split);
+- a `.tar`/`.tar.gz` of such a folder, read in one pass without extracting it;
+- an `.npz` written by `python -m prp.trainer.datasets make-default`.
+
+The validation split is always held out of the source's train images (stratified, seeded), so the
+test split is never used for search decisions. Batching (`to_tensor`, `batches`) is plain torch on
+whole tensors: the data sets this trainer uses fit in memory, and per-image Python loops would
+dominate a small supernet's step time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import os
+import pickle
+import sys
+import tarfile
+import tempfile
+import time
+import zipfile
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from importlib.resources.abc import Traversable
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .errors import PRPError
+
+IMAGE_SIZE = 32  # pixels, height and width; the CIFAR-sized search spaces are built for it
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".ppm", ".webp", ".tif", ".tiff")
+DEFAULT_NAME = "default"
+DEFAULT_RESOURCE = "data/cifar10_subset.npz"
+DEFAULT_SUBSET_PATH = Path(__file__).resolve().parent / DEFAULT_RESOURCE
+CIFAR10_BATCHES = "cifar-10-batches-py"
+TEST_SHARE = 6  # class-folder trees without a test split give 1/6 of each class to test
+
+SPEC_HELP = (
+    "give 'default' (the embedded CIFAR-10 subset), a cifar-10-batches-py folder, a folder of "
+    "class sub-folders (<class>/<image>, or train/<class>/<image> and test/<class>/<image>), a "
+    ".tar/.tar.gz of such a folder, or an .npz made by `python -m prp.trainer.datasets "
+    "make-default`"
+)
+
+
+class DatasetError(PRPError, ValueError):
+    """A data set that cannot be found, read or used as given."""
+
+
+@dataclass(frozen=True, eq=False)
+class ImageSet:
+    """One split: `images` uint8 [N, 32, 32, 3] (HWC, RGB), `labels` int64 [N] into `classes`.
+
+    `names` identify each image in its source (a file's relative path, or a CIFAR batch's file
+    name); `index` is its position in the source split it was read from (the source's train
+    listing for both train and val), so two splits overlap exactly when their indices do.
+    The arrays are read-only.
+    """
+
+    images: np.ndarray
+    labels: np.ndarray
+    classes: tuple[str, ...]
+    source: str
+    names: tuple[str, ...]
+    index: np.ndarray
+
+    def __post_init__(self) -> None:
+        n = len(self.labels)
+        if self.images.shape != (n, IMAGE_SIZE, IMAGE_SIZE, 3) or self.images.dtype != np.uint8:
+            raise ValueError(
+                f"images must be uint8 [{n}, {IMAGE_SIZE}, {IMAGE_SIZE}, 3], got "
+                f"{self.images.dtype} {list(self.images.shape)}"
+            )
+        if self.labels.dtype != np.int64 or len(self.names) != n or self.index.shape != (n,):
+            raise ValueError("labels (int64), names and index must have one entry per image")
+        if n and not 0 <= int(self.labels.min()) <= int(self.labels.max()) < len(self.classes):
+            raise ValueError(f"labels must lie in [0, {len(self.classes)})")
+        for array in (self.images, self.labels, self.index):
+            array.flags.writeable = False
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def class_counts(self) -> np.ndarray:
+        """Number of images of each class, in `classes` order."""
+        return np.bincount(self.labels, minlength=len(self.classes))
+
+
+@dataclass(frozen=True, eq=False)
+class DataSplits:
+    """Train, validation and test splits, with per-channel statistics of the train split.
+
+    `mean` and `std` are per RGB channel on the [0, 1] scale (population std over all pixels).
+    """
+
+    train: ImageSet
+    val: ImageSet
+    test: ImageSet
+    classes: tuple[str, ...]
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    source: str
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+
+# ---------------------------------------------------------------------------------------------
+# Listing: what a source holds, before anything is decoded
+
+
+@dataclass(frozen=True)
+class _Listing:
+    """One split of a source, listed in a fixed order; `read` decodes the images at positions."""
+
+    names: list[str]
+    labels: np.ndarray
+    read: Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class _Source:
+    origin: str
+    classes: tuple[str, ...]
+    train: _Listing
+    test: _Listing | None  # None: the source has no test split; carve one off the train listing
+
+
+def _decode(blobs: Sequence[bytes], names: Sequence[str], where: str) -> np.ndarray:
+    """Decodes encoded images into uint8 [N, 32, 32, 3]; names the first file that fails."""
+    from PIL import Image
+
+    out = np.empty((len(blobs), IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.uint8)
+    for i, (blob, name) in enumerate(zip(blobs, names, strict=True)):
+        try:
+            with Image.open(io.BytesIO(blob)) as image:
+                size = image.size  # from the header: a wrong size is caught before decoding
+                if size == (IMAGE_SIZE, IMAGE_SIZE):
+                    out[i] = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+            raise DatasetError(
+                f"cannot decode image {where}/{name} ({e}); replace or remove that file"
+            ) from None
+        if size != (IMAGE_SIZE, IMAGE_SIZE):
+            raise DatasetError(
+                f"image {where}/{name} is {size[0]}x{size[1]} pixels but every image must be "
+                f"{IMAGE_SIZE}x{IMAGE_SIZE}; resize the data set to {IMAGE_SIZE}x{IMAGE_SIZE} "
+                f"(or remove that file)"
+            )
+    return out
+
+
+def _is_hidden(part: str) -> bool:
+    return part.startswith(".") or part == "__MACOSX"
+
+
+def _image_paths(paths: Sequence[str]) -> list[PurePosixPath]:
+    """The image files among relative paths, skipping hidden files and folders."""
+    found = []
+    for path in paths:
+        p = PurePosixPath(path)
+        parts = [q for q in p.parts if q not in ("", ".")]
+        if not parts or any(_is_hidden(q) for q in parts):
+            continue
+        if p.suffix.lower() in IMAGE_SUFFIXES:
+            found.append(PurePosixPath(*parts))
+    return found
+
+
+def _arrange(
+    paths: Sequence[str], where: str
+) -> tuple[tuple[str, ...], list[tuple[str, int]], list[tuple[str, int]] | None]:
+    """Finds the layout of a tree of images: its classes and (name, label) of train and test,
+    each sorted by class then file name. A folder wrapping the whole tree is looked through."""
+    images = _image_paths(paths)
+    if not images:
+        raise DatasetError(
+            f"no images in {where} (looked for {', '.join(IMAGE_SUFFIXES)} files in class "
+            f"sub-folders); {SPEC_HELP}"
+        )
+    skip = 0  # leading folders that wrap the whole tree, e.g. cifar10/train/cat/0.jpg
+    while all(len(p.parts) >= skip + 3 for p in images):
+        heads = {p.parts[skip] for p in images}
+        if len(heads) != 1 or heads & {"train", "test"}:
+            break
+        skip += 1
+    rel = {p: p.parts[skip:] for p in images}
+
+    split_layout = any(len(r) == 3 and r[0] in ("train", "test") for r in rel.values())
+    groups: dict[str, dict[str, list[str]]] = {}  # split -> class -> names
+    for p, r in rel.items():
+        if split_layout:
+            if len(r) != 3 or r[0] not in ("train", "test"):
+                raise DatasetError(
+                    f"{where}/{p} is out of place: beside train/ and test/ folders every image "
+                    f"must be at train/<class>/<image> or test/<class>/<image>; move or remove it"
+                )
+            split, label = r[0], r[1]
+        else:
+            if len(r) == 1 and all(len(q) == 1 for q in rel.values()):
+                raise DatasetError(
+                    f"{where} has images but no class sub-folders (e.g. {p}); put each class's "
+                    f"images in a sub-folder named after the class: <class>/<image>"
+                )
+            if len(r) == 1:
+                raise DatasetError(
+                    f"image {where}/{p} lies outside any class sub-folder; move it into the "
+                    f"folder of its class, or remove it"
+                )
+            if len(r) != 2:
+                raise DatasetError(
+                    f"{where}/{p} is nested too deep; images must be at <class>/<image> or "
+                    f"train/<class>/<image> and test/<class>/<image>"
+                )
+            split, label = "train", r[0]
+        groups.setdefault(split, {}).setdefault(label, []).append(str(p))
+
+    if split_layout and set(groups) != {"train", "test"}:
+        missing = ({"train", "test"} - set(groups)).pop()
+        raise DatasetError(
+            f"{where} has {', '.join(sorted(groups))}/ but no images in {missing}/<class>/; add "
+            f"the {missing} split, or put the class folders directly in {where} to have the test "
+            f"split carved off"
+        )
+    classes = tuple(sorted(groups["train"]))
+    if "test" in groups and set(groups["test"]) != set(classes):
+        only_train = sorted(set(classes) - set(groups["test"])) or ["none"]
+        only_test = sorted(set(groups["test"]) - set(classes)) or ["none"]
+        raise DatasetError(
+            f"train and test class folders differ in {where}: only in train: "
+            f"{', '.join(only_train)}; only in test: {', '.join(only_test)}; give both splits the "
+            f"same class sub-folders"
+        )
+    if len(classes) < 2:
+        raise DatasetError(
+            f"{where} has a single class folder ({classes[0]}); a classifier needs at least two "
+            f"class sub-folders"
+        )
+
+    def listing(split: str) -> list[tuple[str, int]]:
+        by_class = groups[split]
+        return [(n, k) for k, c in enumerate(classes) for n in sorted(by_class[c])]
+
+    return classes, listing("train"), (listing("test") if "test" in groups else None)
+
+
+def _tree_source(
+    origin: str, paths: Sequence[str], fetch: Callable[[str], bytes], where: str
+) -> _Source:
+    classes, train, test = _arrange(paths, where)
+
+    def make(items: list[tuple[str, int]]) -> _Listing:
+        names = [n for n, _ in items]
+
+        def read(positions: np.ndarray) -> np.ndarray:
+            chosen = [names[i] for i in positions]
+            return _decode([fetch(n) for n in chosen], chosen, where)
+
+        return _Listing(names, np.array([k for _, k in items], dtype=np.int64), read)
+
+    return _Source(origin, classes, make(train), make(test) if test is not None else None)
+
+
+def _folder_source(root: Path) -> _Source:
+    paths: list[str] = []
+
+    def walk(folder: Path, prefix: str, depth: int) -> None:
+        # Bounded depth: the deepest layout is wrapper/train/<class>/<image>.
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as e:
+            raise DatasetError(f"cannot list folder {folder}: {e}") from None
+        for entry in entries:
+            if _is_hidden(entry.name):
+                continue
+            if entry.is_dir():
+                if depth < 4:
+                    walk(Path(entry.path), f"{prefix}{entry.name}/", depth + 1)
+            elif entry.is_file():
+                paths.append(prefix + entry.name)
+
+    walk(root, "", 1)
+
+    def fetch(name: str) -> bytes:
+        try:
+            return (root / name).read_bytes()
+        except OSError as e:
+            raise DatasetError(f"cannot read image {root}/{name}: {e}") from None
+
+    return _tree_source(str(root), paths, fetch, str(root))
+
+
+def _read_tar(path: Path) -> dict[str, bytes]:
+    """Every image file's bytes, by member name, in one streaming pass (no extraction)."""
+    blobs: dict[str, bytes] = {}
+    try:
+        with tarfile.open(path, mode="r|*") as archive:
+            for member in archive:
+                if member.isfile() and PurePosixPath(member.name).suffix.lower() in IMAGE_SUFFIXES:
+                    f = archive.extractfile(member)
+                    if f is not None:
+                        blobs[member.name] = f.read()
+    except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
+        raise DatasetError(
+            f"cannot read archive {path} ({e}); check it is a whole .tar or .tar.gz file"
+        ) from None
+    return blobs
+
+
+def _tar_source(path: Path) -> _Source:
+    raw = _read_tar(path)
+    # Member names may carry a leading './'; _arrange works on the normalised form.
+    normal = {str(PurePosixPath(*[q for q in PurePosixPath(n).parts if q != "."])): n for n in raw}
+    return _tree_source(str(path), list(normal), lambda n: raw[normal[n]], str(path))
+
+
+_NPZ_KEYS = ("jpeg", "offsets", "labels", "split", "names", "classes")
+
+
+def _npz_source(path: Path | None) -> _Source:
+    """The embedded subset (path None) or another file written by `build_default_subset`."""
+    ref: Traversable
+    if path is None:
+        origin = f"prp.trainer/{DEFAULT_RESOURCE}"
+        ref = resources.files("prp.trainer").joinpath(DEFAULT_RESOURCE)
+        if not ref.is_file():
+            raise DatasetError(
+                f"the embedded data set {origin} is missing from this installation; reinstall "
+                f"prp-nas, or rebuild it with `python -m prp.trainer.datasets make-default --tar "
+                f"cifar10_jpg.tar.gz`"
+            )
+    else:
+        origin, ref = str(path), path
+    try:
+        with ref.open("rb") as f:
+            npz = np.load(f, allow_pickle=False)
+            if not isinstance(npz, np.lib.npyio.NpzFile):
+                raise DatasetError(f"{origin} is a single .npy array, not a data set file")
+            with npz:
+                missing = [k for k in _NPZ_KEYS if k not in npz.files]
+                if missing:
+                    raise DatasetError(
+                        f"{origin} is not a data set file made by `make-default` (it lacks "
+                        f"{', '.join(missing)}); {SPEC_HELP}"
+                    )
+                arrays = {k: npz[k] for k in _NPZ_KEYS}
+    except (OSError, ValueError, zlib.error, zipfile.BadZipFile) as e:
+        if isinstance(e, DatasetError):
+            raise
+        raise DatasetError(f"cannot read data set file {origin} ({e}); rebuild it") from None
+
+    jpeg, offsets = arrays["jpeg"], arrays["offsets"].astype(np.int64)
+    names = [str(n) for n in arrays["names"]]
+    labels = arrays["labels"].astype(np.int64)
+
+    def make(in_split: np.ndarray) -> _Listing:
+        rows = np.flatnonzero(in_split)
+        split_names = [names[r] for r in rows]
+
+        def read(positions: np.ndarray) -> np.ndarray:
+            chosen = rows[positions]
+            blobs = [jpeg[offsets[r] : offsets[r + 1]].tobytes() for r in chosen]
+            return _decode(blobs, [names[r] for r in chosen], origin)
+
+        return _Listing(split_names, labels[rows], read)
+
+    classes = tuple(str(c) for c in arrays["classes"])
+    return _Source(origin, classes, make(arrays["split"] == 0), make(arrays["split"] == 1))
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Admits numpy arrays and plain containers only: a CIFAR batch needs no more, and a pickle
+    from elsewhere could otherwise run arbitrary code while loading."""
+
+    ALLOWED = {
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy.core.numeric", "_frombuffer"),
+        ("numpy._core.numeric", "_frombuffer"),
+        ("_codecs", "encode"),
+    }
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a data file")
+        return super().find_class(module, name)
+
+
+def _unpickle(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            # encoding="bytes": the official batches were pickled by Python 2.
+            loaded = _ArrayUnpickler(f, encoding="bytes").load()
+    except FileNotFoundError:
+        raise DatasetError(
+            f"{path.parent} looks like CIFAR-10's python format but lacks {path.name}; "
+            f"extract the whole cifar-10-python.tar.gz again"
+        ) from None
+    except Exception as e:  # a damaged pickle can fail in many ways; all mean the same here
+        raise DatasetError(
+            f"cannot read CIFAR-10 batch {path} ({type(e).__name__}: {e}); extract the whole "
+            f"cifar-10-python.tar.gz again"
+        ) from None
+    if not isinstance(loaded, dict):
+        raise DatasetError(f"{path} holds a {type(loaded).__name__}, not a CIFAR-10 batch dict")
+    return {k.decode() if isinstance(k, bytes) else str(k): v for k, v in loaded.items()}
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _cifar_batch(path: Path, num_classes: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    batch = _unpickle(path)
+    if "data" not in batch or "labels" not in batch:
+        hint = " (CIFAR-100 is not supported)" if "fine_labels" in batch else ""
+        raise DatasetError(
+            f"{path} is not a CIFAR-10 batch{hint}: it lacks 'data' or 'labels'; keys are "
+            f"{', '.join(sorted(batch))}"
+        )
+    data = np.asarray(batch["data"])
+    labels = np.asarray(batch["labels"], dtype=np.int64)
+    n = len(labels)
+    if data.dtype != np.uint8 or data.shape != (n, 3 * IMAGE_SIZE * IMAGE_SIZE):
+        raise DatasetError(
+            f"{path}: 'data' is {data.dtype} {list(data.shape)} but CIFAR-10 batches hold uint8 "
+            f"[{n}, {3 * IMAGE_SIZE * IMAGE_SIZE}] (one 32x32 RGB image per row, channels first)"
+        )
+    if n and not 0 <= labels.min() <= labels.max() < num_classes:
+        raise DatasetError(f"{path}: labels outside [0, {num_classes}) of batches.meta")
+    images = data.reshape(n, 3, IMAGE_SIZE, IMAGE_SIZE).transpose(0, 2, 3, 1)
+    names = [_text(x) for x in batch.get("filenames", [])]
+    if len(names) != n:
+        names = [f"{path.name}[{i}]" for i in range(n)]
+    return np.ascontiguousarray(images), labels, names
+
+
+def _cifar_source(folder: Path) -> _Source:
+    meta = _unpickle(folder / "batches.meta")
+    classes = tuple(_text(c) for c in meta.get("label_names", []))
+    if len(classes) < 2:
+        raise DatasetError(f"{folder}/batches.meta lists no 'label_names'; extract it again")
+
+    def make(files: list[str]) -> _Listing:
+        parts = [_cifar_batch(folder / f, len(classes)) for f in files]
+        images = np.concatenate([p[0] for p in parts])
+        return _Listing(
+            [n for p in parts for n in p[2]],
+            np.concatenate([p[1] for p in parts]),
+            lambda positions: images[positions],
+        )
+
+    train = make([f"data_batch_{i}" for i in range(1, 6)])
+    return _Source(str(folder), classes, train, make(["test_batch"]))
+
+
+def _resolve(spec: str | Path | None) -> _Source:
+    if spec is None or (isinstance(spec, str) and spec == DEFAULT_NAME):
+        return _npz_source(None)
+    path = Path(spec).expanduser()
+    if not path.exists():
+        text = str(spec)
+        if isinstance(spec, str) and "/" not in text and os.sep not in text and not path.suffix:
+            raise DatasetError(
+                f"unknown data set {text!r} (no file or folder of that name exists either); "
+                f"{SPEC_HELP}"
+            )
+        raise DatasetError(f"data set path {path} does not exist; {SPEC_HELP}")
+    if path.is_dir():
+        if (path / "batches.meta").is_file():
+            return _cifar_source(path)
+        if (path / CIFAR10_BATCHES / "batches.meta").is_file():
+            return _cifar_source(path / CIFAR10_BATCHES)
+        return _folder_source(path)
+    if path.suffix.lower() == ".npz":
+        return _npz_source(path)
+    if tarfile.is_tarfile(path):
+        return _tar_source(path)
+    raise DatasetError(f"{path} is a file but neither a tar archive nor an .npz; {SPEC_HELP}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Splitting
+
+
+def _first_per_class(labels: np.ndarray, limit: int | None) -> np.ndarray:
+    """Positions of the first `limit` images of each class (all when None), in listing order."""
+    if limit is None:
+        return np.arange(len(labels))
+    keep = [np.flatnonzero(labels == k)[:limit] for k in np.unique(labels)]
+    return np.sort(np.concatenate(keep)) if keep else np.arange(0)
+
+
+def _hold_out(
+    labels: np.ndarray, fraction: float, pick: Callable[[np.ndarray, int], np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Splits positions per class: `pick(positions, n)` chooses n to hold out, where n is the
+    rounded fraction of the class, at least one when the class has two or more images."""
+    held = []
+    for k in np.unique(labels):
+        positions = np.flatnonzero(labels == k)
+        n = round(len(positions) * fraction)
+        if fraction > 0 and len(positions) >= 2:
+            n = min(max(n, 1), len(positions) - 1)
+        if n:
+            held.append(pick(positions, n))
+    out = np.sort(np.concatenate(held)) if held else np.arange(0)
+    return np.setdiff1d(np.arange(len(labels)), out), out
+
+
+def channel_stats(images: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and population std of uint8 HWC images, on the [0, 1] scale."""
+    if len(images) == 0:
+        raise DatasetError("cannot compute channel statistics of an empty split")
+    total = np.zeros(3, dtype=np.int64)
+    squares = np.zeros(3, dtype=np.int64)
+    for start in range(0, len(images), 4096):  # chunks: an int64 copy of all CIFAR is 1.2 GB
+        chunk = images[start : start + 4096].reshape(-1, 3).astype(np.int64)
+        total += chunk.sum(axis=0)
+        squares += (chunk * chunk).sum(axis=0)
+    count = images.shape[0] * images.shape[1] * images.shape[2]
+    mean = total / count
+    std = np.sqrt(np.maximum(squares / count - mean * mean, 0.0))
+    return tuple(float(m) for m in mean / 255.0), tuple(float(s) for s in std / 255.0)
+
+
+def load_dataset(
+    spec: str | Path | None = None,
+    *,
+    val_fraction: float = 0.1,
+    seed: int = 0,
+    limit_per_class: int | None = None,
+) -> DataSplits:
+    """Reads a data set (see the module docstring for `spec`) into train/val/test splits.
+
+    `val_fraction` of each class of the source's train images is held out as the validation
+    split, chosen by `seed`. `limit_per_class` reads at most that many images of each class from
+    each of the source's splits (the first by file name or batch order), before the validation
+    split is held out, so every split holds at most that many per class: for quick runs and tests.
+    """
+    if not 0.0 <= val_fraction < 1.0:
+        raise DatasetError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    if limit_per_class is not None and limit_per_class < 1:
+        raise DatasetError(f"limit_per_class must be at least 1 (or None), got {limit_per_class}")
+    source = _resolve(spec)
+    classes = source.classes
+
+    chosen = _first_per_class(source.train.labels, limit_per_class)
+    if source.test is None:
+        # The last sixth of each class by file name: deterministic, and the same files whatever
+        # the seed, so test scores stay comparable across runs.
+        rest, test_pos = _hold_out(
+            source.train.labels[chosen], 1.0 / TEST_SHARE, lambda p, n: p[len(p) - n :]
+        )
+        test_listing, test_rows = source.train, chosen[test_pos]
+        chosen = chosen[rest]
+    else:
+        test_listing = source.test
+        test_rows = _first_per_class(source.test.labels, limit_per_class)
+
+    rng = np.random.default_rng(seed)
+    train_pos, val_pos = _hold_out(
+        source.train.labels[chosen], val_fraction, lambda p, n: np.sort(rng.permutation(p)[:n])
+    )
+    train_images = source.train.read(chosen)
+
+    def image_set(listing: _Listing, rows: np.ndarray, images: np.ndarray, split: str) -> ImageSet:
+        return ImageSet(
+            images=images,
+            labels=listing.labels[rows].copy(),
+            classes=classes,
+            source=f"{source.origin} [{split}]",
+            names=tuple(listing.names[r] for r in rows),
+            index=rows.astype(np.int64),
+        )
+
+    train = image_set(source.train, chosen[train_pos], train_images[train_pos], "train")
+    val = image_set(source.train, chosen[val_pos], train_images[val_pos], "val")
+    test = image_set(test_listing, test_rows, test_listing.read(test_rows), "test")
+    mean, std = channel_stats(train.images)
+    return DataSplits(
+        train=train,
+        val=val,
+        test=test,
+        classes=classes,
+        mean=(mean[0], mean[1], mean[2]),
+        std=(std[0], std[1], std[2]),
+        source=source.origin,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The embedded default subset
+
+
+def build_default_subset(
+    tar_path: str | Path,
+    out_path: str | Path,
+    train_per_class: int = 500,
+    test_per_class: int = 100,
+) -> Path:
+    """Writes the default data set file from a .tar.gz of train/<class>/ and test/<class>/ JPEGs.
+
+    Takes the first `train_per_class` and `test_per_class` images of each class by file name and
+    stores their original bytes (no re-encoding) with labels, split (0 train, 1 test), names and
+    classes in one compressed .npz. Every image is decoded once as a check. The file is written to
+    a temporary name and renamed into place, so a failure leaves no partial file.
+    """
+    tar_path, out_path = Path(tar_path), Path(out_path)
+    if not tar_path.is_file():
+        raise DatasetError(f"archive {tar_path} does not exist; give the CIFAR-10 JPEG .tar.gz")
+    raw = _read_tar(tar_path)
+    classes, train, test = _arrange(list(raw), str(tar_path))
+    if test is None:
+        raise DatasetError(f"{tar_path} has no test/<class>/ folders; the default set needs both")
+
+    rows: list[tuple[str, int, int]] = []  # (name, label, split)
+    for split, items, per_class in ((0, train, train_per_class), (1, test, test_per_class)):
+        labels = np.array([k for _, k in items], dtype=np.int64)
+        for k, c in enumerate(classes):
+            have = int((labels == k).sum())
+            if have < per_class:
+                raise DatasetError(
+                    f"{tar_path}: class {c} has {have} {('train', 'test')[split]} images, fewer "
+                    f"than the {per_class} asked for"
+                )
+        for p in _first_per_class(labels, per_class):
+            rows.append((items[p][0], int(labels[p]), split))
+
+    names = [n for n, _, _ in rows]
+    blobs = [raw[n] for n in names]
+    _decode(blobs, names, str(tar_path))
+    lengths = np.array([len(b) for b in blobs], dtype=np.int64)
+    digest = hashlib.sha256(tar_path.read_bytes()).hexdigest()
+    arrays: dict[str, Any] = {
+        "jpeg": np.frombuffer(b"".join(blobs), dtype=np.uint8),
+        "offsets": np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+        "labels": np.array([k for _, k, _ in rows], dtype=np.int64),
+        "split": np.array([s for _, _, s in rows], dtype=np.uint8),
+        "names": np.array(names),
+        "classes": np.array(classes),
+        "provenance": np.array(
+            f"first {train_per_class} train and {test_per_class} test images per class, by file "
+            f"name, of {tar_path.name} (sha256 {digest}); original JPEG bytes"
+        ),
+    }
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez_compressed(f, **arrays)
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the data from other users
+        os.replace(tmp, out_path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return out_path
+
+
+# ---------------------------------------------------------------------------------------------
+# Tensors and batches
+
+
+def to_tensor(images: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> Tensor:
+    """uint8 [N, H, W, 3] images -> float32 [N, 3, H, W], scaled to [0, 1] and normalised per
+    channel with `mean` and `std` (on the [0, 1] scale, as `DataSplits` gives them)."""
+    if images.ndim != 4 or images.shape[3] != 3 or images.dtype != np.uint8:
+        raise DatasetError(
+            f"to_tensor takes uint8 [N, H, W, 3] images, got {images.dtype} {list(images.shape)}"
+        )
+    if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
+        raise DatasetError(f"mean and std need 3 values with std > 0, got {mean} and {std}")
+    x = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2), dtype=np.float32))
+    m = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
+    s = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
+    return x.div_(255.0).sub_(m).div_(s)
+
+
+def _random_device(x: Tensor, generator: torch.Generator | None) -> torch.device:
+    return generator.device if generator is not None else x.device
+
+
+def augment_batch(x: Tensor, generator: torch.Generator | None = None, padding: int = 4) -> Tensor:
+    """Standard CIFAR augmentation on a whole [B, C, H, W] batch: a random HxW crop of the image
+    padded by `padding` zeros on every side (zero is the mean colour once normalised), then a
+    horizontal flip with probability 1/2; one gather, no per-image loop."""
+    b, _, h, w = x.shape
+    device = _random_device(x, generator)
+    dy = torch.randint(0, 2 * padding + 1, (b,), generator=generator, device=device).to(x.device)
+    dx = torch.randint(0, 2 * padding + 1, (b,), generator=generator, device=device).to(x.device)
+    flip = (torch.rand(b, generator=generator, device=device) < 0.5).to(x.device)
+    across = torch.arange(w, device=x.device)
+    rows = dy[:, None] + torch.arange(h, device=x.device)  # [B, H]
+    cols = dx[:, None] + torch.where(flip[:, None], across.flip(0), across)  # [B, W]
+    padded = F.pad(x, (padding, padding, padding, padding))
+    batch = torch.arange(b, device=x.device)[:, None, None]
+    # Advanced indices around a slice put the indexed dims first: [B, H, W, C].
+    return padded[batch, :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2).contiguous()
+
+
+def batches(
+    x: Tensor,
+    y: Tensor,
+    batch_size: int,
+    *,
+    shuffle: bool,
+    augment: bool,
+    generator: torch.Generator | None = None,
+    drop_last: bool = False,
+) -> Iterator[tuple[Tensor, Tensor]]:
+    """Yields (x, y) batches of `batch_size` (the last one smaller unless `drop_last`), in a
+    random order drawn from `generator` when `shuffle`, augmented with `augment_batch` when
+    `augment`. Without either, the batches are exact slices of `x` and `y`."""
+    n = x.shape[0]
+    if y.shape[0] != n:
+        raise DatasetError(f"x has {n} images but y has {y.shape[0]} labels")
+    if batch_size < 1:
+        raise DatasetError(f"batch_size must be at least 1, got {batch_size}")
+    order = None
+    if shuffle:
+        order = torch.randperm(n, generator=generator, device=_random_device(x, generator))
+        order = order.to(x.device)
+    for start in range(0, n, batch_size):
+        stop = min(start + batch_size, n)
+        if drop_last and stop - start < batch_size:
+            break
+        if order is None:
+            xb, yb = x[start:stop], y[start:stop]
+        else:
+            idx = order[start:stop]
+            xb, yb = x[idx], y[idx.to(y.device)]
+        if augment:
+            xb = augment_batch(xb, generator)
+        yield xb, yb
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line: python -m prp.trainer.datasets {make-default, show}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m prp.trainer.datasets", description="Build or inspect data sets."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    make = commands.add_parser("make-default", help="write the embedded CIFAR-10 subset")
+    make.add_argument("--tar", required=True, type=Path, help="CIFAR-10 JPEG .tar.gz")
+    make.add_argument("--out", type=Path, default=DEFAULT_SUBSET_PATH, help="the .npz to write")
+    make.add_argument("--train-per-class", type=int, default=500)
+    make.add_argument("--test-per-class", type=int, default=100)
+    show = commands.add_parser("show", help="load a data set and print its splits")
+    show.add_argument("spec", nargs="?", default=DEFAULT_NAME)
+    show.add_argument("--limit-per-class", type=int, default=None)
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "make-default":
+            out = build_default_subset(
+                args.tar, args.out, args.train_per_class, args.test_per_class
+            )
+            print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB)")
+        else:
+            start = time.perf_counter()
+            splits = load_dataset(args.spec, limit_per_class=args.limit_per_class)
+            seconds = time.perf_counter() - start
+            print(f"{splits.source}: {len(splits.classes)} classes, loaded in {seconds:.2f} s")
+            for s in (splits.train, splits.val, splits.test):
+                print(f"  {s.source}: {len(s)} images")
+            print(f"  mean {tuple(round(v, 4) for v in splits.mean)}")
+            print(f"  std  {tuple(round(v, 4) for v in splits.std)}")
+    except PRPError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

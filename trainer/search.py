@@ -1,0 +1,90 @@
+"""Search result: the Pareto front of evaluated paths and the named picks along it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .pareto import greedy_hypervolume_subset, hypervolume, pareto_ranks
+from .pruning import MAXIMIZE, reference_point
+from .spaces import Path, SearchSpace
+
+
+@dataclass(frozen=True)
+class PathMetrics:
+    """One evaluated path: what it is, how accurate, how costly."""
+
+    path: Path
+    ops: tuple[str, ...]
+    key: str  # the space's encoding (NB201 arch_str for nb201)
+    accuracy: float  # estimated top-1 %, shared weights, BN recalibrated, held-out split
+    cost: float
+    pareto_rank: int
+
+    def to_json(self) -> dict[str, object]:
+        d = asdict(self)
+        d["path"] = list(self.path)
+        d["ops"] = list(self.ops)
+        return d
+
+
+def knee_index(points: np.ndarray) -> int:
+    """The front point farthest from the line joining its two extremes (objectives normalised).
+
+    `points` are (accuracy, cost) of non-dominated paths. This is the "optimal" pick: the best
+    trade-off where accuracy stops being cheap to buy.
+    """
+    pts = np.asarray(points, dtype=float)
+    if len(pts) <= 2:
+        return int(np.argmax(pts[:, 0]))
+    lo, hi = pts.min(axis=0), pts.max(axis=0)
+    norm = (pts - lo) / np.where(hi > lo, hi - lo, 1.0)
+    norm[:, 1] = 1.0 - norm[:, 1]  # both objectives "higher is better" in [0, 1]
+    a, b = norm[np.argmax(pts[:, 0])], norm[np.argmin(pts[:, 1])]
+    direction = (b - a) / (np.linalg.norm(b - a) or 1.0)
+    rel = norm - a
+    dist = np.abs(rel[:, 0] * direction[1] - rel[:, 1] * direction[0])
+    return int(np.argmax(dist))
+
+
+def build_front(
+    space: SearchSpace, paths: Sequence[Path], accuracy: np.ndarray, cost: np.ndarray
+) -> list[PathMetrics]:
+    """Every evaluated path with its Pareto rank, sorted by rank then accuracy (descending)."""
+    pts = np.column_stack([accuracy, cost])
+    ranks = pareto_ranks(pts, MAXIMIZE)
+    items = [
+        PathMetrics(tuple(p), space.op_names(p), space.encode(p), float(a), float(c), int(r))
+        for p, a, c, r in zip(paths, accuracy, cost, ranks, strict=True)
+    ]
+    return sorted(items, key=lambda m: (m.pareto_rank, -m.accuracy, m.cost))
+
+
+def select_along_front(front: Sequence[PathMetrics], s: int) -> list[tuple[str, PathMetrics]]:
+    """Up to `s` rank-1 paths: best accuracy, best cost, the knee, then by hypervolume gain."""
+    rank1 = [m for m in front if m.pareto_rank == 1]
+    if not rank1:
+        return []
+    pts = np.array([[m.accuracy, m.cost] for m in rank1])
+    picks: list[tuple[str, int]] = []
+    for label, idx in (
+        ("best-accuracy", int(np.argmax(pts[:, 0]))),
+        ("best-cost", int(np.argmin(pts[:, 1]))),
+        ("optimal", knee_index(pts)),
+    ):
+        if idx not in [i for _, i in picks]:
+            picks.append((label, idx))
+    ref = reference_point(pts)
+    for idx in greedy_hypervolume_subset(pts, len(pts), ref, MAXIMIZE):
+        if len(picks) >= s:
+            break
+        if idx not in [i for _, i in picks]:
+            picks.append(("hv", idx))
+    return [(label, rank1[i]) for label, i in picks[:s]]
+
+
+def front_hypervolume(front: Sequence[PathMetrics], ref: Sequence[float] | np.ndarray) -> float:
+    pts = np.array([[m.accuracy, m.cost] for m in front if m.pareto_rank == 1])
+    return hypervolume(pts, ref, MAXIMIZE) if len(pts) else 0.0

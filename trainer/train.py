@@ -1,0 +1,448 @@
+"""Pareto rank-preserving supernet training (paper Algorithm 1), resumable, one epoch at a time.
+
+Stage 1, strict fairness (FairNAS): each step trains m paths that together use every op of every
+slot once, accumulating their gradients, then updates W once.
+Stage 2, Pareto-rank training: each batch trains W on the highest-alpha path; each epoch samples
+n paths, estimates their accuracy (shared weights, BN recalibrated), prices them, Pareto-ranks
+them and updates alpha with the listwise ranking loss plus the hinge loss of eq. 2.
+Stage 3, pruning: after `prune_after` Pareto epochs, ops unused by the n best paths go.
+Result: the front of the pruned supernet.
+
+Every epoch draws its randomness from generators seeded by (seed, epoch), so a run resumed from
+the checkpoint of epoch k does exactly what the uninterrupted run did from epoch k + 1.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from .benchmarks import NB201Table
+from .config import TrainConfig
+from .costs import get_cost_model, price_supernet
+from .datasets import DataSplits, batches, load_dataset, to_tensor
+from .errors import PRPError
+from .losses import hinge_loss, listwise_ranking_loss
+from .pareto import pareto_ranks
+from .profiling import PathTable
+from .pruning import MAXIMIZE, prune_by_pareto
+from .runs import CHECKPOINT, CONFIG, LOG, RunLog, atomic_path, read_json, write_json
+from .search import PathMetrics, build_front
+from .spaces import Path as ArchPath
+from .spaces import get_space
+from .supernet import Supernet
+
+CHECKPOINT_VERSION = 1
+
+
+class TrainingError(PRPError):
+    """Training cannot go on (a NaN loss, say); the run directory keeps its last good epoch."""
+
+
+@dataclass
+class Tensors:
+    train_x: Tensor
+    train_y: Tensor
+    val_x: Tensor
+    val_y: Tensor
+
+
+Progress = Callable[[str, int, int], None]  # (task, done, total)
+
+
+class Trainer:
+    """Owns one run directory. `run()` trains from the last checkpoint to the end."""
+
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        run_dir: Path,
+        data: DataSplits | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        self.cfg = cfg.validate()
+        self.run_dir = Path(run_dir)
+        self.progress = progress or (lambda task, done, total: None)
+        self.device = torch.device(cfg.compute_device)
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise PRPError("--compute-device cuda was asked for but no CUDA GPU is available")
+        torch.manual_seed(cfg.seed)
+        self.space = get_space(cfg.space, size=cfg.space_size, **cfg.space_overrides)
+        self.supernet = Supernet(self.space).to(self.device)
+        self.data = (
+            data
+            if data is not None
+            else load_dataset(
+                cfg.dataset,
+                val_fraction=cfg.val_fraction,
+                seed=cfg.seed,
+                limit_per_class=cfg.limit_per_class,
+            )
+        )
+        if self.data.num_classes != self.space.num_classes:
+            self.space = get_space(
+                cfg.space,
+                size=cfg.space_size,
+                **{**cfg.space_overrides, "num_classes": self.data.num_classes},
+            )
+            torch.manual_seed(cfg.seed)
+            self.supernet = Supernet(self.space).to(self.device)
+        self.tensors = Tensors(
+            to_tensor(self.data.train.images, self.data.mean, self.data.std).to(self.device),
+            torch.tensor(self.data.train.labels).to(self.device),
+            to_tensor(self.data.val.images, self.data.mean, self.data.std).to(self.device),
+            torch.tensor(self.data.val.labels).to(self.device),
+        )
+        if tuple(self.tensors.train_x.shape[1:]) != self.space.input_shape:
+            raise PRPError(
+                f"images are {tuple(self.tensors.train_x.shape[1:])} but search space "
+                f"{self.space.name!r} expects {self.space.input_shape}; resize the data or "
+                f"build the space with input_size={self.tensors.train_x.shape[-1]}"
+            )
+        self.cost_model = get_cost_model(
+            cfg.resolved_cost_model(),
+            cfg.objective,
+            cfg.cost_device,
+            **({"path": cfg.cost_lut} if cfg.cost_lut else {}),
+        )
+        self.cost: PathTable = price_supernet(self.supernet, self.cost_model)
+        self.truth = NB201Table.load(cfg.truth_table) if cfg.truth_table else None
+        self.opt_w = self._weight_optimizer()
+        self.opt_a = torch.optim.Adam([self.supernet.alpha], lr=cfg.alpha_lr, betas=(0.5, 0.999))
+        self.epoch = 0  # epochs completed
+        self.log = RunLog(self.run_dir / LOG)
+        self.evaluated: dict[ArchPath, float] = {}  # latest accuracy estimate of each path
+
+    # ------------------------------------------------------------ bookkeeping
+    @property
+    def total_epochs(self) -> int:
+        return self.cfg.epochs_fair + self.cfg.epochs_pareto
+
+    def stage_of(self, epoch: int) -> str:
+        return "fair" if epoch < self.cfg.epochs_fair else "pareto"
+
+    def _weight_optimizer(self) -> torch.optim.SGD:
+        return torch.optim.SGD(
+            self.supernet.weight_parameters(),
+            lr=self.cfg.lr,
+            momentum=self.cfg.momentum,
+            weight_decay=self.cfg.weight_decay,
+            nesterov=True,
+        )
+
+    def _lr(self, epoch: int) -> float:
+        """Cosine decay over the whole run, evaluated per epoch (no scheduler state to save)."""
+        return 0.5 * self.cfg.lr * (1 + math.cos(math.pi * epoch / max(self.total_epochs, 1)))
+
+    def _rng(self, epoch: int, stream: int) -> tuple[np.random.Generator, torch.Generator]:
+        seed = [self.cfg.seed, epoch, stream]
+        g = torch.Generator().manual_seed(int(np.random.SeedSequence(seed).generate_state(1)[0]))
+        return np.random.default_rng(seed), g
+
+    # ------------------------------------------------------------- checkpoint
+    def save_checkpoint(self) -> None:
+        state = {
+            "version": CHECKPOINT_VERSION,
+            "epoch": self.epoch,
+            "op_mask": self.supernet.op_mask.cpu(),
+            "supernet": self.supernet.state_dict(),
+            "opt_w": self.opt_w.state_dict(),
+            "opt_a": self.opt_a.state_dict(),
+            "evaluated": [[list(p), a] for p, a in self.evaluated.items()],
+        }
+        with atomic_path(self.run_dir / CHECKPOINT) as tmp:
+            torch.save(state, tmp)
+
+    def load_checkpoint(self) -> bool:
+        """Resume from the run directory's checkpoint; False if there is none."""
+        path = self.run_dir / CHECKPOINT
+        if not path.exists():
+            return False
+        try:
+            state = torch.load(path, map_location=self.device, weights_only=False)
+        except Exception as e:  # noqa: BLE001 - any unreadable checkpoint gets the same advice
+            raise PRPError(
+                f"checkpoint {path} cannot be read ({type(e).__name__}: {e}); delete it to "
+                f"start over, or restore it from a backup"
+            ) from None
+        if state.get("version") != CHECKPOINT_VERSION:
+            raise PRPError(
+                f"checkpoint {path} has version {state.get('version')}, "
+                f"this trainer reads version {CHECKPOINT_VERSION}"
+            )
+        mask = state["op_mask"]
+        for s in range(self.space.num_slots):
+            for op in self.supernet.live_ops(s):
+                if not bool(mask[s, op]):
+                    self.supernet.prune(s, op)
+        self.supernet.load_state_dict(state["supernet"])
+        self.opt_w = self._weight_optimizer()
+        self.opt_w.load_state_dict(state["opt_w"])
+        self.opt_a.load_state_dict(state["opt_a"])
+        self.epoch = int(state["epoch"])
+        self.evaluated = {tuple(p): float(a) for p, a in state["evaluated"]}
+        self.cost = price_supernet(self.supernet, self.cost_model)
+        self.log.truncate_after(self.epoch - 1)
+        return True
+
+    # ---------------------------------------------------------------- training
+    def _train_batches(self, epoch: int) -> Iterator[tuple[Tensor, Tensor]]:
+        _, g = self._rng(epoch, 0)
+        return batches(
+            self.tensors.train_x,
+            self.tensors.train_y,
+            self.cfg.batch_size,
+            shuffle=True,
+            augment=self.cfg.augment,
+            generator=g,
+        )
+
+    def _check_finite(self, loss: Tensor, epoch: int, step: int, what: str) -> None:
+        if not torch.isfinite(loss):
+            raise TrainingError(
+                f"{what} became {loss.item()} at epoch {epoch + 1}, step {step}; the run keeps "
+                f"its last checkpoint (epoch {self.epoch}). Lower --lr (now {self.cfg.lr}) "
+                f"or --alpha-lr (now {self.cfg.alpha_lr}) and --resume"
+            )
+
+    def _step(self, x: Tensor, y: Tensor, paths: list[ArchPath], epoch: int, step: int) -> float:
+        """One W update: gradients of every path in `paths` accumulated (FairNAS), one step."""
+        self.opt_w.zero_grad(set_to_none=True)
+        total = 0.0
+        for path in paths:
+            loss = nn.functional.cross_entropy(self.supernet(x, path), y)
+            self._check_finite(loss, epoch, step, "the task loss")
+            loss.backward()
+            total += loss.item()
+        nn.utils.clip_grad_norm_(self.supernet.weight_parameters(), self.cfg.grad_clip)
+        self.opt_w.step()
+        return total / len(paths)
+
+    def train_epoch(self, epoch: int) -> dict[str, Any]:
+        stage = self.stage_of(epoch)
+        rng, _ = self._rng(epoch, 1)
+        for group in self.opt_w.param_groups:
+            group["lr"] = self._lr(epoch)
+        self.supernet.train()
+        n_batches = math.ceil(len(self.tensors.train_y) / self.cfg.batch_size)
+        losses, images, paths_run = [], 0, 0
+        start = time.perf_counter()
+        for step, (x, y) in enumerate(self._train_batches(epoch)):
+            paths = (
+                self.supernet.sample_fair(rng) if stage == "fair" else [self.supernet.argmax_path()]
+            )
+            losses.append(self._step(x, y, paths, epoch, step))
+            images += len(y) * len(paths)
+            paths_run += len(paths)
+            self.progress(f"epoch {epoch + 1}/{self.total_epochs} ({stage})", step + 1, n_batches)
+        seconds = time.perf_counter() - start
+        record: dict[str, Any] = {
+            "event": "epoch",
+            "epoch": epoch,
+            "stage": stage,
+            "lr": self._lr(epoch),
+            "task_loss": float(np.mean(losses)),
+            "seconds": seconds,
+            "images_per_s": images / seconds,
+            "path_steps": paths_run,
+        }
+        if stage == "pareto":
+            record |= self.update_alpha(epoch)
+            if self.cfg.prune_after and epoch + 1 == self.cfg.epochs_fair + self.cfg.prune_after:
+                record |= self.prune(epoch)
+        record |= {
+            "alpha_entropy": self.alpha_entropy(),
+            "ops_left": self.ops_left(),
+            "alpha": self.supernet.alpha.detach().cpu().numpy().round(5),
+            "op_mask": self.supernet.op_mask.cpu().numpy().astype(int),
+        }
+        return record
+
+    # -------------------------------------------------------------- estimates
+    @torch.no_grad()
+    def estimate_accuracy(self, path: ArchPath, epoch: int) -> float:
+        """Top-1 % on the held-out split with the shared weights, BN recalibrated for `path`."""
+        _, g = self._rng(epoch, 2)
+        calib = itertools.islice(
+            (
+                x
+                for x, _ in batches(
+                    self.tensors.train_x,
+                    self.tensors.train_y,
+                    self.cfg.batch_size,
+                    shuffle=True,
+                    augment=False,
+                    generator=g,
+                )
+            ),
+            self.cfg.bn_batches,
+        )
+        self.supernet.recalibrate_bn(path, calib)
+        self.supernet.eval()
+        n = min(self.cfg.eval_images, len(self.tensors.val_y))
+        correct = 0
+        for i in range(0, n, 256):
+            j = min(i + 256, n)
+            pred = self.supernet(self.tensors.val_x[i:j], path).argmax(dim=1)
+            correct += int((pred == self.tensors.val_y[i:j]).sum())
+        self.supernet.train()
+        return 100.0 * correct / n
+
+    def sample_paths(self, rng: np.random.Generator, n: int) -> list[ArchPath]:
+        """n distinct paths of the (possibly pruned) supernet; all of them if there are fewer."""
+        live = [self.supernet.live_ops(s) for s in range(self.space.num_slots)]
+        if math.prod(len(o) for o in live) <= n:
+            return [tuple(p) for p in itertools.product(*live)]
+        seen: dict[ArchPath, None] = {}
+        while len(seen) < n:
+            seen[self.supernet.sample_uniform(rng)] = None
+        return list(seen)
+
+    def evaluate(self, paths: list[ArchPath], epoch: int, task: str) -> np.ndarray:
+        acc = np.empty(len(paths))
+        for k, p in enumerate(paths):
+            acc[k] = self.estimate_accuracy(p, epoch)
+            self.evaluated[p] = float(acc[k])
+            self.progress(task, k + 1, len(paths))
+        return acc
+
+    def target_accuracy(self, paths: list[ArchPath], estimates: np.ndarray) -> np.ndarray:
+        if self.truth is None:
+            return estimates
+        return self.truth.lookup(self.space, paths, self.cfg.truth_column)
+
+    # ------------------------------------------------------------------- alpha
+    def update_alpha(self, epoch: int) -> dict[str, Any]:
+        rng, _ = self._rng(epoch, 3)
+        paths = self.sample_paths(rng, self.cfg.samples)
+        est = self.evaluate(paths, epoch, f"epoch {epoch + 1}: estimating {len(paths)} paths")
+        cost = self.cost.many(paths)
+        ranks = pareto_ranks(np.column_stack([self.target_accuracy(paths, est), cost]), MAXIMIZE)
+        top_n = min(self.cfg.top_n, len(paths))
+        rank_losses, hinge_losses = [], []
+        for step in range(self.cfg.alpha_steps):
+            self.opt_a.zero_grad(set_to_none=True)
+            scores = self.supernet.path_scores(paths)
+            l_rank = listwise_ranking_loss(scores, ranks, self.cfg.rank_temperature)
+            l_hinge = hinge_loss(
+                self.supernet.alpha, self.supernet.op_mask, paths, scores, ranks, top_n
+            )
+            loss = l_rank + self.cfg.hinge_weight * l_hinge
+            self._check_finite(loss, epoch, step, "the alpha loss")
+            loss.backward()
+            self.opt_a.step()
+            with torch.no_grad():  # pruned ops and padding keep alpha 0 (masked anyway)
+                self.supernet.alpha.masked_fill_(~self.supernet.op_mask, 0.0)
+            rank_losses.append(l_rank.item())
+            hinge_losses.append(l_hinge.item())
+        return {
+            "rank_loss": rank_losses[-1],
+            "rank_loss_first": rank_losses[0],
+            "hinge_loss": hinge_losses[-1],
+            "sampled": len(paths),
+            "acc_mean": float(est.mean()),
+            "acc_max": float(est.max()),
+            "front_size": int((ranks == 1).sum()),
+        }
+
+    def prune(self, epoch: int) -> dict[str, Any]:
+        """Stage 3 on the paths estimated so far that are still live."""
+        paths = [p for p in self.evaluated if self._is_live(p)]
+        est = np.array([self.evaluated[p] for p in paths])
+        points = np.column_stack([self.target_accuracy(paths, est), self.cost.many(paths)])
+        params_before = sum(p.numel() for p in self.supernet.weight_parameters())
+        result = prune_by_pareto(self.supernet, paths, points, self.cfg.samples)
+        self._rebuild_weight_optimizer()
+        self.cost = price_supernet(self.supernet, self.cost_model)
+        for r in result.pruned:
+            self.log.append(
+                {
+                    "event": "pruned",
+                    "epoch": epoch,
+                    "slot": r.slot,
+                    "op": r.op,
+                    "op_name": r.op_name,
+                    "hvi": r.hvi,
+                    "reason": r.reason,
+                }
+            )
+        return {
+            "pruned_ops": len(result.pruned),
+            "freed_bytes": result.freed_bytes,
+            "params_before": params_before,
+            "params_after": sum(p.numel() for p in self.supernet.weight_parameters()),
+            "kept_paths": len(result.kept),
+        }
+
+    def _is_live(self, path: ArchPath) -> bool:
+        return all(bool(self.supernet.op_mask[s, i]) for s, i in enumerate(path))
+
+    def _rebuild_weight_optimizer(self) -> None:
+        """A new optimizer over the surviving weights, carrying their momentum over."""
+        old = self.opt_w
+        self.opt_w = self._weight_optimizer()
+        for p in self.opt_w.param_groups[0]["params"]:
+            if p in old.state:
+                self.opt_w.state[p] = old.state[p]
+
+    def alpha_entropy(self) -> float:
+        """Mean over slots of the entropy of softmax(alpha) over live ops (nats)."""
+        probs = torch.softmax(self.supernet.masked_alpha().detach(), dim=1)
+        ent = -(probs * torch.log(probs.clamp_min(1e-12))).sum(dim=1)
+        return float(ent.mean())
+
+    def ops_left(self) -> int:
+        return int(self.supernet.op_mask.sum())
+
+    # ---------------------------------------------------------------------- run
+    def run(self, resume: bool = False) -> list[PathMetrics]:
+        """Train the remaining epochs, then search the pruned supernet; returns the front."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        config_path = self.run_dir / CONFIG
+        if resume and self.load_checkpoint():
+            saved = read_json(config_path) if config_path.exists() else None
+            if saved is not None and saved != self.cfg.to_json():
+                raise PRPError(
+                    f"--resume: {config_path} differs from the options given now; resume with "
+                    f"the same options, or start a new run with another --out"
+                )
+        elif (self.run_dir / CHECKPOINT).exists():
+            raise PRPError(
+                f"{self.run_dir} already holds a run; pass --resume to continue it or choose "
+                f"another --out"
+            )
+        else:
+            write_json(config_path, self.cfg.to_json())
+            self.log.append(
+                {
+                    "event": "start",
+                    "epoch": -1,
+                    "config": self.cfg.to_json(),
+                    "space": self.space.describe(),
+                    "cost_model": self.cost_model.source,
+                    "cost_unit": self.cost.unit,
+                    "cost_device": self.cost.device,
+                }
+            )
+        while self.epoch < self.total_epochs:
+            record = self.train_epoch(self.epoch)
+            self.epoch += 1
+            self.save_checkpoint()
+            self.log.append(record)
+        return self.final_front()
+
+    def final_front(self) -> list[PathMetrics]:
+        epoch = self.total_epochs  # its own random stream, after the last training epoch
+        rng, _ = self._rng(epoch, 3)
+        paths = self.sample_paths(rng, self.cfg.final_samples)
+        acc = self.evaluate(paths, epoch, f"final front: estimating {len(paths)} paths")
+        return build_front(self.space, paths, acc, self.cost.many(paths))

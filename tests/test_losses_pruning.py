@@ -95,3 +95,22 @@ def test_prune_by_pareto_keeps_the_front_and_frees_the_rest() -> None:
     if any(r.op_name.startswith("nor_conv") for r in result.pruned):
         assert sum(p.numel() for p in supernet.parameters()) < before
     assert result.freed_bytes >= 0
+
+
+def test_selection_along_the_front_labels_and_fills_from_later_ranks() -> None:
+    from prp.trainer.search import build_front, knee_index, select_along_front
+
+    space = get_space("nb201", size="tiny")
+    paths = [(3,) * 6, (2,) * 6, (1,) * 6, (0,) * 6, (4,) * 6, (3, 3, 3, 2, 2, 2)]
+    acc = np.array([90.0, 85.0, 70.0, 10.0, 40.0, 89.0])
+    cost = np.array([10.0, 5.0, 1.0, 1.0, 4.0, 8.0])
+    front = build_front(space, paths, acc, cost)
+    assert [m.pareto_rank for m in front] == [1, 1, 1, 1, 2, 2]
+    picks = select_along_front(front, 3)
+    assert [label for label, _ in picks] == ["best-accuracy", "best-cost", "optimal"]
+    assert picks[0][1].path == (3,) * 6 and picks[1][1].path == (1,) * 6
+    assert picks[2][1].path == (2,) * 6  # the knee: 85 % for half the cost of 90 %
+    six = select_along_front(front, 6)
+    assert [label for label, _ in six][-2:] == ["rank-2", "rank-2"]
+    assert len({m.path for _, m in six}) == 6
+    assert knee_index(np.array([[90.0, 10.0], [85.0, 5.0], [70.0, 1.0]])) == 1

@@ -107,7 +107,11 @@ def test_front_is_nondominated_and_priced_by_the_cost_model(finished) -> None:
         assert trainer.space.encode(p["path"]) == p["key"]
     assert data["cost_unit"] == "mJ" and data["cost_device"] == "horowitz45-fp32"
     labels = [s["label"] for s in data["selected"]]
-    assert labels[:1] == ["best-accuracy"] and "best-cost" in labels
+    assert labels[0] == "best-accuracy" and len(labels) == 5
+    cheapest = min(rank1, key=lambda p: p["cost"])["path"]
+    assert cheapest in [s["path"] for s in data["selected"]]  # best cost is always picked
+    if len(rank1) > 1:
+        assert "best-cost" in labels
     assert (run_dir / "front.png").stat().st_size > 10_000
     assert (run_dir / "alpha.png").stat().st_size > 10_000
     # Only live ops in the final front: it is the pruned supernet's.
@@ -214,3 +218,15 @@ def test_cli_trains_and_writes_the_front(tmp_path) -> None:
     assert "best-accuracy" in result.stdout
     data = json.loads((tmp_path / "r" / "front.json").read_text())
     assert data["objective"] == "energy" and data["paths"]
+
+
+def test_default_run_directories_never_collide(tmp_path) -> None:
+    from prp.trainer.cli import _latest_run_dir, _new_run_dir
+
+    assert _new_run_dir(tmp_path, "nb201-energy") == tmp_path / "nb201-energy"
+    (tmp_path / "nb201-energy").mkdir()
+    assert _new_run_dir(tmp_path, "nb201-energy") == tmp_path / "nb201-energy-2"
+    assert _latest_run_dir(tmp_path, "nb201-energy") == tmp_path / "nb201-energy"
+    (tmp_path / "nb201-energy-2").mkdir()
+    assert _new_run_dir(tmp_path, "nb201-energy") == tmp_path / "nb201-energy-3"
+    assert _latest_run_dir(tmp_path, "nb201-energy") == tmp_path / "nb201-energy-2"

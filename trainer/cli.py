@@ -76,6 +76,23 @@ def info(
         raise typer.Exit(2) from None
 
 
+def _new_run_dir(root: Path, name: str) -> Path:
+    """runs/<name>, or runs/<name>-2, -3, ... if taken, so running twice never collides."""
+    candidate, k = root / name, 1
+    while candidate.exists():
+        k += 1
+        candidate = root / f"{name}-{k}"
+    return candidate
+
+
+def _latest_run_dir(root: Path, name: str) -> Path:
+    """The newest of runs/<name>, runs/<name>-2, ... (for --resume without --out)."""
+    latest, k = root / name, 2
+    while (root / f"{name}-{k}").exists():
+        latest, k = root / f"{name}-{k}", k + 1
+    return latest
+
+
 train_app = typer.Typer(
     add_completion=False, help="Pareto rank-preserving supernet training and search."
 )
@@ -108,7 +125,9 @@ def train(
     batch_size: int = typer.Option(None, help="Training batch size."),
     lr: float = typer.Option(None, help="Learning rate of W (SGD)."),
     truth: str = typer.Option(None, help="NB201 CSV: target ranks from its accuracies."),
-    out: Path = typer.Option(None, help="Run directory (default runs/<space>-<objective>)."),
+    out: Path = typer.Option(
+        None, help="Run directory (default: a new runs/<space>-<objective>[-k])."
+    ),
     resume: bool = typer.Option(False, help="Continue the run in --out from its checkpoint."),
     seed: int = typer.Option(None, help="Random seed."),
     compute_device: str = typer.Option(None, help="cpu or cuda."),
@@ -151,7 +170,8 @@ def train(
             "compute_device": compute_device,
         }
         cfg = preset(preset_name, **overrides)
-        run_dir = out or Path("runs") / f"{cfg.space}-{cfg.objective}"
+        name = f"{cfg.space}-{cfg.objective}"
+        run_dir = out or (_latest_run_dir if resume else _new_run_dir)(Path("runs"), name)
         if resume and (run_dir / CONFIG).exists():
             cfg = TrainConfig.from_json(read_json(run_dir / CONFIG))
         with Progress(

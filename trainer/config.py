@@ -29,11 +29,12 @@ class TrainConfig:
     dataset: str = "default"
     limit_per_class: int | None = None
     val_fraction: float = 0.1
-    epochs_fair: int = 6  # N_f
-    epochs_pareto: int = 6  # N_p
+    epochs_fair: int = 8  # N_f
+    epochs_pareto: int = 8  # N_p
     samples: int = 24  # n: paths sampled per Pareto epoch, and kept at pruning
     top_n: int = 8  # N of eq. 2
-    prune_after: int = 3  # prune after this many Pareto epochs (0: never)
+    prune_after: int = 4  # prune after this many Pareto epochs (0: never)
+    target_pool: int = 96  # paths estimated after stage 1 whose estimates set target ranks
     final_samples: int = 64  # paths evaluated for the final front (all if fewer exist)
     batch_size: int = 64
     lr: float = 0.05
@@ -107,6 +108,7 @@ PRESETS: dict[str, TrainConfig] = {
         samples=8,
         top_n=3,
         prune_after=1,
+        target_pool=16,
         final_samples=16,
         batch_size=32,
         eval_images=100,
@@ -121,6 +123,7 @@ PRESETS: dict[str, TrainConfig] = {
         samples=50,
         top_n=10,
         prune_after=25,
+        target_pool=500,
         final_samples=1000,
         batch_size=128,
         lr=0.01,
@@ -138,6 +141,7 @@ PAPER_CHAIN_SPACES: dict[str, Any] = {
     "epochs_pareto": 150,
     "samples": 100,
     "prune_after": 75,
+    "target_pool": 1000,
     "batch_size": 256,
     "lr": 0.025,
 }

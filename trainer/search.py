@@ -63,26 +63,30 @@ def build_front(
 
 
 def select_along_front(front: Sequence[PathMetrics], s: int) -> list[tuple[str, PathMetrics]]:
-    """Up to `s` rank-1 paths: best accuracy, best cost, the knee, then by hypervolume gain."""
-    rank1 = [m for m in front if m.pareto_rank == 1]
-    if not rank1:
-        return []
-    pts = np.array([[m.accuracy, m.cost] for m in rank1])
-    picks: list[tuple[str, int]] = []
-    for label, idx in (
-        ("best-accuracy", int(np.argmax(pts[:, 0]))),
-        ("best-cost", int(np.argmin(pts[:, 1]))),
-        ("optimal", knee_index(pts)),
-    ):
-        if idx not in [i for _, i in picks]:
-            picks.append((label, idx))
-    ref = reference_point(pts)
-    for idx in greedy_hypervolume_subset(pts, len(pts), ref, MAXIMIZE):
-        if len(picks) >= s:
-            break
-        if idx not in [i for _, i in picks]:
-            picks.append(("hv", idx))
-    return [(label, rank1[i]) for label, i in picks[:s]]
+    """Up to `s` paths: from the front (rank 1) best accuracy, best cost, the knee ("optimal"),
+    then by hypervolume gain; where rank 1 has fewer than `s` paths, the next ranks fill in,
+    each by hypervolume gain, labelled `rank-k`."""
+    picks: list[tuple[str, PathMetrics]] = []
+    ranks = sorted({m.pareto_rank for m in front})
+    for rank in ranks:
+        members = [m for m in front if m.pareto_rank == rank]
+        pts = np.array([[m.accuracy, m.cost] for m in members])
+        order: list[tuple[str, int]] = []
+        if rank == ranks[0]:
+            order += [
+                ("best-accuracy", int(np.argmax(pts[:, 0]))),
+                ("best-cost", int(np.argmin(pts[:, 1]))),
+                ("optimal", knee_index(pts)),
+            ]
+        label = "hv" if rank == ranks[0] else f"rank-{rank}"
+        ref = reference_point(np.array([[m.accuracy, m.cost] for m in front]))
+        order += [(label, i) for i in greedy_hypervolume_subset(pts, len(pts), ref, MAXIMIZE)]
+        for label_i, i in order:
+            if len(picks) >= s:
+                return picks
+            if all(members[i].path != m.path for _, m in picks):
+                picks.append((label_i, members[i]))
+    return picks
 
 
 def front_hypervolume(front: Sequence[PathMetrics], ref: Sequence[float] | np.ndarray) -> float:

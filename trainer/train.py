@@ -121,6 +121,8 @@ class Trainer:
         self.epoch = 0  # epochs completed
         self.log = RunLog(self.run_dir / LOG)
         self.evaluated: dict[ArchPath, float] = {}  # latest accuracy estimate of each path
+        # Target accuracies: estimates of a pool of paths made once, right after stage 1.
+        self.targets: dict[ArchPath, float] = {}
 
     # ------------------------------------------------------------ bookkeeping
     @property
@@ -158,6 +160,7 @@ class Trainer:
             "opt_w": self.opt_w.state_dict(),
             "opt_a": self.opt_a.state_dict(),
             "evaluated": [[list(p), a] for p, a in self.evaluated.items()],
+            "targets": [[list(p), a] for p, a in self.targets.items()],
         }
         with atomic_path(self.run_dir / CHECKPOINT) as tmp:
             torch.save(state, tmp)
@@ -190,6 +193,7 @@ class Trainer:
         self.opt_a.load_state_dict(state["opt_a"])
         self.epoch = int(state["epoch"])
         self.evaluated = {tuple(p): float(a) for p, a in state["evaluated"]}
+        self.targets = {tuple(p): float(a) for p, a in state["targets"]}
         self.cost = price_supernet(self.supernet, self.cost_model)
         self.log.truncate_after(self.epoch - 1)
         return True
@@ -228,7 +232,28 @@ class Trainer:
         return total / len(paths)
 
     def train_epoch(self, epoch: int) -> dict[str, Any]:
+        """One epoch of stage 1 or 2 (stage 2 ends with pruning at `prune_after`)."""
         stage = self.stage_of(epoch)
+        epoch_start = time.perf_counter()
+        record: dict[str, Any] = {"event": "epoch", "epoch": epoch, "stage": stage}
+        if stage == "pareto":
+            # alpha first: the W steps below then train the path alpha now prefers (with alpha
+            # still 0 after stage 1, argmax would otherwise pick op 0 of every slot).
+            record |= self.update_alpha(epoch)
+        record |= self.train_weights(epoch, stage)
+        if stage == "pareto" and epoch + 1 == self.cfg.epochs_fair + self.cfg.prune_after:
+            record |= self.prune(epoch)
+        record |= {
+            "epoch_seconds": time.perf_counter() - epoch_start,
+            "alpha_entropy": self.alpha_entropy(),
+            "ops_left": self.ops_left(),
+            "alpha": self.supernet.alpha.detach().cpu().numpy().round(5),
+            "op_mask": self.supernet.op_mask.cpu().numpy().astype(int),
+        }
+        return record
+
+    def train_weights(self, epoch: int, stage: str) -> dict[str, Any]:
+        """W steps over the training set: fair groups of m paths (stage 1) or the argmax path."""
         rng, _ = self._rng(epoch, 1)
         for group in self.opt_w.param_groups:
             group["lr"] = self._lr(epoch)
@@ -245,27 +270,13 @@ class Trainer:
             paths_run += len(paths)
             self.progress(f"epoch {epoch + 1}/{self.total_epochs} ({stage})", step + 1, n_batches)
         seconds = time.perf_counter() - start
-        record: dict[str, Any] = {
-            "event": "epoch",
-            "epoch": epoch,
-            "stage": stage,
+        return {
             "lr": self._lr(epoch),
             "task_loss": float(np.mean(losses)),
-            "seconds": seconds,
+            "train_seconds": seconds,
             "images_per_s": images / seconds,
             "path_steps": paths_run,
         }
-        if stage == "pareto":
-            record |= self.update_alpha(epoch)
-            if self.cfg.prune_after and epoch + 1 == self.cfg.epochs_fair + self.cfg.prune_after:
-                record |= self.prune(epoch)
-        record |= {
-            "alpha_entropy": self.alpha_entropy(),
-            "ops_left": self.ops_left(),
-            "alpha": self.supernet.alpha.detach().cpu().numpy().round(5),
-            "op_mask": self.supernet.op_mask.cpu().numpy().astype(int),
-        }
-        return record
 
     # -------------------------------------------------------------- estimates
     @torch.no_grad()
@@ -316,14 +327,46 @@ class Trainer:
         return acc
 
     def target_accuracy(self, paths: list[ArchPath], estimates: np.ndarray) -> np.ndarray:
-        if self.truth is None:
-            return estimates
-        return self.truth.lookup(self.space, paths, self.cfg.truth_column)
+        """Accuracies that define the target Pareto ranks: the benchmark table's if one was
+        given, else the post-stage-1 estimates of the target pool, else `estimates`."""
+        if self.truth is not None:
+            return self.truth.lookup(self.space, paths, self.cfg.truth_column)
+        return np.array([self.targets.get(p, e) for p, e in zip(paths, estimates, strict=True)])
+
+    def ensure_target_pool(self, epoch: int) -> None:
+        """Estimate the target pool once, with the weights stage 1 left (DESIGN: target ranks
+        come from the supernet's own estimates after strict fairness, which trains every path
+        alike; later estimates favour the paths stage 2 trains and would feed back into alpha)."""
+        if self.truth is not None or self.targets or not self.cfg.target_pool:
+            return
+        rng, _ = self._rng(epoch, 4)
+        pool = self.sample_paths(rng, self.cfg.target_pool)
+        acc = self.evaluate(pool, epoch, f"target pool: estimating {len(pool)} paths")
+        self.targets = {p: float(a) for p, a in zip(pool, acc, strict=True)}
+        self.log.append(
+            {
+                "event": "target_pool",
+                "epoch": epoch,
+                "paths": len(pool),
+                "acc_mean": float(acc.mean()),
+                "acc_max": float(acc.max()),
+            }
+        )
+
+    def sample_targets(self, rng: np.random.Generator) -> list[ArchPath]:
+        """n paths for an alpha update: from the live part of the target pool when it has at
+        least two, else fresh samples of the supernet."""
+        live = [p for p in self.targets if self._is_live(p)]
+        if len(live) >= 2:
+            take = rng.choice(len(live), min(self.cfg.samples, len(live)), replace=False)
+            return [live[int(k)] for k in sorted(take)]
+        return self.sample_paths(rng, self.cfg.samples)
 
     # ------------------------------------------------------------------- alpha
     def update_alpha(self, epoch: int) -> dict[str, Any]:
+        self.ensure_target_pool(epoch)
         rng, _ = self._rng(epoch, 3)
-        paths = self.sample_paths(rng, self.cfg.samples)
+        paths = self.sample_targets(rng)
         est = self.evaluate(paths, epoch, f"epoch {epoch + 1}: estimating {len(paths)} paths")
         cost = self.cost.many(paths)
         ranks = pareto_ranks(np.column_stack([self.target_accuracy(paths, est), cost]), MAXIMIZE)
@@ -356,7 +399,7 @@ class Trainer:
 
     def prune(self, epoch: int) -> dict[str, Any]:
         """Stage 3 on the paths estimated so far that are still live."""
-        paths = [p for p in self.evaluated if self._is_live(p)]
+        paths = [p for p in (self.targets or self.evaluated) if self._is_live(p)]
         est = np.array([self.evaluated[p] for p in paths])
         points = np.column_stack([self.target_accuracy(paths, est), self.cost.many(paths)])
         params_before = sum(p.numel() for p in self.supernet.weight_parameters())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,12 @@ from rich.table import Table
 from .costs import COST_MODEL_DEVICES, COST_MODELS
 from .errors import PRPError
 from .spaces import SPACES, get_space
+
+
+def _console() -> Console:
+    """A console wide enough for the tables when output goes to a file or pipe."""
+    return Console(width=None if sys.stdout.isatty() else 160)
+
 
 info_app = typer.Typer(
     add_completion=False, help="List the registered search spaces and cost models."
@@ -26,7 +33,7 @@ def info(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
 ) -> None:
     """List the registered search spaces and cost models (or one space's slots with --space)."""
-    console = Console()
+    console = _console()
     try:
         if space is not None:
             sp = get_space(space, size=size)
@@ -147,7 +154,7 @@ def train(
     from .runs import CONFIG, read_json
     from .train import Trainer
 
-    console = Console()
+    console = _console()
     try:
         overrides = {
             "objective": objective,
@@ -221,6 +228,75 @@ def train(
             table.add_row(s["label"], f"{s['accuracy']:.2f}", f"{s['cost']:.4g}", s["key"])
         console.print(table)
         console.print(f"wrote {run_dir}/front.json, front.png, alpha.png")
+    except PRPError as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from None
+
+
+export_app = typer.Typer(
+    add_completion=False,
+    help="Export a trained run as a bundle: one ExecuTorch program and ONNX graphs, one path each.",
+)
+
+
+def _latest_finished_run(root: Path) -> Path:
+    runs = sorted(root.glob("*/front.json"), key=lambda p: p.stat().st_mtime)
+    if not runs:
+        raise PRPError(f"no finished run under {root}/; train one with prp-train or name RUN")
+    return runs[-1].parent
+
+
+@export_app.command()
+def export(
+    run: Path = typer.Argument(None, help="Run directory (default: the latest under runs/)."),
+    top: int = typer.Option(5, help="How many paths along the front to export."),
+    out: Path = typer.Option(None, help="Bundle folder (default: exported/<run name>)."),
+    paths: list[str] = typer.Option(
+        None, "--paths", help="Export these paths (encoded as in front.json 'key') instead."
+    ),
+) -> None:
+    """Export RUN's pruned supernet with its top paths to a bundle, checked against PyTorch."""
+    from .export import export_bundle
+
+    console = _console()
+    try:
+        run_dir = run or _latest_finished_run(Path("runs"))
+        target = out or Path("exported") / run_dir.name
+        with console.status("exporting") as status:
+            bundle = export_bundle(
+                run_dir,
+                target,
+                top=top,
+                paths=paths or None,
+                progress=lambda msg: status.update(msg),
+            )
+        manifest = json.loads((bundle / "manifest.json").read_text())
+        table = Table(title=f"{bundle}: {len(manifest['paths'])} paths")
+        for col in (
+            "method",
+            "est. acc %",
+            "test acc %",
+            "energy mJ",
+            "latency ms",
+            "MACs",
+            "max |diff|",
+            "path",
+        ):
+            table.add_column(col)
+        for p in manifest["paths"]:
+            table.add_row(
+                p["method"],
+                f"{p['accuracy']:.2f}",
+                f"{p['test_accuracy']:.2f}",
+                "-" if p["energy_mj"] is None else f"{p['energy_mj']:.4g}",
+                "-" if p["latency_ms"] is None else f"{p['latency_ms']:.4g}",
+                f"{p['macs']:,}",
+                f"{max(p['max_abs_diff'].values()):.1e}",
+                p["key"],
+            )
+        console.print(table)
+        sizes = {f: (bundle / f).stat().st_size for f in manifest["files"]}
+        console.print("files: " + ", ".join(f"{k} {v / 1024:.0f} KB" for k, v in sizes.items()))
     except PRPError as e:
         console.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2) from None

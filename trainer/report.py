@@ -10,7 +10,7 @@ import numpy as np
 
 from .pruning import reference_point
 from .runs import FRONT, RunLog, atomic_path, write_json
-from .search import PathMetrics, front_hypervolume, select_along_front
+from .search import PathMetrics, chance_accuracy, front_hypervolume, select_along_front
 from .spaces import SearchSpace
 
 
@@ -27,7 +27,7 @@ def write_front(
 ) -> dict[str, Any]:
     pts = np.array([[m.accuracy, m.cost] for m in front])
     ref = reference_point(pts)
-    selected = select_along_front(front, top)
+    selected = select_along_front(front, top, chance_accuracy(space.num_classes))
     data = {
         "space": space.name,
         "space_config": space.describe(),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -62,10 +62,20 @@ def build_front(
     return sorted(items, key=lambda m: (m.pareto_rank, -m.accuracy, m.cost))
 
 
-def select_along_front(front: Sequence[PathMetrics], s: int) -> list[tuple[str, PathMetrics]]:
+def select_along_front(
+    front: Sequence[PathMetrics], s: int, min_accuracy: float | None = None
+) -> list[tuple[str, PathMetrics]]:
     """Up to `s` paths: from the front (rank 1) best accuracy, best cost, the knee ("optimal"),
     then by hypervolume gain; where rank 1 has fewer than `s` paths, the next ranks fill in,
-    each by hypervolume gain, labelled `rank-k`."""
+    each by hypervolume gain, labelled `rank-k`. Paths at or below `min_accuracy` (chance level,
+    say: an NB201 cell whose output edges are all `none`) are never picked; ranks are recomputed
+    without them."""
+    if min_accuracy is not None:
+        kept = [m for m in front if m.accuracy > min_accuracy]
+        if kept:
+            pts = np.array([[m.accuracy, m.cost] for m in kept])
+            new_ranks = pareto_ranks(pts, MAXIMIZE)
+            front = [replace(m, pareto_rank=int(r)) for m, r in zip(kept, new_ranks, strict=True)]
     picks: list[tuple[str, PathMetrics]] = []
     ranks = sorted({m.pareto_rank for m in front})
     for rank in ranks:
@@ -87,6 +97,11 @@ def select_along_front(front: Sequence[PathMetrics], s: int) -> list[tuple[str, 
             if all(members[i].path != m.path for _, m in picks):
                 picks.append((label_i, members[i]))
     return picks
+
+
+def chance_accuracy(num_classes: int) -> float:
+    """Accuracy (%) a path must beat to be worth picking: chance plus one point."""
+    return 100.0 / num_classes + 1.0
 
 
 def front_hypervolume(front: Sequence[PathMetrics], ref: Sequence[float] | np.ndarray) -> float:

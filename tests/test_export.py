@@ -1,0 +1,168 @@
+"""Export a really trained tiny run; run the bundle with the real ExecuTorch and ONNX Runtime."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+from executorch.runtime import Runtime
+from prp.runtime.bundle import BundleError, load_manifest, validate_manifest
+from prp.trainer.config import preset
+from prp.trainer.datasets import load_dataset, to_tensor
+from prp.trainer.export import ExportError, calibrated_path_module, export_bundle, load_run
+from prp.trainer.report import write_front
+from prp.trainer.train import Trainer
+
+CFG = preset("tiny")
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_dataset("default", limit_per_class=CFG.limit_per_class)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory, data) -> Path:
+    d = tmp_path_factory.mktemp("run")
+    trainer = Trainer(CFG, d, data=data)
+    front = trainer.run()
+    write_front(
+        d,
+        trainer.space,
+        front,
+        objective="energy",
+        unit=trainer.cost.unit,
+        device=trainer.cost.device,
+        cost_source=trainer.cost_model.source,
+    )
+    return d
+
+
+@pytest.fixture(scope="module")
+def bundle(run_dir, data, tmp_path_factory) -> Path:
+    return export_bundle(run_dir, tmp_path_factory.mktemp("exported") / "tiny", top=3, data=data)
+
+
+def test_manifest_is_valid_and_lists_every_file(bundle) -> None:
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert validate_manifest(manifest) == []
+    assert set(manifest["files"]) == {p.name for p in bundle.iterdir()} - {"manifest.json"}
+    assert [p["method"] for p in manifest["paths"]] == ["path_0", "path_1", "path_2"]
+    accs = [p["accuracy"] for p in manifest["paths"]]
+    assert accs == sorted(accs, reverse=True)
+    assert manifest["costs"]["energy"]["unit"] == "mJ"
+    assert manifest["policies"]["schedule"]["switch_every_h"] == 5.0
+    levels = manifest["policies"]["battery"]["levels"]
+    assert [lv["path"] for lv in levels] == ["path_0", "path_1", "path_2"]
+    assert levels[-1]["min_battery_pct"] == 0.0
+    load_manifest(bundle)  # checksums hold
+
+
+def test_every_method_and_graph_matches_pytorch(bundle, run_dir, data) -> None:
+    manifest = load_manifest(bundle).data
+    run = load_run(run_dir)
+    train_x = to_tensor(data.train.images, data.mean, data.std)
+    x = to_tensor(data.test.images[:6], data.mean, data.std)
+    program = Runtime.get().load_program(str(bundle / "supernet.pte"))
+    assert set(program.method_names) == {p["method"] for p in manifest["paths"]}
+    for p in manifest["paths"]:
+        module = calibrated_path_module(
+            run, tuple(p["path"]), train_x, torch.tensor(data.train.labels)
+        )
+        with torch.no_grad():
+            expected = module(x).numpy()
+        method = program.load_method(p["method"])
+        got_et = np.concatenate([method.execute([xi[None]])[0].numpy() for xi in x])
+        session = ort.InferenceSession(str(bundle / p["onnx"]), providers=["CPUExecutionProvider"])
+        got_ort = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+        np.testing.assert_allclose(got_et, expected, atol=1e-4)
+        np.testing.assert_allclose(got_ort, expected, atol=1e-4)
+        assert max(p["max_abs_diff"].values()) < 1e-3
+
+
+def test_weights_are_stored_once(bundle) -> None:
+    manifest = load_manifest(bundle).data
+    distinct = manifest["export"]["distinct_weight_bytes"]
+    # ONNX: one weights file, each distinct tensor once, the graphs hold no big tensors.
+    assert (bundle / "weights.bin").stat().st_size <= 1.01 * distinct
+    # ExecuTorch: the one program is smaller than the same paths exported one by one would be.
+    assert (bundle / "supernet.pte").stat().st_size < 3 * distinct + 200_000
+
+
+def test_corrupt_or_truncated_files_are_detected(bundle, tmp_path) -> None:
+    for name, damage in (
+        ("supernet.pte", "truncate"),
+        ("weights.bin", "flip"),
+        ("path_0.onnx", "flip"),
+    ):
+        copy = tmp_path / f"{name}-{damage}"
+        shutil.copytree(bundle, copy)
+        raw = bytearray((copy / name).read_bytes())
+        if damage == "truncate":
+            raw = raw[: len(raw) // 2]
+        else:
+            raw[len(raw) // 2] ^= 0xFF
+        (copy / name).write_bytes(bytes(raw))
+        with pytest.raises(BundleError, match=f"{name} is corrupt or truncated"):
+            load_manifest(copy)
+    broken = tmp_path / "manifest-broken"
+    shutil.copytree(bundle, broken)
+    (broken / "manifest.json").write_text("{not json")
+    with pytest.raises(BundleError, match="damaged"):
+        load_manifest(broken)
+    with pytest.raises(BundleError, match="is not a bundle"):
+        load_manifest(tmp_path)
+
+
+def test_bad_requests_give_clear_errors_and_leave_nothing(run_dir, data, tmp_path) -> None:
+    out = tmp_path / "bundles" / "x"
+    n_front = len(json.loads((run_dir / "front.json").read_text())["paths"])
+    with pytest.raises(ExportError, match=f"more than the {n_front} paths"):
+        export_bundle(run_dir, out, top=n_front + 1, data=data)
+    with pytest.raises(ExportError, match="cannot export path 'not-a-path'"):
+        export_bundle(run_dir, out, paths=["not-a-path"], data=data)
+    unfinished = tmp_path / "unfinished"
+    unfinished.mkdir()
+    shutil.copy(run_dir / "config.json", unfinished / "config.json")
+    with pytest.raises(ExportError, match="has no front.json.*--resume"):
+        export_bundle(unfinished, out, data=data)
+    assert not out.exists()
+    assert not list((tmp_path / "bundles").glob(".*")) if (tmp_path / "bundles").exists() else True
+
+
+def test_named_paths_export_and_replace_an_old_bundle(run_dir, data, tmp_path) -> None:
+    front = json.loads((run_dir / "front.json").read_text())
+    keys = [p["key"] for p in front["paths"][-2:]]
+    out = tmp_path / "named"
+    export_bundle(run_dir, out, top=1, data=data)
+    export_bundle(run_dir, out, paths=keys, data=data)  # replaces the 1-path bundle
+    manifest = load_manifest(out).data
+    assert sorted(p["key"] for p in manifest["paths"]) == sorted(keys)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_prp_export_cli(run_dir, tmp_path) -> None:
+    exe = shutil.which("prp-export") or str(Path(sys.executable).parent / "prp-export")
+    result = subprocess.run(
+        [exe, str(run_dir), "--top", "2", "--out", str(tmp_path / "b")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "path_1" in result.stdout and (tmp_path / "b" / "supernet.pte").exists()
+    bad = subprocess.run(
+        [exe, str(tmp_path / "nope"), "--out", str(tmp_path / "c")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert bad.returncode == 2 and "is not a training run" in " ".join(bad.stdout.split())
+    assert "Traceback" not in bad.stdout + bad.stderr

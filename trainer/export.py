@@ -1,0 +1,512 @@
+"""Export a trained run as a bundle: the pruned supernet's top-s paths as one ExecuTorch program
+(one method per path) and ONNX graphs sharing one weights file, plus `manifest.json`.
+
+BatchNorm: every path has its own BN statistics (recalibrated for that path), so folding BN into
+the convolutions would give every path its own copy of every conv weight. Instead each BN becomes
+a per-channel scale and shift (x * scale + shift) after the shared, unchanged conv weight: the
+convs are stored once for all paths and only these small vectors are per path. XNNPACK runs the
+multiply-add as its own ops (there is no batch_norm left for its conv+BN fusion to fold).
+
+Every method and graph is checked against PyTorch before the bundle is moved into place.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import itertools
+import os
+import platform
+import shutil
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from prp.runtime.bundle import MANIFEST, SCHEMA_VERSION, load_manifest, sha256_file
+from torch import Tensor, nn
+
+from . import __version__
+from .config import DEFAULT_COST_MODELS, TrainConfig
+from .costs import get_cost_model, price_supernet
+from .datasets import DataSplits, batches, load_dataset, to_tensor
+from .errors import PRPError
+from .profiling import PathTable, trace_ops
+from .runs import CHECKPOINT, CONFIG, FRONT, read_json, write_json
+from .search import PathMetrics, chance_accuracy, select_along_front
+from .spaces import Path as ArchPath
+from .spaces import get_space
+from .supernet import Supernet
+
+ONNX_WEIGHTS = "weights.bin"
+PTE = "supernet.pte"
+CHECK_IMAGES = 8
+TOLERANCE = 1e-3  # max abs logit difference allowed between PyTorch and an exported path
+
+
+class ExportError(PRPError):
+    """The run cannot be exported as asked; nothing was written."""
+
+
+# ----------------------------------------------------------------------------- run loading
+@dataclass
+class LoadedRun:
+    run_dir: Path
+    cfg: TrainConfig
+    supernet: Supernet
+    front: list[PathMetrics]
+    front_data: dict[str, Any]
+
+
+def load_run(run_dir: str | Path) -> LoadedRun:
+    """The trained (pruned) supernet of a run and its front, with clear errors when incomplete."""
+    d = Path(run_dir)
+    if not (d / CONFIG).is_file():
+        raise ExportError(f"{d} is not a training run (no {CONFIG}); train one with prp-train")
+    if not (d / FRONT).is_file():
+        raise ExportError(
+            f"run {d} has no {FRONT}: its training did not finish; run "
+            f"`prp-train --resume --out {d}` first"
+        )
+    if not (d / CHECKPOINT).is_file():
+        raise ExportError(f"run {d} has no {CHECKPOINT}; the run directory is incomplete")
+    cfg = TrainConfig.from_json(read_json(d / CONFIG))
+    front_data = read_json(d / FRONT)
+    num_classes = int(front_data["space_config"]["num_classes"])
+    space = get_space(
+        cfg.space, size=cfg.space_size, **{**cfg.space_overrides, "num_classes": num_classes}
+    )
+    supernet = Supernet(space)
+    try:
+        state = torch.load(d / CHECKPOINT, map_location="cpu", weights_only=False)
+        for s in range(space.num_slots):
+            for op in supernet.live_ops(s):
+                if not bool(state["op_mask"][s, op]):
+                    supernet.prune(s, op)
+        supernet.load_state_dict(state["supernet"])
+    except Exception as e:  # noqa: BLE001 - any unreadable checkpoint gets the same advice
+        raise ExportError(
+            f"checkpoint of run {d} cannot be read ({type(e).__name__}: {e})"
+        ) from None
+    front = [
+        PathMetrics(
+            tuple(p["path"]),
+            tuple(p["ops"]),
+            p["key"],
+            float(p["accuracy"]),
+            float(p["cost"]),
+            int(p["pareto_rank"]),
+        )
+        for p in front_data["paths"]
+    ]
+    return LoadedRun(d, cfg, supernet.eval(), front, front_data)
+
+
+def choose_paths(run: LoadedRun, top: int, names: Sequence[str] | None = None) -> list[PathMetrics]:
+    """The paths to export, most accurate first: `names` (encoded paths) or `top` picks."""
+    space = run.supernet.space
+    if names:
+        by_key = {m.key: m for m in run.front}
+        chosen = []
+        for name in names:
+            try:
+                path = run.supernet.validate(space.decode(name))
+            except PRPError as e:
+                raise ExportError(f"cannot export path {name!r}: {e}") from None
+            key = space.encode(path)
+            chosen.append(
+                by_key.get(key)
+                or PathMetrics(path, space.op_names(path), key, float("nan"), float("nan"), 0)
+            )
+        if len({m.path for m in chosen}) != len(chosen):
+            raise ExportError("--paths names the same path twice")
+    else:
+        if top < 1:
+            raise ExportError(f"--top must be at least 1, got {top}")
+        if top > len(run.front):
+            raise ExportError(
+                f"--top {top} is more than the {len(run.front)} paths of run "
+                f"{run.run_dir}'s front; ask for at most {len(run.front)}"
+            )
+        floor = chance_accuracy(space.num_classes)
+        usable = sum(m.accuracy > floor for m in run.front)
+        if top > usable:
+            raise ExportError(
+                f"--top {top}: only {usable} of the {len(run.front)} paths of run "
+                f"{run.run_dir}'s front beat chance accuracy ({floor:.1f} %); ask for at most "
+                f"{usable}, or name paths with --paths"
+            )
+        chosen = [m for _, m in select_along_front(run.front, top, floor)]
+    return chosen
+
+
+# ------------------------------------------------------------------------- path modules
+class ChannelAffine(nn.Module):
+    """A BatchNorm in eval mode as y = x * scale + shift, per channel."""
+
+    scale: Tensor
+    shift: Tensor
+
+    def __init__(self, bn: nn.BatchNorm2d) -> None:
+        super().__init__()
+        assert bn.running_var is not None and bn.running_mean is not None
+        scale = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)
+        shift = bn.bias.detach() - bn.running_mean * scale
+        self.register_buffer("scale", scale.reshape(1, -1, 1, 1).clone())
+        self.register_buffer("shift", shift.reshape(1, -1, 1, 1).clone())
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * self.scale + self.shift
+
+
+def _replace_bn(module: nn.Module) -> None:
+    for name, child in list(module.named_children()):
+        if isinstance(child, nn.BatchNorm2d):
+            setattr(module, name, ChannelAffine(child))
+        else:
+            _replace_bn(child)
+
+
+def path_module(supernet: Supernet, path: ArchPath) -> nn.Module:
+    """One path as a plain eval-mode network, BN as per-channel affine (statistics as they are
+    now in the supernet: recalibrate for the path first)."""
+    net = supernet.standalone(path).eval()
+    _replace_bn(net)
+    return net.eval()
+
+
+def calibrated_path_module(
+    run: LoadedRun, path: ArchPath, train_x: Tensor, train_y: Tensor
+) -> nn.Module:
+    """`path_module` after recalibrating BN for the path on training batches (seeded)."""
+    g = torch.Generator().manual_seed(run.cfg.seed)
+    calib = itertools.islice(
+        (
+            x
+            for x, _ in batches(
+                train_x, train_y, run.cfg.batch_size, shuffle=True, augment=False, generator=g
+            )
+        ),
+        max(run.cfg.bn_batches, 16),
+    )
+    run.supernet.recalibrate_bn(path, calib)
+    return path_module(run.supernet, path)
+
+
+@torch.no_grad()
+def _accuracy(model: nn.Module, x: Tensor, y: Tensor) -> float:
+    correct = 0
+    for i in range(0, len(y), 256):
+        correct += int((model(x[i : i + 256]).argmax(dim=1) == y[i : i + 256]).sum())
+    return 100.0 * correct / max(len(y), 1)
+
+
+# ------------------------------------------------------------------------------ writers
+def _distinct_bytes(modules: Sequence[nn.Module]) -> int:
+    seen: dict[str, int] = {}
+    for m in modules:
+        for t in itertools.chain(m.parameters(), m.buffers()):
+            raw = t.detach().contiguous().numpy().tobytes()
+            seen.setdefault(hashlib.sha256(raw).hexdigest(), len(raw))
+    return sum(seen.values())
+
+
+def write_pte(modules: dict[str, nn.Module], example: Tensor, path: Path) -> None:
+    """One ExecuTorch program, one XNNPACK-delegated method per path; shared weights once."""
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.exir import to_edge_transform_and_lower
+
+    programs = {name: torch.export.export(m, (example,)) for name, m in modules.items()}
+    lowered = to_edge_transform_and_lower(programs, partitioner=[XnnpackPartitioner()])
+    path.write_bytes(lowered.to_executorch().buffer)
+
+
+def _float_types() -> set[int]:
+    import onnx
+
+    return {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE}
+
+
+def write_onnx(modules: dict[str, nn.Module], example: Tensor, out_dir: Path) -> dict[str, Any]:
+    """One ONNX graph per path (dynamic batch); every distinct initializer is stored once in
+    `weights.bin` and each graph points at it by offset and length."""
+    import onnx
+    from onnx import numpy_helper
+    from onnx.external_data_helper import set_external_data
+    from torch.export import Dim
+
+    _FLOAT_TYPES = _float_types()  # noqa: N806
+    stored: dict[str, tuple[int, int]] = {}
+    graphs = {}
+    with (out_dir / ONNX_WEIGHTS).open("wb") as f:
+        for name, m in modules.items():
+            program = torch.onnx.export(
+                m,
+                (example,),
+                dynamo=True,
+                optimize=True,
+                verbose=False,
+                dynamic_shapes={"x": {0: Dim("batch", min=1, max=4096)}},
+            )
+            assert program is not None
+            proto = program.model_proto
+            for init in proto.graph.initializer:
+                if init.data_type not in _FLOAT_TYPES:
+                    continue  # shape-like int tensors (axes, shapes) stay inline for ORT
+                raw = numpy_helper.to_array(init).tobytes()
+                key = hashlib.sha256(init.data_type.to_bytes(4, "little") + raw).hexdigest()
+                if key not in stored:
+                    stored[key] = (f.tell(), len(raw))
+                    f.write(raw)
+                offset, length = stored[key]
+                for field in ("float_data", "int32_data", "int64_data", "double_data"):
+                    init.ClearField(field)  # type: ignore[arg-type]
+                init.raw_data = raw  # set_external_data wants raw_data, then it goes
+                set_external_data(init, location=ONNX_WEIGHTS, offset=offset, length=length)
+                init.data_location = onnx.TensorProto.EXTERNAL
+                init.ClearField("raw_data")
+            for node in proto.graph.node:  # exporter's per-node provenance: ~75% of the bytes
+                del node.metadata_props[:]
+            graph_file = f"{name}.onnx"
+            onnx.save_model(proto, str(out_dir / graph_file))
+            graphs[name] = graph_file
+    return {"graphs": graphs, "distinct_tensors": len(stored)}
+
+
+def check_pte(path: Path, modules: dict[str, nn.Module], inputs: Tensor) -> dict[str, float]:
+    """Max abs difference of every method of the .pte from PyTorch, run by ExecuTorch."""
+    from executorch.runtime import Runtime
+
+    program = Runtime.get().load_program(str(path))
+    missing = set(modules) - set(program.method_names)
+    if missing:
+        raise ExportError(f"{path} lacks methods {sorted(missing)}")
+    diffs = {}
+    with torch.no_grad():
+        for name, m in modules.items():
+            method = program.load_method(name)
+            diffs[name] = max(
+                float((method.execute([x[None]])[0] - m(x[None])).abs().max()) for x in inputs
+            )
+    return diffs
+
+
+def check_onnx(
+    out_dir: Path, graphs: dict[str, str], modules: dict[str, nn.Module], inputs: Tensor
+) -> dict[str, float]:
+    """Max abs difference of every ONNX graph from PyTorch, run by ONNX Runtime."""
+    import onnxruntime as ort
+
+    diffs = {}
+    with torch.no_grad():
+        for name, m in modules.items():
+            session = ort.InferenceSession(
+                str(out_dir / graphs[name]), providers=["CPUExecutionProvider"]
+            )
+            feed = {session.get_inputs()[0].name: inputs.numpy()}
+            out = session.run(None, feed)[0]
+            diffs[name] = float(np.abs(out - m(inputs).numpy()).max())
+    return diffs
+
+
+# ------------------------------------------------------------------------------- export
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version(), "prp-nas": __version__}
+    for pkg in ("torch", "executorch", "onnx", "onnxruntime"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def _other_cost(run: LoadedRun, objective: str) -> tuple[PathTable, Any] | None:
+    """A table for the objective the run did not train on, where the space has one."""
+    name = DEFAULT_COST_MODELS.get((run.cfg.space, objective))
+    if name is None and objective == "energy":
+        name = "analytic"
+    if name is None:
+        return None
+    device = run.cfg.cost_device if name == run.cfg.resolved_cost_model() else None
+    try:
+        model = get_cost_model(name, objective, device)
+        return price_supernet(run.supernet, model), model
+    except PRPError:
+        return None
+
+
+def default_policies(ids: Sequence[str]) -> dict[str, Any]:
+    """Battery thresholds (evenly spaced, most accurate path on a full battery) and the paper's
+    schedule (one switch every 5 hours, most to least accurate)."""
+    s = len(ids)
+    return {
+        "default": "battery",
+        "battery": {
+            "hysteresis_pct": 3.0,
+            "levels": [
+                {"min_battery_pct": round(100.0 * (s - 1 - i) / s, 2), "path": pid}
+                for i, pid in enumerate(ids)
+            ],
+        },
+        "schedule": {"switch_every_h": 5.0, "order": list(ids)},
+    }
+
+
+def export_bundle(
+    run_dir: str | Path,
+    out: str | Path,
+    top: int = 5,
+    paths: Sequence[str] | None = None,
+    data: DataSplits | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Path:
+    """Export run `run_dir` to bundle folder `out`; returns `out`. Nothing is left half-written."""
+    say = progress or (lambda msg: None)
+    run = load_run(run_dir)
+    chosen = choose_paths(run, top, paths)
+    out = Path(out)
+    cfg = run.cfg
+    data = data or load_dataset(
+        cfg.dataset,
+        val_fraction=cfg.val_fraction,
+        seed=cfg.seed,
+        limit_per_class=cfg.limit_per_class,
+    )
+    train_x = to_tensor(data.train.images, data.mean, data.std)
+    train_y = torch.tensor(data.train.labels)
+    val_x = to_tensor(data.val.images, data.mean, data.std)
+    val_y = torch.tensor(data.val.labels)
+    test_x = to_tensor(data.test.images, data.mean, data.std)
+    test_y = torch.tensor(data.test.labels)
+    supernet = run.supernet
+    trace = trace_ops(supernet)
+    main_model = get_cost_model(
+        cfg.resolved_cost_model(),
+        cfg.objective,
+        cfg.cost_device,
+        **({"path": cfg.cost_lut} if cfg.cost_lut else {}),
+    )
+    tables: dict[str, tuple[PathTable, Any] | None] = {
+        cfg.objective: (price_supernet(supernet, main_model, trace), main_model)
+    }
+    other = "latency" if cfg.objective == "energy" else "energy"
+    tables[other] = _other_cost(run, other)
+
+    say(f"recalibrating BatchNorm and measuring {len(chosen)} paths")
+    records, modules = [], {}
+    for metrics in chosen:
+        module = calibrated_path_module(run, metrics.path, train_x, train_y)
+        estimated = metrics.accuracy
+        if np.isnan(estimated):
+            estimated = _accuracy(module, val_x[: cfg.eval_images], val_y[: cfg.eval_images])
+        records.append((metrics, estimated, _accuracy(module, test_x, test_y)))
+        modules[metrics.key] = module
+    order = sorted(range(len(records)), key=lambda k: (-records[k][1], records[k][0].cost))
+    ids = [f"path_{i}" for i in range(len(order))]
+    named = {ids[i]: modules[records[k][0].key] for i, k in enumerate(order)}
+
+    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        example = test_x[:1].clone()
+        say("lowering to ExecuTorch (XNNPACK)")
+        write_pte(named, example, tmp / PTE)
+        say("exporting ONNX graphs")
+        onnx_info = write_onnx(named, example, tmp)
+        say("checking every method and graph against PyTorch")
+        check_x = test_x[:CHECK_IMAGES]
+        pte_diff = check_pte(tmp / PTE, named, check_x)
+        onnx_diff = check_onnx(tmp, onnx_info["graphs"], named, check_x)
+        worst = max([*pte_diff.values(), *onnx_diff.values()])
+        if not worst <= TOLERANCE:
+            raise ExportError(
+                f"an exported path differs from PyTorch by {worst:.3g} (> {TOLERANCE}); "
+                f"ExecuTorch: {pte_diff}, ONNX: {onnx_diff}"
+            )
+        path_entries = []
+        for i, k in enumerate(order):
+            metrics, estimated, test_acc = records[k]
+            entry: dict[str, Any] = {
+                "id": ids[i],
+                "method": ids[i],
+                "onnx": onnx_info["graphs"][ids[i]],
+                "ops": list(metrics.ops),
+                "path": list(metrics.path),
+                "key": metrics.key,
+                "accuracy": round(float(estimated), 4),
+                "test_accuracy": round(float(test_acc), 4),
+                "energy_mj": None,
+                "latency_ms": None,
+                "params": int(trace.params()(metrics.path)),
+                "macs": int(trace.macs()(metrics.path)),
+                "pareto_rank": int(metrics.pareto_rank),
+                "max_abs_diff": {"executorch": pte_diff[ids[i]], "onnx": onnx_diff[ids[i]]},
+            }
+            for objective, field in (("energy", "energy_mj"), ("latency", "latency_ms")):
+                if tables[objective] is not None:
+                    entry[field] = float(tables[objective][0](metrics.path))  # type: ignore[index]
+            path_entries.append(entry)
+        costs = {
+            objective: None
+            if t is None
+            else {"unit": t[0].unit, "device": t[0].device, "source": t[1].source}
+            for objective, t in tables.items()
+        }
+        files = {name: sha256_file(tmp / name) for name in sorted(os.listdir(tmp))}
+        manifest = {
+            "schema_version": SCHEMA_VERSION,
+            "search_space": run.front_data["space_config"],
+            "input": {
+                "shape": [1, *supernet.space.input_shape],
+                "dtype": "float32",
+                "layout": "NCHW",
+                "mean": [float(v) for v in data.mean],
+                "std": [float(v) for v in data.std],
+                "scale": "pixels / 255, then (x - mean) / std",
+                "batch": {"executorch": 1, "onnx": "dynamic"},
+            },
+            "classes": list(data.classes),
+            "objective": cfg.objective,
+            "costs": costs,
+            "paths": path_entries,
+            "policies": default_policies(ids),
+            "files": files,
+            "export": {
+                "distinct_weight_bytes": _distinct_bytes(list(named.values())),
+                "onnx_distinct_tensors": onnx_info["distinct_tensors"],
+                "bn": "per-path BatchNorm statistics as per-channel scale and shift",
+                "tolerance": TOLERANCE,
+            },
+            "provenance": {
+                "run": str(run.run_dir),
+                "dataset": data.source,
+                "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                "versions": _versions(),
+                "command": " ".join(sys.argv),
+            },
+        }
+        write_json(tmp / MANIFEST, manifest)
+        load_manifest(tmp)  # the contract holds before anything is in place
+        _move_into_place(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def _move_into_place(tmp: Path, out: Path) -> None:
+    """Rename `tmp` onto `out`; an existing bundle there is replaced only once `tmp` is whole."""
+    if out.exists():
+        old = out.parent / f".{out.name}.old-{os.getpid()}"
+        os.replace(out, old)
+        os.replace(tmp, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, out)

@@ -151,3 +151,26 @@ def load_manifest(directory: str | Path, verify_files: bool = True) -> Manifest:
                     f"match the manifest's {digest[:12]}...; copy or export the bundle again"
                 )
     return Manifest(d, data)
+
+
+class Bundle(Manifest):
+    """A loaded, validated bundle: `Bundle.load(dir)`."""
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Bundle:
+        m = load_manifest(directory)
+        return cls(m.directory, m.data)
+
+    @property
+    def ids(self) -> list[str]:
+        return [p["id"] for p in self.data["paths"]]
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.data["classes"])
+
+    def path(self, path_id: str) -> dict[str, Any]:
+        for p in self.data["paths"]:
+            if p["id"] == path_id:
+                return dict(p)
+        raise BundleError(f"bundle {self.directory} has no path {path_id!r}; paths: {self.ids}")

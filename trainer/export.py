@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 from prp.runtime.bundle import MANIFEST, SCHEMA_VERSION, load_manifest, sha256_file
+from prp.runtime.policies import battery_levels_for
 from torch import Tensor, nn
 
 from . import __version__
@@ -343,16 +344,9 @@ def _other_cost(run: LoadedRun, objective: str) -> tuple[PathTable, Any] | None:
 def default_policies(ids: Sequence[str]) -> dict[str, Any]:
     """Battery thresholds (evenly spaced, most accurate path on a full battery) and the paper's
     schedule (one switch every 5 hours, most to least accurate)."""
-    s = len(ids)
     return {
         "default": "battery",
-        "battery": {
-            "hysteresis_pct": 3.0,
-            "levels": [
-                {"min_battery_pct": round(100.0 * (s - 1 - i) / s, 2), "path": pid}
-                for i, pid in enumerate(ids)
-            ],
-        },
+        "battery": {"hysteresis_pct": 3.0, "levels": battery_levels_for(ids)},
         "schedule": {"switch_every_h": 5.0, "order": list(ids)},
     }
 

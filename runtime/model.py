@@ -1,0 +1,162 @@
+"""`AdaptiveModel`: one loaded bundle, a policy and a battery; runs the path the policy picks."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .backends import Backend, make_backend
+from .battery import BatterySource, PsutilBattery
+from .bundle import Bundle
+from .policies import Context, Decision, Policy, PolicyError, policy_from_manifest
+
+log = logging.getLogger("prp.runtime")
+
+
+class InputError(ValueError):
+    """Input of the wrong shape or type; the message says what was expected."""
+
+
+@dataclass(frozen=True)
+class Switch:
+    at_h: float
+    from_path: str | None
+    to_path: str
+    reason: str
+    battery_pct: float | None
+
+
+@dataclass(frozen=True)
+class Prediction:
+    logits: np.ndarray  # [N, classes]
+    path: str  # the one path that produced every row
+    reason: str
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.logits.argmax(axis=1)
+
+
+class AdaptiveModel:
+    """Loads a bundle once (every path ready) and runs, per call, the path its policy picks.
+
+    `predict` takes float32 NCHW input already normalised, or uint8 HWC images (N, H, W, 3) that
+    it normalises with the manifest's mean and std. The path is chosen once per call under a
+    lock, so concurrent calls during switches never mix paths within a call. `switch_to` pins a
+    path by hand until `follow_policy()`.
+    """
+
+    def __init__(
+        self,
+        bundle: Bundle | str | Path,
+        policy: Policy | str | None = None,
+        battery: BatterySource | None = None,
+        backend: str | Backend = "auto",
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self.bundle = bundle if isinstance(bundle, Bundle) else Bundle.load(bundle)
+        manifest = self.bundle.data
+        self.policy: Policy = (
+            policy
+            if policy is not None and not isinstance(policy, str)
+            else policy_from_manifest(manifest, policy)
+        )
+        self.battery: BatterySource = battery if battery is not None else PsutilBattery()
+        self.backend: Backend = (
+            backend if not isinstance(backend, str) else make_backend(self.bundle, backend)
+        )
+        start = time.monotonic()
+        self._clock = clock or (lambda: (time.monotonic() - start) / 3600.0)
+        spec = manifest["input"]
+        self.input_shape = tuple(int(v) for v in spec["shape"][1:])  # C, H, W
+        self.mean = np.asarray(spec["mean"], dtype=np.float32).reshape(1, -1, 1, 1)
+        self.std = np.asarray(spec["std"], dtype=np.float32).reshape(1, -1, 1, 1)
+        self._lock = threading.Lock()
+        self._current: str | None = None
+        self._pinned: str | None = None
+        self.switches: list[Switch] = []
+        self.decide()
+
+    # ---------------------------------------------------------------- choosing
+    @property
+    def current(self) -> str:
+        assert self._current is not None
+        return self._current
+
+    def _switch(self, to: str, reason: str, battery: float | None) -> None:
+        if to == self._current:
+            return
+        record = Switch(self._clock(), self._current, to, reason, battery)
+        self.switches.append(record)
+        self._current = to
+        log.info("switch %s -> %s at %.3f h: %s", record.from_path, to, record.at_h, reason)
+
+    def decide(self) -> Decision:
+        """Ask the policy now (or honour a manual pin) and switch if it says so."""
+        with self._lock:
+            return self._decide_locked()
+
+    def _decide_locked(self) -> Decision:
+        battery = self.battery.read()
+        if self._pinned is not None:
+            decision = Decision(self._pinned, "pinned by switch_to")
+        else:
+            decision = self.policy.decide(Context(battery, self._clock(), self._current))
+        self._switch(decision.path, decision.reason, battery)
+        return decision
+
+    def switch_to(self, path: str, reason: str = "manual") -> None:
+        """Run `path` from now on, whatever the policy says, until `follow_policy()`."""
+        if path not in self.bundle.ids:
+            raise PolicyError(f"no path {path!r} in the bundle; paths are {self.bundle.ids}")
+        with self._lock:
+            self._pinned = path
+            self._switch(path, reason, self.battery.read())
+
+    def follow_policy(self) -> None:
+        with self._lock:
+            self._pinned = None
+
+    # ---------------------------------------------------------------- running
+    def prepare(self, batch: np.ndarray) -> np.ndarray:
+        """float32 NCHW for the backend, or InputError saying what was expected."""
+        x = np.asarray(batch)
+        c, h, w = self.input_shape
+        if x.ndim == 3:
+            x = x[None]
+        if x.ndim != 4:
+            raise InputError(
+                f"input has shape {x.shape}; expected (N, {c}, {h}, {w}) float32 or "
+                f"(N, {h}, {w}, {c}) uint8 images"
+            )
+        if x.dtype == np.uint8:
+            if x.shape[1:] != (h, w, c):
+                raise InputError(f"uint8 images must be (N, {h}, {w}, {c}), got {x.shape}")
+            x = x.astype(np.float32).transpose(0, 3, 1, 2) / 255.0
+            return np.ascontiguousarray((x - self.mean) / self.std, dtype=np.float32)
+        if x.dtype != np.float32:
+            raise InputError(
+                f"input dtype {x.dtype} is not supported; pass float32 (normalised, NCHW) or "
+                f"uint8 images (NHWC)"
+            )
+        if x.shape[1:] != (c, h, w):
+            raise InputError(f"float32 input must be (N, {c}, {h}, {w}), got {x.shape}")
+        if not np.isfinite(x).all():
+            raise InputError("input contains NaN or infinite values")
+        return np.ascontiguousarray(x)
+
+    def predict(self, batch: np.ndarray) -> Prediction:
+        """Logits of the path the policy picks now (one path for the whole batch)."""
+        x = self.prepare(batch)
+        decision = self.decide()
+        return Prediction(self.backend.run(decision.path, x), decision.path, decision.reason)
+
+    def run_path(self, path: str, batch: np.ndarray) -> np.ndarray:
+        """Logits of one named path, bypassing the policy (for tests and benchmarks)."""
+        return self.backend.run(path, self.prepare(batch))

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import importlib.util
 import threading
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -22,6 +23,29 @@ class Backend(Protocol):
     def run(self, path_id: str, x: np.ndarray) -> np.ndarray:
         """Logits [N, classes] of path `path_id` for float32 NCHW input `x`."""
         ...
+
+
+class SharedWeights:
+    """OrtValues over a read-only memory map of the bundle's weights file, one per tensor."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._map: np.memmap | None = None
+        self._values: dict[tuple[int, str, tuple[int, ...]], Any] = {}
+
+    def value(self, tensor: dict[str, Any]) -> Any:
+        import onnxruntime as ort
+
+        if self._map is None:
+            self._map = np.memmap(self.path, dtype=np.uint8, mode="r")
+        shape = tuple(int(d) for d in tensor["shape"])
+        key = (int(tensor["offset"]), str(tensor["dtype"]), shape)
+        if key not in self._values:
+            dtype = np.dtype(tensor["dtype"])
+            count = int(tensor["length"]) // dtype.itemsize
+            array = np.frombuffer(self._map, dtype=dtype, count=count, offset=key[0])
+            self._values[key] = ort.OrtValue.ortvalue_from_numpy(array.reshape(shape))
+        return self._values[key]
 
 
 class OnnxRuntimeBackend:
@@ -39,10 +63,15 @@ class OnnxRuntimeBackend:
             if not OnnxRuntimeBackend._pool_ready:
                 ort.set_global_thread_pool_sizes(threads, 1)
                 OnnxRuntimeBackend._pool_ready = True
-        options = ort.SessionOptions()
-        options.use_per_session_threads = False
         self.sessions = {}
+        self._shared = SharedWeights(bundle.directory / "weights.bin")
         for p in bundle.paths:
+            options = ort.SessionOptions()
+            options.use_per_session_threads = False
+            # Every session reads its initializers from one memory map of weights.bin, so a
+            # tensor that several paths use is in memory once, not once per session.
+            for t in p.get("onnx_initializers", []):
+                options.add_initializer(t["name"], self._shared.value(t))
             try:
                 session = ort.InferenceSession(
                     str(bundle.directory / p["onnx"]), options, providers=["CPUExecutionProvider"]

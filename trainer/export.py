@@ -241,6 +241,7 @@ def write_onnx(modules: dict[str, nn.Module], example: Tensor, out_dir: Path) ->
 
     _FLOAT_TYPES = _float_types()  # noqa: N806
     stored: dict[str, tuple[int, int]] = {}
+    tensors: dict[str, list[dict[str, Any]]] = {}
     graphs = {}
     with (out_dir / ONNX_WEIGHTS).open("wb") as f:
         for name, m in modules.items():
@@ -263,6 +264,16 @@ def write_onnx(modules: dict[str, nn.Module], example: Tensor, out_dir: Path) ->
                     stored[key] = (f.tell(), len(raw))
                     f.write(raw)
                 offset, length = stored[key]
+                array = numpy_helper.to_array(init)
+                tensors.setdefault(name, []).append(
+                    {
+                        "name": init.name,
+                        "offset": offset,
+                        "length": length,
+                        "dtype": str(array.dtype),
+                        "shape": list(array.shape),
+                    }
+                )
                 for field in ("float_data", "int32_data", "int64_data", "double_data"):
                     init.ClearField(field)  # type: ignore[arg-type]
                 init.raw_data = raw  # set_external_data wants raw_data, then it goes
@@ -274,7 +285,7 @@ def write_onnx(modules: dict[str, nn.Module], example: Tensor, out_dir: Path) ->
             graph_file = f"{name}.onnx"
             onnx.save_model(proto, str(out_dir / graph_file))
             graphs[name] = graph_file
-    return {"graphs": graphs, "distinct_tensors": len(stored)}
+    return {"graphs": graphs, "distinct_tensors": len(stored), "tensors": tensors}
 
 
 def check_pte(path: Path, modules: dict[str, nn.Module], inputs: Tensor) -> dict[str, float]:
@@ -440,6 +451,7 @@ def export_bundle(
                 "params": int(trace.params()(metrics.path)),
                 "macs": int(trace.macs()(metrics.path)),
                 "pareto_rank": int(metrics.pareto_rank),
+                "onnx_initializers": onnx_info["tensors"].get(ids[i], []),
                 "max_abs_diff": {"executorch": pte_diff[ids[i]], "onnx": onnx_diff[ids[i]]},
             }
             for objective, field in (("energy", "energy_mj"), ("latency", "latency_ms")):

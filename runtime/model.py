@@ -49,7 +49,8 @@ class AdaptiveModel:
     `predict` takes float32 NCHW input already normalised, or uint8 HWC images (N, H, W, 3) that
     it normalises with the manifest's mean and std. The path is chosen once per call under a
     lock, so concurrent calls during switches never mix paths within a call. `switch_to` pins a
-    path by hand until `follow_policy()`.
+    path by hand until `follow_policy()`. The policy is asked again whenever the battery reading
+    changes and at least every `decide_every_s` seconds of the clock.
     """
 
     def __init__(
@@ -59,6 +60,7 @@ class AdaptiveModel:
         battery: BatterySource | None = None,
         backend: str | Backend = "auto",
         clock: Callable[[], float] | None = None,
+        decide_every_s: float = 1.0,
     ) -> None:
         self.bundle = bundle if isinstance(bundle, Bundle) else Bundle.load(bundle)
         manifest = self.bundle.data
@@ -80,6 +82,10 @@ class AdaptiveModel:
         self._lock = threading.Lock()
         self._current: str | None = None
         self._pinned: str | None = None
+        self._every_h = decide_every_s / 3600.0
+        self._last_battery: float | None = None
+        self._due_h = 0.0
+        self._reason = ""
         self.switches: list[Switch] = []
         self.decide()
 
@@ -104,11 +110,14 @@ class AdaptiveModel:
 
     def _decide_locked(self) -> Decision:
         battery = self.battery.read()
+        now = self._clock()
         if self._pinned is not None:
             decision = Decision(self._pinned, "pinned by switch_to")
         else:
-            decision = self.policy.decide(Context(battery, self._clock(), self._current))
+            decision = self.policy.decide(Context(battery, now, self._current))
         self._switch(decision.path, decision.reason, battery)
+        self._last_battery, self._due_h = battery, now + self._every_h
+        self._reason = decision.reason
         return decision
 
     def switch_to(self, path: str, reason: str = "manual") -> None:
@@ -117,11 +126,14 @@ class AdaptiveModel:
             raise PolicyError(f"no path {path!r} in the bundle; paths are {self.bundle.ids}")
         with self._lock:
             self._pinned = path
+            self._reason = f"pinned by switch_to ({reason})"
             self._switch(path, reason, self.battery.read())
 
     def follow_policy(self) -> None:
+        """Let the policy choose again, from the next call on."""
         with self._lock:
             self._pinned = None
+            self._due_h = 0.0
 
     # ---------------------------------------------------------------- running
     def prepare(self, batch: np.ndarray) -> np.ndarray:
@@ -154,8 +166,20 @@ class AdaptiveModel:
     def predict(self, batch: np.ndarray) -> Prediction:
         """Logits of the path the policy picks now (one path for the whole batch)."""
         x = self.prepare(batch)
-        decision = self.decide()
-        return Prediction(self.backend.run(decision.path, x), decision.path, decision.reason)
+        path, reason = self._choose()
+        return Prediction(self.backend.run(path, x), path, reason)
+
+    def _choose(self) -> tuple[str, str]:
+        """The path for this call. The policy is asked again when the battery reading changed
+        or `decide_every_s` has passed since it was last asked; otherwise the last decision
+        stands (it depends on nothing else), which keeps a call's overhead to microseconds."""
+        battery = self.battery.read()
+        now = self._clock()
+        with self._lock:
+            if self._pinned is None and (battery != self._last_battery or now >= self._due_h):
+                self._decide_locked()
+            assert self._current is not None
+            return self._current, self._reason
 
     def run_path(self, path: str, batch: np.ndarray) -> np.ndarray:
         """Logits of one named path, bypassing the policy (for tests and benchmarks)."""

@@ -230,3 +230,18 @@ def test_default_run_directories_never_collide(tmp_path) -> None:
     (tmp_path / "nb201-energy-2").mkdir()
     assert _new_run_dir(tmp_path, "nb201-energy") == tmp_path / "nb201-energy-3"
     assert _latest_run_dir(tmp_path, "nb201-energy") == tmp_path / "nb201-energy-2"
+
+
+@pytest.mark.parametrize("method,m", [("fair", 5), ("uniform", 1)])
+def test_baseline_methods_train_without_alpha_or_pruning(tmp_path, data, method, m) -> None:
+    cfg = replace(CFG, method=method)
+    trainer = Trainer(cfg, tmp_path, data=data)
+    front = trainer.run()
+    epochs = [r for r in RunLog(tmp_path / "log.jsonl").records() if r.get("event") == "epoch"]
+    assert [r["stage"] for r in epochs] == [method] * 4
+    batches_per_epoch = -(-len(data.train) // cfg.batch_size)
+    assert all(r["path_steps"] == m * batches_per_epoch for r in epochs)
+    assert not trainer.supernet.alpha.detach().abs().sum()
+    assert trainer.ops_left() == 30 and front
+    with pytest.raises(PRPError, match="unknown --method 'darts'"):
+        replace(CFG, method="darts").validate()

@@ -122,6 +122,9 @@ def train(
     ),
     limit_per_class: int = typer.Option(None, help="Use at most this many images per class."),
     preset_name: str = typer.Option("default", "--preset", help="default, tiny or paper."),
+    method: str = typer.Option(
+        None, help="prp (default); baselines: fair (stage 1 only) or uniform (single path)."
+    ),
     epochs_fair: int = typer.Option(None, help="N_f: strict-fairness epochs."),
     epochs_pareto: int = typer.Option(None, help="N_p: Pareto-rank epochs."),
     samples: int = typer.Option(
@@ -157,6 +160,7 @@ def train(
     console = _console()
     try:
         overrides = {
+            "method": method,
             "objective": objective,
             "space": space,
             "space_size": size,

@@ -15,10 +15,17 @@ DEFAULT_COST_MODELS: dict[tuple[str, str], str] = {
 }
 
 
+# prp: the paper's Algorithm 1. Baselines for the ranking benchmark, trained for the same
+# epochs: fair = strict fairness (FairNAS) throughout, uniform = single-path one-shot with
+# uniform sampling (the "vanilla" supernet). Neither trains alpha nor prunes.
+METHODS = ("prp", "fair", "uniform")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that determines a run; saved as `config.json` and checked on `--resume`."""
 
+    method: str = "prp"  # prp (Algorithm 1); baselines: fair (stage 1 only), uniform (SPOS)
     space: str = "nb201"
     space_size: str = "real"
     space_overrides: dict[str, Any] = field(default_factory=dict)
@@ -59,6 +66,8 @@ class TrainConfig:
         return DEFAULT_COST_MODELS.get((self.space, self.objective), "analytic")
 
     def validate(self) -> TrainConfig:
+        if self.method not in METHODS:
+            raise PRPError(f"unknown --method {self.method!r}; methods are: {', '.join(METHODS)}")
         if self.samples < 2:
             raise PRPError(f"--samples must be at least 2 to rank paths, got {self.samples}")
         if not 1 <= self.top_n <= self.samples:

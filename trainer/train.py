@@ -130,6 +130,9 @@ class Trainer:
         return self.cfg.epochs_fair + self.cfg.epochs_pareto
 
     def stage_of(self, epoch: int) -> str:
+        """prp: fair then pareto; the baselines train one way throughout (fair or uniform)."""
+        if self.cfg.method != "prp":
+            return self.cfg.method
         return "fair" if epoch < self.cfg.epochs_fair else "pareto"
 
     def _weight_optimizer(self) -> torch.optim.SGD:
@@ -263,7 +266,11 @@ class Trainer:
         start = time.perf_counter()
         for step, (x, y) in enumerate(self._train_batches(epoch)):
             paths = (
-                self.supernet.sample_fair(rng) if stage == "fair" else [self.supernet.argmax_path()]
+                self.supernet.sample_fair(rng)
+                if stage == "fair"
+                else [self.supernet.sample_uniform(rng)]
+                if stage == "uniform"
+                else [self.supernet.argmax_path()]
             )
             losses.append(self._step(x, y, paths, epoch, step))
             images += len(y) * len(paths)

@@ -304,3 +304,55 @@ def export(
     except PRPError as e:
         console.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2) from None
+
+
+eval_app = typer.Typer(
+    add_completion=False,
+    help="Ranking quality of an nb201 run against NAS-Bench-201 with HW-NAS-Bench costs.",
+)
+
+
+@eval_app.command()
+def evaluate(
+    run: Path = typer.Argument(..., help="Run directory of an nb201 run."),
+    truth: Path = typer.Option(..., help="nb201_cifar10_hw.csv (NAS-Bench-201 + HW-NAS-Bench)."),
+    k: int = typer.Option(1000, help="Architectures to evaluate (never fed training)."),
+    cost_column: str = typer.Option("edgegpu_energy", help="Cost column of the table."),
+    seed: int = typer.Option(0, help="Seed of the sample of architectures."),
+) -> None:
+    """Kendall's tau-b between estimated and true Pareto ranks, and hypervolume of the front."""
+    from rich.progress import Progress
+
+    from .evaluate import evaluate_run
+
+    console = _console()
+    try:
+        with Progress(console=console, transient=True) as bar:
+            task = bar.add_task("estimating architectures", total=k)
+
+            def progress(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+
+            result = evaluate_run(
+                run, truth, k=k, cost_column=cost_column, seed=seed, progress=progress
+            )
+        table = Table(
+            title=f"{run} ({result['method']}) against {result['cost_column']}, K={result['k']}"
+        )
+        table.add_column("measure")
+        table.add_column("value")
+        table.add_row("Kendall tau-b, Pareto ranks", f"{result['kendall_tau_b_pareto']:.3f}")
+        table.add_row("Kendall tau-b, accuracy", f"{result['kendall_tau_b_accuracy']:.3f}")
+        table.add_row(
+            "hypervolume ratio (run front / true front)", f"{result['hypervolume_ratio']:.3f}"
+        )
+        for s in result["selected"]:
+            table.add_row(
+                f"pick {s['label']}",
+                f"true acc {s['true_accuracy']:.2f} %, true Pareto rank {s['true_pareto_rank']}",
+            )
+        console.print(table)
+        console.print(f"wrote {run}/eval_nb201.json and eval_nb201.png")
+    except PRPError as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from None

@@ -60,6 +60,7 @@ class LoadedRun:
     supernet: Supernet
     front: list[PathMetrics]
     front_data: dict[str, Any]
+    fed_training: set[ArchPath]  # paths whose accuracy fed the alpha loss or pruning
 
 
 def load_run(run_dir: str | Path) -> LoadedRun:
@@ -88,6 +89,8 @@ def load_run(run_dir: str | Path) -> LoadedRun:
                 if not bool(state["op_mask"][s, op]):
                     supernet.prune(s, op)
         supernet.load_state_dict(state["supernet"])
+        fed = {tuple(p) for p, _ in state.get("evaluated", [])}
+        fed |= {tuple(p) for p, _ in state.get("targets", [])}
     except Exception as e:  # noqa: BLE001 - any unreadable checkpoint gets the same advice
         raise ExportError(
             f"checkpoint of run {d} cannot be read ({type(e).__name__}: {e})"
@@ -103,7 +106,7 @@ def load_run(run_dir: str | Path) -> LoadedRun:
         )
         for p in front_data["paths"]
     ]
-    return LoadedRun(d, cfg, supernet.eval(), front, front_data)
+    return LoadedRun(d, cfg, supernet.eval(), front, front_data, fed)
 
 
 def choose_paths(run: LoadedRun, top: int, names: Sequence[str] | None = None) -> list[PathMetrics]:

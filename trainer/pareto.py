@@ -118,7 +118,7 @@ def greedy_hypervolume_subset(
     return chosen
 
 
-def kendall_tau_b(a: Sequence[float], b: Sequence[float]) -> float:
+def kendall_tau_b(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray) -> float:
     """Kendall's tau-b (handles ties, as Pareto ranks have many) between two rankings."""
     x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if x.shape != y.shape or x.ndim != 1:

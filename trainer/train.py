@@ -59,6 +59,43 @@ class Tensors:
 Progress = Callable[[str, int, int], None]  # (task, done, total)
 
 
+@torch.no_grad()
+def estimate_accuracy(
+    supernet: Supernet,
+    path: ArchPath,
+    tensors: Tensors,
+    cfg: TrainConfig,
+    generator: torch.Generator,
+) -> float:
+    """Top-1 % of `path` on the first `cfg.eval_images` held-out images, with the shared
+    weights and BatchNorm recalibrated for the path on `cfg.bn_batches` training batches."""
+    calib = itertools.islice(
+        (
+            x
+            for x, _ in batches(
+                tensors.train_x,
+                tensors.train_y,
+                cfg.batch_size,
+                shuffle=True,
+                augment=False,
+                generator=generator,
+            )
+        ),
+        cfg.bn_batches,
+    )
+    supernet.recalibrate_bn(path, calib)
+    was_training = supernet.training
+    supernet.eval()
+    n = min(cfg.eval_images, len(tensors.val_y))
+    correct = 0
+    for i in range(0, n, 256):
+        j = min(i + 256, n)
+        pred = supernet(tensors.val_x[i:j], path).argmax(dim=1)
+        correct += int((pred == tensors.val_y[i:j]).sum())
+    supernet.train(was_training)
+    return 100.0 * correct / n
+
+
 class Trainer:
     """Owns one run directory. `run()` trains from the last checkpoint to the end."""
 
@@ -286,34 +323,10 @@ class Trainer:
         }
 
     # -------------------------------------------------------------- estimates
-    @torch.no_grad()
     def estimate_accuracy(self, path: ArchPath, epoch: int) -> float:
         """Top-1 % on the held-out split with the shared weights, BN recalibrated for `path`."""
         _, g = self._rng(epoch, 2)
-        calib = itertools.islice(
-            (
-                x
-                for x, _ in batches(
-                    self.tensors.train_x,
-                    self.tensors.train_y,
-                    self.cfg.batch_size,
-                    shuffle=True,
-                    augment=False,
-                    generator=g,
-                )
-            ),
-            self.cfg.bn_batches,
-        )
-        self.supernet.recalibrate_bn(path, calib)
-        self.supernet.eval()
-        n = min(self.cfg.eval_images, len(self.tensors.val_y))
-        correct = 0
-        for i in range(0, n, 256):
-            j = min(i + 256, n)
-            pred = self.supernet(self.tensors.val_x[i:j], path).argmax(dim=1)
-            correct += int((pred == self.tensors.val_y[i:j]).sum())
-        self.supernet.train()
-        return 100.0 * correct / n
+        return estimate_accuracy(self.supernet, path, self.tensors, self.cfg, g)
 
     def sample_paths(self, rng: np.random.Generator, n: int) -> list[ArchPath]:
         """n distinct paths of the (possibly pruned) supernet; all of them if there are fewer."""

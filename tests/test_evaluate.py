@@ -1,0 +1,104 @@
+"""prp-eval: ranking quality of a really trained tiny NB201 run against the real table."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from prp.trainer.benchmarks import NB201Table
+from prp.trainer.config import preset
+from prp.trainer.datasets import load_dataset
+from prp.trainer.errors import PRPError
+from prp.trainer.evaluate import evaluate_run, true_front_hypervolume
+from prp.trainer.report import write_front
+from prp.trainer.train import Trainer
+
+CFG = preset("tiny")
+
+
+def test_true_front_hypervolume_on_a_hand_made_table(tmp_path) -> None:
+    csv = tmp_path / "t.csv"
+    csv.write_text(
+        "arch_index,arch_str,acc,energy\n"
+        "0,a,90,3\n"  # front
+        "1,b,80,1\n"  # front
+        "2,c,70,2\n"  # dominated by b
+    )
+    table = NB201Table.load(csv)
+    # ref (70, 3): b adds (80-70) x (3-1) = 20, a adds (90-80) x (3-3) = 0 -> 20.
+    assert true_front_hypervolume(table, "acc", "energy", np.array([70.0, 3.0])) == 20.0
+    assert true_front_hypervolume(table, "acc", "energy", np.array([60.0, 4.0])) == (
+        pytest.approx(30 * 1 + 20 * 2)
+    )
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("run")
+    data = load_dataset("default", limit_per_class=CFG.limit_per_class)
+    trainer = Trainer(CFG, d, data=data)
+    front = trainer.run()
+    write_front(
+        d,
+        trainer.space,
+        front,
+        objective="energy",
+        unit=trainer.cost.unit,
+        device=trainer.cost.device,
+        cost_source=trainer.cost_model.source,
+    )
+    return d
+
+
+def test_evaluate_a_tiny_run_end_to_end(run_dir, nb201_csv) -> None:
+    result = evaluate_run(run_dir, nb201_csv, k=25, seed=1)
+    # The tiny run prunes hard: K is capped by the unseen architectures its supernet still runs.
+    assert result["k"] == min(25, result["unseen_live_architectures"]) >= 5
+    assert -1.0 <= result["kendall_tau_b_pareto"] <= 1.0
+    assert -1.0 <= result["kendall_tau_b_accuracy"] <= 1.0
+    assert 0.0 < result["hypervolume_ratio"] <= 1.0
+    state = json.loads((run_dir / "eval_nb201.json").read_text())
+    assert state["k"] == result["k"] and (run_dir / "eval_nb201.png").stat().st_size > 5000
+    # No evaluated architecture fed the training signal, and each row's truth is the table's.
+    import torch
+
+    ckpt = torch.load(run_dir / "checkpoint.pt", weights_only=False)
+    table = NB201Table.load(nb201_csv)
+    from prp.trainer.spaces import get_space
+
+    space = get_space("nb201")
+    fed = {space.encode(p) for p, _ in ckpt["evaluated"] + ckpt["targets"]}
+    for a in result["architectures"]:
+        assert a["arch_str"] not in fed
+        row = table.index[a["arch_str"]]
+        assert a["true_accuracy"] == table.column("cifar10_test_acc")[row]
+        assert a["cost"] == table.column("edgegpu_energy")[row]
+    # Another cost column is a parameter.
+    other = evaluate_run(run_dir, nb201_csv, k=10, cost_column="pixel3_latency")
+    assert other["cost_column"] == "pixel3_latency"
+    with pytest.raises(PRPError, match="no column 'carbon'"):
+        evaluate_run(run_dir, nb201_csv, k=5, cost_column="carbon")
+
+
+def test_prp_eval_cli(run_dir, nb201_csv, tmp_path) -> None:
+    exe = shutil.which("prp-eval") or str(Path(sys.executable).parent / "prp-eval")
+    out = subprocess.run(
+        [exe, str(run_dir), "--truth", str(nb201_csv), "--k", "8"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "Kendall tau-b, Pareto ranks" in out.stdout
+    bad = subprocess.run(
+        [exe, str(run_dir), "--truth", str(tmp_path / "none.csv")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert bad.returncode == 2 and "does not exist" in " ".join(bad.stdout.split())

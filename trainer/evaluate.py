@@ -1,0 +1,172 @@
+"""Ranking quality of a trained NB201 supernet against NAS-Bench-201 + HW-NAS-Bench ground truth.
+
+For K architectures that never fed the training signal (and that the pruned supernet can still
+run), the supernet's accuracy estimates and the table's true accuracies are each combined with the
+same true cost column into Pareto ranks; Kendall's tau-b between the two rankings is the paper's
+measure (section 3.1). Also: tau-b of accuracy alone, the hypervolume of the run's front (priced
+with true values) over that of the true front, and where the run's picks sit in the true ranking.
+
+Reference point for both hypervolumes (documented, the same for all runs of a table): accuracy
+= the lowest true accuracy in the table, cost = the highest cost in the table's column.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .benchmarks import NB201Table
+from .datasets import load_dataset, to_tensor
+from .errors import PRPError
+from .export import load_run
+from .pareto import hypervolume, kendall_tau_b, pareto_ranks
+from .pruning import MAXIMIZE
+from .runs import atomic_path, write_json
+from .train import Tensors, estimate_accuracy
+
+EVAL_FILE = "eval_nb201.json"
+
+
+def true_front_hypervolume(
+    table: NB201Table, acc_column: str, cost_column: str, ref: np.ndarray
+) -> float:
+    pts = np.column_stack([table.column(acc_column), table.column(cost_column)])
+    front = pts[pareto_ranks(pts, MAXIMIZE) == 1]
+    return hypervolume(front, ref, MAXIMIZE)
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    truth: str | Path,
+    k: int = 1000,
+    cost_column: str = "edgegpu_energy",
+    acc_column: str = "cifar10_test_acc",
+    seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Evaluate run `run_dir` against the NB201 table `truth`; writes RUN/eval_nb201.json."""
+    run = load_run(run_dir)
+    space = run.supernet.space
+    if space.name != "nb201":
+        raise PRPError(
+            f"prp-eval compares with NAS-Bench-201: run {run_dir} searched "
+            f"{space.name!r}, not 'nb201'"
+        )
+    table = NB201Table.load(truth)
+    cost_all = table.column(cost_column)
+    acc_all = table.column(acc_column)
+    live = [run.supernet.live_ops(s) for s in range(space.num_slots)]
+    pool = [p for p in itertools.product(*live) if tuple(p) not in run.fed_training]
+    if len(pool) < 2:
+        raise PRPError(f"run {run_dir} leaves {len(pool)} unseen architectures to evaluate")
+    rng = np.random.default_rng(seed)
+    picked = [
+        tuple(pool[i]) for i in sorted(rng.choice(len(pool), min(k, len(pool)), replace=False))
+    ]
+    cfg = run.cfg
+    data = load_dataset(
+        cfg.dataset,
+        val_fraction=cfg.val_fraction,
+        seed=cfg.seed,
+        limit_per_class=cfg.limit_per_class,
+    )
+    tensors = Tensors(
+        to_tensor(data.train.images, data.mean, data.std),
+        torch.tensor(data.train.labels),
+        to_tensor(data.val.images, data.mean, data.std),
+        torch.tensor(data.val.labels),
+    )
+    est = np.empty(len(picked))
+    for i, path in enumerate(picked):
+        g = torch.Generator().manual_seed(seed)
+        est[i] = estimate_accuracy(run.supernet, path, tensors, cfg, g)
+        if progress:
+            progress(i + 1, len(picked))
+    rows = table.rows_of(space, picked)
+    true_acc, cost = acc_all[rows], cost_all[rows]
+    est_rank = pareto_ranks(np.column_stack([est, cost]), MAXIMIZE)
+    true_rank = pareto_ranks(np.column_stack([true_acc, cost]), MAXIMIZE)
+    ref = np.array([acc_all.min(), cost_all.max()])
+    true_hv = true_front_hypervolume(table, acc_column, cost_column, ref)
+    front_paths = [m.path for m in run.front if m.pareto_rank == 1]
+    front_rows = table.rows_of(space, front_paths)
+    run_hv = hypervolume(
+        np.column_stack([acc_all[front_rows], cost_all[front_rows]]), ref, MAXIMIZE
+    )
+    all_ranks = pareto_ranks(np.column_stack([acc_all, cost_all]), MAXIMIZE)
+    selected = []
+    for s in run.front_data.get("selected", []):
+        row = int(table.rows_of(space, [tuple(s["path"])])[0])
+        selected.append(
+            {
+                "label": s["label"],
+                "arch_str": table.arch_strs[row],
+                "true_accuracy": float(acc_all[row]),
+                "cost": float(cost_all[row]),
+                "true_pareto_rank": int(all_ranks[row]),
+                "estimated_accuracy": s["accuracy"],
+            }
+        )
+    result = {
+        "run": str(run_dir),
+        "method": cfg.method,
+        "truth": str(truth),
+        "accuracy_column": acc_column,
+        "cost_column": cost_column,
+        "k": len(picked),
+        "live_architectures": int(np.prod([len(o) for o in live])),
+        "unseen_live_architectures": len(pool),
+        "kendall_tau_b_pareto": kendall_tau_b(est_rank, true_rank),
+        "kendall_tau_b_accuracy": kendall_tau_b(est, true_acc),
+        "reference_point": {"accuracy": float(ref[0]), "cost": float(ref[1])},
+        "hypervolume_run_front": run_hv,
+        "hypervolume_true_front": true_hv,
+        "hypervolume_ratio": run_hv / true_hv if true_hv > 0 else float("nan"),
+        "selected": selected,
+        "architectures": [
+            {
+                "arch_str": table.arch_strs[int(r)],
+                "estimated_accuracy": float(e),
+                "cost": float(c),
+                "estimated_rank": int(er),
+                "true_accuracy": float(t),
+                "true_rank": int(tr),
+            }
+            for r, e, c, er, t, tr in zip(
+                rows, est, cost, est_rank, true_acc, true_rank, strict=True
+            )
+        ],
+    }
+    out = Path(run_dir)
+    write_json(out / EVAL_FILE, result)
+    plot_ranks(out / "eval_nb201.png", est_rank, true_rank, result)
+    return result
+
+
+def plot_ranks(
+    path: Path, est_rank: np.ndarray, true_rank: np.ndarray, result: dict[str, Any]
+) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    jitter = np.random.default_rng(0).uniform(-0.2, 0.2, (2, len(est_rank)))
+    ax.scatter(true_rank + jitter[0], est_rank + jitter[1], s=8, alpha=0.5)
+    top = max(int(true_rank.max()), int(est_rank.max()))
+    ax.plot([1, top], [1, top], c="0.6", lw=1, ls="--")
+    ax.set_xlabel(f"true Pareto rank ({result['accuracy_column']}, {result['cost_column']})")
+    ax.set_ylabel("estimated Pareto rank (supernet)")
+    ax.set_title(
+        f"{result['method']}: Kendall tau-b {result['kendall_tau_b_pareto']:.3f} (K={result['k']})"
+    )
+    ax.grid(alpha=0.3)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+    plt.close(fig)

@@ -164,8 +164,8 @@ class EnergyBudgetPolicy:
                 return Decision(
                     path, f"budget: {path} lasts {hours:.1f} h >= {needed:.1f} h still needed"
                 )
-        last = self.order[-1]
-        return Decision(last, f"budget: no path lasts {needed:.1f} h; cheapest ({last})")
+        cheapest = min(self.order, key=lambda p: self.energy_mj[p])
+        return Decision(cheapest, f"budget: no path lasts {needed:.1f} h; cheapest ({cheapest})")
 
 
 def paths_of(manifest: Mapping[str, Any]) -> list[str]:

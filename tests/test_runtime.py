@@ -97,6 +97,9 @@ def test_schedule_energy_budget_and_fixed_policies() -> None:
     assert budget.decide(Context(100, 3, None)).path == "a"  # 5 h needed: a lasts 5 h
     assert budget.decide(Context(60, 4.5, None)).path == "b"  # re-planned: b lasts 4 h >= 3.5
     assert budget.decide(Context(5, 0, None)).path == "c"  # nothing lasts: cheapest
+    # Bundles list paths by accuracy, not by energy: the fallback is the cheapest, wherever it is.
+    unordered = EnergyBudgetPolicy({"a": 10.0, "b": 1.0, "c": 5.0}, power, target_h=8)
+    assert unordered.decide(Context(5, 0, None)).path == "b"
     assert FixedPolicy("b").decide(Context(1, 99, "a")).path == "b"
 
 

@@ -1,0 +1,361 @@
+"""The battery-drain simulator on the shipped bundle: bookkeeping, scenarios, speed, outputs,
+real mode through AdaptiveModel, and the CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from prp.runtime import Bundle
+from prp.runtime.policies import PIXEL3_LIKE_POWER
+from prp.runtime.profiles import PIXEL3, ProfileError, get_profile
+from prp.runtime.simulate import (
+    SimConfig,
+    Simulation,
+    SimulationError,
+    manifest_energies,
+    simulate,
+    simulate_real,
+    write_outputs,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT = ROOT / "exported" / "default"
+CLI = Path(sys.executable).parent / "prp-simulate"
+
+# A workload where inference is most of the draw (about 77-80 %), so that the choice of path
+# matters: with the phone's 1 W baseline and 30 inferences/s it is under 0.1 %.
+HEAVY = {"baseline_w": 0.1, "inferences_per_s": 15000.0}
+
+
+@pytest.fixture(scope="module")
+def bundle() -> Bundle:
+    return Bundle.load(DEFAULT)
+
+
+def front_energies(bundle: Bundle) -> dict[str, float]:
+    """The manifest's energies reassigned so that cost falls with accuracy, as along a Pareto
+    front. The shipped bundle's most accurate path is also its cheapest, so worst = best there."""
+    energies = manifest_energies(bundle.data)
+    return dict(zip(energies, sorted(energies.values(), reverse=True), strict=True))
+
+
+def heavy(**overrides: float) -> SimConfig:
+    return SimConfig.from_profile(PIXEL3, **{**HEAVY, **overrides})
+
+
+@pytest.fixture(scope="module")
+def shipped(bundle: Bundle) -> Simulation:
+    return simulate(bundle.data, SimConfig.from_profile(PIXEL3))
+
+
+@pytest.fixture(scope="module")
+def front(bundle: Bundle) -> Simulation:
+    return simulate(bundle.data, heavy(), front_energies(bundle))
+
+
+def test_pixel3_profile_matches_the_runtime_default_and_unknown_names_fail() -> None:
+    p = get_profile("pixel3")
+    assert (p.capacity_mah, p.voltage_v) == (2915.0, 3.85)
+    assert p.capacity_j == pytest.approx(PIXEL3_LIKE_POWER.capacity_j)
+    assert p.baseline_w == PIXEL3_LIKE_POWER.baseline_w
+    assert p.inferences_per_s == PIXEL3_LIKE_POWER.inferences_per_s
+    with pytest.raises(ProfileError, match="pixel3"):
+        get_profile("iphone")
+
+
+def test_config_rejects_bad_numbers() -> None:
+    for bad in (
+        {"horizon_h": -1.0},
+        {"step_s": 0.0},
+        {"baseline_w": -0.5},
+        {"inferences_per_s": float("nan")},
+        {"start_pct": 120.0},
+        {"step_s": 7.0},  # 24 h is not a whole number of 7 s steps
+    ):
+        with pytest.raises(SimulationError):
+            SimConfig.from_profile(PIXEL3, **bad)
+
+
+@pytest.mark.parametrize("which", ["shipped", "front"])
+def test_energy_bookkeeping_balances(which: str, request: pytest.FixtureRequest) -> None:
+    sim: Simulation = request.getfixturevalue(which)
+    cap = sim.config.capacity_j
+    for r in sim.runs:
+        used = cap * (100.0 - r.battery_pct[-1]) / 100.0
+        assert r.drawn_j == pytest.approx(used, abs=1e-6)
+        # The battery's trajectory and the per-segment power bookkeeping agree.
+        assert r.baseline_j + r.inference_j == pytest.approx(r.drawn_j, rel=1e-9, abs=1e-6)
+        on_s = sum(s.duration_s for s in r.segments)
+        assert r.baseline_j == pytest.approx(sim.config.baseline_w * on_s)
+        assert on_s == pytest.approx(r.on_s)
+        assert np.all(np.diff(r.energy_j) <= 0) and r.energy_j.min() >= 0.0
+    # A fixed path drains at one power: it empties at exactly capacity / power.
+    worst = sim.run("worst")
+    p_w = sim.config.baseline_w + sim.config.inference_w(sim.energy_mj["path_0"])
+    if worst.died_s is not None:
+        assert worst.died_s == pytest.approx(cap / p_w, rel=1e-12)
+
+
+def test_shipped_workload_inference_share_is_small(shipped: Simulation) -> None:
+    # 30 x ~0.023 mJ per second is ~0.7 mW against a 1 W baseline.
+    for r in shipped.runs:
+        assert 0.05 < 100 * r.inference_j / r.drawn_j < 0.1
+        assert r.died_s is not None and 11.1 < r.died_s / 3600 < 11.3  # 40,402 J at ~1 W
+
+
+def test_worst_drains_fastest_and_best_slowest(front: Simulation, shipped: Simulation) -> None:
+    worst, best = front.run("worst").battery_pct, front.run("best").battery_pct
+    for r in front.runs:
+        assert np.all(worst <= r.battery_pct + 1e-9), r.name
+        assert np.all(best >= r.battery_pct - 1e-9), r.name
+    assert worst[-1] < best[-1]
+    # With the shipped energies the cheapest path still drains slowest.
+    best = shipped.run("best").battery_pct
+    for r in shipped.runs:
+        assert np.all(best >= r.battery_pct - 1e-9), r.name
+
+
+def test_schedule_switches_every_5_hours_along_the_manifest_order(
+    front: Simulation, bundle: Bundle
+) -> None:
+    table = bundle.data["policies"]["schedule"]
+    run = front.run("schedule")
+    assert run.lasted
+    assert [s.to_path for s in run.switches] == table["order"]
+    assert [s.at_h for s in run.switches] == pytest.approx(
+        [k * table["switch_every_h"] for k in range(len(table["order"]))]
+    )
+    assert run.hours_on_path()["path_0"] == pytest.approx(5.0)
+
+
+def test_battery_scenario_never_flaps(
+    front: Simulation, shipped: Simulation, bundle: Bundle
+) -> None:
+    levels = bundle.data["policies"]["battery"]["levels"]
+    threshold = {lv["path"]: lv["min_battery_pct"] for lv in levels}
+    order = [lv["path"] for lv in levels]
+    for sim in (front, shipped):
+        run = sim.run("battery")
+        assert run.switch_count <= len(order) - 1
+        alive = run.path_index[run.path_index >= 0]
+        rank = np.array([order.index(run.ids[i]) for i in alive])
+        assert np.all(np.diff(rank) >= 0)  # only ever towards cheaper paths while discharging
+        step_pct = 100 * max(s.power_w for s in run.segments) * sim.config.step_s
+        step_pct /= sim.config.capacity_j
+        for s in run.switches[1:]:  # each at the first step below the threshold it left
+            assert s.from_path is not None
+            t = threshold[s.from_path]
+            assert t - step_pct <= s.battery_pct < t
+
+
+@pytest.mark.parametrize("rate", [13_600.0, 15_000.0, 16_300.0])
+def test_energy_budget_reaches_the_horizon_when_the_cheapest_path_can(
+    bundle: Bundle, rate: float
+) -> None:
+    sim = simulate(bundle.data, heavy(inferences_per_s=rate), front_energies(bundle))
+    assert not sim.run("worst").lasted and sim.run("best").lasted  # the case that matters
+    budget = sim.run("energy-budget")
+    assert budget.lasted
+    # It runs paths no less accurate (by the manifest's ordering accuracy) than the cheapest.
+    ordering = {p["id"]: p["accuracy"] for p in bundle.data["paths"]}
+    assert budget.mean_accuracy(ordering) >= sim.run("best").mean_accuracy(ordering)
+    assert budget.path_index.max() <= sim.run("best").path_index.min()
+    assert budget.battery_pct[-1] < 0.01  # it spends the battery on accuracy, not leftovers
+
+
+def test_asking_only_when_a_decision_can_change_equals_asking_every_step(
+    bundle: Bundle,
+) -> None:
+    cases = [
+        (SimConfig.from_profile(PIXEL3, step_s=10.0), None),
+        (heavy(step_s=10.0), front_energies(bundle)),
+        (heavy(step_s=10.0, start_pct=70.0, horizon_h=30.0), front_energies(bundle)),
+    ]
+    for config, energies in cases:
+        fast = simulate(bundle.data, config, energies)
+        slow = simulate(bundle.data, config, energies, every_step=True)
+        for a, b in zip(fast.runs, slow.runs, strict=True):
+            assert np.array_equal(a.path_index, b.path_index), a.name
+            assert np.array_equal(a.energy_j, b.energy_j), a.name
+            assert [(s.at_h, s.to_path) for s in a.switches] == [
+                (s.at_h, s.to_path) for s in b.switches
+            ]
+            assert a.died_s == b.died_s
+            assert a.policy_calls <= 20 < b.policy_calls
+
+
+def test_a_day_at_one_second_for_every_scenario_is_fast(bundle: Bundle) -> None:
+    for config, energies in (
+        (SimConfig.from_profile(PIXEL3), None),
+        (heavy(), front_energies(bundle)),
+    ):
+        t0 = time.perf_counter()
+        sim = simulate(bundle.data, config, energies)
+        seconds = time.perf_counter() - t0
+        print(f"{len(sim.runs)} scenarios x {config.steps} steps: {seconds * 1e3:.1f} ms")
+        assert config.steps == 86_400 and len(sim.runs) == 5
+        assert seconds < 3.0
+
+
+def test_outputs_are_written_with_every_field(front: Simulation, tmp_path: Path) -> None:
+    out = tmp_path / "sim"
+    summary = write_outputs(front, out, timeline_every_s=60.0)
+    on_disk = json.loads((out / "summary.json").read_text())
+    assert on_disk["scenarios"] == json.loads(json.dumps(summary["scenarios"]))
+    names = [s["name"] for s in on_disk["scenarios"]]
+    assert names == ["worst", "best", "schedule", "battery", "energy-budget"]
+    for s in on_disk["scenarios"]:
+        for key in (
+            "empty_at_h",
+            "battery_left_pct",
+            "battery_saved_vs_worst_pct",
+            "saved_window_h",
+            "avg_test_accuracy_pct",
+            "switches",
+            "inference_share_pct",
+            "hours_on_path",
+            "switch_log",
+        ):
+            assert key in s, key
+    by_name = {s["name"]: s for s in on_disk["scenarios"]}
+    assert by_name["worst"]["battery_saved_vs_worst_pct"] == 0.0
+    assert (
+        by_name["best"]["battery_saved_vs_worst_pct"]
+        > by_name["schedule"]["battery_saved_vs_worst_pct"]
+        > 0
+    )
+    assert set(on_disk["definitions"]) >= {"battery_saved_vs_worst_pct", "avg_test_accuracy_pct"}
+    rows = (out / "timeline.csv").read_text().splitlines()
+    assert len(rows) == 24 * 60 + 2  # header, 0 min ... 1440 min
+    header = rows[0].split(",")
+    assert header[:3] == ["time_h", "worst_battery_pct", "worst_path"]
+    last = dict(zip(header, rows[-1].split(","), strict=True))
+    assert float(last["time_h"]) == 24.0 and last["worst_path"] == ""  # worst is empty by then
+    assert last["schedule_path"] == "path_4"
+    if (out / "battery.png").exists():
+        assert (out / "battery.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    else:
+        assert summary["plot_note"]
+    assert not list(out.glob("*.tmp"))
+
+
+def test_outputs_without_matplotlib_skip_only_the_plot(tmp_path: Path) -> None:
+    code = textwrap.dedent(f"""
+        import sys
+        sys.modules["matplotlib"] = None  # any `import matplotlib` now raises ImportError
+        from pathlib import Path
+        from prp.runtime import Bundle
+        from prp.runtime.profiles import PIXEL3
+        from prp.runtime.simulate import SimConfig, simulate, write_outputs
+        sim = simulate(Bundle.load({str(DEFAULT)!r}).data, SimConfig.from_profile(PIXEL3))
+        summary = write_outputs(sim, Path({str(tmp_path)!r}))
+        print(summary["plot_note"])
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "matplotlib is not installed" in out.stdout
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["summary.json", "timeline.csv"]
+    assert json.loads((tmp_path / "summary.json").read_text())["files"]["plot"] is None
+
+
+def test_real_mode_switches_agree_with_arithmetic_mode(bundle: Bundle) -> None:
+    sim = simulate(bundle.data, heavy(), front_energies(bundle))
+    runs = simulate_real(bundle, sim, backend="onnxruntime", step_s=600.0)
+    assert [r.name for r in runs] == [r.name for r in sim.runs]
+    for r in runs:
+        assert r.switches_match, r.name
+        assert r.agreement_pct == 100.0, r.name
+        assert r.drawn_j == pytest.approx(r.arithmetic.drawn_j, rel=1e-9)
+        if r.died_s is not None:
+            assert r.arithmetic.died_s == pytest.approx(r.died_s, rel=1e-9)
+    switched = {r.name: [s.to_path for s in r.switches] for r in runs}
+    every = ["path_0", "path_1", "path_2", "path_3", "path_4"]
+    assert switched["schedule"] == every and switched["battery"] == every  # the runtime switched
+    assert runs[0].died_s is not None and runs[0].predictions < 24 * 6
+
+
+def test_simulator_imports_neither_torch_nor_the_trainer() -> None:
+    code = textwrap.dedent(f"""
+        import sys
+        sys.modules["torch"] = None
+        from prp.runtime import Bundle
+        from prp.runtime.profiles import PIXEL3
+        from prp.runtime.simulate import SimConfig, simulate
+        sim = simulate(Bundle.load({str(DEFAULT)!r}).data, SimConfig.from_profile(PIXEL3))
+        assert not any(k.startswith("prp.trainer") for k in sys.modules)
+        print("ok", len(sim.runs))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "ok 5" in out.stdout
+
+
+def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(CLI), *args], capture_output=True, text=True, timeout=300, cwd=cwd)
+
+
+def test_cli_end_to_end(tmp_path: Path) -> None:
+    out = run_cli("exported/default", "--out", str(tmp_path / "tmp"))
+    assert out.returncode == 0, out.stdout + out.stderr
+    for name in ("timeline.csv", "summary.json"):
+        assert (tmp_path / "tmp" / name).is_file()
+    assert "worst" in out.stdout and "energy-budget" in out.stdout
+    summary = json.loads((tmp_path / "tmp" / "summary.json").read_text())
+    assert summary["config"]["capacity_mah"] == 2915.0 and summary["profile"] == "pixel3"
+
+
+def test_cli_measured_energies_and_real_mode(tmp_path: Path) -> None:
+    out = run_cli(
+        "exported/default",
+        "--energy",
+        "measured",
+        "--backend",
+        "onnxruntime",
+        "--real",
+        "--real-step-s",
+        "1800",
+        "--baseline-w",
+        "0.2",
+        "--out",
+        str(tmp_path / "m"),
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    summary = json.loads((tmp_path / "m" / "summary.json").read_text())
+    assert summary["energy_source"].startswith("measured here (onnxruntime")
+    assert all(p["latency_ms"] > 0 for p in summary["paths"])
+    assert summary["real"]["all_agree"] is True
+
+
+def test_cli_fails_cleanly(tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
+    shutil.copytree(DEFAULT, broken)
+    (broken / "manifest.json").write_text("{ not json")
+    cases = [
+        (("missing-bundle",), "does not exist"),
+        ((str(broken),), "damaged"),
+        (("exported/default", "--profile", "nokia"), "unknown device profile"),
+        (("exported/default", "--hours", "-3"), "horizon_h"),
+        (("exported/default", "--rate", "nan"), "inferences_per_s"),
+        (("exported/default", "--energy", "guess"), "--energy"),
+    ]
+    for args, message in cases:
+        out = run_cli(*args, "--out", str(tmp_path / "never"))
+        text = out.stdout + out.stderr
+        assert out.returncode == 2, (args, text)
+        assert message in text, (args, text)
+        assert "Traceback" not in text
+    assert not (tmp_path / "never").exists()
+
+
+def test_replace_keeps_validation() -> None:
+    with pytest.raises(SimulationError):
+        replace(SimConfig.from_profile(PIXEL3), step_s=-1.0)

@@ -43,4 +43,4 @@ def print_table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
         table.add_column(c)
     for r in rows:
         table.add_row(*(f"{v:.4g}" if isinstance(v, float) else str(v) for v in r))
-    Console().print(table)
+    Console(width=int(os.environ.get("COLUMNS", "160"))).print(table)

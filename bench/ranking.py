@@ -19,11 +19,14 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import print_table, write_record  # noqa: E402
 from prp.trainer.config import preset  # noqa: E402
 from prp.trainer.datasets import load_dataset  # noqa: E402
-from prp.trainer.evaluate import evaluate_run  # noqa: E402
+from prp.trainer.evaluate import evaluate_run, unseen_live_pool  # noqa: E402
+from prp.trainer.export import load_run  # noqa: E402
 from prp.trainer.report import write_front  # noqa: E402
 from prp.trainer.train import Trainer  # noqa: E402
 
@@ -34,14 +37,31 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=300)
     parser.add_argument("--methods", default="uniform,fair,prp")
     parser.add_argument("--cost-column", default="edgegpu_energy")
+    parser.add_argument(
+        "--data", default="default", help="data set: default (embedded subset) or a path"
+    )
+    parser.add_argument("--limit-per-class", type=int, default=None)
+    parser.add_argument("--epochs-fair", type=int, default=None)
+    parser.add_argument("--epochs-pareto", type=int, default=None)
     parser.add_argument("--out", type=Path, default=None, help="keep the runs here")
     args = parser.parse_args()
-    base = preset("default")
-    data = load_dataset(base.dataset, val_fraction=base.val_fraction, seed=base.seed)
-    rows, results = [], []
+    base = replace(preset("default"), dataset=str(args.data), limit_per_class=args.limit_per_class)
+    if args.epochs_fair is not None:
+        base = replace(base, epochs_fair=args.epochs_fair)
+    if args.epochs_pareto is not None:
+        base = replace(base, epochs_pareto=args.epochs_pareto)
+    data = load_dataset(
+        base.dataset,
+        val_fraction=base.val_fraction,
+        seed=base.seed,
+        limit_per_class=base.limit_per_class,
+    )
+    print(f"data: {len(data.train.labels)} train / {len(data.val.labels)} validation images")
+    methods = args.methods.split(",")
+    trained: dict[str, tuple[Path, float, int]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         root = args.out or Path(tmp)
-        for method in args.methods.split(","):
+        for method in methods:
             cfg = replace(base, method=method)
             run_dir = root / f"ranking-{method}"
             t = time.perf_counter()
@@ -57,8 +77,20 @@ def main() -> None:
                 device=trainer.cost.device,
                 cost_source=trainer.cost_model.source,
             )
+            trained[method] = (run_dir, train_s, trainer.ops_left())
+            print(f"{method}: trained in {train_s:.0f} s, {trainer.ops_left()} ops left")
+        # One set of architectures for all methods: unseen by every run and live in every pruned
+        # space, so the methods are ranked on the same K architectures.
+        pools = [set(unseen_live_pool(load_run(d))) for d, _, _ in trained.values()]
+        common = sorted(set.intersection(*pools))
+        rng = np.random.default_rng(0)
+        picks = rng.choice(len(common), min(args.k, len(common)), replace=False)
+        archs = [common[i] for i in sorted(picks)]
+        print(f"evaluating {len(archs)} architectures of {len(common)} common unseen ones")
+        rows, results = [], []
+        for method, (run_dir, train_s, ops_left) in trained.items():
             t = time.perf_counter()
-            r = evaluate_run(run_dir, args.truth, k=args.k, cost_column=args.cost_column)
+            r = evaluate_run(run_dir, args.truth, cost_column=args.cost_column, archs=archs)
             eval_s = time.perf_counter() - t
             record = {
                 key: r[key]
@@ -74,8 +106,9 @@ def main() -> None:
             record |= {
                 "train_s": train_s,
                 "eval_s": eval_s,
-                "epochs": cfg.epochs_fair + cfg.epochs_pareto,
-                "ops_left": trainer.ops_left(),
+                "epochs": base.epochs_fair + base.epochs_pareto,
+                "ops_left": ops_left,
+                "common_pool": len(common),
             }
             results.append(record)
             rows.append(
@@ -90,7 +123,16 @@ def main() -> None:
             )
             print(record, flush=True)
     out = write_record(
-        "ranking", {"truth": str(args.truth), "cost_column": args.cost_column, "results": results}
+        "ranking",
+        {
+            "truth": str(args.truth),
+            "cost_column": args.cost_column,
+            "data": str(args.data),
+            "train_images": len(data.train.labels),
+            "val_images": len(data.val.labels),
+            "limit_per_class": args.limit_per_class,
+            "results": results,
+        },
     )
     print_table(
         f"Ranking quality against NAS-Bench-201 ({args.cost_column})",

@@ -85,6 +85,22 @@ def test_evaluate_a_tiny_run_end_to_end(run_dir, nb201_csv) -> None:
         evaluate_run(run_dir, nb201_csv, k=5, cost_column="carbon")
 
 
+def test_evaluate_given_architectures(run_dir, nb201_csv) -> None:
+    from prp.trainer.evaluate import unseen_live_pool
+    from prp.trainer.export import load_run
+
+    run = load_run(run_dir)
+    pool = unseen_live_pool(run)
+    chosen = pool[::3][:6]
+    result = evaluate_run(run_dir, nb201_csv, archs=chosen)
+    space = run.supernet.space
+    assert [a["arch_str"] for a in result["architectures"]] == [space.encode(p) for p in chosen]
+    # An architecture that fed training (or uses a pruned op) is refused, naming the reason.
+    fed = next(iter(run.fed_training))
+    with pytest.raises(PRPError, match="pruned op .* or fed its training"):
+        evaluate_run(run_dir, nb201_csv, archs=[*chosen, fed])
+
+
 def test_prp_eval_cli(run_dir, nb201_csv, tmp_path) -> None:
     exe = shutil.which("prp-eval") or str(Path(sys.executable).parent / "prp-eval")
     out = subprocess.run(

@@ -13,7 +13,7 @@ Reference point for both hypervolumes (documented, the same for all runs of a ta
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ import torch
 from .benchmarks import NB201Table
 from .datasets import load_dataset, to_tensor
 from .errors import PRPError
-from .export import load_run
+from .export import LoadedRun, load_run
 from .pareto import hypervolume, kendall_tau_b, pareto_ranks
 from .pruning import MAXIMIZE
 from .runs import atomic_path, write_json
@@ -40,6 +40,13 @@ def true_front_hypervolume(
     return hypervolume(front, ref, MAXIMIZE)
 
 
+def unseen_live_pool(run: LoadedRun) -> list[tuple[int, ...]]:
+    """Every architecture of the run's pruned space that did not feed its training signal."""
+    space = run.supernet.space
+    live = [run.supernet.live_ops(s) for s in range(space.num_slots)]
+    return [tuple(p) for p in itertools.product(*live) if tuple(p) not in run.fed_training]
+
+
 def evaluate_run(
     run_dir: str | Path,
     truth: str | Path,
@@ -48,8 +55,13 @@ def evaluate_run(
     acc_column: str = "cifar10_test_acc",
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
+    archs: Sequence[tuple[int, ...]] | None = None,
 ) -> dict[str, Any]:
-    """Evaluate run `run_dir` against the NB201 table `truth`; writes RUN/eval_nb201.json."""
+    """Evaluate run `run_dir` against the NB201 table `truth`; writes RUN/eval_nb201.json.
+
+    `archs`, when given, are the architectures to evaluate instead of K sampled ones (to compare
+    several runs on the same set); each must be live in the run and must not have fed its training.
+    """
     run = load_run(run_dir)
     space = run.supernet.space
     if space.name != "nb201":
@@ -61,13 +73,25 @@ def evaluate_run(
     cost_all = table.column(cost_column)
     acc_all = table.column(acc_column)
     live = [run.supernet.live_ops(s) for s in range(space.num_slots)]
-    pool = [p for p in itertools.product(*live) if tuple(p) not in run.fed_training]
-    if len(pool) < 2:
-        raise PRPError(f"run {run_dir} leaves {len(pool)} unseen architectures to evaluate")
-    rng = np.random.default_rng(seed)
-    picked = [
-        tuple(pool[i]) for i in sorted(rng.choice(len(pool), min(k, len(pool)), replace=False))
-    ]
+    pool = unseen_live_pool(run)
+    if archs is not None:
+        allowed = set(pool)
+        bad = [a for a in archs if tuple(a) not in allowed]
+        if bad:
+            raise PRPError(
+                f"{len(bad)} of the given architectures (e.g. {space.op_names(bad[0])}) use a "
+                f"pruned op of run {run_dir} or fed its training; pass only unseen live ones"
+            )
+        picked = [tuple(a) for a in archs]
+        if len(picked) < 2:
+            raise PRPError(f"need at least 2 architectures to rank, got {len(picked)}")
+    else:
+        if len(pool) < 2:
+            raise PRPError(f"run {run_dir} leaves {len(pool)} unseen architectures to evaluate")
+        rng = np.random.default_rng(seed)
+        picked = [
+            tuple(pool[i]) for i in sorted(rng.choice(len(pool), min(k, len(pool)), replace=False))
+        ]
     cfg = run.cfg
     data = load_dataset(
         cfg.dataset,

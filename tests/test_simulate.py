@@ -8,7 +8,6 @@ import shutil
 import subprocess
 import sys
 import textwrap
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -193,17 +192,17 @@ def test_asking_only_when_a_decision_can_change_equals_asking_every_step(
             assert a.policy_calls <= 20 < b.policy_calls
 
 
-def test_a_day_at_one_second_for_every_scenario_is_fast(bundle: Bundle) -> None:
+def test_a_day_at_one_second_asks_the_policy_only_where_it_can_change(bundle: Bundle) -> None:
+    # Speed itself is measured in bench/simulate.py; here the reason it is fast: a day at 1 s is
+    # 86,400 steps, and each scenario asks its policy a handful of times, not at every step.
     for config, energies in (
         (SimConfig.from_profile(PIXEL3), None),
         (heavy(), front_energies(bundle)),
     ):
-        t0 = time.perf_counter()
         sim = simulate(bundle.data, config, energies)
-        seconds = time.perf_counter() - t0
-        print(f"{len(sim.runs)} scenarios x {config.steps} steps: {seconds * 1e3:.1f} ms")
         assert config.steps == 86_400 and len(sim.runs) == 5
-        assert seconds < 3.0
+        for run in sim.runs:
+            assert 1 <= run.policy_calls <= 200, (run.name, run.policy_calls)
 
 
 def test_outputs_are_written_with_every_field(front: Simulation, tmp_path: Path) -> None:

@@ -13,11 +13,13 @@ then prp-eval RUN --truth ... for each.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -43,9 +45,20 @@ def main() -> None:
     parser.add_argument("--limit-per-class", type=int, default=None)
     parser.add_argument("--epochs-fair", type=int, default=None)
     parser.add_argument("--epochs-pareto", type=int, default=None)
+    parser.add_argument(
+        "--pareto-w-paths", default="argmax", help="prp stage-2 W paths: argmax (paper) or fair"
+    )
+    parser.add_argument(
+        "--compare-with",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="finished run folders of other methods to evaluate on the same architectures",
+    )
     parser.add_argument("--out", type=Path, default=None, help="keep the runs here")
     args = parser.parse_args()
     base = replace(preset("default"), dataset=str(args.data), limit_per_class=args.limit_per_class)
+    base = replace(base, pareto_w_paths=args.pareto_w_paths)
     if args.epochs_fair is not None:
         base = replace(base, epochs_fair=args.epochs_fair)
     if args.epochs_pareto is not None:
@@ -57,8 +70,13 @@ def main() -> None:
         limit_per_class=base.limit_per_class,
     )
     print(f"data: {len(data.train.labels)} train / {len(data.val.labels)} validation images")
-    methods = args.methods.split(",")
+    methods = [m for m in args.methods.split(",") if m]
     trained: dict[str, tuple[Path, float, int]] = {}
+
+    def label(cfg: Any) -> str:
+        variant = " (fair W)" if cfg.method == "prp" and cfg.pareto_w_paths == "fair" else ""
+        return f"{cfg.method}{variant} {cfg.epochs_fair}+{cfg.epochs_pareto} ep"
+
     with tempfile.TemporaryDirectory() as tmp:
         root = args.out or Path(tmp)
         for method in methods:
@@ -77,8 +95,13 @@ def main() -> None:
                 device=trainer.cost.device,
                 cost_source=trainer.cost_model.source,
             )
-            trained[method] = (run_dir, train_s, trainer.ops_left())
+            trained[label(cfg)] = (run_dir, train_s, trainer.ops_left())
             print(f"{method}: trained in {train_s:.0f} s, {trainer.ops_left()} ops left")
+        for d in args.compare_with:  # runs trained earlier: training time from their logs
+            run = load_run(d)
+            log = [json.loads(line) for line in (d / "log.jsonl").read_text().splitlines()]
+            seconds = sum(e.get("epoch_seconds", 0.0) for e in log if e.get("event") == "epoch")
+            trained[label(run.cfg)] = (d, seconds, int(run.supernet.op_mask.sum()))
         # One set of architectures for all methods: unseen by every run and live in every pruned
         # space, so the methods are ranked on the same K architectures.
         pools = [set(unseen_live_pool(load_run(d))) for d, _, _ in trained.values()]
@@ -104,9 +127,9 @@ def main() -> None:
                 )
             }
             record |= {
+                "label": method,
                 "train_s": train_s,
                 "eval_s": eval_s,
-                "epochs": base.epochs_fair + base.epochs_pareto,
                 "ops_left": ops_left,
                 "common_pool": len(common),
             }

@@ -245,3 +245,27 @@ def test_baseline_methods_train_without_alpha_or_pruning(tmp_path, data, method,
     assert trainer.ops_left() == 30 and front
     with pytest.raises(PRPError, match="unknown --method 'darts'"):
         replace(CFG, method="darts").validate()
+
+
+def test_pareto_stage_can_keep_strict_fairness_for_the_weights(finished, data, tmp_path) -> None:
+    cfg = replace(CFG, pareto_w_paths="fair")
+    Trainer(cfg, tmp_path, data=data).run()
+    batches = -(-len(data.train) // cfg.batch_size)
+
+    def steps(run_dir):
+        records = RunLog(run_dir / "log.jsonl").records()
+        return [
+            (r["stage"], r["path_steps"], r["ops_left"])
+            for r in records
+            if r.get("event") == "epoch"
+        ]
+
+    fair_w, argmax_w = steps(tmp_path), steps(finished[2])
+    # Stage 2 trains one group per batch covering every live op (m = the most ops any slot has
+    # left) instead of one argmax path per batch; stage 1 is the same in both.
+    assert fair_w[: cfg.epochs_fair] == argmax_w[: cfg.epochs_fair]
+    for stage, path_steps, _ in argmax_w[cfg.epochs_fair :]:
+        assert stage == "pareto" and path_steps == batches
+    assert all(ps >= 2 * batches for st, ps, _ in fair_w[cfg.epochs_fair :])
+    with pytest.raises(PRPError, match="unknown pareto_w_paths 'best'"):
+        replace(CFG, pareto_w_paths="best").validate()

@@ -51,6 +51,10 @@ class TrainConfig:
     alpha_lr: float = 0.05
     alpha_steps: int = 5  # alpha updates per Pareto epoch, on that epoch's sampled paths
     hinge_weight: float = 1.0
+    # W in stage 2: "argmax" trains each slot's highest-alpha path (the paper's Algorithm 1);
+    # "fair" keeps strict-fair groups over the ops still live (alpha then steers ranking and
+    # pruning only). bench/ranking compares the two.
+    pareto_w_paths: str = "argmax"
     rank_temperature: float = 1.0
     eval_images: int = 500  # held-out images per accuracy estimate
     bn_batches: int = 4  # training batches for BN recalibration per path
@@ -68,6 +72,10 @@ class TrainConfig:
     def validate(self) -> TrainConfig:
         if self.method not in METHODS:
             raise PRPError(f"unknown --method {self.method!r}; methods are: {', '.join(METHODS)}")
+        if self.pareto_w_paths not in ("argmax", "fair"):
+            raise PRPError(
+                f"unknown pareto_w_paths {self.pareto_w_paths!r}; use 'argmax' (paper) or 'fair'"
+            )
         if self.samples < 2:
             raise PRPError(f"--samples must be at least 2 to rank paths, got {self.samples}")
         if not 1 <= self.top_n <= self.samples:

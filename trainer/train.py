@@ -293,7 +293,8 @@ class Trainer:
         return record
 
     def train_weights(self, epoch: int, stage: str) -> dict[str, Any]:
-        """W steps over the training set: fair groups of m paths (stage 1) or the argmax path."""
+        """W steps over the training set: fair groups of m paths (stage 1, and stage 2 with
+        `pareto_w_paths="fair"`), the argmax path (stage 2) or one uniform path (baseline)."""
         rng, _ = self._rng(epoch, 1)
         for group in self.opt_w.param_groups:
             group["lr"] = self._lr(epoch)
@@ -304,7 +305,7 @@ class Trainer:
         for step, (x, y) in enumerate(self._train_batches(epoch)):
             paths = (
                 self.supernet.sample_fair(rng)
-                if stage == "fair"
+                if stage == "fair" or (stage == "pareto" and self.cfg.pareto_w_paths == "fair")
                 else [self.supernet.sample_uniform(rng)]
                 if stage == "uniform"
                 else [self.supernet.argmax_path()]

@@ -74,7 +74,9 @@ class BatteryPolicy:
             raise PolicyError(f"hysteresis must be >= 0, got {self.hysteresis_pct}")
 
     def _index(self, pct: float) -> int:
-        return next(i for i, (t, _) in enumerate(self.levels) if pct >= t)
+        # Below every threshold (a negative reading, or the hysteresis margin taken off a low
+        # one): the cheapest path.
+        return next((i for i, (t, _) in enumerate(self.levels) if pct >= t), len(self.levels) - 1)
 
     def decide(self, ctx: Context) -> Decision:
         if ctx.battery_pct is None:

@@ -97,6 +97,12 @@ def test_schedule_energy_budget_and_fixed_policies() -> None:
     assert budget.decide(Context(100, 3, None)).path == "a"  # 5 h needed: a lasts 5 h
     assert budget.decide(Context(60, 4.5, None)).path == "b"  # re-planned: b lasts 4 h >= 3.5
     assert budget.decide(Context(5, 0, None)).path == "c"  # nothing lasts: cheapest
+    # A reading below every threshold, and a margin that takes the level below 0, end on the
+    # cheapest path instead of failing.
+    low = BatteryPolicy(((1.0, "a"), (0.0, "b")), hysteresis_pct=3.0)
+    assert low.decide(Context(-0.5, 0, None)).path == "b"
+    assert low.decide(Context(2.0, 0, "b")).path == "b"  # 2 - 3 < 0: stays, no StopIteration
+    assert low.decide(Context(4.0, 0, "b")).path == "a"
     # Bundles list paths by accuracy, not by energy: the fallback is the cheapest, wherever it is.
     unordered = EnergyBudgetPolicy({"a": 10.0, "b": 1.0, "c": 5.0}, power, target_h=8)
     assert unordered.decide(Context(5, 0, None)).path == "b"

@@ -1,0 +1,262 @@
+"""Write the conformance table the Java bridge must reproduce, using the Python runtime itself.
+
+Two parts, both computed by `prp.runtime` (never re-implemented here):
+
+- `cases`: a policy (built by `policy_from_manifest`, from the bundle's tables or from a variant
+  of them) and, for every (battery level, clock time, previous path) on a grid, the path its
+  `decide` picks. The grid holds no-reading (None), every threshold, a hair below it, threshold
+  plus hysteresis and a hair either side, and schedule boundaries.
+- `traces`: an `AdaptiveModel` driven step by step (clock, pushed battery, manual switches) on a
+  backend that does nothing, recording the path of every call and the switch log, so the Java
+  runtime's "ask again when the reading changes or every second" is checked too.
+
+    python android_bridge/conformance/make_table.py --manifest exported/default/manifest.json \
+        --out build/conformance.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from prp.runtime import AdaptiveModel, Bundle, PushedBattery
+from prp.runtime.policies import (
+    PIXEL3_LIKE_POWER,
+    Context,
+    PowerModel,
+    paths_of,
+    policy_from_manifest,
+)
+
+# An inference-dominated phone: most accurate paths cost far more than cheap ones, so the energy
+# budget walks through several paths over the grid (with the shipped bundle's near-equal energies
+# it would pick path_0 everywhere).
+HEAVY_POWER = PowerModel(capacity_mah=3000, voltage_v=3.85, baseline_w=0.5, inferences_per_s=30.0)
+
+TIMES_H = [0.0, 0.05, 0.3, 0.5, 0.7, 0.9, 1.0, 1.3, 2.5, 4.999999, 5.0, 5.0000001, 9.99, 10.0]
+TIMES_H += [12.0, 14.5, 15.0, 19.999, 20.0, 21.7, 23.99, 24.0, 24.5, 27.0, 30.0]
+
+
+def _power_dict(power: PowerModel) -> dict[str, float]:
+    return {
+        "capacity_mah": power.capacity_mah,
+        "voltage_v": power.voltage_v,
+        "baseline_w": power.baseline_w,
+        "inferences_per_s": power.inferences_per_s,
+    }
+
+
+def case_specs(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """The policies to tabulate: the four defaults, then variants that reach the edge cases."""
+    ids = paths_of(manifest)
+    n = len(ids)
+    shipped = manifest["policies"]
+    uneven = [90.0, 55.5, 30.0, 12.25, 5.0, 2.0][: n - 1] + [0.0]
+    battery_uneven = {
+        "default": "battery",
+        "battery": {
+            "hysteresis_pct": 7.5,
+            "levels": [{"min_battery_pct": t, "path": p} for t, p in zip(uneven, ids, strict=True)],
+        },
+    }
+    battery_no_margin = copy.deepcopy(shipped)
+    battery_no_margin["battery"]["hysteresis_pct"] = 0.0
+    # Every 0.1 h through 3 rounds of the paths: Python's float floor division gives 4, 8, 9 and
+    # 12 at 0.5, 0.9, 1.0 and 1.3 h, where floor(t / 0.1) gives 5, 9, 10 and 13.
+    schedule_fast = {
+        "default": "schedule",
+        "schedule": {"switch_every_h": 0.1, "order": list(reversed(ids)) + ids + ids},
+    }
+    falling = {pid: round(40.0 - 35.0 * k / max(n - 1, 1), 6) for k, pid in enumerate(ids)}
+    # The cheapest path is not the last one, and two tie: the fallback takes the first minimum.
+    uneven_energy = {pid: [30.0, 25.0, 4.0, 20.0, 4.0][k % 5] for k, pid in enumerate(ids)}
+    return [
+        {"name": "default", "policy": None},
+        {"name": "battery", "policy": "battery"},
+        {"name": "schedule", "policy": "schedule"},
+        {
+            "name": "energy-budget",
+            "policy": "energy-budget",
+            "power": _power_dict(PIXEL3_LIKE_POWER),
+        },
+        {"name": "fixed", "policy": "fixed"},
+        {"name": "fixed-last", "policy": "fixed", "fixed": ids[-1]},
+        {"name": "battery-uneven", "policy": "battery", "policies": battery_uneven},
+        {"name": "battery-no-margin", "policy": "battery", "policies": battery_no_margin},
+        {"name": "schedule-fast", "policy": "schedule", "policies": schedule_fast},
+        {
+            "name": "energy-budget-heavy",
+            "policy": "energy-budget",
+            "power": _power_dict(HEAVY_POWER),
+            "energy_mj": falling,
+        },
+        {
+            "name": "energy-budget-fallback",
+            "policy": "energy-budget",
+            "power": _power_dict(HEAVY_POWER),
+            "target_h": 30.0,
+            "energy_mj": uneven_energy,
+        },
+    ]
+
+
+def variant(manifest: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
+    """The manifest as the case sees it (its policy tables or path energies replaced)."""
+    m = copy.deepcopy(manifest)
+    if "policies" in spec:
+        m["policies"] = spec["policies"]
+    for p in m["paths"]:
+        if p["id"] in spec.get("energy_mj", {}):
+            p["energy_mj"] = spec["energy_mj"][p["id"]]
+    return m
+
+
+def build_policy(manifest: dict[str, Any], spec: dict[str, Any]) -> Any:
+    power = PowerModel(**spec["power"]) if "power" in spec else None
+    return policy_from_manifest(
+        variant(manifest, spec),
+        spec["policy"],
+        power=power,
+        target_h=spec.get("target_h", 24.0),
+        fixed=spec.get("fixed"),
+    )
+
+
+def battery_grid(manifest: dict[str, Any], specs: list[dict[str, Any]]) -> list[float | None]:
+    """No reading, a coarse sweep, and every threshold of every battery table with its margins."""
+    levels: set[float] = {0.0, 0.5, 1.0, 7.0, 33.3, 50.0, 99.0, 100.0}
+    for spec in specs:
+        tables = variant(manifest, spec)["policies"]
+        table = tables.get("battery")
+        if table is None:
+            continue
+        h = float(table.get("hysteresis_pct", 3.0))
+        for lv in table["levels"]:
+            t = float(lv["min_battery_pct"])
+            for v in (t, t - 0.01, t + 0.01, t + h, t + h - 0.01, t + h + 0.01):
+                if 0.0 <= v <= 100.0:
+                    levels.add(v)
+            levels.add(float(np.nextafter(t, -np.inf)) if t > 0 else t)
+    for lo, hi in ((79.0, 84.0), (0.0, 100.0)):
+        rng = random.Random(int(lo))
+        levels.update(round(rng.uniform(lo, hi), 3) for _ in range(12))
+    grid: list[float | None] = [None]
+    grid.extend(sorted(levels))
+    return grid
+
+
+def tabulate(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    specs = case_specs(manifest)
+    batteries = battery_grid(manifest, specs)
+    currents: list[str | None] = [None, *paths_of(manifest)]
+    cases = []
+    for spec in specs:
+        policy = build_policy(manifest, spec)
+        rows = []
+        for b in batteries:
+            for t in TIMES_H:
+                for cur in currents:
+                    rows.append([b, t, cur, policy.decide(Context(b, t, cur)).path])
+        cases.append({**spec, "rows": rows})
+    return cases
+
+
+class NullBackend:
+    """A backend that runs nothing: the traces check choices, not logits."""
+
+    name = "null"
+
+    def __init__(self, classes: int) -> None:
+        self.classes = classes
+
+    def run(self, path_id: str, x: np.ndarray) -> np.ndarray:
+        return np.zeros((x.shape[0], self.classes), dtype=np.float32)
+
+
+def trace_steps(seed: int, policy: str) -> list[list[Any]]:
+    """Clock (h), battery (% or None) and action per step: predictions at sub-second and longer
+    gaps, a draining battery with wobbles, a manual pin and a release."""
+    rng = random.Random(seed)
+    clock, battery = 0.0, 100.0
+    if policy == "schedule":
+        clock = 5.0 - 0.5 / 3600.0  # half a second before the first switch: the cache matters
+    steps: list[list[Any]] = []
+    for k in range(160):
+        # Mostly sub-second gaps, so many decisions come from the cache or from a new reading.
+        gap_s = rng.choice([0.05, 0.1, 0.3, 0.6, 0.9, 1.0, 1.5, 60.0, 1800.0])
+        clock += gap_s / 3600.0
+        if rng.random() < 0.5:
+            battery = max(0.0, min(100.0, round(battery + rng.uniform(-6.0, 2.0), 2)))
+        reading: float | None = None if 40 <= k < 46 else battery
+        action = "predict"
+        if k == 70:
+            action = "switch_to:path_" + str(rng.randrange(3))
+        elif k == 90:
+            action = "follow"
+        steps.append([clock, reading, action])
+    return steps
+
+
+def run_trace(bundle: Bundle, policy: str, steps: list[list[Any]]) -> dict[str, Any]:
+    now = [steps[0][0]]
+    battery = PushedBattery(steps[0][1])
+    model = AdaptiveModel(
+        bundle,
+        policy=policy,
+        battery=battery,
+        backend=NullBackend(len(bundle.classes)),
+        clock=lambda: now[0],
+    )
+    image = np.zeros((1, *model.input_shape), dtype=np.float32)
+    paths = []
+    for clock, reading, action in steps:
+        now[0] = clock
+        battery.push(reading)
+        if action.startswith("switch_to:"):
+            model.switch_to(action.split(":", 1)[1])
+        elif action == "follow":
+            model.follow_policy()
+        paths.append(model.predict(image).path)
+    switches = [[s.at_h, s.from_path, s.to_path] for s in model.switches]
+    return {"policy": policy, "steps": steps, "paths": paths, "switches": switches}
+
+
+def traces(bundle_dir: Path) -> list[dict[str, Any]]:
+    bundle = Bundle.load(bundle_dir)
+    out = []
+    for seed, policy in enumerate(("battery", "schedule", "energy-budget", "fixed")):
+        out.append(run_trace(bundle, policy, trace_steps(seed, policy)))
+    return out
+
+
+def make_table(manifest_path: Path) -> dict[str, Any]:
+    manifest = json.loads(manifest_path.read_text())
+    return {
+        "manifest": str(manifest_path),
+        "cases": tabulate(manifest),
+        "traces": traces(manifest_path.parent),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--manifest", type=Path, default=Path("exported/default/manifest.json"))
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    table = make_table(args.manifest)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(table))
+    rows = sum(len(c["rows"]) for c in table["cases"])
+    steps = sum(len(t["steps"]) for t in table["traces"])
+    message = f"{args.out}: {len(table['cases'])} policies, {rows} rows; {steps} trace steps"
+    print(message)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,191 @@
+package org.prpnas.bridge;
+
+import java.io.File;
+import java.io.FileNotFoundException;
+import java.io.IOException;
+import java.util.Arrays;
+import java.util.Collections;
+import java.util.LinkedHashSet;
+import java.util.Set;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
+
+/**
+ * An {@link InferenceEngine} over ExecuTorch's C++ runtime, through JNI ({@code libprp_native}).
+ *
+ * <p>The program is opened once and every method is loaded up front, so switching paths reloads
+ * nothing. Calls of one method are serialised in native code (an ExecuTorch method is not
+ * re-entrant); calls of different methods run in parallel.
+ *
+ * <p>The native library is found through the system property {@code prp.native.lib} (a path to
+ * {@code libprp_native.so}) where set, else by {@link System#loadLibrary} under the name
+ * {@code prp_native} (on Android, from the app's {@code jniLibs}).
+ */
+public final class NativeEngine implements InferenceEngine {
+    /** System property naming the native library file, for desktop use and tests. */
+    public static final String LIBRARY_PROPERTY = "prp.native.lib";
+
+    private static final Object LIBRARY_LOCK = new Object();
+    private static boolean libraryLoaded;
+
+    private final String path;
+    private final Set<String> methods;
+    // Runs hold the read lock, close() the write lock: close waits for runs in flight, and no
+    // run can reach a freed native engine.
+    private final ReentrantReadWriteLock lifecycle = new ReentrantReadWriteLock();
+    private long handle;
+
+    private NativeEngine(String path, long handle, String[] names) {
+        this.path = path;
+        this.handle = handle;
+        this.methods = Collections.unmodifiableSet(new LinkedHashSet<String>(Arrays.asList(names)));
+    }
+
+    /**
+     * Opens an ExecuTorch program ({@code .pte}) and loads all of its methods.
+     *
+     * @throws FileNotFoundException if there is no file at {@code ptePath}
+     * @throws IOException if the file is not a loadable ExecuTorch program (truncated, corrupt)
+     * @throws IllegalStateException if this native runtime cannot run the program (a missing
+     *     kernel or delegate), or the native library cannot be loaded
+     */
+    public static NativeEngine load(String ptePath) throws IOException {
+        if (ptePath == null) {
+            throw new IllegalArgumentException("ptePath must not be null");
+        }
+        File file = new File(ptePath);
+        if (!file.isFile()) {
+            throw new FileNotFoundException("no ExecuTorch program at " + file.getAbsolutePath());
+        }
+        loadLibrary();
+        String absolute = file.getAbsolutePath();
+        long handle = nativeOpen(absolute);
+        String[] names;
+        try {
+            names = nativeMethods(handle);
+        } catch (RuntimeException e) {
+            nativeClose(handle);
+            throw e;
+        }
+        return new NativeEngine(absolute, handle, names);
+    }
+
+    /** Loads {@code libprp_native} once per class loader (see the class comment for where from). */
+    public static void loadLibrary() {
+        synchronized (LIBRARY_LOCK) {
+            if (libraryLoaded) {
+                return;
+            }
+            String file = System.getProperty(LIBRARY_PROPERTY);
+            try {
+                if (file != null && !file.isEmpty()) {
+                    System.load(new File(file).getAbsolutePath());
+                } else {
+                    System.loadLibrary("prp_native");
+                }
+            } catch (UnsatisfiedLinkError e) {
+                throw new IllegalStateException(
+                        "cannot load the native library "
+                                + (file != null && !file.isEmpty() ? file : "prp_native")
+                                + " ("
+                                + e.getMessage()
+                                + "); build it with android_bridge/native/build_native.sh and"
+                                + " pass -D"
+                                + LIBRARY_PROPERTY
+                                + "=/path/to/libprp_native.so",
+                        e);
+            }
+            libraryLoaded = true;
+        }
+    }
+
+    /** The absolute path of the loaded program. */
+    public String path() {
+        return path;
+    }
+
+    @Override
+    public Set<String> methods() {
+        return methods;
+    }
+
+    /** The input shape {@code method} was exported with, e.g. {@code {1, 3, 32, 32}}. */
+    public long[] inputShape(String method) {
+        lifecycle.readLock().lock();
+        try {
+            return nativeInputShape(openHandle(), method);
+        } finally {
+            lifecycle.readLock().unlock();
+        }
+    }
+
+    /**
+     * {@inheritDoc}
+     *
+     * <p>Takes the program's own input shape, or, for a program exported at batch 1, a batch
+     * {@code [N, ...]} of such rows (run one after another).
+     */
+    @Override
+    public float[] run(String method, float[] input, long[] shape) {
+        if (method == null || !methods.contains(method)) {
+            throw new IllegalArgumentException(
+                    "unknown method '" + method + "'; the program has: " + String.join(", ", methods));
+        }
+        if (input == null || shape == null) {
+            throw new IllegalArgumentException("input and shape must not be null");
+        }
+        long count = 1;
+        for (long d : shape) {
+            if (d < 1) {
+                throw new IllegalArgumentException("bad shape " + Arrays.toString(shape));
+            }
+            count *= d;
+        }
+        if (count != input.length) {
+            throw new IllegalArgumentException(
+                    "input has " + input.length + " values; shape " + Arrays.toString(shape)
+                            + " needs " + count);
+        }
+        lifecycle.readLock().lock();
+        try {
+            return nativeRun(openHandle(), method, input, shape);
+        } finally {
+            lifecycle.readLock().unlock();
+        }
+    }
+
+    /** Frees the native program; waits for runs in flight. Calling it again does nothing. */
+    @Override
+    public void close() {
+        lifecycle.writeLock().lock();
+        try {
+            if (handle != 0) {
+                nativeClose(handle);
+                handle = 0;
+            }
+        } finally {
+            lifecycle.writeLock().unlock();
+        }
+    }
+
+    @Override
+    public String toString() {
+        return "NativeEngine(" + path + ", methods=" + methods + (handle == 0 ? ", closed)" : ")");
+    }
+
+    private long openHandle() {
+        if (handle == 0) {
+            throw new IllegalStateException("NativeEngine for " + path + " is closed");
+        }
+        return handle;
+    }
+
+    private static native long nativeOpen(String path) throws IOException;
+
+    private static native String[] nativeMethods(long handle);
+
+    private static native long[] nativeInputShape(long handle, String method);
+
+    private static native float[] nativeRun(long handle, String method, float[] input, long[] shape);
+
+    private static native void nativeClose(long handle);
+}

@@ -1,0 +1,501 @@
+// JNI layer under org.prpnas.bridge.NativeEngine: one ExecuTorch program (a bundle's
+// supernet.pte), opened once through ExecuTorch's C++ Module, with every method loaded up front.
+//
+// The same source builds on a Linux desktop against the executorch wheel's libraries
+// (build_native.sh) and for Android with the NDK against an ExecuTorch build for the device
+// (CMakeLists.txt). It depends on nothing but JNI and the ExecuTorch runtime headers.
+//
+// Concurrency. A Method is not re-entrant, so each method has its own mutex and calls of one
+// method are serialised. Calls of different methods run in parallel, which is safe here because
+// the methods share no mutable state except the Module's temporary allocator: Method resets its
+// temp allocator after every instruction, so two methods sharing one plain allocator could free
+// each other's scratch memory mid-kernel. The Module is therefore given ThreadTempAllocator,
+// whose allocations belong to the calling thread, and a thread runs one method at a time.
+// Methods get their own planned memory (share_memory_arenas is left false). The engine itself
+// (open/close) is guarded on the Java side by a read-write lock.
+
+#include <jni.h>
+
+#include <executorch/extension/module/module.h>
+#include <executorch/runtime/core/error.h>
+#include <executorch/runtime/core/evalue.h>
+#include <executorch/runtime/core/exec_aten/exec_aten.h>
+#include <executorch/runtime/core/memory_allocator.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+using executorch::aten::ScalarType;
+using executorch::aten::Tensor;
+using executorch::aten::TensorImpl;
+using executorch::extension::Module;
+using executorch::runtime::Error;
+using executorch::runtime::EValue;
+using executorch::runtime::MemoryAllocator;
+
+// ----------------------------------------------------------------------------------------------
+// Temporary memory owned by the calling thread (see the concurrency note at the top).
+
+struct ThreadScratch {
+  std::vector<void*> blocks;
+  void release() {
+    for (void* block : blocks) {
+      std::free(block);
+    }
+    blocks.clear();
+  }
+  ~ThreadScratch() { release(); }
+};
+
+thread_local ThreadScratch t_scratch;
+
+class ThreadTempAllocator final : public MemoryAllocator {
+ public:
+  ThreadTempAllocator() : MemoryAllocator(0, nullptr) {}
+
+  void* allocate(size_t size, size_t alignment = kDefaultAlignment) override {
+    if (alignment == 0 || (alignment & (alignment - 1)) != 0) {
+      return nullptr;
+    }
+    void* block = std::malloc(size + alignment);
+    if (block == nullptr) {
+      return nullptr;
+    }
+    try {
+      t_scratch.blocks.push_back(block);
+    } catch (const std::bad_alloc&) {
+      std::free(block);
+      return nullptr;
+    }
+    auto address = reinterpret_cast<uintptr_t>(block);
+    address = (address + alignment - 1) & ~(uintptr_t(alignment) - 1);
+    return reinterpret_cast<void*>(address);
+  }
+
+  void reset() override { t_scratch.release(); }
+};
+
+// ----------------------------------------------------------------------------------------------
+// The engine behind one Java NativeEngine.
+
+struct MethodSlot {
+  std::mutex mutex;
+  std::vector<int32_t> input_sizes;  // the program's input shape, e.g. {1, 3, 32, 32}
+  ScalarType input_type = ScalarType::Float;
+  size_t num_inputs = 0;
+};
+
+struct Engine {
+  std::string path;
+  std::unique_ptr<Module> module;
+  std::map<std::string, std::unique_ptr<MethodSlot>> methods;  // sorted by name
+};
+
+// ----------------------------------------------------------------------------------------------
+// Errors: C++ never lets an exception cross into the JVM; it throws a Java exception and returns.
+
+const char* kIOException = "java/io/IOException";
+const char* kIllegalArgument = "java/lang/IllegalArgumentException";
+const char* kIllegalState = "java/lang/IllegalStateException";
+
+void throw_java(JNIEnv* env, const char* cls, const std::string& message) {
+  if (env->ExceptionCheck()) {
+    return;  // keep the first one
+  }
+  jclass type = env->FindClass(cls);
+  if (type != nullptr) {
+    env->ThrowNew(type, message.c_str());
+  }
+}
+
+std::string describe(Error error) {
+  std::ostringstream out;
+  out << executorch::runtime::to_string(error) << " (0x" << std::hex
+      << static_cast<unsigned>(error) << ")";
+  switch (error) {
+    case Error::InvalidProgram:
+      out << ": not a valid ExecuTorch program (truncated or corrupt file?)";
+      break;
+    case Error::AccessFailed:
+      out << ": the file could not be read";
+      break;
+    case Error::NotFound:
+      out << ": not found in the program";
+      break;
+    case Error::OperatorMissing:
+      out << ": an operator the program needs has no kernel in this native library";
+      break;
+    case Error::DelegateInvalidCompatibility:
+      out << ": a delegate (backend) blob is corrupt, or was made for another runtime version";
+      break;
+    case Error::MemoryAllocationFailed:
+    case Error::DelegateMemoryAllocationFailed:
+      out << ": out of memory";
+      break;
+    case Error::InvalidArgument:
+      out << ": invalid argument";
+      break;
+    default:
+      break;
+  }
+  return out.str();
+}
+
+// Errors that mean this runtime cannot run the program (rather than the file being bad).
+bool is_runtime_fault(Error error) {
+  switch (error) {
+    case Error::OperatorMissing:
+    case Error::NotSupported:
+    case Error::NotImplemented:
+    case Error::MemoryAllocationFailed:
+    case Error::DelegateMemoryAllocationFailed:
+      return true;
+    default:
+      return false;
+  }
+}
+
+std::string shape_text(const int32_t* sizes, size_t dim) {
+  std::ostringstream out;
+  out << "[";
+  for (size_t i = 0; i < dim; ++i) {
+    out << (i ? ", " : "") << sizes[i];
+  }
+  out << "]";
+  return out.str();
+}
+
+std::string shape_text(const std::vector<int64_t>& sizes) {
+  std::ostringstream out;
+  out << "[";
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    out << (i ? ", " : "") << sizes[i];
+  }
+  out << "]";
+  return out.str();
+}
+
+std::string known_methods(const Engine& engine) {
+  std::string names;
+  for (const auto& entry : engine.methods) {
+    names += (names.empty() ? "" : ", ") + entry.first;
+  }
+  return names;
+}
+
+std::string java_string(JNIEnv* env, jstring value) {
+  if (value == nullptr) {
+    return std::string();
+  }
+  const char* chars = env->GetStringUTFChars(value, nullptr);
+  if (chars == nullptr) {
+    return std::string();
+  }
+  std::string out(chars);
+  env->ReleaseStringUTFChars(value, chars);
+  return out;
+}
+
+Engine* engine_of(JNIEnv* env, jlong handle) {
+  auto* engine = reinterpret_cast<Engine*>(handle);
+  if (engine == nullptr) {
+    throw_java(env, kIllegalState, "the engine is closed");
+  }
+  return engine;
+}
+
+// Opens the program and loads every method; throws IOException or IllegalStateException.
+std::unique_ptr<Engine> open_engine(JNIEnv* env, const std::string& path) {
+  auto engine = std::make_unique<Engine>();
+  engine->path = path;
+  engine->module = std::make_unique<Module>(
+      path,
+      Module::LoadMode::Mmap,
+      /*event_tracer=*/nullptr,
+      /*memory_allocator=*/nullptr,
+      std::make_unique<ThreadTempAllocator>());
+  // InternalConsistency runs the flatbuffer verifier over the program: with the default
+  // (Minimal) check, a file corrupted in its header region crashed the process on load.
+  Error error = engine->module->load(executorch::runtime::Program::Verification::InternalConsistency);
+  if (error != Error::Ok) {
+    std::string why = describe(error);
+    if (error == Error::InvalidArgument) {
+      why += " (the file is too short or malformed to be an ExecuTorch program)";
+    }
+    throw_java(
+        env,
+        is_runtime_fault(error) ? kIllegalState : kIOException,
+        "cannot load ExecuTorch program " + path + ": " + why);
+    return nullptr;
+  }
+  auto names = engine->module->method_names();
+  if (!names.ok()) {
+    throw_java(
+        env, kIOException, "cannot list the methods of " + path + ": " + describe(names.error()));
+    return nullptr;
+  }
+  if (names->empty()) {
+    throw_java(env, kIOException, "ExecuTorch program " + path + " has no methods");
+    return nullptr;
+  }
+  for (const std::string& name : *names) {
+    error = engine->module->load_method(name);
+    if (error != Error::Ok) {
+      throw_java(
+          env,
+          is_runtime_fault(error) ? kIllegalState : kIOException,
+          "cannot load method " + name + " of " + path + ": " + describe(error));
+      return nullptr;
+    }
+    auto meta = engine->module->method_meta(name);
+    if (!meta.ok()) {
+      throw_java(env, kIOException, "no metadata for method " + name + ": " + describe(meta.error()));
+      return nullptr;
+    }
+    auto slot = std::make_unique<MethodSlot>();
+    slot->num_inputs = meta->num_inputs();
+    if (slot->num_inputs >= 1) {
+      auto info = meta->input_tensor_meta(0);
+      if (info.ok()) {
+        slot->input_sizes.assign(info->sizes().begin(), info->sizes().end());
+        slot->input_type = info->scalar_type();
+      }
+    }
+    engine->methods.emplace(name, std::move(slot));
+  }
+  return engine;
+}
+
+// Runs one row (batch-1 tensor) through a method; the caller holds the method's mutex.
+// Appends the first output's values to `out`; returns false with a Java exception pending.
+bool run_once(
+    JNIEnv* env,
+    Engine& engine,
+    const std::string& name,
+    MethodSlot& slot,
+    float* data,
+    std::vector<float>& out) {
+  std::vector<int32_t> sizes = slot.input_sizes;  // TensorImpl takes non-const pointers
+  const size_t dim = sizes.size();
+  std::vector<uint8_t> dim_order(dim);
+  std::vector<int32_t> strides(dim);
+  int32_t stride = 1;
+  for (size_t i = dim; i-- > 0;) {
+    dim_order[i] = static_cast<uint8_t>(i);
+    strides[i] = stride;
+    stride *= sizes[i];
+  }
+  TensorImpl impl(
+      ScalarType::Float,
+      static_cast<ssize_t>(dim),
+      sizes.data(),
+      data,
+      dim_order.data(),
+      strides.data());
+  Tensor tensor(&impl);
+  auto result = engine.module->execute(name, std::vector<EValue>{EValue(tensor)});
+  if (!result.ok()) {
+    throw_java(
+        env,
+        result.error() == Error::InvalidArgument ? kIllegalArgument : kIllegalState,
+        "method " + name + " failed: " + describe(result.error()));
+    return false;
+  }
+  if (result->empty() || !(*result)[0].isTensor()) {
+    throw_java(env, kIllegalState, "method " + name + " returned no tensor");
+    return false;
+  }
+  const Tensor& logits = (*result)[0].toTensor();
+  if (logits.scalar_type() != ScalarType::Float) {
+    throw_java(env, kIllegalState, "method " + name + " returned a non-float32 tensor");
+    return false;
+  }
+  const float* values = logits.const_data_ptr<float>();
+  out.insert(out.end(), values, values + logits.numel());
+  return true;
+}
+
+}  // namespace
+
+// ----------------------------------------------------------------------------------------------
+// JNI entry points (see NativeEngine.java).
+
+extern "C" {
+
+JNIEXPORT jlong JNICALL
+Java_org_prpnas_bridge_NativeEngine_nativeOpen(JNIEnv* env, jclass, jstring jpath) {
+  std::string path = java_string(env, jpath);
+  if (env->ExceptionCheck()) {
+    return 0;
+  }
+  try {
+    std::unique_ptr<Engine> engine = open_engine(env, path);
+    return engine ? reinterpret_cast<jlong>(engine.release()) : 0;
+  } catch (const std::exception& e) {
+    throw_java(env, kIllegalState, "cannot load " + path + ": " + e.what());
+    return 0;
+  }
+}
+
+JNIEXPORT jobjectArray JNICALL
+Java_org_prpnas_bridge_NativeEngine_nativeMethods(JNIEnv* env, jclass, jlong handle) {
+  Engine* engine = engine_of(env, handle);
+  if (engine == nullptr) {
+    return nullptr;
+  }
+  jclass string_class = env->FindClass("java/lang/String");
+  if (string_class == nullptr) {
+    return nullptr;
+  }
+  jobjectArray names =
+      env->NewObjectArray(static_cast<jsize>(engine->methods.size()), string_class, nullptr);
+  if (names == nullptr) {
+    return nullptr;
+  }
+  jsize index = 0;
+  for (const auto& entry : engine->methods) {
+    jstring name = env->NewStringUTF(entry.first.c_str());
+    if (name == nullptr) {
+      return nullptr;
+    }
+    env->SetObjectArrayElement(names, index++, name);
+    env->DeleteLocalRef(name);
+  }
+  return names;
+}
+
+JNIEXPORT jlongArray JNICALL Java_org_prpnas_bridge_NativeEngine_nativeInputShape(
+    JNIEnv* env,
+    jclass,
+    jlong handle,
+    jstring jmethod) {
+  Engine* engine = engine_of(env, handle);
+  if (engine == nullptr) {
+    return nullptr;
+  }
+  std::string name = java_string(env, jmethod);
+  auto found = engine->methods.find(name);
+  if (found == engine->methods.end()) {
+    throw_java(
+        env,
+        kIllegalArgument,
+        "unknown method '" + name + "'; the program has: " + known_methods(*engine));
+    return nullptr;
+  }
+  const std::vector<int32_t>& sizes = found->second->input_sizes;
+  std::vector<jlong> values(sizes.begin(), sizes.end());
+  jlongArray shape = env->NewLongArray(static_cast<jsize>(values.size()));
+  if (shape != nullptr) {
+    env->SetLongArrayRegion(shape, 0, static_cast<jsize>(values.size()), values.data());
+  }
+  return shape;
+}
+
+// Runs `method` on float32 `input` of `shape`. The program's own shape is taken as is; a batch
+// of N rows is also taken when the program is exported at batch 1 (rows run one after another,
+// as the Python ExecuTorch backend does). Returns the logits of every row, concatenated.
+JNIEXPORT jfloatArray JNICALL Java_org_prpnas_bridge_NativeEngine_nativeRun(
+    JNIEnv* env,
+    jclass,
+    jlong handle,
+    jstring jmethod,
+    jfloatArray jinput,
+    jlongArray jshape) {
+  Engine* engine = engine_of(env, handle);
+  if (engine == nullptr) {
+    return nullptr;
+  }
+  if (jinput == nullptr || jshape == nullptr) {
+    throw_java(env, kIllegalArgument, "input and shape must not be null");
+    return nullptr;
+  }
+  try {
+    std::string name = java_string(env, jmethod);
+    auto found = engine->methods.find(name);
+    if (found == engine->methods.end()) {
+      throw_java(
+          env,
+          kIllegalArgument,
+          "unknown method '" + name + "'; the program has: " + known_methods(*engine));
+      return nullptr;
+    }
+    MethodSlot& slot = *found->second;
+    if (slot.num_inputs != 1 || slot.input_type != ScalarType::Float) {
+      throw_java(
+          env,
+          kIllegalArgument,
+          "method " + name + " does not take exactly one float32 tensor");
+      return nullptr;
+    }
+
+    std::vector<int64_t> shape(static_cast<size_t>(env->GetArrayLength(jshape)));
+    env->GetLongArrayRegion(jshape, 0, static_cast<jsize>(shape.size()),
+                            reinterpret_cast<jlong*>(shape.data()));
+    const std::vector<int32_t>& expected = slot.input_sizes;
+    const std::string wanted = "float32 " + shape_text(expected.data(), expected.size()) +
+        (expected.size() > 0 && expected[0] == 1 ? " (or a batch [N, ...] of such rows)" : "");
+    bool same_row = shape.size() == expected.size() && !shape.empty();
+    for (size_t i = 1; same_row && i < shape.size(); ++i) {
+      same_row = shape[i] == expected[i];
+    }
+    const bool exact = same_row && shape[0] == expected[0];
+    const bool batch = same_row && expected[0] == 1 && shape[0] >= 1;
+    if (!exact && !batch) {
+      throw_java(
+          env,
+          kIllegalArgument,
+          "method " + name + " takes " + wanted + "; got shape " + shape_text(shape));
+      return nullptr;
+    }
+    int64_t row_size = 1;
+    for (size_t i = 1; i < expected.size(); ++i) {
+      row_size *= expected[i];
+    }
+    const int64_t rows = exact ? 1 : shape[0];
+    const int64_t per_call = exact ? row_size * expected[0] : row_size;
+    const jsize length = env->GetArrayLength(jinput);
+    if (static_cast<int64_t>(length) != rows * per_call) {
+      std::ostringstream message;
+      message << "input has " << length << " values; shape " << shape_text(shape) << " needs "
+              << rows * per_call;
+      throw_java(env, kIllegalArgument, message.str());
+      return nullptr;
+    }
+
+    std::vector<float> input(static_cast<size_t>(length));
+    env->GetFloatArrayRegion(jinput, 0, length, input.data());
+    std::vector<float> logits;
+    {
+      std::lock_guard<std::mutex> guard(slot.mutex);
+      for (int64_t row = 0; row < rows; ++row) {
+        if (!run_once(env, *engine, name, slot, input.data() + row * per_call, logits)) {
+          return nullptr;
+        }
+      }
+    }
+    jfloatArray out = env->NewFloatArray(static_cast<jsize>(logits.size()));
+    if (out != nullptr) {
+      env->SetFloatArrayRegion(out, 0, static_cast<jsize>(logits.size()), logits.data());
+    }
+    return out;
+  } catch (const std::exception& e) {
+    throw_java(env, kIllegalState, std::string("native run failed: ") + e.what());
+    return nullptr;
+  }
+}
+
+JNIEXPORT void JNICALL
+Java_org_prpnas_bridge_NativeEngine_nativeClose(JNIEnv*, jclass, jlong handle) {
+  delete reinterpret_cast<Engine*>(handle);
+}
+
+}  // extern "C"

@@ -1,0 +1,270 @@
+package org.prpnas.bridge;
+
+import java.io.ByteArrayOutputStream;
+import java.io.File;
+import java.io.FileInputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.ByteBuffer;
+import java.nio.charset.CharacterCodingException;
+import java.nio.charset.Charset;
+import java.nio.charset.CodingErrorAction;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.Iterator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import org.json.JSONArray;
+import org.json.JSONException;
+import org.json.JSONObject;
+import org.json.JSONTokener;
+
+/**
+ * A bundle's validated {@code manifest.json}: the same checks and messages as
+ * {@code prp.runtime.bundle.load_manifest}, including every listed file's sha256.
+ *
+ * <p>Immutable; safe to share between threads.
+ */
+public final class Manifest {
+    /** The manifest's file name inside a bundle folder. */
+    public static final String FILE_NAME = "manifest.json";
+    /** The ExecuTorch program's file name inside a bundle folder. */
+    public static final String PROGRAM_FILE = "supernet.pte";
+
+    private final File directory;
+    private final String json;
+    private final List<PathInfo> paths;
+    private final List<String> classes;
+    private final Map<String, String> files;
+    private final InputSpec input;
+
+    private Manifest(File directory, JSONObject data, String where) throws BundleException {
+        this.directory = directory;
+        this.json = data.toString();
+        List<PathInfo> ps = new ArrayList<PathInfo>();
+        JSONArray array = data.optJSONArray("paths");
+        for (int i = 0; i < array.length(); i++) {
+            ps.add(new PathInfo(array.optJSONObject(i)));
+        }
+        this.paths = Collections.unmodifiableList(ps);
+        List<String> names = new ArrayList<String>();
+        JSONArray cls = data.optJSONArray("classes");
+        for (int i = 0; i < cls.length(); i++) {
+            names.add(String.valueOf(cls.opt(i)));
+        }
+        this.classes = Collections.unmodifiableList(names);
+        Map<String, String> fs = new LinkedHashMap<String, String>();
+        JSONObject fileTable = data.optJSONObject("files");
+        Iterator<String> keys = fileTable.keys();
+        while (keys.hasNext()) {
+            String name = keys.next();
+            fs.put(name, fileTable.optString(name));
+        }
+        this.files = Collections.unmodifiableMap(fs);
+        this.input = InputSpec.fromJson(data.optJSONObject("input"), where);
+    }
+
+    /** Same as {@link #load(File, boolean) load(directory, true)}. */
+    public static Manifest load(File directory) throws BundleException {
+        return load(directory, true);
+    }
+
+    /**
+     * Reads and validates {@code directory/manifest.json}.
+     *
+     * @param directory the bundle folder (on Android a real folder, e.g. under
+     *     {@code Context.getFilesDir()}: files inside an APK's assets are not files)
+     * @param verifyFiles also check that every file in the manifest's {@code files} table exists and
+     *     has the recorded sha256
+     * @throws BundleException naming the file or field that is wrong and what to do
+     */
+    public static Manifest load(File directory, boolean verifyFiles) throws BundleException {
+        File path = new File(directory, FILE_NAME);
+        if (!directory.isDirectory()) {
+            throw new BundleException("bundle " + directory + " does not exist or is not a folder; export one with "
+                    + "prp-export and copy the whole folder to the device");
+        }
+        if (!path.isFile()) {
+            throw new BundleException(path + " is missing: " + directory
+                    + " is not a bundle (export one with prp-export)");
+        }
+        String text;
+        try {
+            text = readUtf8(path);
+        } catch (CharacterCodingException e) {
+            throw new BundleException(path + " is damaged (it is not UTF-8 text); export the bundle again", e);
+        } catch (IOException e) {
+            throw new BundleException("cannot read " + path + " (" + e.getMessage()
+                    + "); check that the app may read it", e);
+        }
+        Manifest manifest = parse(text, directory, path.toString());
+        if (verifyFiles) {
+            manifest.verifyFiles();
+        }
+        return manifest;
+    }
+
+    /**
+     * Parses and validates manifest text (no file checks).
+     *
+     * @param text the JSON text
+     * @param directory the bundle folder its files live in (may be {@code null} when there is none)
+     * @param where how messages name the source, e.g. its path
+     * @throws BundleException if the text is not JSON or not a valid manifest
+     */
+    public static Manifest parse(String text, File directory, String where) throws BundleException {
+        Object data;
+        try {
+            JSONTokener tokener = new JSONTokener(text);
+            data = tokener.nextValue();
+            char rest = tokener.nextClean();
+            if (rest != 0) {
+                throw new BundleException(where + " is damaged (more text after the JSON value, starting '"
+                        + rest + "'); export the bundle again");
+            }
+        } catch (JSONException e) {
+            throw new BundleException(where + " is damaged (" + shortSyntaxError(e.getMessage())
+                    + "); export the bundle again", e);
+        }
+        List<String> errors = ManifestSchema.validate(data);
+        if (!errors.isEmpty()) {
+            throw new BundleException(where + " is not a valid manifest: " + join(errors, "; "));
+        }
+        return new Manifest(directory, (JSONObject) data, where);
+    }
+
+    /** org.json appends the whole input to a syntax error ("... at character 12 of {...}"): cut it. */
+    static String shortSyntaxError(String message) {
+        if (message == null) {
+            return "not JSON";
+        }
+        int at = message.indexOf(" of ", Math.max(message.indexOf(" at character "), 0));
+        String head = at > 0 && message.contains(" at character ") ? message.substring(0, at) : message;
+        return head.length() > 200 ? head.substring(0, 200) + "..." : head;
+    }
+
+    private static String readUtf8(File file) throws IOException {
+        ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+        byte[] buffer = new byte[1 << 14];
+        InputStream in = new FileInputStream(file);
+        try {
+            for (int n = in.read(buffer); n >= 0; n = in.read(buffer)) {
+                bytes.write(buffer, 0, n);
+            }
+        } finally {
+            in.close();
+        }
+        return Charset.forName("UTF-8").newDecoder()
+                .onMalformedInput(CodingErrorAction.REPORT)
+                .onUnmappableCharacter(CodingErrorAction.REPORT)
+                .decode(ByteBuffer.wrap(bytes.toByteArray()))
+                .toString();
+    }
+
+    static String join(List<String> parts, String separator) {
+        StringBuilder sb = new StringBuilder();
+        for (String p : parts) {
+            if (sb.length() > 0) {
+                sb.append(separator);
+            }
+            sb.append(p);
+        }
+        return sb.toString();
+    }
+
+    /**
+     * Checks that every file in the manifest's {@code files} table exists with the recorded sha256.
+     *
+     * @throws BundleException naming the first missing or altered file
+     */
+    public void verifyFiles() throws BundleException {
+        if (directory == null) {
+            throw new BundleException("this manifest was parsed without a bundle folder; there are no files to verify");
+        }
+        for (Map.Entry<String, String> e : files.entrySet()) {
+            File f = new File(directory, e.getKey());
+            if (!f.isFile()) {
+                throw new BundleException("bundle file " + f + " is missing; export the bundle again");
+            }
+            String actual;
+            try {
+                actual = Checksums.sha256(f);
+            } catch (IOException io) {
+                throw new BundleException("cannot read bundle file " + f + " (" + io.getMessage() + ")", io);
+            }
+            if (!actual.equals(e.getValue())) {
+                throw new BundleException("bundle file " + f + " is corrupt or truncated: sha256 "
+                        + actual.substring(0, 12) + "... does not match the manifest's " + e.getValue().substring(0, 12)
+                        + "...; copy or export the bundle again");
+            }
+        }
+    }
+
+    /** The bundle folder (null for a manifest parsed from text alone). */
+    public File directory() {
+        return directory;
+    }
+
+    /** The bundle's ExecuTorch program, {@code directory/supernet.pte}. */
+    public File programFile() {
+        return new File(directory, PROGRAM_FILE);
+    }
+
+    /** The paths, most accurate first. */
+    public List<PathInfo> paths() {
+        return paths;
+    }
+
+    /** The path ids in manifest order. */
+    public List<String> ids() {
+        List<String> ids = new ArrayList<String>(paths.size());
+        for (PathInfo p : paths) {
+            ids.add(p.id());
+        }
+        return ids;
+    }
+
+    /**
+     * @param id a path id
+     * @return that path
+     * @throws PolicyException if the bundle has no such path
+     */
+    public PathInfo path(String id) {
+        for (PathInfo p : paths) {
+            if (p.id().equals(id)) {
+                return p;
+            }
+        }
+        throw new PolicyException("bundle " + directory + " has no path '" + id + "'; paths: " + ids());
+    }
+
+    /** Class names, by logit index. */
+    public List<String> classes() {
+        return classes;
+    }
+
+    /** File name to sha256, as listed. */
+    public Map<String, String> files() {
+        return files;
+    }
+
+    /** The program's input. */
+    public InputSpec input() {
+        return input;
+    }
+
+    /** A fresh copy of the whole manifest as JSON (changing it changes nothing here). */
+    public JSONObject toJson() {
+        try {
+            return new JSONObject(json);
+        } catch (JSONException e) {
+            throw new IllegalStateException("a validated manifest no longer parses", e);
+        }
+    }
+
+    /** A fresh copy of the {@code policies} tables. */
+    public JSONObject policyTables() {
+        return toJson().optJSONObject("policies");
+    }
+}

@@ -1,0 +1,169 @@
+package org.prpnas.bridge;
+
+import static org.junit.Assert.assertArrayEquals;
+import static org.junit.Assert.assertEquals;
+import static org.junit.Assert.assertNull;
+import static org.junit.Assert.assertThrows;
+import static org.junit.Assert.assertTrue;
+
+import java.io.File;
+import java.io.RandomAccessFile;
+import java.util.Arrays;
+import org.json.JSONObject;
+import org.junit.Rule;
+import org.junit.Test;
+import org.junit.rules.TemporaryFolder;
+
+/** Manifest parsing and validation on the shipped bundle and on damaged copies of it. */
+public class ManifestTest {
+    @Rule
+    public TemporaryFolder tmp = new TemporaryFolder();
+
+    private static void assertMentions(Throwable e, String... parts) {
+        for (String part : parts) {
+            assertTrue("'" + part + "' not in: " + e.getMessage(), e.getMessage().contains(part));
+        }
+    }
+
+    private static String invalid(JSONObject json) {
+        return assertThrows(BundleException.class, () -> Bundles.parse(json)).getMessage();
+    }
+
+    @Test
+    public void readsTheShippedBundle() throws Exception {
+        Manifest m = Bundles.shippedManifest();
+        assertEquals(Arrays.asList("path_0", "path_1", "path_2", "path_3", "path_4"), m.ids());
+        assertEquals("path_3", m.path("path_3").method());
+        assertEquals(48.6, m.paths().get(0).accuracy(), 0.0);
+        assertEquals(0.0223953396, m.paths().get(0).energyMj(), 0.0);
+        assertNull(m.paths().get(0).latencyMs());
+        assertEquals(6, m.paths().get(0).ops().size());
+        assertEquals(10, m.classes().size());
+        assertEquals("airplane", m.classes().get(0));
+        assertEquals(7, m.files().size());
+        InputSpec in = m.input();
+        assertEquals(3, in.channels());
+        assertEquals(32, in.height());
+        assertEquals(32, in.width());
+        assertEquals(1, in.programBatch());
+        assertEquals((float) 0.49053611706835515, in.mean()[0], 0f);
+        assertEquals((float) 0.2630531087941323, in.std()[2], 0f);
+        assertEquals(new File(Bundles.shipped(), "supernet.pte"), m.programFile());
+        assertThrows(PolicyException.class, () -> m.path("path_9"));
+    }
+
+    @Test
+    public void truncatedManifestIsDamaged() throws Exception {
+        File dir = Bundles.copy(tmp.newFolder("b"));
+        File manifest = new File(dir, Manifest.FILE_NAME);
+        RandomAccessFile f = new RandomAccessFile(manifest, "rw");
+        f.setLength(f.length() / 2);
+        f.close();
+        BundleException e = assertThrows(BundleException.class, () -> Manifest.load(dir));
+        assertMentions(e, manifest.toString(), "is damaged", "export the bundle again");
+        assertTrue("message carries the whole file: " + e.getMessage().length(), e.getMessage().length() < 400);
+    }
+
+    @Test
+    public void trailingTextAndNonUtf8AreDamaged() throws Exception {
+        File dir = Bundles.copy(tmp.newFolder("b"));
+        File manifest = new File(dir, Manifest.FILE_NAME);
+        Bundles.write(manifest, Bundles.shippedJson().toString() + "\n}garbage");
+        assertMentions(assertThrows(BundleException.class, () -> Manifest.load(dir)), "is damaged", "after the JSON");
+        Bundles.write(manifest, new byte[] {'{', (byte) 0xff, (byte) 0xfe, '}'});
+        assertMentions(assertThrows(BundleException.class, () -> Manifest.load(dir)), "not UTF-8");
+        Bundles.write(manifest, "[1, 2]");
+        assertMentions(assertThrows(BundleException.class, () -> Manifest.load(dir)), "manifest must be an object");
+    }
+
+    @Test
+    public void newerSchemaNamesTheFix() throws Exception {
+        JSONObject json = Bundles.shippedJson().put("schema_version", 2);
+        String message = invalid(json);
+        assertTrue(message, message.contains("schema_version 2 is newer than this library reads (1)"));
+        assertTrue(message, message.contains("upgrade the prp-nas Android bridge"));
+    }
+
+    @Test
+    public void missingKeysAndWrongKindsAreNamed() throws Exception {
+        JSONObject json = Bundles.shippedJson();
+        json.remove("policies");
+        assertTrue(invalid(json).contains("manifest lacks 'policies'"));
+
+        json = Bundles.shippedJson();
+        json.getJSONArray("paths").getJSONObject(1).put("params", "many").remove("method");
+        json.getJSONObject("input").put("mean", "zero");
+        String message = invalid(json);
+        assertTrue(message, message.contains("manifest.paths[1] lacks 'method'"));
+        assertTrue(message, message.contains("manifest.paths[1].params is a string; expected integer"));
+        assertTrue(message, message.contains("manifest.input.mean is a string; expected array"));
+
+        json = Bundles.shippedJson();
+        json.getJSONArray("paths").getJSONObject(0).put("energy_mj", JSONObject.NULL);
+        assertNull(Bundles.parse(json).paths().get(0).energyMj()); // null energy is allowed
+        json.getJSONArray("paths").getJSONObject(0).put("accuracy", 12.5);
+        assertTrue(invalid(json).contains("ordered from most to least accurate"));
+    }
+
+    @Test
+    public void pathsMethodsAndFilesAreChecked() throws Exception {
+        JSONObject json = Bundles.shippedJson();
+        json.getJSONArray("paths").getJSONObject(2).put("method", "path_1");
+        assertTrue(invalid(json).contains("duplicate method names"));
+
+        json = Bundles.shippedJson();
+        json.getJSONArray("paths").getJSONObject(3).put("onnx", "gone.onnx");
+        assertTrue(invalid(json).contains("manifest.paths[3].onnx 'gone.onnx' is not listed in files"));
+
+        json = Bundles.shippedJson();
+        json.getJSONObject("files").put("supernet.pte", "abc");
+        assertTrue(invalid(json).contains("manifest.files['supernet.pte'] must be a sha256 hex digest"));
+
+        json = Bundles.shippedJson();
+        json.put("paths", new org.json.JSONArray());
+        assertTrue(invalid(json).contains("manifest.paths is empty"));
+
+        json = Bundles.shippedJson();
+        json.getJSONObject("input").put("shape", new org.json.JSONArray("[1, 3, 32]"));
+        assertTrue(invalid(json).contains("is not (N, C, H, W)"));
+    }
+
+    @Test
+    public void alteredOrMissingFilesAreNamed() throws Exception {
+        File dir = Bundles.copy(tmp.newFolder("b"));
+        File pte = new File(dir, "supernet.pte");
+        RandomAccessFile f = new RandomAccessFile(pte, "rw");
+        f.setLength(f.length() - 1);
+        f.close();
+        BundleException e = assertThrows(BundleException.class, () -> Manifest.load(dir));
+        assertMentions(e, pte.toString(), "corrupt or truncated", "copy or export the bundle again");
+        Manifest.load(dir, false); // without checksums it loads
+
+        assertTrue(new File(dir, "weights.bin").delete());
+        Bundles.copyFile(new File(Bundles.shipped(), "supernet.pte"), pte);
+        assertMentions(assertThrows(BundleException.class, () -> Manifest.load(dir)), "weights.bin is missing");
+
+        File nowhere = new File(tmp.getRoot(), "nowhere");
+        assertMentions(assertThrows(BundleException.class, () -> Manifest.load(nowhere)), "does not exist");
+        File empty = tmp.newFolder("empty");
+        assertMentions(assertThrows(BundleException.class, () -> Manifest.load(empty)), "is not a bundle");
+    }
+
+    @Test
+    public void checksumsAreSha256() throws Exception {
+        File f = tmp.newFile("abc");
+        Bundles.write(f, "abc");
+        assertEquals("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", Checksums.sha256(f));
+        Manifest m = Bundles.shippedManifest();
+        assertEquals(m.files().get("supernet.pte"), Checksums.sha256(m.programFile()));
+    }
+
+    @Test
+    public void copiesDoNotChangeTheManifest() throws Exception {
+        Manifest m = Bundles.shippedManifest();
+        m.policyTables().put("default", "schedule");
+        m.toJson().put("paths", "x");
+        assertEquals("battery", m.policyTables().getString("default"));
+        assertArrayEquals(new long[] {2, 3, 32, 32}, m.input().batchShape(2));
+    }
+}

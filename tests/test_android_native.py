@@ -1,0 +1,232 @@
+"""`NativeEngine` (JNI over ExecuTorch's C++ Module) on the shipped bundle, against the Python
+runtime.
+
+The native library is built from `android_bridge/native/` into `android_bridge/build/native`
+by `build_native.sh` (about 10 s, no network) whenever it is missing or older than its sources.
+Where g++, a JDK or executorch is missing the tests are skipped, unless
+PRP_REQUIRE_ANDROID_BRIDGE=1, which makes them fail instead. The Java side is driven by
+`NativeEngineCheck` (a test-only main) and reports in JSON.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from prp.runtime import AdaptiveModel, Bundle, PushedBattery
+from prp.runtime.backends import make_backend
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT = ROOT / "exported" / "default"
+PTE = DEFAULT / "supernet.pte"
+NATIVE = ROOT / "android_bridge" / "native"
+BUILD = ROOT / "android_bridge" / "build" / "native"
+PACKAGE = Path("org", "prpnas", "bridge")
+SOURCES = [
+    NATIVE / "prp_native.cpp",
+    NATIVE / "build_native.sh",
+    NATIVE / "java" / PACKAGE / "NativeEngine.java",
+    NATIVE / "test" / "java" / PACKAGE / "NativeEngineCheck.java",
+    ROOT / "android_bridge" / "src" / "main" / "java" / PACKAGE / "InferenceEngine.java",
+]
+OUTPUTS = [BUILD / "libprp_native.so", BUILD / "classes", BUILD / "test-classes"]
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("PRP_REQUIRE_ANDROID_BRIDGE"):
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def native() -> Path:
+    """The build folder, (re)built when missing or older than its sources."""
+    for tool in ("g++", "javac", "java"):
+        if shutil.which(tool) is None:
+            _unavailable(f"{tool} not found: the native engine needs g++ and a JDK")
+    if importlib.util.find_spec("executorch") is None:
+        _unavailable("executorch is not installed")
+    newest_source = max(p.stat().st_mtime for p in SOURCES)
+    if not all(p.exists() and p.stat().st_mtime >= newest_source for p in OUTPUTS):
+        done = subprocess.run(
+            ["bash", str(NATIVE / "build_native.sh"), str(BUILD)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, f"build_native.sh failed:\n{done.stderr[-4000:]}"
+    return BUILD
+
+
+def check(build: Path, *args: str, library: Path | None = None) -> dict:
+    """Runs NativeEngineCheck and returns its JSON report."""
+    classpath = os.pathsep.join([str(build / "classes"), str(build / "test-classes")])
+    lib = library or build / "libprp_native.so"
+    done = subprocess.run(
+        ["java", f"-Dprp.native.lib={lib}", "-cp", classpath, "org.prpnas.bridge.NativeEngineCheck"]
+        + list(args),
+        capture_output=True,
+        text=True,
+        errors="replace",  # ExecuTorch logs a corrupt program's raw bytes
+        timeout=180,
+    )
+    assert done.returncode == 0, f"java exited with {done.returncode}:\n{done.stderr[-4000:]}"
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def inputs() -> np.ndarray:
+    """One real CIFAR-10 test image per class (the subset shipped with the trainer), normalised
+    by the runtime's own `prepare`, plus two rows of random normalised values."""
+    from prp.trainer.datasets import load_dataset
+
+    images = load_dataset(None, limit_per_class=1).test.images
+    model = AdaptiveModel(DEFAULT, battery=PushedBattery(100), backend="onnxruntime")
+    real = model.prepare(images)
+    noise = np.random.default_rng(7).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    return np.ascontiguousarray(np.concatenate([real, noise]), dtype=np.float32)
+
+
+def java_logits(build: Path, x: np.ndarray, out: Path, library: Path | None = None) -> dict:
+    out.mkdir(parents=True, exist_ok=True)
+    x.astype("<f4").tofile(out / "input.f32")
+    report = check(
+        build, "run", str(PTE), str(out / "input.f32"), str(len(x)), str(out), library=library
+    )
+    assert report["batch_equals_rows"], "a batch [N, 3, 32, 32] must give the rows' logits"
+    report["logits"] = {
+        m: np.fromfile(out / f"{m}.f32", dtype="<f4").reshape(len(x), -1) for m in report["methods"]
+    }
+    return report
+
+
+def test_every_path_matches_the_python_runtime(native: Path, inputs: np.ndarray, tmp_path) -> None:
+    bundle = Bundle.load(DEFAULT)
+    report = java_logits(native, inputs, tmp_path)
+    assert report["methods"] == sorted(p["method"] for p in bundle.paths)
+    assert report["input_shape"] == bundle.data["input"]["shape"]
+    executorch = make_backend(bundle, "executorch")
+    onnx = make_backend(bundle, "onnxruntime")
+    for path in bundle.paths:
+        java = report["logits"][path["method"]]
+        assert java.shape == (len(inputs), len(bundle.data["classes"]))
+        # The same libexecutorch, optimized kernels and XNNPACK delegate (the wheel's shared
+        # libraries) run the same program on the same bits in both processes, so the logits are
+        # required to be identical, not merely close: measured max |difference| 0.0.
+        np.testing.assert_array_equal(java, executorch.run(path["id"], inputs))
+        # ONNX Runtime computes with other kernels; the bound of the runtime's own tests.
+        np.testing.assert_allclose(java, onnx.run(path["id"], inputs), rtol=0, atol=1e-4)
+
+
+def test_misuse_gives_clear_errors(native: Path) -> None:
+    report = check(native, "errors", str(PTE))
+    iae, ise = "java.lang.IllegalArgumentException: ", "java.lang.IllegalStateException: "
+    known = "the program has: path_0, path_1, path_2, path_3, path_4"
+    assert report["unknown_method"] == f"{iae}unknown method 'path_99'; {known}"
+    assert report["input_shape_unknown"] == f"{iae}unknown method 'nope'; {known}"
+    assert report["wrong_size"] == f"{iae}input has 3071 values; shape [1, 3, 32, 32] needs 3072"
+    takes = "method path_0 takes float32 [1, 3, 32, 32] (or a batch [N, ...] of such rows)"
+    assert report["wrong_shape"] == f"{iae}{takes}; got shape [1, 3, 31, 33]"
+    assert report["wrong_rank"] == f"{iae}{takes}; got shape [3072]"
+    assert report["null_input"].startswith(iae)
+    assert report["still_runs"] == "ok 10 values"  # a refused call leaves the engine usable
+    closed = f"{ise}NativeEngine for {PTE} is closed"
+    assert report["after_close"] == closed and report["input_shape_after_close"] == closed
+
+
+def corrupted(tmp_path: Path, offset: int, length: int) -> Path:
+    """A copy of the program with `length` random bytes written at `offset`."""
+    data = bytearray(PTE.read_bytes())
+    rng = np.random.default_rng(offset)
+    data[offset : offset + length] = rng.integers(0, 256, length, dtype=np.uint8).tobytes()
+    path = tmp_path / f"corrupt_{offset}.pte"
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_corrupt_and_missing_programs_are_refused(native: Path, tmp_path) -> None:
+    truncated = tmp_path / "truncated.pte"
+    truncated.write_bytes(PTE.read_bytes()[: PTE.stat().st_size * 2 // 3])
+    tiny = tmp_path / "tiny.pte"
+    tiny.write_bytes(b"not a program\n")
+    absent = tmp_path / "absent.pte"
+    manifest = DEFAULT / "manifest.json"
+    cannot = "java.io.IOException: cannot load ExecuTorch program "
+    expected = {
+        str(truncated): f"{cannot}{truncated}: Error::InvalidProgram (0x23): not a valid "
+        "ExecuTorch program (truncated or corrupt file?)",
+        str(tiny): f"{cannot}{tiny}: Error::InvalidArgument",
+        str(manifest): f"{cannot}{manifest}: Error::InvalidProgram",
+        str(absent): f"java.io.FileNotFoundException: no ExecuTorch program at {absent}",
+        str(PTE): "ok [path_0, path_1, path_2, path_3, path_4]",
+    }
+    report = check(native, "open", *expected)
+    for path, result in expected.items():
+        assert report[path].startswith(result), (path, report[path])
+
+    # Random bytes over the program's flatbuffer (its first ~12 KB) and over its XNNPACK blobs
+    # and weights: the file is refused with an IOException or, where only weights changed, loads;
+    # the process never crashes (it did, on the header region, before the loader's verifier was
+    # turned on; a crash here is a non-zero exit of the JVM, which `check` reports).
+    # Weights cannot be checked by the runtime: that is what the manifest's sha256 is for.
+    offsets = list(range(0, 12_000, 400)) + list(range(12_000, PTE.stat().st_size - 64, 9_000))
+    report = check(native, "open", *(str(corrupted(tmp_path, o, 32)) for o in offsets))
+    results = list(report.values())
+    assert len(results) == len(offsets)
+    assert all(r.startswith(("java.io.IOException: cannot load ", "ok ")) for r in results)
+    assert sum(r.startswith("java.io.IOException") for r in results) >= len(offsets) // 2
+
+
+def test_concurrent_runs_equal_single_threaded_ones(native: Path, inputs: np.ndarray, tmp_path):
+    x = inputs[:4]
+    x.astype("<f4").tofile(tmp_path / "input.f32")
+    threads, rounds = 8, 10
+    report = check(native, "threads", str(PTE), str(tmp_path / "input.f32"), "4", "8", "10")
+    assert report["failures"] == []
+    assert report["calls"] == report["expected_calls"] == threads * rounds * 5 * len(x)
+    assert report["mismatches"] == 0
+    # close() while every thread is running: runs in flight finish with correct results, later
+    # ones get IllegalStateException, and nothing else happens.
+    assert report["close_race_failures"] == [] and report["close_race_wrong_results"] == 0
+    assert report["close_race_closed_errors"] == threads
+
+
+def test_library_needs_only_the_executorch_runtime(native: Path) -> None:
+    if shutil.which("ldd") is None:
+        pytest.skip("ldd not found")
+    listing = subprocess.run(
+        ["ldd", str(native / "libprp_native.so")], capture_output=True, text=True, check=True
+    ).stdout
+    assert "not found" not in listing
+    for lib in ("libexecutorch.so", "libexecutorch_kernels_optimized.so"):
+        assert lib in listing
+    assert "libexecutorch_backend_xnnpack.so" in listing
+    assert "libtorch" not in listing and "libpython" not in listing
+
+
+def test_cmake_desktop_build_gives_the_same_logits(
+    native: Path, inputs: np.ndarray, tmp_path
+) -> None:
+    if shutil.which("cmake") is None:
+        pytest.skip("cmake not found")
+    import executorch
+
+    root = next(iter(executorch.__path__))
+    build = tmp_path / "cmake"
+    for command in (
+        ["cmake", "-S", str(NATIVE), "-B", str(build), f"-DEXECUTORCH_ROOT={root}"],
+        ["cmake", "--build", str(build)],
+    ):
+        done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    x = inputs[:3]
+    with_cmake = java_logits(native, x, tmp_path / "a", library=build / "libprp_native.so")
+    with_script = java_logits(native, x, tmp_path / "b")
+    for method, logits in with_script["logits"].items():
+        np.testing.assert_array_equal(with_cmake["logits"][method], logits)

@@ -48,6 +48,19 @@ class SharedWeights:
         return self._values[key]
 
 
+def onnx_session_options() -> Any:
+    """`onnxruntime.SessionOptions` that work in this process. The ONNX Runtime backend sets ONNX
+    Runtime's global thread pool, which is process-wide: from then on every session, ours or the
+    host app's, must use it (`use_per_session_threads = False`) or ONNX Runtime refuses to create
+    it. Make other sessions in a process that uses the runtime with these options."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    if OnnxRuntimeBackend._pool_ready:
+        options.use_per_session_threads = False
+    return options
+
+
 class OnnxRuntimeBackend:
     """One InferenceSession per path, created once, all on one shared thread pool (with a pool
     per session, the first call after a switch ran about 2x slower here)."""
@@ -66,8 +79,7 @@ class OnnxRuntimeBackend:
         self.sessions = {}
         self._shared = SharedWeights(bundle.directory / "weights.bin")
         for p in bundle.paths:
-            options = ort.SessionOptions()
-            options.use_per_session_threads = False
+            options = onnx_session_options()
             # Every session reads its initializers from one memory map of weights.bin, so a
             # tensor that several paths use is in memory once, not once per session.
             for t in p.get("onnx_initializers", []):

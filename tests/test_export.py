@@ -13,6 +13,7 @@ import onnxruntime as ort
 import pytest
 import torch
 from executorch.runtime import Runtime
+from prp.runtime.backends import onnx_session_options
 from prp.runtime.bundle import BundleError, load_manifest, validate_manifest
 from prp.trainer.config import preset
 from prp.trainer.datasets import load_dataset, to_tensor
@@ -80,7 +81,9 @@ def test_every_method_and_graph_matches_pytorch(bundle, run_dir, data) -> None:
             expected = module(x).numpy()
         method = program.load_method(p["method"])
         got_et = np.concatenate([method.execute([xi[None]])[0].numpy() for xi in x])
-        session = ort.InferenceSession(str(bundle / p["onnx"]), providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(
+            str(bundle / p["onnx"]), onnx_session_options(), providers=["CPUExecutionProvider"]
+        )
         got_ort = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
         np.testing.assert_allclose(got_et, expected, atol=1e-4)
         np.testing.assert_allclose(got_ort, expected, atol=1e-4)

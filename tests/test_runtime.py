@@ -257,3 +257,28 @@ def test_prp_run_cli(tmp_path) -> None:
     )
     assert bad.returncode == 2 and "does not exist" in bad.stdout
     assert "Traceback" not in bad.stdout + bad.stderr
+
+
+def test_other_onnx_sessions_in_the_process_still_work_after_the_runtime_loads() -> None:
+    # The ONNX Runtime backend sets ONNX Runtime's process-wide global thread pool; a host app's
+    # own session (or the exporter's checks) made with onnx_session_options() must still load.
+    # Run in a fresh interpreter so the order of tests cannot hide it.
+    code = f"""
+import onnxruntime as ort
+from prp.runtime import AdaptiveModel, PushedBattery
+from prp.runtime.backends import onnx_session_options
+AdaptiveModel({str(DEFAULT)!r}, battery=PushedBattery(50), backend="onnxruntime")
+try:
+    ort.InferenceSession({str(DEFAULT / "path_0.onnx")!r}, providers=["CPUExecutionProvider"])
+    print("plain session loaded")
+except Exception as e:
+    print("plain session refused:", "global thread pool" in str(e))
+s = ort.InferenceSession(
+    {str(DEFAULT / "path_0.onnx")!r}, onnx_session_options(), providers=["CPUExecutionProvider"]
+)
+print("with options:", len(s.get_inputs()))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "plain session refused: True" in out.stdout  # why the helper exists
+    assert "with options: 1" in out.stdout

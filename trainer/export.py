@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from prp.runtime.backends import onnx_session_options
 from prp.runtime.bundle import MANIFEST, SCHEMA_VERSION, load_manifest, sha256_file
 from prp.runtime.policies import battery_levels_for
 from torch import Tensor, nn
@@ -319,7 +320,9 @@ def check_onnx(
     with torch.no_grad():
         for name, m in modules.items():
             session = ort.InferenceSession(
-                str(out_dir / graphs[name]), providers=["CPUExecutionProvider"]
+                str(out_dir / graphs[name]),
+                onnx_session_options(),
+                providers=["CPUExecutionProvider"],
             )
             feed = {session.get_inputs()[0].name: inputs.numpy()}
             out = session.run(None, feed)[0]

@@ -29,7 +29,6 @@ from prp.trainer.config import preset  # noqa: E402
 from prp.trainer.datasets import load_dataset  # noqa: E402
 from prp.trainer.evaluate import evaluate_run, unseen_live_pool  # noqa: E402
 from prp.trainer.export import load_run  # noqa: E402
-from prp.trainer.report import write_front  # noqa: E402
 from prp.trainer.train import Trainer  # noqa: E402
 
 
@@ -86,15 +85,7 @@ def main() -> None:
             trainer = Trainer(cfg, run_dir, data=data)
             front = trainer.run()
             train_s = time.perf_counter() - t
-            write_front(
-                run_dir,
-                trainer.space,
-                front,
-                objective=cfg.objective,
-                unit=trainer.cost.unit,
-                device=trainer.cost.device,
-                cost_source=trainer.cost_model.source,
-            )
+            trainer.write_front(front)
             trained[label(cfg)] = (run_dir, train_s, trainer.ops_left())
             print(f"{method}: trained in {train_s:.0f} s, {trainer.ops_left()} ops left")
         for d in args.compare_with:  # runs trained earlier: training time from their logs

@@ -15,7 +15,6 @@ from prp.trainer.config import preset
 from prp.trainer.datasets import load_dataset
 from prp.trainer.errors import PRPError
 from prp.trainer.evaluate import evaluate_run, true_front_hypervolume
-from prp.trainer.report import write_front
 from prp.trainer.train import Trainer
 
 CFG = preset("tiny")
@@ -43,15 +42,7 @@ def run_dir(tmp_path_factory) -> Path:
     data = load_dataset("default", limit_per_class=CFG.limit_per_class)
     trainer = Trainer(CFG, d, data=data)
     front = trainer.run()
-    write_front(
-        d,
-        trainer.space,
-        front,
-        objective="energy",
-        unit=trainer.cost.unit,
-        device=trainer.cost.device,
-        cost_source=trainer.cost_model.source,
-    )
+    trainer.write_front(front)
     return d
 
 

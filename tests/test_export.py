@@ -18,7 +18,6 @@ from prp.runtime.bundle import BundleError, load_manifest, validate_manifest
 from prp.trainer.config import preset
 from prp.trainer.datasets import load_dataset, to_tensor
 from prp.trainer.export import ExportError, calibrated_path_module, export_bundle, load_run
-from prp.trainer.report import write_front
 from prp.trainer.train import Trainer
 
 CFG = preset("tiny")
@@ -34,15 +33,7 @@ def run_dir(tmp_path_factory, data) -> Path:
     d = tmp_path_factory.mktemp("run")
     trainer = Trainer(CFG, d, data=data)
     front = trainer.run()
-    write_front(
-        d,
-        trainer.space,
-        front,
-        objective="energy",
-        unit=trainer.cost.unit,
-        device=trainer.cost.device,
-        cost_source=trainer.cost_model.source,
-    )
+    trainer.write_front(front)
     return d
 
 

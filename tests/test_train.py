@@ -17,7 +17,6 @@ from prp.trainer.costs import get_cost_model, price_supernet
 from prp.trainer.datasets import load_dataset
 from prp.trainer.errors import PRPError
 from prp.trainer.pareto import is_nondominated
-from prp.trainer.report import write_front
 from prp.trainer.runs import RunLog
 from prp.trainer.spaces import PrunedOp, get_space
 from prp.trainer.supernet import Supernet
@@ -36,15 +35,7 @@ def finished(tmp_path_factory, data):
     run_dir = tmp_path_factory.mktemp("run")
     trainer = Trainer(CFG, run_dir, data=data)
     front = trainer.run()
-    write_front(
-        run_dir,
-        trainer.space,
-        front,
-        objective="energy",
-        unit=trainer.cost.unit,
-        device=trainer.cost.device,
-        cost_source=trainer.cost_model.source,
-    )
+    trainer.write_front(front)
     return trainer, front, run_dir
 
 

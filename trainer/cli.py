@@ -153,7 +153,6 @@ def train(
     )
 
     from .config import TrainConfig, preset
-    from .report import write_front
     from .runs import CONFIG, read_json
     from .train import Trainer
 
@@ -212,16 +211,7 @@ def train(
                 f"{len(trainer.data.train)} train / {len(trainer.data.val)} val images"
             )
             front = trainer.run(resume=resume)
-        data = write_front(
-            run_dir,
-            trainer.space,
-            front,
-            objective=cfg.objective,
-            unit=trainer.cost.unit,
-            device=trainer.cost.device,
-            cost_source=trainer.cost_model.source,
-            top=top,
-        )
+        data = trainer.write_front(front, top=top)
         table = Table(
             title=f"Selected paths ({len(front)} evaluated, "
             f"{sum(m.pareto_rank == 1 for m in front)} on the front)"

@@ -468,6 +468,21 @@ class Trainer:
         return int(self.supernet.op_mask.sum())
 
     # ---------------------------------------------------------------------- run
+    def write_front(self, front: list[PathMetrics], top: int = 5) -> dict[str, Any]:
+        """`front.json`, `front.png` and `alpha.png` of this run, priced as it trained."""
+        from .report import write_front
+
+        return write_front(
+            self.run_dir,
+            self.space,
+            front,
+            objective=self.cfg.objective,
+            unit=self.cost.unit,
+            device=self.cost.device,
+            cost_source=self.cost_model.source,
+            top=top,
+        )
+
     def run(self, resume: bool = False) -> list[PathMetrics]:
         """Train the remaining epochs, then search the pruned supernet; returns the front."""
         self.run_dir.mkdir(parents=True, exist_ok=True)

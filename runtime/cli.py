@@ -22,7 +22,8 @@ run_app = typer.Typer(add_completion=False, help="Classify images with an export
 
 
 def load_images(target: Path, size: tuple[int, int]) -> tuple[list[str], np.ndarray]:
-    """uint8 (N, H, W, 3) images from a file or a folder; .npy arrays need no Pillow."""
+    """uint8 (N, H, W, 3) images from a file or a folder, with one name per image; .npy arrays
+    (one image HWC, or a batch NHWC) need no Pillow."""
     files = (
         sorted(f for f in target.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
         if target.is_dir()
@@ -32,7 +33,7 @@ def load_images(target: Path, size: tuple[int, int]) -> tuple[list[str], np.ndar
         raise InputError(f"{target} does not exist; give an image file or a folder of images")
     if not files:
         raise InputError(f"{target} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-    images = []
+    images, names = [], []
     for f in files:
         if f.suffix.lower() == ".npy":
             arr = np.load(f)
@@ -48,12 +49,14 @@ def load_images(target: Path, size: tuple[int, int]) -> tuple[list[str], np.ndar
                     arr = np.asarray(im.convert("RGB").resize(size[::-1]))
             except OSError as e:
                 raise InputError(f"cannot read image {f}: {e}") from None
-        if arr.dtype != np.uint8 or arr.shape != (*size, 3):
+        arr = arr[None] if arr.ndim == 3 else arr
+        if arr.dtype != np.uint8 or arr.ndim != 4 or arr.shape[1:] != (*size, 3):
             raise InputError(
                 f"{f}: expected a uint8 {size[0]}x{size[1]}x3 array, got {arr.dtype} {arr.shape}"
             )
         images.append(arr)
-    return [str(f) for f in files], np.stack(images)
+        names += [str(f)] * len(arr)
+    return names, np.concatenate(images)
 
 
 @run_app.command()

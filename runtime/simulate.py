@@ -981,36 +981,14 @@ def print_summary(console: Console, summary: Mapping[str, Any]) -> None:
 
 
 # ----------------------------------------------------------------------------------------- CLI
-IMAGE_SUFFIXES = (".npy", ".png", ".jpg", ".jpeg", ".bmp")
-
-
 def load_images(folder: Path, shape_chw: Sequence[int]) -> np.ndarray:
-    """uint8 NHWC images from a folder: .npy arrays (HWC or NHWC), or image files via Pillow."""
-    c, h, w = (int(v) for v in shape_chw)
+    """uint8 NHWC images from a folder (prp-run's reader: .npy arrays, or image files)."""
+    from .cli import load_images as read_images
+
     if not folder.is_dir():
         raise InputError(f"--images {folder} is not a folder")
-    files = sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise InputError(f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
-    out = []
-    for f in files:
-        if f.suffix.lower() == ".npy":
-            arr = np.load(f)
-        else:
-            try:
-                from PIL import Image
-            except ImportError:
-                raise InputError(f"reading {f.name} needs Pillow; or pass .npy arrays") from None
-            try:
-                with Image.open(f) as im:
-                    arr = np.asarray(im.convert("RGB").resize((w, h)))
-            except OSError as e:
-                raise InputError(f"cannot read image {f}: {e}") from None
-        arr = arr[None] if arr.ndim == 3 else arr
-        if arr.dtype != np.uint8 or arr.ndim != 4 or arr.shape[1:] != (h, w, c):
-            raise InputError(f"{f}: expected uint8 ({h}, {w}, {c}), got {arr.dtype} {arr.shape}")
-        out.append(arr)
-    return np.concatenate(out)
+    _, h, w = (int(v) for v in shape_chw)
+    return read_images(folder, (h, w))[1]
 
 
 simulate_app = typer.Typer(

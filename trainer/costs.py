@@ -4,6 +4,8 @@ Each model prices one op (an `OpRecord` from the forward hooks); `price_supernet
 `PathTable` that prices any path of the supernet in one vectorised lookup. Registered models:
 
 - `hwnasbench`: HW-NAS-Bench's measured per-op table for the FBNet space (Li et al., ICLR 2021).
+- `hwnasbench-nb201`: a per-(edge, op) table for the NB201 space fitted to HW-NAS-Bench's measured
+  per-architecture figures (HW-NAS-Bench publishes no per-op table for NB201).
 - `proxyless-mobile`: ProxylessNAS' measured Pixel 1 latency table (Cai et al., ICLR 2019).
 - `lut`: a user's own table, JSON or CSV, signature -> value.
 - `analytic`: MACs and memory traffic times published per-operation energies; works everywhere.
@@ -16,8 +18,11 @@ import json
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
+import numpy as np
+
+from .benchmarks import NB201Table
 from .errors import LUTKeyError, PRPError, UnknownNameError
 from .profiling import OpRecord, OpTrace, PathTable, trace_ops
 from .registry import Registry
@@ -64,6 +69,8 @@ def list_cost_models() -> list[str]:
 def price_supernet(supernet: Supernet, model: CostModel, trace: OpTrace | None = None) -> PathTable:
     """A table pricing every path of `supernet` with `model` (ops recorded by forward hooks)."""
     trace = trace if trace is not None else trace_ops(supernet)
+    if isinstance(model, SlotTableCostModel):
+        return model.price(trace)
     return trace.table(model.op_cost, model.objective, model.unit, model.device)
 
 
@@ -203,6 +210,128 @@ def user_lut(
     return LUTCostModel(objective, unit, device or "custom", str(p), table)
 
 
+# ------------------------------------------------------------- NB201 fitted to HW-NAS-Bench
+NB201_FIT_FILE = "data/hwnasbench_nb201_fit.json"
+# Fitted columns of the NB201 table: column -> (objective, device).
+NB201_FIT_COLUMNS = {
+    "edgegpu_energy": ("energy", "edgegpu"),
+    "edgegpu_latency": ("latency", "edgegpu"),
+    "raspi4_latency": ("latency", "raspi4"),
+    "pixel3_latency": ("latency", "pixel3"),
+}
+
+
+@dataclass
+class SlotTableCostModel:
+    """Cost = base + one figure per (slot, op), for the whole network the path denotes.
+
+    The figures price a fixed network (NB201's 15-cell CIFAR-10 network, where one edge op is
+    repeated in every cell), whatever size the supernet is built at: a small supernet is then a
+    proxy for the accuracy ranking, priced as the real network. Fixed layers are in `base`.
+    """
+
+    objective: str
+    unit: str
+    device: str
+    source: str
+    ops: tuple[str, ...]
+    base: float
+    per_op: np.ndarray = field(repr=False)  # [slot, op]
+
+    def op_cost(self, record: OpRecord) -> float:
+        raise PRPError(
+            f"cost model {self.source} prices whole slots, not single ops; use price_supernet()"
+        )
+
+    def price(self, trace: OpTrace) -> PathTable:
+        if trace.num_slots != self.per_op.shape[0]:
+            raise PRPError(
+                f"cost model {self.source} prices {self.per_op.shape[0]} slots of the NB201 "
+                f"space; this supernet has {trace.num_slots}: use it with --space nb201 only"
+            )
+        per_op = np.full((trace.num_slots, trace.width), np.nan)
+        for r in trace.choices:
+            assert r.slot is not None and r.op is not None
+            if r.op_name not in self.ops:
+                raise LUTKeyError(
+                    f"cost model {self.source} has no op {r.op_name!r} (slot {r.slot}); "
+                    f"it knows {', '.join(self.ops)}"
+                )
+            per_op[r.slot, r.op] = self.per_op[r.slot, self.ops.index(r.op_name)]
+        return PathTable(self.objective, self.unit, self.device, self.base, per_op)
+
+
+def fit_nb201_costs(table: NB201Table, column: str) -> dict[str, Any]:
+    """Non-negative least squares fit of an NB201 cost column: base + sum of c[edge, op].
+
+    Non-negative because a table of op costs with negative entries would price some paths
+    below zero. Returns the figures with the fit's R^2 and Kendall tau-b on all architectures.
+    """
+    from scipy.optimize import nnls
+
+    from .pareto import kendall_tau_b
+    from .spaces import get_space
+
+    space = get_space("nb201", size="tiny")  # decoding arch_str does not depend on the size
+    ops = space.slots[0].ops
+    paths = np.array([space.decode(a) for a in table.arch_strs])
+    n, slots = paths.shape
+    x = np.zeros((n, 1 + slots * len(ops)))
+    x[:, 0] = 1.0
+    for s in range(slots):
+        x[np.arange(n), 1 + s * len(ops) + paths[:, s]] = 1.0
+    y = table.column(column)
+    w, _ = nnls(x, y)
+    pred = x @ w
+    # Each edge holds exactly one op, so a constant per edge is indistinguishable from the base:
+    # move each edge's cheapest figure into the base (the cheapest op of an edge then costs 0).
+    per = w[1:].reshape(slots, len(ops))
+    base = float(w[0] + per.min(axis=1).sum())
+    per = per - per.min(axis=1, keepdims=True)
+    r2 = 1.0 - float(((y - pred) ** 2).sum() / ((y - y.mean()) ** 2).sum())
+    return {
+        "base": round(base, 6),
+        "per_edge_op": per.round(6).tolist(),
+        "r2": round(r2, 4),
+        "kendall_tau_b": round(kendall_tau_b(pred, y), 4),
+        "architectures": n,
+    }
+
+
+@COST_MODELS.register(
+    "hwnasbench-nb201", "NB201 per-(edge, op) table fitted to HW-NAS-Bench's measurements"
+)
+def hwnasbench_nb201(
+    objective: str = "energy", device: str | None = None, path: str | Path | None = None
+) -> SlotTableCostModel:
+    """HW-NAS-Bench's NB201 figures (energy: edgegpu; latency: edgegpu, raspi4, pixel3) as a
+    per-(edge, op) table, fitted by `fit_nb201_costs` (R^2 and tau-b are in the file)."""
+    unit = _check_objective(objective)
+    device = device or "edgegpu"
+    if path is None:
+        source = f"prp.trainer/{NB201_FIT_FILE}"
+        data = json.loads(resources.files("prp.trainer").joinpath(NB201_FIT_FILE).read_text())
+    else:
+        source, data = str(path), json.loads(Path(path).read_text())
+    column = f"{device}_{objective}"
+    if column not in data["columns"]:
+        have = sorted(c[: -len(objective) - 1] for c in data["columns"] if c.endswith(objective))
+        raise UnknownNameError(
+            f"the NB201 HW-NAS-Bench fit has no {objective} for device {device!r}; devices with "
+            f"{objective}: {', '.join(have)}"
+        )
+    fit = data["columns"][column]
+    return SlotTableCostModel(
+        objective,
+        unit,
+        device,
+        source,
+        tuple(data["ops"]),
+        float(fit["base"]),
+        np.array(fit["per_edge_op"], dtype=float),
+    )
+
+
 # ----------------------------------------------------------------------------- analytic
 @dataclass(frozen=True)
 class EnergyProfile:
@@ -267,6 +396,7 @@ COST_MODEL_DEVICES: dict[str, dict[str, list[str]]] = {
         "energy": ["edgegpu", "eyeriss", "fpga"],
         "latency": ["edgegpu", "raspi4", "pixel3", "eyeriss", "fpga"],
     },
+    "hwnasbench-nb201": {"energy": ["edgegpu"], "latency": ["edgegpu", "raspi4", "pixel3"]},
     "proxyless-mobile": {"latency": ["pixel1"]},
     "lut": {"energy": ["(from file)"], "latency": ["(from file)"]},
     "analytic": {"energy": list(ENERGY_PROFILES)},

@@ -109,3 +109,50 @@ def test_prp_eval_cli(run_dir, nb201_csv, tmp_path) -> None:
         timeout=600,
     )
     assert bad.returncode == 2 and "does not exist" in " ".join(bad.stdout.split())
+
+
+def test_alpha_estimators_on_a_hand_computed_case() -> None:
+    from prp.trainer.evaluate import alpha_estimators
+
+    # P_s orders the four paths 1 < 2 < 3 < 4 (best first); the true ranks 1, 2, 2, 3 tie the
+    # middle pair: 5 concordant pairs, 0 discordant, 1 tie in y -> 5 / sqrt(6 x 5).
+    scores = np.array([3.0, 2.0, 1.0, 0.0])
+    true_rank = np.array([1, 2, 2, 3])
+    got = alpha_estimators(scores, np.array([1, 1, 2, 2]), true_rank)
+    assert got["alpha"] == pytest.approx(5 / np.sqrt(30))
+    # combined: (1/4 + 1.5/4, 2/4 + 1.5/4, 3/4 + 3.5/4, 4/4 + 3.5/4) is ordered like alpha.
+    assert got["combined"] == pytest.approx(5 / np.sqrt(30))
+    # Scores that reverse the truth give -1 with no ties in the truth.
+    assert alpha_estimators(np.arange(4.0), np.arange(1, 5), np.arange(1, 5))["alpha"] == -1.0
+
+
+def test_truth_targets_rank_every_sampled_path_and_eval_reports_alpha(nb201_csv, tmp_path):
+    from dataclasses import replace
+
+    import torch
+    from prp.trainer.pareto import kendall_tau_b
+    from prp.trainer.runs import RunLog
+    from prp.trainer.spaces import get_space
+
+    cfg = replace(CFG, truth_table=str(nb201_csv), epochs_pareto=3, prune_after=3)
+    data = load_dataset("default", limit_per_class=CFG.limit_per_class)
+    trainer = Trainer(cfg, tmp_path, data=data)
+    trainer.write_front(trainer.run())
+    epochs = [r for r in RunLog(tmp_path / "log.jsonl").records() if r.get("event") == "epoch"]
+    ranked = [r["ranked"] for r in epochs if r["stage"] == "pareto"]
+    # Fresh samples each epoch; alpha ranks them together with every earlier one.
+    assert ranked[0] == cfg.samples and ranked[1] > ranked[0] and ranked[2] > ranked[1]
+    result = evaluate_run(tmp_path, nb201_csv, k=40, seed=2)
+    by = result["kendall_tau_b_pareto_by_estimator"]
+    assert set(by) == {"weights", "alpha", "combined"}
+    assert by["weights"] == result["kendall_tau_b_pareto"]
+    # The alpha estimator is P_s of the run's saved alpha, against the rows' true ranks.
+    alpha = torch.load(tmp_path / "checkpoint.pt", weights_only=False)["supernet"]["alpha"]
+    space = get_space("nb201")
+    rows = result["architectures"]
+    scores = [
+        sum(float(alpha[s, i]) for s, i in enumerate(space.decode(a["arch_str"]))) for a in rows
+    ]
+    assert by["alpha"] == pytest.approx(
+        kendall_tau_b(-np.array(scores), [a["true_rank"] for a in rows])
+    )

@@ -332,6 +332,9 @@ def evaluate(
         table.add_column("measure")
         table.add_column("value")
         table.add_row("Kendall tau-b, Pareto ranks", f"{result['kendall_tau_b_pareto']:.3f}")
+        for name, tau in result["kendall_tau_b_pareto_by_estimator"].items():
+            if name != "weights":
+                table.add_row(f"Kendall tau-b, Pareto ranks by {name}", f"{tau:.3f}")
         table.add_row("Kendall tau-b, accuracy", f"{result['kendall_tau_b_accuracy']:.3f}")
         table.add_row(
             "hypervolume ratio (run front / true front)", f"{result['hypervolume_ratio']:.3f}"

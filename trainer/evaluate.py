@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy import stats
 
 from .benchmarks import NB201Table
 from .datasets import load_dataset, to_tensor
@@ -115,6 +116,11 @@ def evaluate_run(
     true_acc, cost = acc_all[rows], cost_all[rows]
     est_rank = pareto_ranks(np.column_stack([est, cost]), MAXIMIZE)
     true_rank = pareto_ranks(np.column_stack([true_acc, cost]), MAXIMIZE)
+    estimators = {"weights": kendall_tau_b(est_rank, true_rank)}
+    if cfg.method == "prp":
+        with torch.no_grad():
+            scores = run.supernet.path_scores(picked).cpu().numpy().astype(float)
+        estimators |= alpha_estimators(scores, est_rank, true_rank)
     ref = np.array([acc_all.min(), cost_all.max()])
     true_hv = true_front_hypervolume(table, acc_column, cost_column, ref)
     front_paths = [m.path for m in run.front if m.pareto_rank == 1]
@@ -145,7 +151,11 @@ def evaluate_run(
         "k": len(picked),
         "live_architectures": int(np.prod([len(o) for o in live])),
         "unseen_live_architectures": len(pool),
-        "kendall_tau_b_pareto": kendall_tau_b(est_rank, true_rank),
+        "kendall_tau_b_pareto": estimators["weights"],
+        # Pareto-rank tau-b of each estimator: weights (shared-weight accuracy + cost, as for
+        # every method), and for PRP runs alpha (the path score P_s the listwise loss trains to
+        # order paths by Pareto rank) and combined (the mean of the two rankings).
+        "kendall_tau_b_pareto_by_estimator": estimators,
         "kendall_tau_b_accuracy": kendall_tau_b(est, true_acc),
         "reference_point": {"accuracy": float(ref[0]), "cost": float(ref[1])},
         "hypervolume_run_front": run_hv,
@@ -170,6 +180,19 @@ def evaluate_run(
     write_json(out / EVAL_FILE, result)
     plot_ranks(out / "eval_nb201.png", est_rank, true_rank, result)
     return result
+
+
+def alpha_estimators(
+    scores: np.ndarray, est_rank: np.ndarray, true_rank: np.ndarray
+) -> dict[str, float]:
+    """tau-b of PRP's alpha estimator (higher P_s = better Pareto rank) and of its combination
+    with the shared-weight ranks (mean of the two normalised rankings)."""
+    by_alpha = stats.rankdata(-scores)
+    combined = by_alpha / len(scores) + stats.rankdata(est_rank) / len(est_rank)
+    return {
+        "alpha": kendall_tau_b(by_alpha, true_rank),
+        "combined": kendall_tau_b(combined, true_rank),
+    }
 
 
 def plot_ranks(

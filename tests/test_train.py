@@ -50,6 +50,9 @@ def test_every_stage_runs_and_logs(finished) -> None:
     fair, pareto = epochs[0], epochs[2]
     assert fair["path_steps"] == 5 * pareto["path_steps"]
     assert pareto["sampled"] == CFG.samples and "rank_loss" in pareto and "hinge_loss" in pareto
+    # alpha ranks the whole live target pool each epoch (alpha_history), not only the n sampled.
+    pool = next(r for r in records if r.get("event") == "target_pool")["paths"]
+    assert pareto["ranked"] == pool > CFG.samples
     assert (run_dir / "checkpoint.pt").exists() and (run_dir / "config.json").exists()
 
 

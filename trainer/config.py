@@ -49,13 +49,16 @@ class TrainConfig:
     weight_decay: float = 5e-4
     grad_clip: float = 5.0
     alpha_lr: float = 0.05
-    alpha_steps: int = 5  # alpha updates per Pareto epoch, on that epoch's sampled paths
-    hinge_weight: float = 1.0
+    alpha_steps: int = 50  # alpha updates per Pareto epoch
+    # Rank alpha on every path with a known target so far (the target pool, or every path
+    # sampled with a benchmark table), not only this epoch's n: see bench/ranking's attempts.
+    alpha_history: bool = True
+    hinge_weight: float = 0.1
     # W in stage 2: "argmax" trains each slot's highest-alpha path (the paper's Algorithm 1);
     # "fair" keeps strict-fair groups over the ops still live (alpha then steers ranking and
     # pruning only). bench/ranking compares the two.
     pareto_w_paths: str = "argmax"
-    rank_temperature: float = 1.0
+    rank_temperature: float = 5.0  # target = softmax(-rank / T) over the ranked paths
     eval_images: int = 500  # held-out images per accuracy estimate
     bn_batches: int = 4  # training batches for BN recalibration per path
     augment: bool = True

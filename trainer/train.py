@@ -383,12 +383,25 @@ class Trainer:
             return [live[int(k)] for k in sorted(take)]
         return self.sample_paths(rng, self.cfg.samples)
 
+    def known_targets(self, fresh: list[ArchPath]) -> list[ArchPath]:
+        """`fresh` and every earlier live path whose target is known: the whole live target
+        pool, or (with a benchmark table) every path sampled so far. Ranking them together
+        gives alpha a listwise target over many paths instead of a new small list each epoch."""
+        earlier = self.targets if self.targets else self.evaluated
+        seen = dict.fromkeys(fresh)
+        seen |= dict.fromkeys(p for p in earlier if self._is_live(p))
+        return list(seen)
+
     # ------------------------------------------------------------------- alpha
     def update_alpha(self, epoch: int) -> dict[str, Any]:
         self.ensure_target_pool(epoch)
         rng, _ = self._rng(epoch, 3)
         paths = self.sample_targets(rng)
         est = self.evaluate(paths, epoch, f"epoch {epoch + 1}: estimating {len(paths)} paths")
+        sampled = len(paths)
+        if self.cfg.alpha_history:
+            paths = self.known_targets(paths)
+            est = np.array([self.evaluated.get(p, self.targets.get(p, 0.0)) for p in paths])
         cost = self.cost.many(paths)
         ranks = pareto_ranks(np.column_stack([self.target_accuracy(paths, est), cost]), MAXIMIZE)
         top_n = min(self.cfg.top_n, len(paths))
@@ -412,7 +425,8 @@ class Trainer:
             "rank_loss": rank_losses[-1],
             "rank_loss_first": rank_losses[0],
             "hinge_loss": hinge_losses[-1],
-            "sampled": len(paths),
+            "sampled": sampled,
+            "ranked": len(paths),
             "acc_mean": float(est.mean()),
             "acc_max": float(est.max()),
             "front_size": int((ranks == 1).sum()),

@@ -3,9 +3,13 @@ paper's figures 4 and 6: vanilla single-path (uniform), strict fairness only, PR
 
     python bench/ranking.py --truth ../shared/data/nasbench201/nb201_cifar10_hw.csv [--k 300]
 
-Each method trains the default preset's NB201 supernet (analytic energy as the training cost)
-for the same number of epochs, then `prp-eval` compares its estimates with NAS-Bench-201
-(cifar10_test_acc) under the table's edgegpu_energy. Writes bench/results/ranking.json.
+Each method trains the default preset's NB201 supernet for the same number of epochs, priced
+during training by the `hwnasbench-nb201` table (HW-NAS-Bench's edgegpu energy fitted per edge
+and op), then `prp-eval` compares its estimates with NAS-Bench-201 (cifar10_test_acc) under the
+table's edgegpu_energy, all on one common set of unseen architectures. Methods: uniform, fair,
+prp (Algorithm 1, target ranks from its own post-stage-1 estimates), prp-truth (target ranks
+from the table's cifar10_valid_acc of the paths it samples, which are then excluded from the
+evaluation), prp-fairw (strict-fair W groups in stage 2). Writes bench/results/ranking.json.
 Paper-scale on a GPU: prp-train --preset paper --compute-device cuda --method {prp,fair,uniform}
 then prp-eval RUN --truth ... for each.
 """
@@ -25,6 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import print_table, write_record  # noqa: E402
+from prp.trainer.benchmarks import NB201_COST_COLUMNS  # noqa: E402
 from prp.trainer.config import preset  # noqa: E402
 from prp.trainer.datasets import load_dataset  # noqa: E402
 from prp.trainer.evaluate import evaluate_run, unseen_live_pool  # noqa: E402
@@ -36,17 +41,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--truth", type=Path, required=True)
     parser.add_argument("--k", type=int, default=300)
-    parser.add_argument("--methods", default="uniform,fair,prp")
+    parser.add_argument("--methods", default="uniform,fair,prp,prp-truth")
     parser.add_argument("--cost-column", default="edgegpu_energy")
+    parser.add_argument(
+        "--cost-model",
+        default="hwnasbench-nb201",
+        help="training cost model (default: the per-op fit of the evaluation's cost column)",
+    )
     parser.add_argument(
         "--data", default="default", help="data set: default (embedded subset) or a path"
     )
     parser.add_argument("--limit-per-class", type=int, default=None)
     parser.add_argument("--epochs-fair", type=int, default=None)
     parser.add_argument("--epochs-pareto", type=int, default=None)
-    parser.add_argument(
-        "--pareto-w-paths", default="argmax", help="prp stage-2 W paths: argmax (paper) or fair"
-    )
     parser.add_argument(
         "--compare-with",
         type=Path,
@@ -57,7 +64,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="keep the runs here")
     args = parser.parse_args()
     base = replace(preset("default"), dataset=str(args.data), limit_per_class=args.limit_per_class)
-    base = replace(base, pareto_w_paths=args.pareto_w_paths)
+    objective = NB201_COST_COLUMNS[args.cost_column][0]
+    device = NB201_COST_COLUMNS[args.cost_column][2]
+    base = replace(base, cost_model=args.cost_model, objective=objective, cost_device=device)
+    if args.cost_model == "analytic":
+        base = replace(base, cost_device=None)
     if args.epochs_fair is not None:
         base = replace(base, epochs_fair=args.epochs_fair)
     if args.epochs_pareto is not None:
@@ -74,12 +85,22 @@ def main() -> None:
 
     def label(cfg: Any) -> str:
         variant = " (fair W)" if cfg.method == "prp" and cfg.pareto_w_paths == "fair" else ""
+        variant += " (truth targets)" if cfg.method == "prp" and cfg.truth_table else ""
         return f"{cfg.method}{variant} {cfg.epochs_fair}+{cfg.epochs_pareto} ep"
+
+    def method_config(name: str) -> Any:
+        variants = {
+            "prp-truth": {"truth_table": str(args.truth)},
+            "prp-fairw": {"pareto_w_paths": "fair"},
+        }
+        if name not in ("uniform", "fair", "prp", *variants):
+            raise SystemExit(f"unknown method {name!r}: uniform, fair, prp, {', '.join(variants)}")
+        return replace(base, method=name.split("-")[0], **variants.get(name, {}))
 
     with tempfile.TemporaryDirectory() as tmp:
         root = args.out or Path(tmp)
         for method in methods:
-            cfg = replace(base, method=method)
+            cfg = method_config(method)
             run_dir = root / f"ranking-{method}"
             t = time.perf_counter()
             trainer = Trainer(cfg, run_dir, data=data)
@@ -115,6 +136,7 @@ def main() -> None:
                     "kendall_tau_b_accuracy",
                     "hypervolume_ratio",
                     "live_architectures",
+                    "kendall_tau_b_pareto_by_estimator",
                 )
             }
             record |= {
@@ -125,10 +147,13 @@ def main() -> None:
                 "common_pool": len(common),
             }
             results.append(record)
+            by = r["kendall_tau_b_pareto_by_estimator"]
             rows.append(
                 [
                     method,
                     r["kendall_tau_b_pareto"],
+                    by.get("alpha", "-"),
+                    by.get("combined", "-"),
                     r["kendall_tau_b_accuracy"],
                     r["hypervolume_ratio"],
                     train_s,
@@ -141,6 +166,8 @@ def main() -> None:
         {
             "truth": str(args.truth),
             "cost_column": args.cost_column,
+            "training_cost_model": args.cost_model,
+            "config": base.to_json(),
             "data": str(args.data),
             "train_images": len(data.train.labels),
             "val_images": len(data.val.labels),
@@ -150,7 +177,16 @@ def main() -> None:
     )
     print_table(
         f"Ranking quality against NAS-Bench-201 ({args.cost_column})",
-        ["method", "tau-b Pareto", "tau-b accuracy", "HV ratio", "train s", "K"],
+        [
+            "method",
+            "tau-b Pareto (weights)",
+            "(alpha)",
+            "(combined)",
+            "tau-b accuracy",
+            "HV ratio",
+            "train s",
+            "K",
+        ],
         rows,
     )
     print(f"wrote {out}")

@@ -160,3 +160,31 @@ def test_prp_export_cli(run_dir, tmp_path) -> None:
     )
     assert bad.returncode == 2 and "is not a training run" in " ".join(bad.stdout.split())
     assert "Traceback" not in bad.stdout + bad.stderr
+
+
+def test_pte_rewrites_keep_the_arithmetic() -> None:
+    """The .pte's graph slimming: BN as a depthwise 1x1 conv equals x * scale + shift, and
+    `y + x * 0` terms (NB201's `none` edges) are removed from the exported graph."""
+    from prp.trainer.export import ChannelAffine, DepthwiseAffine, _drop_zero_terms
+
+    bn = torch.nn.BatchNorm2d(6).eval()
+    with torch.no_grad():
+        bn.running_mean.uniform_(-1, 1)
+        bn.running_var.uniform_(0.5, 2)
+        bn.weight.uniform_(0.5, 2)
+        bn.bias.uniform_(-1, 1)
+    affine = ChannelAffine(bn)
+    x = torch.randn(2, 6, 5, 5)
+    torch.testing.assert_close(DepthwiseAffine(affine)(x), affine(x))
+    torch.testing.assert_close(affine(x), bn(x))
+
+    class NoneEdge(torch.nn.Module):
+        def forward(self, a: torch.Tensor) -> torch.Tensor:
+            y = torch.relu(a)
+            return (y + a.mul(0.0)) * 2
+
+    program = _drop_zero_terms(torch.export.export(NoneEdge(), (x,)))
+    targets = [n.target for n in program.graph.nodes if n.op == "call_function"]
+    # relu, then only the final "* 2": the times-zero and the add are gone.
+    assert targets == [torch.ops.aten.relu.default, torch.ops.aten.mul.Tensor], targets
+    torch.testing.assert_close(program.module()(x), NoneEdge()(x))

@@ -4,14 +4,21 @@
 BatchNorm: every path has its own BN statistics (recalibrated for that path), so folding BN into
 the convolutions would give every path its own copy of every conv weight. Instead each BN becomes
 a per-channel scale and shift (x * scale + shift) after the shared, unchanged conv weight: the
-convs are stored once for all paths and only these small vectors are per path. XNNPACK runs the
-multiply-add as its own ops (there is no batch_norm left for its conv+BN fusion to fold).
+convs are stored once for all paths and only these small vectors are per path. In the .pte each
+such affine is a 1x1 depthwise convolution (weight = scale, bias = shift: the same arithmetic),
+which XNNPACK runs as one op in its NHWC layout with the vectors as static constants.
+
+.pte size beyond the distinct weights is one XNNPACK graph per method (its nodes, values and
+constant references) plus the program's tables; `write_pte` keeps it small by not letting the
+graphs grow avoidable nodes (`DepthwiseAffine`, `_drop_zero_terms`), by short constant names
+(`_shorten_named_keys`) and by a 64-byte segment alignment.
 
 Every method and graph is checked against PyTorch before the bundle is moved into place.
 """
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import hashlib
 import itertools
@@ -45,6 +52,9 @@ from .supernet import Supernet
 
 ONNX_WEIGHTS = "weights.bin"
 PTE = "supernet.pte"
+# Each weight is its own segment of the .pte; ExecuTorch's default 128-byte alignment pads
+# every per-path BN vector under 128 bytes to 128. 64 is a cache line and what SIMD loads want.
+PTE_SEGMENT_ALIGNMENT = 64
 CHECK_IMAGES = 8
 TOLERANCE = 1e-3  # max abs logit difference allowed between PyTorch and an exported path
 
@@ -167,6 +177,85 @@ class ChannelAffine(nn.Module):
         return x * self.scale + self.shift
 
 
+class DepthwiseAffine(nn.Module):
+    """`ChannelAffine` as the 1x1 depthwise convolution it is (weight = scale, bias = shift), for
+    XNNPACK: one static-weight op in its native NHWC layout. As x * scale + shift the per-path
+    vectors reach the delegate as runtime inputs in NCHW, and XNNPACK wraps every BN in a
+    transpose pair plus a multiply and an add (~4 graph nodes and values per BN, per method)."""
+
+    weight: Tensor
+    bias: Tensor
+
+    def __init__(self, affine: ChannelAffine) -> None:
+        super().__init__()
+        c = affine.scale.numel()
+        self.register_buffer("weight", affine.scale.reshape(c, 1, 1, 1).clone())
+        self.register_buffer("bias", affine.shift.reshape(c).clone())
+        self.channels = c
+
+    def forward(self, x: Tensor) -> Tensor:
+        return nn.functional.conv2d(x, self.weight, self.bias, groups=self.channels)
+
+
+def _for_xnnpack(module: nn.Module) -> nn.Module:
+    """`module` with every `ChannelAffine` as a `DepthwiseAffine`; all other leaves (the shared
+    convs) are the same objects, the containers above them shallow copies."""
+    if isinstance(module, ChannelAffine):
+        return DepthwiseAffine(module)
+    if not module._modules:
+        return module
+    twin = copy.copy(module)
+    twin._modules = {
+        name: None if child is None else _for_xnnpack(child)
+        for name, child in module._modules.items()
+    }
+    return twin
+
+
+def _is_times_zero(node: Any) -> bool:
+    """`node` is aten.mul(x, 0) with a literal zero (NB201's `none` op, `Zero`)."""
+    return (
+        node.op == "call_function"
+        and node.target in (torch.ops.aten.mul.Tensor, torch.ops.aten.mul.Scalar)
+        and len(node.args) == 2
+        and isinstance(node.args[1], (int, float))
+        and node.args[1] == 0
+    )
+
+
+def _drop_zero_terms(program: Any) -> Any:
+    """Rewrite `y + x * 0` as `y` in an exported program, where y already has the sum's shape
+    and dtype (each `none` edge of an NB201 cell is such a term). Exact for finite x: adding a
+    zero changes no value. XNNPACK would run every such term as a multiply between two
+    transposes (its scalar operand is NCHW) plus an add, ~4 nodes and values per edge."""
+    graph = program.graph
+    changed = False
+    for add in list(graph.nodes):
+        if add.op != "call_function" or add.target != torch.ops.aten.add.Tensor:
+            continue
+        if len(add.args) != 2 or add.kwargs or any(u.op == "output" for u in add.users):
+            continue
+        for i in (0, 1):
+            zero, other = add.args[i], add.args[1 - i]
+            if not (hasattr(zero, "op") and hasattr(other, "op") and _is_times_zero(zero)):
+                continue
+            out, kept = add.meta.get("val"), other.meta.get("val")
+            if out is None or kept is None:
+                continue
+            if tuple(out.shape) != tuple(kept.shape) or out.dtype != kept.dtype:
+                continue
+            add.replace_all_uses_with(other)
+            graph.erase_node(add)
+            if not zero.users:
+                graph.erase_node(zero)
+            changed = True
+            break
+    if changed:
+        graph.eliminate_dead_code()
+        program.graph_module.recompile()
+    return program
+
+
 def _replace_bn(module: nn.Module) -> None:
     for name, child in list(module.named_children()):
         if isinstance(child, nn.BatchNorm2d):
@@ -219,14 +308,87 @@ def _distinct_bytes(modules: Sequence[nn.Module]) -> int:
     return sum(seen.values())
 
 
+def _shorten_named_keys(lowered: Any) -> None:
+    """Give every XNNPACK constant a short name instead of its 64-character sha256 hex key.
+
+    XNNPACK names each constant (weights and per-path BN vectors alike) by the hash of its
+    bytes; the key is stored once in the program's named-data table and again in every
+    delegate graph that uses it, ~150 bytes per tensor per method at NB201's real size. Keys
+    are renamed consistently across methods (equal bytes, equal key: sharing is unchanged) and
+    each delegate's flatbuffer is rebuilt from its own JSON with only the keys changed.
+    """
+    import re
+    import tempfile
+
+    from executorch.backends.xnnpack.serialization.xnnpack_graph_serialize import (
+        XNNHeader,
+        _get_schema_bytes,
+    )
+    from executorch.exir._serialize._flatbuffer import _flatc_compile, _flatc_decompile
+    from executorch.exir._serialize._named_data_store import NamedDataStore, NamedDataStoreOutput
+    from executorch.exir.lowered_backend_module import LoweredBackendModule
+    from executorch.exir.program._program import collect_named_data_store_from_exported_program
+
+    names: dict[str, str] = {}
+    pattern = re.compile(rb'"named_key": "([0-9a-f]{64})"')
+
+    def short(match: re.Match[bytes]) -> bytes:
+        key = match.group(1).decode()
+        return b'"named_key": "' + names.setdefault(key, f"w{len(names)}").encode() + b'"'
+
+    with tempfile.TemporaryDirectory() as d:
+        schema = os.path.join(d, "schema.fbs")
+        Path(schema).write_bytes(_get_schema_bytes())
+        for method in lowered.methods:
+            for module in lowered.exported_program(method).graph_module.modules():
+                if not isinstance(module, LoweredBackendModule):
+                    continue
+                store = module.named_data_store_output
+                blob = module.processed_bytes
+                if store is None or store.external_data or module.backend_id != "XnnpackBackend":
+                    continue
+                header = XNNHeader.from_bytes(blob[: XNNHeader.EXPECTED_LENGTH])
+                start, size = header.flatbuffer_offset, header.flatbuffer_size
+                constants = blob[header.constant_data_offset :]
+                Path(d, "graph.bin").write_bytes(blob[start : start + size])
+                _flatc_decompile(d, schema, os.path.join(d, "graph.bin"), ["--raw-binary"])
+                text = pattern.sub(short, Path(d, "graph.json").read_bytes())
+                Path(d, "schema.json").write_bytes(text)
+                _flatc_compile(d, schema, os.path.join(d, "schema.json"))
+                graph = Path(d, "schema.bin").read_bytes()
+                padded = -(-len(graph) // 16) * 16
+                new_header = XNNHeader(start, len(graph), start + padded, len(constants))
+                module._processed_bytes = b"".join(
+                    [
+                        new_header.to_bytes().ljust(start, b"\0"),
+                        graph.ljust(padded, b"\0"),
+                        constants,
+                    ]
+                )
+                module._named_data_store_output = NamedDataStoreOutput(
+                    buffers=store.buffers,
+                    pte_data={names.get(k, k): v for k, v in store.pte_data.items()},
+                    external_data=store.external_data,
+                )
+    merged = NamedDataStore()  # the program's table, gathered again from the renamed delegates
+    for method in lowered.methods:
+        collect_named_data_store_from_exported_program(lowered.exported_program(method), merged)
+    lowered._named_data_store = merged
+
+
 def write_pte(modules: dict[str, nn.Module], example: Tensor, path: Path) -> None:
     """One ExecuTorch program, one XNNPACK-delegated method per path; shared weights once."""
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
-    from executorch.exir import to_edge_transform_and_lower
+    from executorch.exir import ExecutorchBackendConfig, to_edge_transform_and_lower
 
-    programs = {name: torch.export.export(m, (example,)) for name, m in modules.items()}
+    programs = {
+        name: _drop_zero_terms(torch.export.export(_for_xnnpack(m).eval(), (example,)))
+        for name, m in modules.items()
+    }
     lowered = to_edge_transform_and_lower(programs, partitioner=[XnnpackPartitioner()])
-    path.write_bytes(lowered.to_executorch().buffer)
+    _shorten_named_keys(lowered)
+    config = ExecutorchBackendConfig(segment_alignment=PTE_SEGMENT_ALIGNMENT)
+    path.write_bytes(lowered.to_executorch(config).buffer)
 
 
 def _float_types() -> set[int]:

@@ -34,8 +34,8 @@ public class ManifestTest {
         Manifest m = Bundles.shippedManifest();
         assertEquals(Arrays.asList("path_0", "path_1", "path_2", "path_3", "path_4"), m.ids());
         assertEquals("path_3", m.path("path_3").method());
-        assertEquals(48.6, m.paths().get(0).accuracy(), 0.0);
-        assertEquals(0.0223953396, m.paths().get(0).energyMj(), 0.0);
+        assertEquals(47.6, m.paths().get(0).accuracy(), 0.0);
+        assertEquals(0.039053362, m.paths().get(0).energyMj(), 0.0);
         assertNull(m.paths().get(0).latencyMs());
         assertEquals(6, m.paths().get(0).ops().size());
         assertEquals(10, m.classes().size());

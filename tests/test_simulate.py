@@ -3,6 +3,7 @@ real mode through AdaptiveModel, and the CLI."""
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import subprocess
@@ -32,7 +33,19 @@ CLI = Path(sys.executable).parent / "prp-simulate"
 
 # A workload where inference is most of the draw (about 77-80 %), so that the choice of path
 # matters: with the phone's 1 W baseline and 30 inferences/s it is under 0.1 %.
-HEAVY = {"baseline_w": 0.1, "inferences_per_s": 15000.0}
+HEAVY_BASELINE_W = 0.1
+
+
+@functools.cache
+def front_rate() -> float:
+    """Inferences per second at which the paper's schedule over `front_energies` of the shipped
+    bundle uses 90 % of the battery in 24 h: the most accurate path alone then runs out, the
+    schedule lasts (and so the cheapest path). Derived, so a re-exported bundle keeps the case."""
+    energies = sorted(manifest_energies(Bundle.load(DEFAULT).data).values(), reverse=True)
+    hours = [5.0] * (len(energies) - 1) + [24.0 - 5.0 * (len(energies) - 1)]
+    mj_h = sum(h * e for h, e in zip(hours, energies, strict=True))
+    capacity_wh = SimConfig.from_profile(PIXEL3).capacity_j / 3600.0
+    return (0.9 * capacity_wh - 24.0 * HEAVY_BASELINE_W) / (mj_h * 1e-3)
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +61,8 @@ def front_energies(bundle: Bundle) -> dict[str, float]:
 
 
 def heavy(**overrides: float) -> SimConfig:
-    return SimConfig.from_profile(PIXEL3, **{**HEAVY, **overrides})
+    workload = {"baseline_w": HEAVY_BASELINE_W, "inferences_per_s": front_rate()}
+    return SimConfig.from_profile(PIXEL3, **{**workload, **overrides})
 
 
 @pytest.fixture(scope="module")
@@ -105,9 +119,9 @@ def test_energy_bookkeeping_balances(which: str, request: pytest.FixtureRequest)
 
 
 def test_shipped_workload_inference_share_is_small(shipped: Simulation) -> None:
-    # 30 x ~0.023 mJ per second is ~0.7 mW against a 1 W baseline.
+    # 30 x 0.02-0.04 mJ per second is about 1 mW against a 1 W baseline.
     for r in shipped.runs:
-        assert 0.05 < 100 * r.inference_j / r.drawn_j < 0.1
+        assert 0.01 < 100 * r.inference_j / r.drawn_j < 0.5
         assert r.died_s is not None and 11.1 < r.died_s / 3600 < 11.3  # 40,402 J at ~1 W
 
 
@@ -156,10 +170,11 @@ def test_battery_scenario_never_flaps(
             assert t - step_pct <= s.battery_pct < t
 
 
-@pytest.mark.parametrize("rate", [13_600.0, 15_000.0, 16_300.0])
+@pytest.mark.parametrize("load", [0.9, 1.0, 1.09])
 def test_energy_budget_reaches_the_horizon_when_the_cheapest_path_can(
-    bundle: Bundle, rate: float
+    bundle: Bundle, load: float
 ) -> None:
+    rate = load * front_rate()
     sim = simulate(bundle.data, heavy(inferences_per_s=rate), front_energies(bundle))
     assert not sim.run("worst").lasted and sim.run("best").lasted  # the case that matters
     budget = sim.run("energy-budget")

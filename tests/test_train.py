@@ -16,8 +16,9 @@ from prp.trainer.config import preset
 from prp.trainer.costs import get_cost_model, price_supernet
 from prp.trainer.datasets import load_dataset
 from prp.trainer.errors import PRPError
-from prp.trainer.pareto import is_nondominated
+from prp.trainer.pareto import is_nondominated, pareto_ranks
 from prp.trainer.runs import RunLog
+from prp.trainer.search import chance_accuracy
 from prp.trainer.spaces import PrunedOp, get_space
 from prp.trainer.supernet import Supernet
 from prp.trainer.train import Trainer, TrainingError
@@ -102,9 +103,22 @@ def test_front_is_nondominated_and_priced_by_the_cost_model(finished) -> None:
     assert data["cost_unit"] == "mJ" and data["cost_device"] == "horowitz45-fp32"
     labels = [s["label"] for s in data["selected"]]
     assert labels[0] == "best-accuracy" and len(labels) == 5
-    cheapest = min(rank1, key=lambda p: p["cost"])["path"]
-    assert cheapest in [s["path"] for s in data["selected"]]  # best cost is always picked
-    if len(rank1) > 1:
+    # The cheapest front path above chance level is always picked (chance-level paths never).
+    chance = chance_accuracy(trainer.space.num_classes)
+    above = [p for p in data["paths"] if p["accuracy"] > chance]
+    front_above = [
+        p
+        for p, r in zip(
+            above,
+            pareto_ranks(np.array([[p["accuracy"], p["cost"]] for p in above]), [True, False]),
+            strict=True,
+        )
+        if r == 1
+    ]
+    cheapest = min(front_above, key=lambda p: p["cost"])["path"]
+    assert cheapest in [s["path"] for s in data["selected"]]
+    assert all(s["accuracy"] > chance for s in data["selected"])
+    if len(front_above) > 1:
         assert "best-cost" in labels
     assert (run_dir / "front.png").stat().st_size > 10_000
     assert (run_dir / "alpha.png").stat().st_size > 10_000

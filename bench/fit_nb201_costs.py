@@ -17,7 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import print_table  # noqa: E402
 from prp.trainer.benchmarks import NB201_COST_COLUMNS, NB201Table  # noqa: E402
-from prp.trainer.costs import NB201_FIT_COLUMNS, NB201_FIT_FILE, fit_nb201_costs  # noqa: E402
+from prp.trainer.costs import NB201_FIT_FILE, fit_nb201_costs  # noqa: E402
 from prp.trainer.runs import write_json  # noqa: E402
 from prp.trainer.spaces import get_space  # noqa: E402
 
@@ -29,8 +29,7 @@ def build(truth: Path) -> dict[str, object]:
     table = NB201Table.load(truth)
     space = get_space("nb201", size="tiny")
     columns = {}
-    for column in NB201_FIT_COLUMNS:
-        _, unit, device = NB201_COST_COLUMNS[column]
+    for column, (_, unit, device) in NB201_COST_COLUMNS.items():
         columns[column] = {"unit": unit, "device": device, **fit_nb201_costs(table, column)}
     return {
         "what": "NB201 CIFAR-10 network (C=16, N=5) cost per (edge, op): cost = base + sum of "

@@ -211,14 +211,7 @@ def user_lut(
 
 
 # ------------------------------------------------------------- NB201 fitted to HW-NAS-Bench
-NB201_FIT_FILE = "data/hwnasbench_nb201_fit.json"
-# Fitted columns of the NB201 table: column -> (objective, device).
-NB201_FIT_COLUMNS = {
-    "edgegpu_energy": ("energy", "edgegpu"),
-    "edgegpu_latency": ("latency", "edgegpu"),
-    "raspi4_latency": ("latency", "raspi4"),
-    "pixel3_latency": ("latency", "pixel3"),
-}
+NB201_FIT_FILE = "data/hwnasbench_nb201_fit.json"  # one fit per NB201_COST_COLUMNS entry
 
 
 @dataclass

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import print_table, write_record  # noqa: E402
 from prp.trainer.benchmarks import NB201Table  # noqa: E402
 from prp.trainer.costs import get_cost_model, price_supernet  # noqa: E402
-from prp.trainer.losses import hinge_loss, listwise_ranking_loss  # noqa: E402
+from prp.trainer.losses import alpha_loss  # noqa: E402
 from prp.trainer.pareto import kendall_tau_b, pareto_ranks  # noqa: E402
 from prp.trainer.pruning import MAXIMIZE  # noqa: E402
 from prp.trainer.spaces import get_space  # noqa: E402
@@ -43,6 +43,7 @@ SETTINGS = {  # name -> (alpha_steps, history, rank_temperature, hinge_weight)
 
 
 def fit_alpha(
+    supernet: Supernet,
     paths: np.ndarray,
     valid_acc: np.ndarray,
     cost: np.ndarray,
@@ -51,12 +52,12 @@ def fit_alpha(
     epochs: int,
     n: int,
     top_n: int,
-) -> tuple[torch.Tensor, set[int]]:
+) -> set[int]:
+    """Fit `supernet.alpha` from zero (the trainer's loss and optimiser); the indices seen."""
     steps, history, temperature, hinge_weight = setting
-    slots, width = paths.shape[1], int(paths.max()) + 1
-    alpha = torch.zeros(slots, width, requires_grad=True)
-    mask = torch.ones(slots, width, dtype=torch.bool)
-    opt = torch.optim.Adam([alpha], lr=0.05, betas=(0.5, 0.999))
+    with torch.no_grad():
+        supernet.alpha.zero_()
+    opt = torch.optim.Adam([supernet.alpha], lr=0.05, betas=(0.5, 0.999))
     seen: list[int] = []
     for _ in range(epochs):
         fresh = [int(i) for i in rng.choice(len(paths), n, replace=False)]
@@ -64,17 +65,21 @@ def fit_alpha(
         idx = np.array(seen if history else fresh)
         ranks = pareto_ranks(np.column_stack([valid_acc[idx], cost[idx]]), MAXIMIZE)
         chosen = [tuple(int(v) for v in paths[i]) for i in idx]
-        onehot = torch.as_tensor(paths[idx])
         for _ in range(steps):
             opt.zero_grad()
-            scores = alpha[torch.arange(slots)[None, :], onehot].sum(dim=1)
-            loss = listwise_ranking_loss(scores, ranks, temperature)
-            loss = loss + hinge_weight * hinge_loss(
-                alpha, mask, chosen, scores, ranks, min(top_n, len(idx))
+            loss, _, _ = alpha_loss(
+                supernet.alpha,
+                supernet.op_mask,
+                chosen,
+                supernet.path_scores(chosen),
+                ranks,
+                temperature,
+                hinge_weight,
+                min(top_n, len(idx)),
             )
             loss.backward()
             opt.step()
-    return alpha.detach(), set(seen)
+    return set(seen)
 
 
 def main() -> None:
@@ -89,7 +94,8 @@ def main() -> None:
     table = NB201Table.load(args.truth)
     space = get_space("nb201", size="tiny")
     paths = np.array([space.decode(a) for a in table.arch_strs])
-    fitted = price_supernet(Supernet(space), get_cost_model("hwnasbench-nb201", "energy"))
+    supernet = Supernet(space)
+    fitted = price_supernet(supernet, get_cost_model("hwnasbench-nb201", "energy"))
     cost_fit = fitted.many(paths)
     valid, test = table.column("cifar10_valid_acc"), table.column("cifar10_test_acc")
     energy = table.column("edgegpu_energy")
@@ -99,14 +105,14 @@ def main() -> None:
         for seed in range(args.seeds):
             rng = np.random.default_rng(seed)
             torch.manual_seed(seed)
-            alpha, seen = fit_alpha(
-                paths, valid, cost_fit, setting, rng, args.epochs, args.samples, args.top_n
-            )
+            budget = (args.epochs, args.samples, args.top_n)
+            seen = fit_alpha(supernet, paths, valid, cost_fit, setting, rng, *budget)
             unseen = np.setdiff1d(np.arange(len(paths)), sorted(seen))
             pick = rng.choice(unseen, args.k, replace=False)
             true_rank = pareto_ranks(np.column_stack([test[pick], energy[pick]]), MAXIMIZE)
-            scores = alpha[torch.arange(paths.shape[1])[None, :], torch.as_tensor(paths[pick])]
-            taus.append(kendall_tau_b(-scores.sum(dim=1).numpy(), true_rank))
+            with torch.no_grad():
+                scores = supernet.path_scores(paths[pick].tolist()).numpy()
+            taus.append(kendall_tau_b(-scores, true_rank))
         results.append({"setting": name, "tau_b_mean": float(np.mean(taus)), "tau_b": taus})
         rows.append([name, float(np.mean(taus)), float(np.std(taus))])
         print(results[-1], flush=True)

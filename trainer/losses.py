@@ -79,3 +79,20 @@ def hinge_loss(
         m - g_best - torch.as_tensor(g_true, dtype=g_soft.dtype, device=alpha.device)
     )
     return (terms * active).sum() / top_n
+
+
+def alpha_loss(
+    alpha: Tensor,
+    op_mask: Tensor,
+    paths: Sequence[Sequence[int]],
+    scores: Tensor,
+    ranks: Sequence[int] | np.ndarray,
+    temperature: float,
+    hinge_weight: float,
+    top_n: int,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Stage 2's loss on alpha: listwise ranking loss + hinge_weight x eq. 2 hinge loss.
+    Returns (total, listwise, hinge)."""
+    l_rank = listwise_ranking_loss(scores, ranks, temperature)
+    l_hinge = hinge_loss(alpha, op_mask, paths, scores, ranks, top_n)
+    return l_rank + hinge_weight * l_hinge, l_rank, l_hinge

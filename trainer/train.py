@@ -31,7 +31,7 @@ from .config import TrainConfig
 from .costs import get_cost_model, price_supernet
 from .datasets import DataSplits, batches, load_dataset, to_tensor
 from .errors import PRPError
-from .losses import hinge_loss, listwise_ranking_loss
+from .losses import alpha_loss
 from .pareto import pareto_ranks
 from .profiling import PathTable
 from .pruning import MAXIMIZE, prune_by_pareto
@@ -408,12 +408,16 @@ class Trainer:
         rank_losses, hinge_losses = [], []
         for step in range(self.cfg.alpha_steps):
             self.opt_a.zero_grad(set_to_none=True)
-            scores = self.supernet.path_scores(paths)
-            l_rank = listwise_ranking_loss(scores, ranks, self.cfg.rank_temperature)
-            l_hinge = hinge_loss(
-                self.supernet.alpha, self.supernet.op_mask, paths, scores, ranks, top_n
+            loss, l_rank, l_hinge = alpha_loss(
+                self.supernet.alpha,
+                self.supernet.op_mask,
+                paths,
+                self.supernet.path_scores(paths),
+                ranks,
+                self.cfg.rank_temperature,
+                self.cfg.hinge_weight,
+                top_n,
             )
-            loss = l_rank + self.cfg.hinge_weight * l_hinge
             self._check_finite(loss, epoch, step, "the alpha loss")
             loss.backward()
             self.opt_a.step()

@@ -114,3 +114,20 @@ def test_selection_along_the_front_labels_and_fills_from_later_ranks() -> None:
     assert [label for label, _ in six][-2:] == ["rank-2", "rank-2"]
     assert len({m.path for _, m in six}) == 6
     assert knee_index(np.array([[90.0, 10.0], [85.0, 5.0], [70.0, 1.0]])) == 1
+
+
+def test_prune_by_pareto_fills_from_later_ranks_when_the_first_two_are_few() -> None:
+    supernet = Supernet(get_space("nb201", size="tiny"))
+    # A chain of dominance: each path dominates the next, so ranks 1..5, one path each.
+    paths = [(3,) * 6, (2,) * 6, (1,) * 6, (4,) * 6, (0,) * 6]
+    points = np.array([[90, 1], [80, 2], [70, 3], [60, 4], [50, 5]], dtype=float)
+    assert list(pareto_ranks(points, MAXIMIZE)) == [1, 2, 3, 4, 5]
+    result = prune_by_pareto(supernet, paths, points, keep=3)
+    # Ranks 1-2 hold 2 paths; rank 3 fills the third place, ranks 4-5 go.
+    assert result.kept == [(3,) * 6, (2,) * 6, (1,) * 6]
+    for s in range(6):
+        assert supernet.live_ops(s) == [1, 2, 3]
+    assert {r.op_name for r in result.pruned} == {"none", "avg_pool_3x3"}
+    assert all("ranks 1-3" in r.reason for r in result.pruned)
+    with pytest.raises(ValueError, match="keep must be at least 1"):
+        prune_by_pareto(supernet, paths, points, keep=0)

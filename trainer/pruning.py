@@ -49,23 +49,40 @@ class PruneResult:
 def prune_by_pareto(
     supernet: Supernet, paths: Sequence[Path], points: np.ndarray, keep: int
 ) -> PruneResult:
-    """Keep `keep` paths of the first two Pareto ranks by hypervolume; prune ops none of them uses.
+    """Keep `keep` paths, best Pareto ranks first, by hypervolume; prune ops none of them uses.
 
-    `points[k]` = (estimated accuracy, cost) of `paths[k]`. Every slot keeps at least the ops the
-    kept paths use, so at least one. Each pruned op is recorded with its hypervolume improvement
-    (eq. 3) over the kept set: the hypervolume the kept front would gain from the sampled paths
-    that use it, zero or small for an op that only appears off the front.
+    `points[k]` = (estimated accuracy, cost) of `paths[k]`. The paper selects n paths from the
+    first two Pareto ranks by hypervolume improvement; where those two ranks hold fewer than
+    `keep` paths, the next ranks fill in, rank by rank and each by hypervolume gain within its
+    rank, so `keep` paths (all of them if fewer) decide what stays. With few noisy estimates the
+    first two ranks can be a handful of paths, and pruning to what they use removed ops the true
+    front needs (bench/ranking). Every slot keeps at least the ops the kept paths use, so at
+    least one. Each pruned op is recorded with its hypervolume improvement (eq. 3) over the kept
+    set: the hypervolume the kept front would gain from the sampled paths that use it, zero or
+    small for an op that only appears off the front.
     """
     pts = np.asarray(points, dtype=float)
     if len(paths) != len(pts) or pts.ndim != 2 or pts.shape[1] != 2:
         raise ValueError(
             f"need one (accuracy, cost) row per path; got {pts.shape} for {len(paths)}"
         )
+    if keep < 1:
+        raise ValueError(f"keep must be at least 1, got {keep}")
     ranks = pareto_ranks(pts, MAXIMIZE)
-    candidates = [k for k in range(len(paths)) if ranks[k] <= 2]
     ref = reference_point(pts)
-    chosen = greedy_hypervolume_subset(pts[candidates], keep, ref, MAXIMIZE)
-    kept_idx = [candidates[c] for c in chosen]
+    kept_idx: list[int] = []
+    for rank in sorted(set(int(r) for r in ranks)):
+        if len(kept_idx) >= keep and rank > 2:
+            break
+        level = [k for k in range(len(paths)) if ranks[k] == rank]
+        if rank <= 2:  # the paper's candidates: chosen together by hypervolume below
+            kept_idx += level
+            continue
+        order = greedy_hypervolume_subset(pts[level], keep - len(kept_idx), ref, MAXIMIZE)
+        kept_idx += [level[i] for i in order]
+    if len(kept_idx) > keep:  # ranks 1-2 alone hold more than `keep`: select by hypervolume
+        chosen = greedy_hypervolume_subset(pts[kept_idx], keep, ref, MAXIMIZE)
+        kept_idx = [kept_idx[c] for c in chosen]
     kept = [tuple(paths[k]) for k in kept_idx]
     used = {(s, p[s]) for p in kept for s in range(supernet.space.num_slots)}
     pruned: list[PrunedOpRecord] = []
@@ -79,7 +96,8 @@ def prune_by_pareto(
                 hypervolume_improvement(pts[kept_idx], pts[users], ref, MAXIMIZE) if users else 0.0
             )
             reason = (
-                f"unused by the {len(kept)} kept paths of Pareto ranks 1-2; "
+                f"unused by the {len(kept)} kept paths (Pareto ranks "
+                f"{min(ranks[kept_idx])}-{max(ranks[kept_idx])}); "
                 f"{len(users)} sampled paths used it, HVI {hvi:.4g}"
             )
             freed += supernet.prune(s, op)

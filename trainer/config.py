@@ -42,7 +42,7 @@ class TrainConfig:
     top_n: int = 8  # N of eq. 2
     prune_after: int = 4  # prune after this many Pareto epochs (0: never)
     target_pool: int = 96  # paths estimated after stage 1 whose estimates set target ranks
-    final_samples: int = 64  # paths evaluated for the final front (all if fewer exist)
+    final_samples: int = 128  # paths evaluated for the final front (all if fewer exist)
     batch_size: int = 64
     lr: float = 0.05
     momentum: float = 0.9

@@ -62,8 +62,20 @@ def main() -> None:
         help="finished run folders of other methods to evaluate on the same architectures",
     )
     parser.add_argument("--out", type=Path, default=None, help="keep the runs here")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="training seed and seed of the common architectures; other than 0 it writes "
+        "bench/results/ranking-seed<N>.json (run seeds side by side, one torch thread each)",
+    )
     args = parser.parse_args()
-    base = replace(preset("default"), dataset=str(args.data), limit_per_class=args.limit_per_class)
+    base = replace(
+        preset("default"),
+        dataset=str(args.data),
+        limit_per_class=args.limit_per_class,
+        seed=args.seed,
+    )
     objective = NB201_COST_COLUMNS[args.cost_column][0]
     device = NB201_COST_COLUMNS[args.cost_column][2]
     base = replace(base, cost_model=args.cost_model, objective=objective, cost_device=device)
@@ -118,14 +130,16 @@ def main() -> None:
         # space, so the methods are ranked on the same K architectures.
         pools = [set(unseen_live_pool(load_run(d))) for d, _, _ in trained.values()]
         common = sorted(set.intersection(*pools))
-        rng = np.random.default_rng(0)
+        rng = np.random.default_rng(args.seed)
         picks = rng.choice(len(common), min(args.k, len(common)), replace=False)
         archs = [common[i] for i in sorted(picks)]
         print(f"evaluating {len(archs)} architectures of {len(common)} common unseen ones")
         rows, results = [], []
         for method, (run_dir, train_s, ops_left) in trained.items():
             t = time.perf_counter()
-            r = evaluate_run(run_dir, args.truth, cost_column=args.cost_column, archs=archs)
+            r = evaluate_run(
+                run_dir, args.truth, cost_column=args.cost_column, archs=archs, seed=args.seed
+            )
             eval_s = time.perf_counter() - t
             record = {
                 key: r[key]
@@ -162,8 +176,9 @@ def main() -> None:
             )
             print(record, flush=True)
     out = write_record(
-        "ranking",
+        "ranking" if args.seed == 0 else f"ranking-seed{args.seed}",
         {
+            "seed": args.seed,
             "truth": str(args.truth),
             "cost_column": args.cost_column,
             "training_cost_model": args.cost_model,

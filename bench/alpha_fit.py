@@ -68,10 +68,8 @@ def fit_alpha(
         for _ in range(steps):
             opt.zero_grad()
             loss, _, _ = alpha_loss(
-                supernet.alpha,
-                supernet.op_mask,
+                supernet,
                 chosen,
-                supernet.path_scores(chosen),
                 ranks,
                 temperature,
                 hinge_weight,

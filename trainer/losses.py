@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import Tensor
+
+if TYPE_CHECKING:
+    from .supernet import Supernet
 
 
 def rank_target(ranks: Sequence[int] | np.ndarray, temperature: float = 1.0) -> Tensor:
@@ -82,17 +86,16 @@ def hinge_loss(
 
 
 def alpha_loss(
-    alpha: Tensor,
-    op_mask: Tensor,
+    supernet: Supernet,
     paths: Sequence[Sequence[int]],
-    scores: Tensor,
     ranks: Sequence[int] | np.ndarray,
     temperature: float,
     hinge_weight: float,
     top_n: int,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Stage 2's loss on alpha: listwise ranking loss + hinge_weight x eq. 2 hinge loss.
-    Returns (total, listwise, hinge)."""
+    """Stage 2's loss on the supernet's alpha for `paths` of Pareto `ranks`: listwise ranking
+    loss + hinge_weight x eq. 2 hinge loss, both on P_s. Returns (total, listwise, hinge)."""
+    scores = supernet.path_scores(paths)
     l_rank = listwise_ranking_loss(scores, ranks, temperature)
-    l_hinge = hinge_loss(alpha, op_mask, paths, scores, ranks, top_n)
+    l_hinge = hinge_loss(supernet.alpha, supernet.op_mask, paths, scores, ranks, top_n)
     return l_rank + hinge_weight * l_hinge, l_rank, l_hinge

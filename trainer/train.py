@@ -409,10 +409,8 @@ class Trainer:
         for step in range(self.cfg.alpha_steps):
             self.opt_a.zero_grad(set_to_none=True)
             loss, l_rank, l_hinge = alpha_loss(
-                self.supernet.alpha,
-                self.supernet.op_mask,
+                self.supernet,
                 paths,
-                self.supernet.path_scores(paths),
                 ranks,
                 self.cfg.rank_temperature,
                 self.cfg.hinge_weight,

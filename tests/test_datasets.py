@@ -114,6 +114,18 @@ def test_val_is_held_out_of_train_and_seeded(default: DataSplits) -> None:
     assert np.array_equal(other.val.class_counts(), same.val.class_counts())
 
 
+def test_every_prefix_of_the_validation_split_is_class_balanced(default: DataSplits) -> None:
+    # Accuracy estimates read the first eval_images validation images; in class order the first
+    # half of CIFAR-10's held-out images would be classes 0-4 only.
+    labels = default.val.labels
+    for n in (10, 50, 250, len(labels)):
+        assert np.bincount(labels[:n], minlength=10).tolist() == [n // 10] * 10
+    # Within a class, images keep their listing order.
+    for k in range(10):
+        rows = default.val.index[labels == k]
+        assert np.array_equal(rows, np.sort(rows))
+
+
 def test_limit_per_class_caps_every_split() -> None:
     small = load_dataset("default", limit_per_class=30, val_fraction=0.2)
     assert small.train.class_counts().tolist() == [24] * 10

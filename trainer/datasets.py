@@ -529,6 +529,17 @@ def _hold_out(
     return np.setdiff1d(np.arange(len(labels)), out), out
 
 
+def _round_robin(labels: np.ndarray) -> np.ndarray:
+    """An order of `labels` that takes one image of each class in turn (listing order within a
+    class), so every prefix is class-balanced: accuracy estimates read the first `eval_images`
+    validation images, which in class order would cover only the first classes."""
+    within = np.empty(len(labels), dtype=np.int64)
+    for k in np.unique(labels):
+        positions = np.flatnonzero(labels == k)
+        within[positions] = np.arange(len(positions))
+    return np.lexsort((labels, within))
+
+
 def channel_stats(images: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel mean and population std of uint8 HWC images, on the [0, 1] scale."""
     if len(images) == 0:
@@ -595,6 +606,7 @@ def load_dataset(
             index=rows.astype(np.int64),
         )
 
+    val_pos = val_pos[_round_robin(source.train.labels[chosen[val_pos]])]
     train = image_set(source.train, chosen[train_pos], train_images[train_pos], "train")
     val = image_set(source.train, chosen[val_pos], train_images[val_pos], "val")
     test = image_set(test_listing, test_rows, test_listing.read(test_rows), "test")

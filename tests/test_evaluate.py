@@ -86,6 +86,12 @@ def test_evaluate_given_architectures(run_dir, nb201_csv) -> None:
     result = evaluate_run(run_dir, nb201_csv, archs=chosen)
     space = run.supernet.space
     assert [a["arch_str"] for a in result["architectures"]] == [space.encode(p) for p in chosen]
+    assert result["eval_images"] == min(run.cfg.eval_images, 30) and result["bn_batches"] == 2
+    # Fewer held-out images per estimate than the run used: accuracies in steps of 100 / 20 %.
+    small = evaluate_run(run_dir, nb201_csv, archs=chosen, eval_images=20, bn_batches=1)
+    assert small["eval_images"] == 20 and small["bn_batches"] == 1
+    steps = [a["estimated_accuracy"] * 20 / 100 for a in small["architectures"]]
+    assert np.allclose(steps, np.round(steps))
     # An architecture that fed training (or uses a pruned op) is refused, naming the reason.
     fed = next(iter(run.fed_training))
     with pytest.raises(PRPError, match="pruned op .* or fed its training"):

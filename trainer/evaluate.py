@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -57,11 +58,15 @@ def evaluate_run(
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
     archs: Sequence[tuple[int, ...]] | None = None,
+    eval_images: int | None = None,
+    bn_batches: int | None = None,
 ) -> dict[str, Any]:
     """Evaluate run `run_dir` against the NB201 table `truth`; writes RUN/eval_nb201.json.
 
     `archs`, when given, are the architectures to evaluate instead of K sampled ones (to compare
     several runs on the same set); each must be live in the run and must not have fed its training.
+    `eval_images` (held-out images per estimate) and `bn_batches` (BatchNorm recalibration
+    batches per path) default to the run's own settings.
     """
     run = load_run(run_dir)
     space = run.supernet.space
@@ -93,7 +98,11 @@ def evaluate_run(
         picked = [
             tuple(pool[i]) for i in sorted(rng.choice(len(pool), min(k, len(pool)), replace=False))
         ]
-    cfg = run.cfg
+    cfg = replace(
+        run.cfg,
+        eval_images=eval_images or run.cfg.eval_images,
+        bn_batches=bn_batches or run.cfg.bn_batches,
+    )
     data = load_dataset(
         cfg.dataset,
         val_fraction=cfg.val_fraction,
@@ -149,6 +158,8 @@ def evaluate_run(
         "accuracy_column": acc_column,
         "cost_column": cost_column,
         "k": len(picked),
+        "eval_images": min(cfg.eval_images, len(data.val.labels)),
+        "bn_batches": cfg.bn_batches,
         "live_architectures": int(np.prod([len(o) for o in live])),
         "unseen_live_architectures": len(pool),
         "kendall_tau_b_pareto": estimators["weights"],

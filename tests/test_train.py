@@ -277,3 +277,22 @@ def test_pareto_stage_can_keep_strict_fairness_for_the_weights(finished, data, t
     assert all(ps >= 2 * batches for st, ps, _ in fair_w[cfg.epochs_fair :])
     with pytest.raises(PRPError, match="unknown pareto_w_paths 'best'"):
         replace(CFG, pareto_w_paths="best").validate()
+
+
+def test_pareto_stage_can_train_the_weights_on_alphas_predicted_front(data, tmp_path) -> None:
+    cfg = replace(CFG, pareto_w_paths="front")
+    trainer = Trainer(cfg, tmp_path, data=data)
+    trainer.run()
+    batches = -(-len(data.train) // cfg.batch_size)
+    epochs = [r for r in RunLog(tmp_path / "log.jsonl").records() if r.get("event") == "epoch"]
+    assert all("w_paths" not in r for r in epochs[: cfg.epochs_fair])
+    last = epochs[-1]  # after the pruning epoch: its alpha and mask are those of its W steps
+    assert last["stage"] == "pareto" and last["path_steps"] == batches
+    front = [tuple(p) for p in last["w_paths"]]
+    assert len(set(front)) == len(front) == cfg.top_n
+    alpha, mask = np.array(last["alpha"]), np.array(last["op_mask"]).astype(bool)
+    live = [p for p in trainer.targets if all(mask[s, o] for s, o in enumerate(p))]
+    assert set(front) <= set(live)
+    score = {p: sum(alpha[s, o] for s, o in enumerate(p)) for p in live}
+    # The top-N by P_s among the live target pool, not the per-slot argmax path.
+    assert min(score[p] for p in front) >= max(score[p] for p in live if p not in front)

@@ -132,6 +132,12 @@ def train(
     ),
     top_n: int = typer.Option(None, help="N of eq. 2: top paths whose op counts are compared."),
     prune_after: int = typer.Option(None, help="Prune after this many Pareto epochs (0: never)."),
+    w_paths: str = typer.Option(
+        None,
+        "--w-paths",
+        help="Paths that train W in stage 2: argmax (the paper's per-slot argmax of alpha), "
+        "front (alpha's predicted top-N) or fair (strict-fair groups).",
+    ),
     batch_size: int = typer.Option(None, help="Training batch size."),
     lr: float = typer.Option(None, help="Learning rate of W (SGD)."),
     truth: str = typer.Option(None, help="NB201 CSV: target ranks from its accuracies."),
@@ -173,6 +179,7 @@ def train(
             "samples": samples,
             "top_n": top_n,
             "prune_after": prune_after,
+            "pareto_w_paths": w_paths,
             "batch_size": batch_size,
             "lr": lr,
             "truth_table": truth,
@@ -309,6 +316,12 @@ def evaluate(
     k: int = typer.Option(1000, help="Architectures to evaluate (never fed training)."),
     cost_column: str = typer.Option("edgegpu_energy", help="Cost column of the table."),
     seed: int = typer.Option(0, help="Seed of the sample of architectures."),
+    eval_images: int = typer.Option(
+        None, help="Held-out images per accuracy estimate (default: the run's)."
+    ),
+    bn_batches: int = typer.Option(
+        None, help="Training batches that recalibrate BatchNorm per path (default: the run's)."
+    ),
 ) -> None:
     """Kendall's tau-b between estimated and true Pareto ranks, and hypervolume of the front."""
     from rich.progress import Progress
@@ -324,7 +337,14 @@ def evaluate(
                 bar.update(task, completed=done, total=total)
 
             result = evaluate_run(
-                run, truth, k=k, cost_column=cost_column, seed=seed, progress=progress
+                run,
+                truth,
+                k=k,
+                cost_column=cost_column,
+                seed=seed,
+                progress=progress,
+                eval_images=eval_images,
+                bn_batches=bn_batches,
             )
         table = Table(
             title=f"{run} ({result['method']}) against {result['cost_column']}, K={result['k']}"

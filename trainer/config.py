@@ -19,6 +19,7 @@ DEFAULT_COST_MODELS: dict[tuple[str, str], str] = {
 # epochs: fair = strict fairness (FairNAS) throughout, uniform = single-path one-shot with
 # uniform sampling (the "vanilla" supernet). Neither trains alpha nor prunes.
 METHODS = ("prp", "fair", "uniform")
+PARETO_W_PATHS = ("argmax", "front", "fair")
 
 
 @dataclass(frozen=True)
@@ -55,8 +56,10 @@ class TrainConfig:
     alpha_history: bool = True
     hinge_weight: float = 0.1
     # W in stage 2: "argmax" trains each slot's highest-alpha path (the paper's Algorithm 1);
+    # "front" trains, each batch, one of the top-N paths of the target pool by P_s (alpha's
+    # predicted front; the per-slot argmax can be a path on no front, e.g. an identity cell);
     # "fair" keeps strict-fair groups over the ops still live (alpha then steers ranking and
-    # pruning only). bench/ranking compares the two.
+    # pruning only). bench/ranking compares them.
     pareto_w_paths: str = "argmax"
     rank_temperature: float = 5.0  # target = softmax(-rank / T) over the ranked paths
     eval_images: int = 500  # held-out images per accuracy estimate
@@ -75,9 +78,10 @@ class TrainConfig:
     def validate(self) -> TrainConfig:
         if self.method not in METHODS:
             raise PRPError(f"unknown --method {self.method!r}; methods are: {', '.join(METHODS)}")
-        if self.pareto_w_paths not in ("argmax", "fair"):
+        if self.pareto_w_paths not in PARETO_W_PATHS:
             raise PRPError(
-                f"unknown pareto_w_paths {self.pareto_w_paths!r}; use 'argmax' (paper) or 'fair'"
+                f"unknown pareto_w_paths {self.pareto_w_paths!r}; use 'argmax' (paper), "
+                f"'front' or 'fair'"
             )
         if self.samples < 2:
             raise PRPError(f"--samples must be at least 2 to rank paths, got {self.samples}")

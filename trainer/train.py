@@ -292,22 +292,38 @@ class Trainer:
         }
         return record
 
+    def predicted_front(self) -> list[ArchPath]:
+        """alpha's predicted front: the top-N (`top_n`) live paths with a known target by P_s,
+        the paths stage 2 trains with `pareto_w_paths="front"`; empty if none is known."""
+        paths = self.known_targets([])
+        if not paths:
+            return []
+        with torch.no_grad():
+            scores = self.supernet.path_scores(paths).cpu().numpy()
+        order = np.argsort(-scores, kind="stable")[: min(self.cfg.top_n, len(paths))]
+        return [paths[int(k)] for k in order]
+
     def train_weights(self, epoch: int, stage: str) -> dict[str, Any]:
         """W steps over the training set: fair groups of m paths (stage 1, and stage 2 with
-        `pareto_w_paths="fair"`), the argmax path (stage 2) or one uniform path (baseline)."""
+        `pareto_w_paths="fair"`), the argmax path (stage 2), one of alpha's predicted top-N
+        paths (stage 2 with `pareto_w_paths="front"`) or one uniform path (baseline)."""
         rng, _ = self._rng(epoch, 1)
         for group in self.opt_w.param_groups:
             group["lr"] = self._lr(epoch)
         self.supernet.train()
         n_batches = math.ceil(len(self.tensors.train_y) / self.cfg.batch_size)
         losses, images, paths_run = [], 0, 0
+        mode = stage if stage != "pareto" else self.cfg.pareto_w_paths
+        front = self.predicted_front() if mode == "front" else []
         start = time.perf_counter()
         for step, (x, y) in enumerate(self._train_batches(epoch)):
             paths = (
                 self.supernet.sample_fair(rng)
-                if stage == "fair" or (stage == "pareto" and self.cfg.pareto_w_paths == "fair")
+                if mode == "fair"
                 else [self.supernet.sample_uniform(rng)]
-                if stage == "uniform"
+                if mode == "uniform"
+                else [front[int(rng.integers(len(front)))]]
+                if front
                 else [self.supernet.argmax_path()]
             )
             losses.append(self._step(x, y, paths, epoch, step))
@@ -316,6 +332,7 @@ class Trainer:
             self.progress(f"epoch {epoch + 1}/{self.total_epochs} ({stage})", step + 1, n_batches)
         seconds = time.perf_counter() - start
         return {
+            **({"w_paths": [list(p) for p in front]} if front else {}),
             "lr": self._lr(epoch),
             "task_loss": float(np.mean(losses)),
             "train_seconds": seconds,

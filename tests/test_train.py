@@ -201,6 +201,7 @@ def test_cli_bad_input_gives_clear_errors_and_writes_nothing(tmp_path) -> None:
         (["--data-dir", str(corrupt)], "0.jpg"),
         (["--data-dir", str(tmp_path / "missing")], "does not exist"),
         (["--top-n", "50", "--samples", "8"], "--top-n (50) must be between 1 and --samples (8)"),
+        (["--w-paths", "best"], "unknown pareto_w_paths 'best'"),
     ]
     for k, (args, message) in enumerate(cases):
         out_dir = tmp_path / f"run{k}"
@@ -221,8 +222,11 @@ def test_cli_trains_and_writes_the_front(tmp_path) -> None:
         "1",
         "--prune-after",
         "1",
+        "--w-paths",
+        "front",
     )
     assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["pareto_w_paths"] == "front"
     assert "best-accuracy" in result.stdout
     data = json.loads((tmp_path / "r" / "front.json").read_text())
     assert data["objective"] == "energy" and data["paths"]

@@ -9,7 +9,8 @@ and op), then `prp-eval` compares its estimates with NAS-Bench-201 (cifar10_test
 table's edgegpu_energy, all on one common set of unseen architectures. Methods: uniform, fair,
 prp (Algorithm 1, target ranks from its own post-stage-1 estimates), prp-truth (target ranks
 from the table's cifar10_valid_acc of the paths it samples, which are then excluded from the
-evaluation), prp-fairw (strict-fair W groups in stage 2). Writes bench/results/ranking.json.
+evaluation), prp-fairw (strict-fair W groups in stage 2), prp-frontw (stage 2 trains W on
+alpha's predicted top-N paths instead of the per-slot argmax). Writes bench/results/ranking.json.
 Paper-scale on a GPU: prp-train --preset paper --compute-device cuda --method {prp,fair,uniform}
 then prp-eval RUN --truth ... for each.
 """
@@ -61,6 +62,19 @@ def main() -> None:
         default=[],
         help="finished run folders of other methods to evaluate on the same architectures",
     )
+    parser.add_argument(
+        "--eval-images",
+        type=int,
+        default=1000,
+        help="held-out images per accuracy estimate, in training and evaluation (default: "
+        "1,000, all of them with --limit-per-class 1000)",
+    )
+    parser.add_argument(
+        "--bn-batches",
+        type=int,
+        default=8,
+        help="training batches that recalibrate BatchNorm per path, in training and evaluation",
+    )
     parser.add_argument("--out", type=Path, default=None, help="keep the runs here")
     parser.add_argument(
         "--seed",
@@ -75,6 +89,8 @@ def main() -> None:
         dataset=str(args.data),
         limit_per_class=args.limit_per_class,
         seed=args.seed,
+        eval_images=args.eval_images,
+        bn_batches=args.bn_batches,
     )
     objective = NB201_COST_COLUMNS[args.cost_column][0]
     device = NB201_COST_COLUMNS[args.cost_column][2]
@@ -96,7 +112,11 @@ def main() -> None:
     trained: dict[str, tuple[Path, float, int]] = {}
 
     def label(cfg: Any) -> str:
-        variant = " (fair W)" if cfg.method == "prp" and cfg.pareto_w_paths == "fair" else ""
+        variant = (
+            f" ({cfg.pareto_w_paths} W)"
+            if cfg.method == "prp" and cfg.pareto_w_paths != "argmax"
+            else ""
+        )
         variant += " (truth targets)" if cfg.method == "prp" and cfg.truth_table else ""
         return f"{cfg.method}{variant} {cfg.epochs_fair}+{cfg.epochs_pareto} ep"
 
@@ -104,6 +124,7 @@ def main() -> None:
         variants = {
             "prp-truth": {"truth_table": str(args.truth)},
             "prp-fairw": {"pareto_w_paths": "fair"},
+            "prp-frontw": {"pareto_w_paths": "front"},
         }
         if name not in ("uniform", "fair", "prp", *variants):
             raise SystemExit(f"unknown method {name!r}: uniform, fair, prp, {', '.join(variants)}")
@@ -138,7 +159,13 @@ def main() -> None:
         for method, (run_dir, train_s, ops_left) in trained.items():
             t = time.perf_counter()
             r = evaluate_run(
-                run_dir, args.truth, cost_column=args.cost_column, archs=archs, seed=args.seed
+                run_dir,
+                args.truth,
+                cost_column=args.cost_column,
+                archs=archs,
+                seed=args.seed,
+                eval_images=args.eval_images,
+                bn_batches=args.bn_batches,
             )
             eval_s = time.perf_counter() - t
             record = {
@@ -151,6 +178,8 @@ def main() -> None:
                     "hypervolume_ratio",
                     "live_architectures",
                     "kendall_tau_b_pareto_by_estimator",
+                    "eval_images",
+                    "bn_batches",
                 )
             }
             record |= {
@@ -159,6 +188,11 @@ def main() -> None:
                 "eval_s": eval_s,
                 "ops_left": ops_left,
                 "common_pool": len(common),
+                # Estimation settings the run trained with (target pool, final front); runs
+                # passed with --compare-with may differ from this evaluation's.
+                "trained_with": {
+                    k: getattr(load_run(run_dir).cfg, k) for k in ("eval_images", "bn_batches")
+                },
             }
             results.append(record)
             by = r["kendall_tau_b_pareto_by_estimator"]

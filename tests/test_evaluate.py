@@ -98,6 +98,21 @@ def test_evaluate_given_architectures(run_dir, nb201_csv) -> None:
         evaluate_run(run_dir, nb201_csv, archs=[*chosen, fed])
 
 
+def test_estimates_do_not_depend_on_the_other_paths_or_their_order(run_dir, nb201_csv) -> None:
+    from prp.trainer.evaluate import estimate_paths, unseen_live_pool
+    from prp.trainer.export import load_run
+
+    run = load_run(run_dir)
+    chosen = unseen_live_pool(run)[:4]
+    est, cfg, images = estimate_paths(run, chosen, seed=3)
+    assert images == min(run.cfg.eval_images, 30) and cfg.bn_batches == run.cfg.bn_batches
+    again, _, _ = estimate_paths(run, chosen[::-1][:3], seed=3)
+    assert np.array_equal(again, est[::-1][:3])
+    # The same figures evaluate_run reports for those architectures (it uses this function).
+    result = evaluate_run(run_dir, nb201_csv, archs=chosen, seed=3)
+    assert [a["estimated_accuracy"] for a in result["architectures"]] == est.tolist()
+
+
 def test_prp_eval_cli(run_dir, nb201_csv, tmp_path) -> None:
     exe = shutil.which("prp-eval") or str(Path(sys.executable).parent / "prp-eval")
     out = subprocess.run(

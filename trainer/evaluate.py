@@ -23,6 +23,7 @@ import torch
 from scipy import stats
 
 from .benchmarks import NB201Table
+from .config import TrainConfig
 from .datasets import load_dataset, to_tensor
 from .errors import PRPError
 from .export import LoadedRun, load_run
@@ -98,29 +99,9 @@ def evaluate_run(
         picked = [
             tuple(pool[i]) for i in sorted(rng.choice(len(pool), min(k, len(pool)), replace=False))
         ]
-    cfg = replace(
-        run.cfg,
-        eval_images=eval_images or run.cfg.eval_images,
-        bn_batches=bn_batches or run.cfg.bn_batches,
+    est, cfg, images_read = estimate_paths(
+        run, picked, eval_images=eval_images, bn_batches=bn_batches, seed=seed, progress=progress
     )
-    data = load_dataset(
-        cfg.dataset,
-        val_fraction=cfg.val_fraction,
-        seed=cfg.seed,
-        limit_per_class=cfg.limit_per_class,
-    )
-    tensors = Tensors(
-        to_tensor(data.train.images, data.mean, data.std),
-        torch.tensor(data.train.labels),
-        to_tensor(data.val.images, data.mean, data.std),
-        torch.tensor(data.val.labels),
-    )
-    est = np.empty(len(picked))
-    for i, path in enumerate(picked):
-        g = torch.Generator().manual_seed(seed)
-        est[i] = estimate_accuracy(run.supernet, path, tensors, cfg, g)
-        if progress:
-            progress(i + 1, len(picked))
     rows = table.rows_of(space, picked)
     true_acc, cost = acc_all[rows], cost_all[rows]
     est_rank = pareto_ranks(np.column_stack([est, cost]), MAXIMIZE)
@@ -158,7 +139,7 @@ def evaluate_run(
         "accuracy_column": acc_column,
         "cost_column": cost_column,
         "k": len(picked),
-        "eval_images": min(cfg.eval_images, len(data.val.labels)),
+        "eval_images": images_read,
         "bn_batches": cfg.bn_batches,
         "live_architectures": int(np.prod([len(o) for o in live])),
         "unseen_live_architectures": len(pool),
@@ -191,6 +172,47 @@ def evaluate_run(
     write_json(out / EVAL_FILE, result)
     plot_ranks(out / "eval_nb201.png", est_rank, true_rank, result)
     return result
+
+
+def estimate_paths(
+    run: LoadedRun,
+    paths: Sequence[tuple[int, ...]],
+    eval_images: int | None = None,
+    bn_batches: int | None = None,
+    seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[np.ndarray, TrainConfig, int]:
+    """Shared-weight accuracy estimates (%) of `paths` with the run's supernet, on the run's own
+    data split; returns them, the settings used and the number of held-out images each read.
+
+    `eval_images` and `bn_batches` default to the run's settings. Every path's BN recalibration
+    draws its batches from a generator seeded with `seed`, so the estimates do not depend on
+    which other paths are estimated or in what order.
+    """
+    cfg = replace(
+        run.cfg,
+        eval_images=eval_images or run.cfg.eval_images,
+        bn_batches=bn_batches or run.cfg.bn_batches,
+    )
+    data = load_dataset(
+        cfg.dataset,
+        val_fraction=cfg.val_fraction,
+        seed=cfg.seed,
+        limit_per_class=cfg.limit_per_class,
+    )
+    tensors = Tensors(
+        to_tensor(data.train.images, data.mean, data.std),
+        torch.tensor(data.train.labels),
+        to_tensor(data.val.images, data.mean, data.std),
+        torch.tensor(data.val.labels),
+    )
+    est = np.empty(len(paths))
+    for i, path in enumerate(paths):
+        g = torch.Generator().manual_seed(seed)
+        est[i] = estimate_accuracy(run.supernet, path, tensors, cfg, g)
+        if progress:
+            progress(i + 1, len(paths))
+    return est, cfg, min(cfg.eval_images, len(data.val.labels))
 
 
 def alpha_estimators(

@@ -83,6 +83,11 @@ def main() -> None:
         help="training seed and seed of the common architectures; other than 0 it writes "
         "bench/results/ranking-seed<N>.json (run seeds side by side, one torch thread each)",
     )
+    parser.add_argument(
+        "--name",
+        default=None,
+        help="record name under bench/results/ (default: ranking, or ranking-seed<N>)",
+    )
     args = parser.parse_args()
     base = replace(
         preset("default"),
@@ -210,7 +215,7 @@ def main() -> None:
             )
             print(record, flush=True)
     out = write_record(
-        "ranking" if args.seed == 0 else f"ranking-seed{args.seed}",
+        args.name or ("ranking" if args.seed == 0 else f"ranking-seed{args.seed}"),
         {
             "seed": args.seed,
             "truth": str(args.truth),

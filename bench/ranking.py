@@ -10,7 +10,8 @@ table's edgegpu_energy, all on one common set of unseen architectures. Methods: 
 prp (Algorithm 1, target ranks from its own post-stage-1 estimates), prp-truth (target ranks
 from the table's cifar10_valid_acc of the paths it samples, which are then excluded from the
 evaluation), prp-fairw (strict-fair W groups in stage 2), prp-frontw (stage 2 trains W on
-alpha's predicted top-N paths instead of the per-slot argmax). Writes bench/results/ranking.json.
+alpha's predicted top-N paths instead of the per-slot argmax), prp-truth-fairw (both: table
+targets, strict-fair W). Writes bench/results/ranking.json.
 Paper-scale on a GPU: prp-train --preset paper --compute-device cuda --method {prp,fair,uniform}
 then prp-eval RUN --truth ... for each.
 """
@@ -130,6 +131,7 @@ def main() -> None:
             "prp-truth": {"truth_table": str(args.truth)},
             "prp-fairw": {"pareto_w_paths": "fair"},
             "prp-frontw": {"pareto_w_paths": "front"},
+            "prp-truth-fairw": {"truth_table": str(args.truth), "pareto_w_paths": "fair"},
         }
         if name not in ("uniform", "fair", "prp", *variants):
             raise SystemExit(f"unknown method {name!r}: uniform, fair, prp, {', '.join(variants)}")

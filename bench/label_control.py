@@ -3,9 +3,10 @@
     python bench/label_control.py runs/ranking-truth/seed0 [--self-pool 96,384]
 
 Reads a `bench/ranking.py --methods fair,prp-truth --out DIR` folder (one seed) whose runs were
-evaluated on the same architectures. alpha is fitted *alone* (no supernet weights; the
-trainer's loss, optimiser and number of steps, N_p x alpha_steps) to the Pareto ranks of a set
-of labelled paths, priced by the training cost model, then scores those architectures:
+evaluated on the same architectures (with a prp-truth-fairw run, if the folder has one). alpha
+is fitted *alone* (no supernet weights; the trainer's loss, optimiser and number of steps,
+N_p x alpha_steps) to the Pareto ranks of a set of labelled paths, priced by the training cost
+model, then scores those architectures:
 - table labels: the NB201 accuracies of exactly the paths that fed the PRP run trained with
   `--truth` (the paper's NB201 setting). The baselines never see these labels, so this asks
   whether PRP's joint training adds anything beyond them. The control sees every label from
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -80,38 +82,43 @@ def main() -> None:
         help="sizes of the self-labelled pools, comma-separated (96: PRP's target pool)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the fits and pools")
+    parser.add_argument("--bootstrap", type=int, default=1000, help="paired resamples")
     args = parser.parse_args()
     prp_dir, fair_dir = args.runs / "ranking-prp-truth", args.runs / "ranking-fair"
-    for d in (prp_dir, fair_dir):
+    # PRP runs scored beside fairness: prp-truth, and prp-truth-fairw where it was trained.
+    prp_dirs = {
+        name: args.runs / f"ranking-{name}"
+        for name in ("prp-truth", "prp-truth-fairw")
+        if name == "prp-truth" or (args.runs / f"ranking-{name}").is_dir()
+    }
+    for d in (fair_dir, *prp_dirs.values()):
         if not (d / EVAL_FILE).is_file():
             raise SystemExit(
                 f"{d / EVAL_FILE} is missing: run bench/ranking.py with "
                 f"--methods fair,prp-truth --out {args.runs} first"
             )
     prp_run, fair_run = load_run(prp_dir), load_run(fair_dir)
-    prp_eval, fair_eval = read_json(prp_dir / EVAL_FILE), read_json(fair_dir / EVAL_FILE)
+    fair_eval = read_json(fair_dir / EVAL_FILE)
+    prp_evals = {name: read_json(d / EVAL_FILE) for name, d in prp_dirs.items()}
     archs = [a["arch_str"] for a in fair_eval["architectures"]]
-    if archs != [a["arch_str"] for a in prp_eval["architectures"]]:
-        raise SystemExit("the two runs were evaluated on different architectures")
+    if any(archs != [a["arch_str"] for a in e["architectures"]] for e in prp_evals.values()):
+        raise SystemExit("the runs were evaluated on different architectures")
     space = fair_run.supernet.space
     paths = [space.decode(a) for a in archs]
-    true_rank = np.array([a["true_rank"] for a in fair_eval["architectures"]])
-    fair_rank = np.array([a["estimated_rank"] for a in fair_eval["architectures"]])
     table = NB201Table.load(args.truth)
 
-    taus: dict[str, float] = {"fair weights": fair_eval["kendall_tau_b_pareto"]}
+    # P_s of every alpha scored here: PRP's own and the ones fitted alone.
+    scores: dict[str, np.ndarray] = {}
     fits: dict[str, int] = {}
 
-    def score(name: str, model: Supernet, labels: int) -> None:
+    def path_scores(model: Supernet) -> np.ndarray:
         with torch.no_grad():
-            scores = model.path_scores(paths).numpy().astype(float)
-        taus[f"{name} only"] = kendall_tau_b(-scores, true_rank)
-        taus[f"fair weights + {name}"] = alpha_estimators(scores, fair_rank, true_rank)["combined"]
-        fits[name] = labels
+            return model.path_scores(paths).numpy().astype(float)
 
     labelled = sorted(prp_run.fed_training)
     acc = table.lookup(space, labelled, prp_run.cfg.truth_column)
-    score("table labels", fit_alpha_alone(space, prp_run.cfg, labelled, acc, args.seed), len(acc))
+    model = fit_alpha_alone(space, prp_run.cfg, labelled, acc, args.seed)
+    scores["table labels"], fits["table labels"] = path_scores(model), len(labelled)
     rng = np.random.default_rng(args.seed)
     unseen = sorted(set(unseen_live_pool(fair_run)) - set(paths))
     for n in (int(v) for v in args.self_pool.split(",") if v):
@@ -124,26 +131,94 @@ def main() -> None:
             seed=args.seed,
         )
         model = fit_alpha_alone(space, fair_run.cfg, pool, est, args.seed)
-        score(f"{n} self labels", model, n)
-    prp_by = prp_eval["kendall_tau_b_pareto_by_estimator"]
-    taus |= {f"prp-truth {k}": v for k, v in prp_by.items()}
+        scores[f"{n} self labels"], fits[f"{n} self labels"] = path_scores(model), n
+    prp_scores = {name: path_scores(load_run(d).supernet) for name, d in prp_dirs.items()}
+
+    def column(records: list[dict[str, Any]], key: str) -> np.ndarray:
+        return np.array([a[key] for a in records], dtype=float)
+
+    cost = column(fair_eval["architectures"], "cost")
+    true_acc = column(fair_eval["architectures"], "true_accuracy")
+    fair_acc = column(fair_eval["architectures"], "estimated_accuracy")
+    prp_acc = {n: column(e["architectures"], "estimated_accuracy") for n, e in prp_evals.items()}
+
+    def taus(idx: np.ndarray) -> dict[str, float]:
+        """Every estimator's Pareto-rank tau-b on the architectures `idx` (ranks recomputed on
+        that set, as prp-eval computes them on its K)."""
+
+        def ranks(acc: np.ndarray) -> np.ndarray:
+            return pareto_ranks(np.column_stack([acc[idx], cost[idx]]), MAXIMIZE)
+
+        truth, fair = ranks(true_acc), ranks(fair_acc)
+        out = {"fair weights": kendall_tau_b(fair, truth)}
+        for name, s in scores.items():
+            by = alpha_estimators(s[idx], fair, truth)
+            out |= {f"{name} only": by["alpha"], f"fair weights + {name}": by["combined"]}
+        for name, s in prp_scores.items():
+            prp = ranks(prp_acc[name])
+            by = alpha_estimators(s[idx], prp, truth)
+            out |= {
+                f"{name} weights": kendall_tau_b(prp, truth),
+                f"{name} alpha": by["alpha"],
+                f"{name} combined": by["combined"],
+            }
+        return out
+
+    point = taus(np.arange(len(archs)))
+    # The same figures prp-eval wrote (a check that this recomputation is the evaluation's).
+    assert np.isclose(point["fair weights"], fair_eval["kendall_tau_b_pareto"])
+    for name, e in prp_evals.items():
+        assert np.isclose(
+            point[f"{name} combined"], e["kendall_tau_b_pareto_by_estimator"]["combined"]
+        )
+    # Paired bootstrap over the K architectures: how much of a difference between two
+    # estimators is the draw of architectures. Each resample ranks all estimators on one set.
+    boot_rng = np.random.default_rng(args.seed)
+    boot = [taus(boot_rng.integers(0, len(archs), len(archs))) for _ in range(args.bootstrap)]
+    draws = {k: np.array([b[k] for b in boot]) for k in point}
+
+    def interval(values: np.ndarray) -> list[float]:
+        return [float(v) for v in np.percentile(values, [2.5, 97.5])]
+
+    against = {
+        f"{k} - fair weights": {
+            "difference": point[k] - point["fair weights"],
+            "ci95": interval(draws[k] - draws["fair weights"]),
+            "p_not_better": float(np.mean(draws[k] <= draws["fair weights"])),
+        }
+        for k in point
+        if k != "fair weights"
+    }
     seed = fair_run.cfg.seed
     result = {
         "runs": str(args.runs),
         "k": len(archs),
         "labels": fits,
         "fit_steps": fair_run.cfg.alpha_steps * fair_run.cfg.epochs_pareto,
-        "kendall_tau_b_pareto": taus,
+        "bootstrap": args.bootstrap,
+        "kendall_tau_b_pareto": point,
+        "kendall_tau_b_pareto_ci95": {k: interval(v) for k, v in draws.items()},
+        "paired_against_fair_weights": against,
         "hypervolume_ratio": {
             "fair": fair_eval["hypervolume_ratio"],
-            "prp-truth": prp_eval["hypervolume_ratio"],
+            **{name: e["hypervolume_ratio"] for name, e in prp_evals.items()},
         },
     }
     out = write_record("label_control" if seed == 0 else f"label_control-seed{seed}", result)
+    rows = []
+    for k, v in point.items():
+        low, high = result["kendall_tau_b_pareto_ci95"][k]
+        row = [k, v, f"{low:.3f} to {high:.3f}", "", "", ""]
+        if k != "fair weights":
+            d_low, d_high = interval(draws[k] - draws["fair weights"])
+            p_not = against[f"{k} - fair weights"]["p_not_better"]
+            row[3:] = [v - point["fair weights"], f"{d_low:.3f} to {d_high:.3f}", p_not]
+        rows.append(row)
     print_table(
-        f"alpha fitted alone, {len(archs)} architectures (seed {seed})",
-        ["estimator", "tau-b Pareto"],
-        [[k, v] for k, v in taus.items()],
+        f"alpha fitted alone, {len(archs)} architectures (seed {seed}), "
+        f"paired bootstrap x{args.bootstrap}",
+        ["estimator", "tau-b Pareto", "95 % interval", "- fair weights", "95 % interval", "P(<=)"],
+        rows,
     )
     print(f"wrote {out}")
 

@@ -83,13 +83,16 @@ def main() -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the fits and pools")
     parser.add_argument("--bootstrap", type=int, default=1000, help="paired resamples")
+    parser.add_argument(
+        "--name", default=None, help="record name (default: label_control[-seed<N>])"
+    )
     args = parser.parse_args()
     prp_dir, fair_dir = args.runs / "ranking-prp-truth", args.runs / "ranking-fair"
-    # PRP runs scored beside fairness: prp-truth, and prp-truth-fairw where it was trained.
+    # PRP runs scored beside fairness: prp-truth, and prp-truth-fairw where it was evaluated.
     prp_dirs = {
         name: args.runs / f"ranking-{name}"
         for name in ("prp-truth", "prp-truth-fairw")
-        if name == "prp-truth" or (args.runs / f"ranking-{name}").is_dir()
+        if name == "prp-truth" or (args.runs / f"ranking-{name}" / EVAL_FILE).is_file()
     }
     for d in (fair_dir, *prp_dirs.values()):
         if not (d / EVAL_FILE).is_file():
@@ -204,7 +207,8 @@ def main() -> None:
             **{name: e["hypervolume_ratio"] for name, e in prp_evals.items()},
         },
     }
-    out = write_record("label_control" if seed == 0 else f"label_control-seed{seed}", result)
+    name = args.name or ("label_control" if seed == 0 else f"label_control-seed{seed}")
+    out = write_record(name, result)
     rows = []
     for k, v in point.items():
         low, high = result["kendall_tau_b_pareto_ci95"][k]

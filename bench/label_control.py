@@ -202,9 +202,9 @@ def main() -> None:
         "kendall_tau_b_pareto": point,
         "kendall_tau_b_pareto_ci95": {k: interval(v) for k, v in draws.items()},
         "paired_against_fair_weights": against,
-        "hypervolume_ratio": {
-            "fair": fair_eval["hypervolume_ratio"],
-            **{name: e["hypervolume_ratio"] for name, e in prp_evals.items()},
+        **{
+            key: {"fair": fair_eval[key], **{name: e[key] for name, e in prp_evals.items()}}
+            for key in ("hypervolume_ratio", "kendall_tau_b_accuracy", "live_architectures")
         },
     }
     name = args.name or ("label_control" if seed == 0 else f"label_control-seed{seed}")

@@ -1,6 +1,6 @@
 """Controls for PRP's alpha estimator: alpha fitted alone to the same labels, no joint training.
 
-    python bench/label_control.py runs/ranking-truth/seed0 [--self-pool 96,384]
+    python bench/label_control.py runs/ranking-truth/seed0 [--self-pool 96]
 
 Reads a `bench/ranking.py --methods fair,prp-truth --out DIR` folder (one seed) whose runs were
 evaluated on the same architectures (with a prp-truth-fairw run, if the folder has one). alpha
@@ -78,7 +78,7 @@ def main() -> None:
     parser.add_argument("--truth", type=Path, default=DEFAULT_TRUTH)
     parser.add_argument(
         "--self-pool",
-        default="96,384",
+        default="96",
         help="sizes of the self-labelled pools, comma-separated (96: PRP's target pool)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the fits and pools")
@@ -87,7 +87,7 @@ def main() -> None:
         "--name", default=None, help="record name (default: label_control[-seed<N>])"
     )
     args = parser.parse_args()
-    prp_dir, fair_dir = args.runs / "ranking-prp-truth", args.runs / "ranking-fair"
+    fair_dir = args.runs / "ranking-fair"
     # PRP runs scored beside fairness: prp-truth, and prp-truth-fairw where it was evaluated.
     prp_dirs = {
         name: args.runs / f"ranking-{name}"
@@ -100,7 +100,9 @@ def main() -> None:
                 f"{d / EVAL_FILE} is missing: run bench/ranking.py with "
                 f"--methods fair,prp-truth --out {args.runs} first"
             )
-    prp_run, fair_run = load_run(prp_dir), load_run(fair_dir)
+    fair_run = load_run(fair_dir)
+    prp_runs = {name: load_run(d) for name, d in prp_dirs.items()}
+    prp_run = prp_runs["prp-truth"]
     fair_eval = read_json(fair_dir / EVAL_FILE)
     prp_evals = {name: read_json(d / EVAL_FILE) for name, d in prp_dirs.items()}
     archs = [a["arch_str"] for a in fair_eval["architectures"]]
@@ -135,7 +137,7 @@ def main() -> None:
         )
         model = fit_alpha_alone(space, fair_run.cfg, pool, est, args.seed)
         scores[f"{n} self labels"], fits[f"{n} self labels"] = path_scores(model), n
-    prp_scores = {name: path_scores(load_run(d).supernet) for name, d in prp_dirs.items()}
+    prp_scores = {name: path_scores(run.supernet) for name, run in prp_runs.items()}
 
     def column(records: list[dict[str, Any]], key: str) -> np.ndarray:
         return np.array([a[key] for a in records], dtype=float)

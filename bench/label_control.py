@@ -185,14 +185,16 @@ def main() -> None:
     def interval(values: np.ndarray) -> list[float]:
         return [float(v) for v in np.percentile(values, [2.5, 97.5])]
 
+    others = [k for k in point if k != "fair weights"]
+    diff_ci = {k: interval(draws[k] - draws["fair weights"]) for k in others}
+    p_not_better = {k: float(np.mean(draws[k] <= draws["fair weights"])) for k in others}
     against = {
         f"{k} - fair weights": {
             "difference": point[k] - point["fair weights"],
-            "ci95": interval(draws[k] - draws["fair weights"]),
-            "p_not_better": float(np.mean(draws[k] <= draws["fair weights"])),
+            "ci95": diff_ci[k],
+            "p_not_better": p_not_better[k],
         }
-        for k in point
-        if k != "fair weights"
+        for k in others
     }
     seed = fair_run.cfg.seed
     result = {
@@ -215,10 +217,9 @@ def main() -> None:
     for k, v in point.items():
         low, high = result["kendall_tau_b_pareto_ci95"][k]
         row = [k, v, f"{low:.3f} to {high:.3f}", "", "", ""]
-        if k != "fair weights":
-            d_low, d_high = interval(draws[k] - draws["fair weights"])
-            p_not = against[f"{k} - fair weights"]["p_not_better"]
-            row[3:] = [v - point["fair weights"], f"{d_low:.3f} to {d_high:.3f}", p_not]
+        if k in diff_ci:
+            d_low, d_high = diff_ci[k]
+            row[3:] = [v - point["fair weights"], f"{d_low:.3f} to {d_high:.3f}", p_not_better[k]]
         rows.append(row)
     print_table(
         f"alpha fitted alone, {len(archs)} architectures (seed {seed}), "

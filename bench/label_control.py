@@ -3,14 +3,15 @@
     python bench/label_control.py runs/ranking-truth/seed0 [--self-pool 96]
 
 Reads a `bench/ranking.py --methods fair,prp-truth --out DIR` folder (one seed) whose runs were
-evaluated on the same architectures (with a prp-truth-fairw run, if the folder has one). alpha
+evaluated on the same architectures (prp-truth-fairw in place of or beside prp-truth). alpha
 is fitted *alone* (no supernet weights; the trainer's loss, optimiser and number of steps,
 N_p x alpha_steps) to the Pareto ranks of a set of labelled paths, priced by the training cost
 model, then scores those architectures:
 - table labels: the NB201 accuracies of exactly the paths that fed the PRP run trained with
-  `--truth` (the paper's NB201 setting). The baselines never see these labels, so this asks
-  whether PRP's joint training adds anything beyond them. The control sees every label from
-  its first step, PRP's alpha epoch by epoch: the control is, if anything, favoured.
+  `--truth` (the paper's NB201 setting; prp-truth's where the folder has both). The baselines
+  never see these labels, so this asks whether PRP's joint training adds anything beyond them.
+  The control sees every label from its first step, PRP's alpha epoch by epoch: the control
+  is, if anything, favoured.
 - self labels: the strict-fairness run's own shared-weight estimates of N other unseen paths
   (`--self-pool`): does an additive P_s fitted to a supernet's estimates rank better than the
   estimates themselves (alpha as a smoother), with no label the baselines lack?
@@ -30,7 +31,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import print_table, write_record  # noqa: E402
+from common import paired_bootstrap, print_table, write_record  # noqa: E402
 from prp.trainer.benchmarks import NB201Table  # noqa: E402
 from prp.trainer.config import TrainConfig  # noqa: E402
 from prp.trainer.costs import get_cost_model, price_supernet  # noqa: E402
@@ -88,11 +89,12 @@ def main() -> None:
     )
     args = parser.parse_args()
     fair_dir = args.runs / "ranking-fair"
-    # PRP runs scored beside fairness: prp-truth, and prp-truth-fairw where it was evaluated.
+    # PRP runs trained with table targets and evaluated beside fairness. The control fits the
+    # labels the first one read (both variants sample their targets from the same stream).
     prp_dirs = {
         name: args.runs / f"ranking-{name}"
         for name in ("prp-truth", "prp-truth-fairw")
-        if name == "prp-truth" or (args.runs / f"ranking-{name}" / EVAL_FILE).is_file()
+        if (args.runs / f"ranking-{name}" / EVAL_FILE).is_file()
     }
     for d in (fair_dir, *prp_dirs.values()):
         if not (d / EVAL_FILE).is_file():
@@ -100,9 +102,14 @@ def main() -> None:
                 f"{d / EVAL_FILE} is missing: run bench/ranking.py with "
                 f"--methods fair,prp-truth --out {args.runs} first"
             )
+    if not prp_dirs:
+        raise SystemExit(
+            f"{args.runs} holds no evaluated prp-truth or prp-truth-fairw run: run "
+            f"bench/ranking.py with --methods fair,prp-truth --out {args.runs} first"
+        )
     fair_run = load_run(fair_dir)
     prp_runs = {name: load_run(d) for name, d in prp_dirs.items()}
-    prp_run = prp_runs["prp-truth"]
+    prp_run = next(iter(prp_runs.values()))
     fair_eval = read_json(fair_dir / EVAL_FILE)
     prp_evals = {name: read_json(d / EVAL_FILE) for name, d in prp_dirs.items()}
     archs = [a["arch_str"] for a in fair_eval["architectures"]]
@@ -178,24 +185,13 @@ def main() -> None:
         )
     # Paired bootstrap over the K architectures: how much of a difference between two
     # estimators is the draw of architectures. Each resample ranks all estimators on one set.
-    boot_rng = np.random.default_rng(args.seed)
-    boot = [taus(boot_rng.integers(0, len(archs), len(archs))) for _ in range(args.bootstrap)]
-    draws = {k: np.array([b[k] for b in boot]) for k in point}
-
-    def interval(values: np.ndarray) -> list[float]:
-        return [float(v) for v in np.percentile(values, [2.5, 97.5])]
-
     others = [k for k in point if k != "fair weights"]
-    diff_ci = {k: interval(draws[k] - draws["fair weights"]) for k in others}
-    p_not_better = {k: float(np.mean(draws[k] <= draws["fair weights"])) for k in others}
-    against = {
-        f"{k} - fair weights": {
-            "difference": point[k] - point["fair weights"],
-            "ci95": diff_ci[k],
-            "p_not_better": p_not_better[k],
-        }
-        for k in others
-    }
+    boot = paired_bootstrap(
+        taus, len(archs), {k: "fair weights" for k in others}, args.bootstrap, args.seed
+    )
+    against = boot["against"]
+    diff_ci = {k: against[f"{k} - fair weights"]["ci95"] for k in others}
+    p_not_better = {k: against[f"{k} - fair weights"]["p_not_better"] for k in others}
     seed = fair_run.cfg.seed
     result = {
         "runs": str(args.runs),
@@ -204,7 +200,7 @@ def main() -> None:
         "fit_steps": fair_run.cfg.alpha_steps * fair_run.cfg.epochs_pareto,
         "bootstrap": args.bootstrap,
         "kendall_tau_b_pareto": point,
-        "kendall_tau_b_pareto_ci95": {k: interval(v) for k, v in draws.items()},
+        "kendall_tau_b_pareto_ci95": boot["ci95"],
         "paired_against_fair_weights": against,
         **{
             key: {"fair": fair_eval[key], **{name: e[key] for name, e in prp_evals.items()}}

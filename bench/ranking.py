@@ -28,14 +28,23 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import print_table, write_record  # noqa: E402
+from common import RESULTS, paired_bootstrap, print_table, write_record  # noqa: E402
 from prp.trainer.benchmarks import NB201_COST_COLUMNS  # noqa: E402
 from prp.trainer.config import preset  # noqa: E402
 from prp.trainer.datasets import load_dataset  # noqa: E402
-from prp.trainer.evaluate import evaluate_run, unseen_live_pool  # noqa: E402
+from prp.trainer.evaluate import (  # noqa: E402
+    EVAL_FILE,
+    alpha_estimators,
+    evaluate_run,
+    unseen_live_pool,
+)
 from prp.trainer.export import load_run  # noqa: E402
+from prp.trainer.pareto import kendall_tau_b, pareto_ranks  # noqa: E402
+from prp.trainer.pruning import MAXIMIZE  # noqa: E402
+from prp.trainer.runs import CHECKPOINT, FRONT, LOG, read_json  # noqa: E402
 from prp.trainer.train import Trainer  # noqa: E402
 
 
@@ -43,6 +52,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--truth", type=Path, required=True)
     parser.add_argument("--k", type=int, default=300)
+    parser.add_argument(
+        "--preset", default="default", help="training preset of every method (default: default)"
+    )
     parser.add_argument("--methods", default="uniform,fair,prp,prp-truth")
     parser.add_argument("--cost-column", default="edgegpu_energy")
     parser.add_argument(
@@ -76,7 +88,16 @@ def main() -> None:
         default=8,
         help="training batches that recalibrate BatchNorm per path, in training and evaluation",
     )
-    parser.add_argument("--out", type=Path, default=None, help="keep the runs here")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="keep the runs here; calling again with the same --out goes on where a stopped "
+        "call left off (finished runs and evaluations are reused, a stopped run resumes)",
+    )
+    parser.add_argument(
+        "--bootstrap", type=int, default=1000, help="paired resamples of the K architectures"
+    )
     parser.add_argument(
         "--seed",
         type=int,
@@ -89,9 +110,12 @@ def main() -> None:
         default=None,
         help="record name under bench/results/ (default: ranking, or ranking-seed<N>)",
     )
+    parser.add_argument(
+        "--results-dir", type=Path, default=RESULTS, help="where the record is written"
+    )
     args = parser.parse_args()
     base = replace(
-        preset("default"),
+        preset(args.preset),
         dataset=str(args.data),
         limit_per_class=args.limit_per_class,
         seed=args.seed,
@@ -115,7 +139,8 @@ def main() -> None:
     )
     print(f"data: {len(data.train.labels)} train / {len(data.val.labels)} validation images")
     methods = [m for m in args.methods.split(",") if m]
-    trained: dict[str, tuple[Path, float, int]] = {}
+    # name -> (run folder, label, training seconds, ops left, reused)
+    trained: dict[str, tuple[Path, str, float, int, bool]] = {}
 
     def label(cfg: Any) -> str:
         variant = (
@@ -137,44 +162,73 @@ def main() -> None:
             raise SystemExit(f"unknown method {name!r}: uniform, fair, prp, {', '.join(variants)}")
         return replace(base, method=name.split("-")[0], **variants.get(name, {}))
 
+    def logged_seconds(run_dir: Path) -> float:
+        log = [json.loads(line) for line in (run_dir / LOG).read_text().splitlines() if line]
+        return sum(e.get("epoch_seconds", 0.0) for e in log if e.get("event") == "epoch")
+
     with tempfile.TemporaryDirectory() as tmp:
         root = args.out or Path(tmp)
         for method in methods:
             cfg = method_config(method)
             run_dir = root / f"ranking-{method}"
+            if (run_dir / FRONT).is_file():  # finished by an earlier call with this --out
+                run = load_run(run_dir)
+                if run.cfg.to_json() != cfg.to_json():
+                    raise SystemExit(
+                        f"{run_dir} holds a {method} run trained with other options; "
+                        f"choose another --out"
+                    )
+                train_s, ops_left = logged_seconds(run_dir), int(run.supernet.op_mask.sum())
+                trained[method] = (run_dir, label(cfg), train_s, ops_left, True)
+                print(f"{method}: reusing the finished run in {run_dir} ({train_s:.0f} s logged)")
+                continue
+            resume = (run_dir / CHECKPOINT).is_file()  # stopped part way: go on from there
             t = time.perf_counter()
             trainer = Trainer(cfg, run_dir, data=data)
-            front = trainer.run()
+            front = trainer.run(resume=resume)
             train_s = time.perf_counter() - t
+            if resume:
+                train_s = logged_seconds(run_dir)
             trainer.write_front(front)
-            trained[label(cfg)] = (run_dir, train_s, trainer.ops_left())
+            trained[method] = (run_dir, label(cfg), train_s, trainer.ops_left(), resume)
             print(f"{method}: trained in {train_s:.0f} s, {trainer.ops_left()} ops left")
         for d in args.compare_with:  # runs trained earlier: training time from their logs
             run = load_run(d)
-            log = [json.loads(line) for line in (d / "log.jsonl").read_text().splitlines()]
-            seconds = sum(e.get("epoch_seconds", 0.0) for e in log if e.get("event") == "epoch")
-            trained[label(run.cfg)] = (d, seconds, int(run.supernet.op_mask.sum()))
+            trained[d.name] = (
+                d,
+                label(run.cfg),
+                logged_seconds(d),
+                int(run.supernet.op_mask.sum()),
+                True,
+            )
         # One set of architectures for all methods: unseen by every run and live in every pruned
         # space, so the methods are ranked on the same K architectures.
-        pools = [set(unseen_live_pool(load_run(d))) for d, _, _ in trained.values()]
+        pools = [set(unseen_live_pool(load_run(d))) for d, *_ in trained.values()]
         common = sorted(set.intersection(*pools))
         rng = np.random.default_rng(args.seed)
         picks = rng.choice(len(common), min(args.k, len(common)), replace=False)
         archs = [common[i] for i in sorted(picks)]
         print(f"evaluating {len(archs)} architectures of {len(common)} common unseen ones")
-        rows, results = [], []
-        for method, (run_dir, train_s, ops_left) in trained.items():
+        images = min(args.eval_images, len(data.val.labels))
+        rows, results, evals = [], [], {}
+        for method, (run_dir, method_label, train_s, ops_left, reused) in trained.items():
             t = time.perf_counter()
-            r = evaluate_run(
-                run_dir,
-                args.truth,
-                cost_column=args.cost_column,
-                archs=archs,
-                seed=args.seed,
-                eval_images=args.eval_images,
-                bn_batches=args.bn_batches,
-            )
-            eval_s = time.perf_counter() - t
+            r = earlier_evaluation(run_dir, archs, args, images)
+            if r is None:
+                r = evaluate_run(
+                    run_dir,
+                    args.truth,
+                    cost_column=args.cost_column,
+                    archs=archs,
+                    seed=args.seed,
+                    eval_images=args.eval_images,
+                    bn_batches=args.bn_batches,
+                )
+                eval_s = time.perf_counter() - t
+            else:
+                print(f"{method}: reusing its evaluation of the same architectures")
+                eval_s = None
+            evals[method] = r
             record = {
                 key: r[key]
                 for key in (
@@ -190,8 +244,12 @@ def main() -> None:
                 )
             }
             record |= {
-                "label": method,
+                "name": method,
+                "label": method_label,
                 "train_s": train_s,
+                # wall time of this call's training, or the epochs' logged seconds for a run
+                # reused or resumed (those leave out the final front's estimates)
+                "train_s_from": "log" if reused else "wall",
                 "eval_s": eval_s,
                 "ops_left": ops_left,
                 "common_pool": len(common),
@@ -216,6 +274,7 @@ def main() -> None:
                 ]
             )
             print(record, flush=True)
+        paired = paired_against(evals, "fair", args.bootstrap, args.seed) if "fair" in evals else {}
     out = write_record(
         args.name or ("ranking" if args.seed == 0 else f"ranking-seed{args.seed}"),
         {
@@ -229,7 +288,11 @@ def main() -> None:
             "val_images": len(data.val.labels),
             "limit_per_class": args.limit_per_class,
             "results": results,
+            "bootstrap": args.bootstrap,
+            # every method's estimators minus fairness's, paired over the K architectures
+            "paired_against_fair": paired,
         },
+        results=args.results_dir,
     )
     print_table(
         f"Ranking quality against NAS-Bench-201 ({args.cost_column})",
@@ -245,7 +308,89 @@ def main() -> None:
         ],
         rows,
     )
+    if paired:
+        print_table(
+            f"minus fairness, paired bootstrap x{args.bootstrap} over the {len(archs)} "
+            "architectures",
+            ["estimator", "difference", "95 % interval", "P(not better)"],
+            [
+                [
+                    name,
+                    v["difference"],
+                    f"{v['ci95'][0]:.3f} to {v['ci95'][1]:.3f}",
+                    v["p_not_better"],
+                ]
+                for name, v in paired["against"].items()
+            ],
+        )
     print(f"wrote {out}")
+
+
+def earlier_evaluation(
+    run_dir: Path, archs: list[tuple[int, ...]], args: argparse.Namespace, images: int
+) -> dict[str, Any] | None:
+    """The run's evaluation file if an earlier call wrote it for these architectures and
+    settings (so a stopped benchmark goes on without estimating them again), else None."""
+    path = run_dir / EVAL_FILE
+    if not path.is_file():
+        return None
+    r = read_json(path)
+    space = load_run(run_dir).supernet.space
+    same = (
+        [space.decode(a["arch_str"]) for a in r["architectures"]] == [tuple(a) for a in archs]
+        and r["truth"] == str(args.truth)
+        and r["cost_column"] == args.cost_column
+        and r["eval_images"] == images
+        and r["bn_batches"] == args.bn_batches
+    )
+    return r if same else None
+
+
+def paired_against(
+    evals: dict[str, dict[str, Any]], baseline: str, resamples: int, seed: int
+) -> dict[str, Any]:
+    """Every method's Pareto-rank tau-b (each estimator) and accuracy tau-b minus the
+    baseline's shared-weight ones, with a paired bootstrap over the common architectures (ranks
+    recomputed on each resample, as prp-eval computes them on its K)."""
+
+    def column(r: dict[str, Any], key: str) -> np.ndarray:
+        return np.array([a[key] for a in r["architectures"]], dtype=float)
+
+    base = evals[baseline]
+    cost, true_acc = column(base, "cost"), column(base, "true_accuracy")
+    est = {m: column(r, "estimated_accuracy") for m, r in evals.items()}
+    scores = {}
+    for m, r in evals.items():
+        if r["method"] == "prp":  # P_s of the evaluated architectures, higher = better
+            run = load_run(Path(r["run"]))
+            paths = [run.supernet.space.decode(a["arch_str"]) for a in r["architectures"]]
+            with torch.no_grad():
+                scores[m] = run.supernet.path_scores(paths).numpy().astype(float)
+
+    def statistics(idx: np.ndarray) -> dict[str, float]:
+        def ranks(acc: np.ndarray) -> np.ndarray:
+            return pareto_ranks(np.column_stack([acc[idx], cost[idx]]), MAXIMIZE)
+
+        truth = ranks(true_acc)
+        out = {}
+        for m, e in est.items():
+            mine = ranks(e)
+            out[f"{m} weights"] = kendall_tau_b(mine, truth)
+            out[f"{m} accuracy"] = kendall_tau_b(e[idx], true_acc[idx])
+            if m in scores:
+                by = alpha_estimators(scores[m][idx], mine, truth)
+                out[f"{m} alpha"], out[f"{m} combined"] = by["alpha"], by["combined"]
+        return out
+
+    point = statistics(np.arange(len(cost)))
+    for m, r in evals.items():  # the recomputation is the evaluation's
+        assert np.isclose(point[f"{m} weights"], r["kendall_tau_b_pareto"])
+    pairs = {
+        name: f"{baseline} accuracy" if name.endswith(" accuracy") else f"{baseline} weights"
+        for name in point
+        if not name.startswith(f"{baseline} ")
+    }
+    return paired_bootstrap(statistics, len(cost), pairs, resamples, seed)
 
 
 if __name__ == "__main__":

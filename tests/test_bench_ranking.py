@@ -1,0 +1,87 @@
+"""bench/ranking.py end to end on the tiny preset: real training, real evaluation against the
+NB201 table, the paired bootstrap against fairness, and a stopped call that goes on."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def bench(tmp_path: Path, nb201_csv: Path) -> tuple[dict, str]:
+    cmd = [
+        sys.executable,
+        str(ROOT / "bench" / "ranking.py"),
+        "--truth",
+        str(nb201_csv),
+        "--preset",
+        "tiny",
+        "--methods",
+        "fair,prp-truth-fairw",
+        "--epochs-fair",
+        "1",
+        "--epochs-pareto",
+        "1",
+        "--k",
+        "10",
+        "--eval-images",
+        "60",
+        "--bn-batches",
+        "1",
+        "--bootstrap",
+        "40",
+        "--out",
+        str(tmp_path / "runs"),
+        "--results-dir",
+        str(tmp_path / "results"),
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads((tmp_path / "results" / "ranking.json").read_text()), done.stdout
+
+
+def test_ranking_bench_pairs_against_fairness_and_goes_on_after_a_stop(tmp_path, nb201_csv) -> None:
+    first, _ = bench(tmp_path, nb201_csv)
+    by = {r["name"]: r for r in first["results"]}
+    assert set(by) == {"fair", "prp-truth-fairw"}
+    assert by["fair"]["k"] == by["prp-truth-fairw"]["k"] == 10
+    paired = first["paired_against_fair"]
+    # The bootstrap's point values are the evaluation's own figures, and each difference is
+    # the difference of those.
+    point = paired["point"]
+    assert np.isclose(point["fair weights"], by["fair"]["kendall_tau_b_pareto"])
+    prp = by["prp-truth-fairw"]["kendall_tau_b_pareto_by_estimator"]
+    for estimator in ("weights", "alpha", "combined"):
+        assert np.isclose(point[f"prp-truth-fairw {estimator}"], prp[estimator])
+        d = paired["against"][f"prp-truth-fairw {estimator} - fair weights"]
+        assert np.isclose(d["difference"], prp[estimator] - point["fair weights"])
+        assert d["ci95"][0] <= d["ci95"][1] and 0.0 <= d["p_not_better"] <= 1.0
+    acc = paired["against"]["prp-truth-fairw accuracy - fair accuracy"]
+    assert np.isclose(
+        acc["difference"],
+        by["prp-truth-fairw"]["kendall_tau_b_accuracy"] - by["fair"]["kendall_tau_b_accuracy"],
+    )
+    assert not any(k.startswith("fair ") for k in paired["against"])
+
+    # A call stopped after PRP's last epoch, before its final front: the same --out trains
+    # nothing again, resumes PRP from its checkpoint and reuses fairness's evaluation. The
+    # figures are the first call's.
+    runs = tmp_path / "runs"
+    (runs / "ranking-prp-truth-fairw" / "front.json").unlink()
+    (runs / "ranking-prp-truth-fairw" / "eval_nb201.json").unlink()
+    second, out = bench(tmp_path, nb201_csv)
+    assert "fair: reusing the finished run" in out
+    assert "fair: reusing its evaluation of the same architectures" in out
+    assert "prp-truth-fairw: reusing its evaluation" not in out
+    again = {r["name"]: r for r in second["results"]}
+    for name in by:
+        for key in ("kendall_tau_b_pareto", "kendall_tau_b_accuracy", "hypervolume_ratio"):
+            assert np.isclose(again[name][key], by[name][key]), (name, key)
+    assert again["fair"]["eval_s"] is None and again["prp-truth-fairw"]["eval_s"] > 0
+    assert again["prp-truth-fairw"]["train_s_from"] == "log"
+    assert second["paired_against_fair"]["point"] == paired["point"]

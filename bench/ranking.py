@@ -6,14 +6,20 @@ paper's figures 4 and 6: vanilla single-path (uniform), strict fairness only, PR
 Each method trains the default preset's NB201 supernet for the same number of epochs, priced
 during training by the `hwnasbench-nb201` table (HW-NAS-Bench's edgegpu energy fitted per edge
 and op), then `prp-eval` compares its estimates with NAS-Bench-201 (cifar10_test_acc) under the
-table's edgegpu_energy, all on one common set of unseen architectures. Methods: uniform, fair,
-prp (Algorithm 1, target ranks from its own post-stage-1 estimates), prp-truth (target ranks
-from the table's cifar10_valid_acc of the paths it samples, which are then excluded from the
-evaluation), prp-fairw (strict-fair W groups in stage 2), prp-frontw (stage 2 trains W on
-alpha's predicted top-N paths instead of the per-slot argmax), prp-truth-fairw (both: table
-targets, strict-fair W). Writes bench/results/ranking.json.
-Paper-scale on a GPU: prp-train --preset paper --compute-device cuda --method {prp,fair,uniform}
-then prp-eval RUN --truth ... for each.
+table's edgegpu_energy, all on one common set of unseen architectures, and every method's
+figures are paired with fairness's by a bootstrap over those architectures. Methods (default:
+uniform, fair, prp-truth-fairw):
+- uniform, fair: the baselines (single-path uniform sampling; strict fairness throughout).
+- prp-truth-fairw: PRP as the paper runs it on NB201, target ranks from the table's
+  cifar10_valid_acc of the paths it samples (those are then excluded from the evaluation),
+  with strict-fair W groups in stage 2 (the same W budget per batch as fairness).
+- prp: Algorithm 1 with target ranks from its own post-stage-1 estimates; prp-truth: table
+  targets with the paper's argmax W; prp-fairw: own targets, strict-fair W; prp-frontw: stage 2
+  trains W on alpha's predicted top-N paths instead of the per-slot argmax.
+Writes bench/results/ranking[-seedN].json (or --name). With --out, a stopped call goes on
+where it left off when called again with the same options.
+Paper scale on a GPU (the paper preset trains on cuda): python bench/ranking.py --preset paper
+--data ../shared/data/cifar10/cifar10_jpg.tar.gz --eval-images 5000 --k 1000 --out DIR --truth ...
 """
 
 from __future__ import annotations
@@ -55,7 +61,7 @@ def main() -> None:
     parser.add_argument(
         "--preset", default="default", help="training preset of every method (default: default)"
     )
-    parser.add_argument("--methods", default="uniform,fair,prp,prp-truth")
+    parser.add_argument("--methods", default="uniform,fair,prp-truth-fairw")
     parser.add_argument("--cost-column", default="edgegpu_energy")
     parser.add_argument(
         "--cost-model",

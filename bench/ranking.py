@@ -200,7 +200,10 @@ def main() -> None:
             print(f"{method}: trained in {train_s:.0f} s, {trainer.ops_left()} ops left")
         for d in args.compare_with:  # runs trained earlier: training time from their logs
             run = load_run(d)
-            trained[d.name] = (
+            name = d.name.removeprefix("ranking-")  # a bench folder's run keeps its method name
+            if name in trained:
+                raise SystemExit(f"{d}: a {name} run is already in this comparison")
+            trained[name] = (
                 d,
                 label(run.cfg),
                 logged_seconds(d),

@@ -25,7 +25,6 @@ Paper scale on a GPU (the paper preset trains on cuda): python bench/ranking.py 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -47,10 +46,11 @@ from prp.trainer.evaluate import (  # noqa: E402
     evaluate_run,
     unseen_live_pool,
 )
-from prp.trainer.export import load_run  # noqa: E402
+from prp.trainer.export import LoadedRun, load_run  # noqa: E402
 from prp.trainer.pareto import kendall_tau_b, pareto_ranks  # noqa: E402
 from prp.trainer.pruning import MAXIMIZE  # noqa: E402
-from prp.trainer.runs import CHECKPOINT, FRONT, LOG, read_json  # noqa: E402
+from prp.trainer.runs import CHECKPOINT, FRONT, LOG, RunLog, read_json  # noqa: E402
+from prp.trainer.spaces import SearchSpace  # noqa: E402
 from prp.trainer.train import Trainer  # noqa: E402
 
 
@@ -169,7 +169,7 @@ def main() -> None:
         return replace(base, method=name.split("-")[0], **variants.get(name, {}))
 
     def logged_seconds(run_dir: Path) -> float:
-        log = [json.loads(line) for line in (run_dir / LOG).read_text().splitlines() if line]
+        log = RunLog(run_dir / LOG).records()
         return sum(e.get("epoch_seconds", 0.0) for e in log if e.get("event") == "epoch")
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -192,9 +192,7 @@ def main() -> None:
             t = time.perf_counter()
             trainer = Trainer(cfg, run_dir, data=data)
             front = trainer.run(resume=resume)
-            train_s = time.perf_counter() - t
-            if resume:
-                train_s = logged_seconds(run_dir)
+            train_s = logged_seconds(run_dir) if resume else time.perf_counter() - t
             trainer.write_front(front)
             trained[method] = (run_dir, label(cfg), train_s, trainer.ops_left(), resume)
             print(f"{method}: trained in {train_s:.0f} s, {trainer.ops_left()} ops left")
@@ -212,7 +210,8 @@ def main() -> None:
             )
         # One set of architectures for all methods: unseen by every run and live in every pruned
         # space, so the methods are ranked on the same K architectures.
-        pools = [set(unseen_live_pool(load_run(d))) for d, *_ in trained.values()]
+        loaded = {method: load_run(d) for method, (d, *_) in trained.items()}
+        pools = [set(unseen_live_pool(run)) for run in loaded.values()]
         common = sorted(set.intersection(*pools))
         rng = np.random.default_rng(args.seed)
         picks = rng.choice(len(common), min(args.k, len(common)), replace=False)
@@ -222,7 +221,7 @@ def main() -> None:
         rows, results, evals = [], [], {}
         for method, (run_dir, method_label, train_s, ops_left, reused) in trained.items():
             t = time.perf_counter()
-            r = earlier_evaluation(run_dir, archs, args, images)
+            r = earlier_evaluation(run_dir, loaded[method].supernet.space, archs, args, images)
             if r is None:
                 r = evaluate_run(
                     run_dir,
@@ -265,7 +264,7 @@ def main() -> None:
                 # Estimation settings the run trained with (target pool, final front); runs
                 # passed with --compare-with may differ from this evaluation's.
                 "trained_with": {
-                    k: getattr(load_run(run_dir).cfg, k) for k in ("eval_images", "bn_batches")
+                    k: getattr(loaded[method].cfg, k) for k in ("eval_images", "bn_batches")
                 },
             }
             results.append(record)
@@ -283,7 +282,11 @@ def main() -> None:
                 ]
             )
             print(record, flush=True)
-        paired = paired_against(evals, "fair", args.bootstrap, args.seed) if "fair" in evals else {}
+        paired = (
+            paired_against(evals, loaded, "fair", args.bootstrap, args.seed)
+            if "fair" in evals
+            else {}
+        )
     out = write_record(
         args.name or ("ranking" if args.seed == 0 else f"ranking-seed{args.seed}"),
         {
@@ -336,7 +339,11 @@ def main() -> None:
 
 
 def earlier_evaluation(
-    run_dir: Path, archs: list[tuple[int, ...]], args: argparse.Namespace, images: int
+    run_dir: Path,
+    space: SearchSpace,
+    archs: list[tuple[int, ...]],
+    args: argparse.Namespace,
+    images: int,
 ) -> dict[str, Any] | None:
     """The run's evaluation file if an earlier call wrote it for these architectures and
     settings (so a stopped benchmark goes on without estimating them again), else None."""
@@ -344,7 +351,6 @@ def earlier_evaluation(
     if not path.is_file():
         return None
     r = read_json(path)
-    space = load_run(run_dir).supernet.space
     same = (
         [space.decode(a["arch_str"]) for a in r["architectures"]] == [tuple(a) for a in archs]
         and r["truth"] == str(args.truth)
@@ -356,7 +362,11 @@ def earlier_evaluation(
 
 
 def paired_against(
-    evals: dict[str, dict[str, Any]], baseline: str, resamples: int, seed: int
+    evals: dict[str, dict[str, Any]],
+    runs: dict[str, LoadedRun],
+    baseline: str,
+    resamples: int,
+    seed: int,
 ) -> dict[str, Any]:
     """Every method's Pareto-rank tau-b (each estimator) and accuracy tau-b minus the
     baseline's shared-weight ones, with a paired bootstrap over the common architectures (ranks
@@ -371,7 +381,7 @@ def paired_against(
     scores = {}
     for m, r in evals.items():
         if r["method"] == "prp":  # P_s of the evaluated architectures, higher = better
-            run = load_run(Path(r["run"]))
+            run = runs[m]
             paths = [run.supernet.space.decode(a["arch_str"]) for a in r["architectures"]]
             with torch.no_grad():
                 scores[m] = run.supernet.path_scores(paths).numpy().astype(float)

@@ -18,8 +18,9 @@ uniform, fair, prp-truth-fairw):
   trains W on alpha's predicted top-N paths instead of the per-slot argmax.
 Writes bench/results/ranking[-seedN].json (or --name). With --out, a stopped call goes on
 where it left off when called again with the same options.
-Paper scale on a GPU (the paper preset trains on cuda): python bench/ranking.py --preset paper
---data ../shared/data/cifar10/cifar10_jpg.tar.gz --eval-images 5000 --k 1000 --out DIR --truth ...
+Paper scale on a GPU (training and evaluation on cuda): python bench/ranking.py --preset paper
+--compute-device cuda --data ../shared/data/cifar10/cifar10_jpg.tar.gz --eval-images 5000
+--k 1000 --out DIR --truth ...
 """
 
 from __future__ import annotations
@@ -60,6 +61,12 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=300)
     parser.add_argument(
         "--preset", default="default", help="training preset of every method (default: default)"
+    )
+    parser.add_argument(
+        "--compute-device",
+        choices=("cpu", "cuda"),
+        default=None,
+        help="where every method trains and is evaluated (default: the preset's; paper: cuda)",
     )
     parser.add_argument("--methods", default="uniform,fair,prp-truth-fairw")
     parser.add_argument("--cost-column", default="edgegpu_energy")
@@ -133,6 +140,8 @@ def main() -> None:
     base = replace(base, cost_model=args.cost_model, objective=objective, cost_device=device)
     if args.cost_model == "analytic":
         base = replace(base, cost_device=None)
+    if args.compute_device is not None:
+        base = replace(base, compute_device=args.compute_device)
     if args.epochs_fair is not None:
         base = replace(base, epochs_fair=args.epochs_fair)
     if args.epochs_pareto is not None:
@@ -231,6 +240,7 @@ def main() -> None:
                     seed=args.seed,
                     eval_images=args.eval_images,
                     bn_batches=args.bn_batches,
+                    compute_device=base.compute_device,
                 )
                 eval_s = time.perf_counter() - t
             else:

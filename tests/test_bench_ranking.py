@@ -21,6 +21,8 @@ def bench(tmp_path: Path, nb201_csv: Path) -> tuple[dict, str]:
         str(nb201_csv),
         "--preset",
         "tiny",
+        "--compute-device",
+        "cpu",
         "--methods",
         "fair,prp-truth-fairw",
         "--epochs-fair",
@@ -50,6 +52,7 @@ def test_ranking_bench_pairs_against_fairness_and_goes_on_after_a_stop(tmp_path,
     by = {r["name"]: r for r in first["results"]}
     assert set(by) == {"fair", "prp-truth-fairw"}
     assert by["fair"]["k"] == by["prp-truth-fairw"]["k"] == 10
+    assert first["config"]["compute_device"] == "cpu"
     paired = first["paired_against_fair"]
     # The bootstrap's point values are the evaluation's own figures, and each difference is
     # the difference of those.

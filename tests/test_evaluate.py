@@ -108,9 +108,27 @@ def test_estimates_do_not_depend_on_the_other_paths_or_their_order(run_dir, nb20
     assert images == min(run.cfg.eval_images, 30) and cfg.bn_batches == run.cfg.bn_batches
     again, _, _ = estimate_paths(run, chosen[::-1][:3], seed=3)
     assert np.array_equal(again, est[::-1][:3])
+    on_cpu, _, _ = estimate_paths(run, chosen, seed=3, compute_device="cpu")
+    assert np.array_equal(on_cpu, est)
     # The same figures evaluate_run reports for those architectures (it uses this function).
     result = evaluate_run(run_dir, nb201_csv, archs=chosen, seed=3)
     assert [a["estimated_accuracy"] for a in result["architectures"]] == est.tolist()
+
+
+def test_evaluation_device_follows_the_run_where_this_machine_has_it() -> None:
+    import torch
+    from prp.trainer.evaluate import evaluation_device
+
+    assert evaluation_device("cpu", None).type == "cpu"
+    assert evaluation_device("cuda", "cpu").type == "cpu"
+    # A run trained on a GPU evaluates on this machine's GPU, or on its CPU if it has none.
+    gpu = torch.cuda.is_available()
+    assert evaluation_device("cuda", None).type == ("cuda" if gpu else "cpu")
+    with pytest.raises(PRPError, match="unknown compute device 'tpu'"):
+        evaluation_device("cpu", "tpu")
+    if not gpu:
+        with pytest.raises(PRPError, match="no CUDA GPU is available"):
+            evaluation_device("cpu", "cuda")
 
 
 def test_prp_eval_cli(run_dir, nb201_csv, tmp_path) -> None:

@@ -322,6 +322,9 @@ def evaluate(
     bn_batches: int = typer.Option(
         None, help="Training batches that recalibrate BatchNorm per path (default: the run's)."
     ),
+    compute_device: str = typer.Option(
+        None, help="cpu or cuda (default: the run's device where available, else cpu)."
+    ),
 ) -> None:
     """Kendall's tau-b between estimated and true Pareto ranks, and hypervolume of the front."""
     from rich.progress import Progress
@@ -345,6 +348,7 @@ def evaluate(
                 progress=progress,
                 eval_images=eval_images,
                 bn_batches=bn_batches,
+                compute_device=compute_device,
             )
         table = Table(
             title=f"{run} ({result['method']}) against {result['cost_column']}, K={result['k']}"

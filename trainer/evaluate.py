@@ -61,13 +61,15 @@ def evaluate_run(
     archs: Sequence[tuple[int, ...]] | None = None,
     eval_images: int | None = None,
     bn_batches: int | None = None,
+    compute_device: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate run `run_dir` against the NB201 table `truth`; writes RUN/eval_nb201.json.
 
     `archs`, when given, are the architectures to evaluate instead of K sampled ones (to compare
     several runs on the same set); each must be live in the run and must not have fed its training.
     `eval_images` (held-out images per estimate) and `bn_batches` (BatchNorm recalibration
-    batches per path) default to the run's own settings.
+    batches per path) default to the run's own settings; `compute_device` (cpu or cuda) to the
+    device the run trained on where that is available here, else cpu.
     """
     run = load_run(run_dir)
     space = run.supernet.space
@@ -100,7 +102,13 @@ def evaluate_run(
             tuple(pool[i]) for i in sorted(rng.choice(len(pool), min(k, len(pool)), replace=False))
         ]
     est, cfg, images_read = estimate_paths(
-        run, picked, eval_images=eval_images, bn_batches=bn_batches, seed=seed, progress=progress
+        run,
+        picked,
+        eval_images=eval_images,
+        bn_batches=bn_batches,
+        seed=seed,
+        progress=progress,
+        compute_device=compute_device,
     )
     rows = table.rows_of(space, picked)
     true_acc, cost = acc_all[rows], cost_all[rows]
@@ -174,6 +182,20 @@ def evaluate_run(
     return result
 
 
+def evaluation_device(trained_on: str, asked: str | None) -> torch.device:
+    """Where estimates run: `asked` (cpu or cuda), else the device the run trained on when this
+    machine has it, else the CPU (a run trained on a GPU evaluates anywhere)."""
+    if asked is not None:
+        if asked not in ("cpu", "cuda"):
+            raise PRPError(f"unknown compute device {asked!r}: use cpu or cuda")
+        if asked == "cuda" and not torch.cuda.is_available():
+            raise PRPError("--compute-device cuda was asked for but no CUDA GPU is available")
+        return torch.device(asked)
+    if trained_on == "cuda" and torch.cuda.is_available():
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
 def estimate_paths(
     run: LoadedRun,
     paths: Sequence[tuple[int, ...]],
@@ -181,19 +203,23 @@ def estimate_paths(
     bn_batches: int | None = None,
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
+    compute_device: str | None = None,
 ) -> tuple[np.ndarray, TrainConfig, int]:
     """Shared-weight accuracy estimates (%) of `paths` with the run's supernet, on the run's own
     data split; returns them, the settings used and the number of held-out images each read.
 
     `eval_images` and `bn_batches` default to the run's settings. Every path's BN recalibration
     draws its batches from a generator seeded with `seed`, so the estimates do not depend on
-    which other paths are estimated or in what order.
+    which other paths are estimated or in what order. The estimates run on `compute_device`
+    (default: the run's own where available, else cpu); the supernet stays there afterwards.
     """
     cfg = replace(
         run.cfg,
         eval_images=eval_images or run.cfg.eval_images,
         bn_batches=bn_batches or run.cfg.bn_batches,
     )
+    device = evaluation_device(run.cfg.compute_device, compute_device)
+    run.supernet.to(device)
     data = load_dataset(
         cfg.dataset,
         val_fraction=cfg.val_fraction,
@@ -201,10 +227,10 @@ def estimate_paths(
         limit_per_class=cfg.limit_per_class,
     )
     tensors = Tensors(
-        to_tensor(data.train.images, data.mean, data.std),
-        torch.tensor(data.train.labels),
-        to_tensor(data.val.images, data.mean, data.std),
-        torch.tensor(data.val.labels),
+        to_tensor(data.train.images, data.mean, data.std).to(device),
+        torch.tensor(data.train.labels).to(device),
+        to_tensor(data.val.images, data.mean, data.std).to(device),
+        torch.tensor(data.val.labels).to(device),
     )
     est = np.empty(len(paths))
     for i, path in enumerate(paths):

@@ -24,13 +24,13 @@ from scipy import stats
 
 from .benchmarks import NB201Table
 from .config import TrainConfig
-from .datasets import load_dataset, to_tensor
+from .datasets import load_dataset
 from .errors import PRPError
 from .export import LoadedRun, load_run
 from .pareto import hypervolume, kendall_tau_b, pareto_ranks
 from .pruning import MAXIMIZE
 from .runs import atomic_path, write_json
-from .train import Tensors, estimate_accuracy
+from .train import Tensors, estimate_accuracy, torch_device
 
 EVAL_FILE = "eval_nb201.json"
 
@@ -188,9 +188,7 @@ def evaluation_device(trained_on: str, asked: str | None) -> torch.device:
     if asked is not None:
         if asked not in ("cpu", "cuda"):
             raise PRPError(f"unknown compute device {asked!r}: use cpu or cuda")
-        if asked == "cuda" and not torch.cuda.is_available():
-            raise PRPError("--compute-device cuda was asked for but no CUDA GPU is available")
-        return torch.device(asked)
+        return torch_device(asked)
     if trained_on == "cuda" and torch.cuda.is_available():
         return torch.device("cuda")
     return torch.device("cpu")
@@ -226,12 +224,7 @@ def estimate_paths(
         seed=cfg.seed,
         limit_per_class=cfg.limit_per_class,
     )
-    tensors = Tensors(
-        to_tensor(data.train.images, data.mean, data.std).to(device),
-        torch.tensor(data.train.labels).to(device),
-        to_tensor(data.val.images, data.mean, data.std).to(device),
-        torch.tensor(data.val.labels).to(device),
-    )
+    tensors = Tensors.of(data, device)
     est = np.empty(len(paths))
     for i, path in enumerate(paths):
         g = torch.Generator().manual_seed(seed)

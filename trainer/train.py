@@ -55,6 +55,24 @@ class Tensors:
     val_x: Tensor
     val_y: Tensor
 
+    @classmethod
+    def of(cls, data: DataSplits, device: torch.device) -> Tensors:
+        """`data`'s splits, normalised by its mean and std, on `device`."""
+        return cls(
+            to_tensor(data.train.images, data.mean, data.std).to(device),
+            torch.tensor(data.train.labels).to(device),
+            to_tensor(data.val.images, data.mean, data.std).to(device),
+            torch.tensor(data.val.labels).to(device),
+        )
+
+
+def torch_device(name: str) -> torch.device:
+    """The torch device `name` (cpu or cuda), refused when it asks for a GPU this machine lacks."""
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise PRPError("--compute-device cuda was asked for but no CUDA GPU is available")
+    return device
+
 
 Progress = Callable[[str, int, int], None]  # (task, done, total)
 
@@ -109,9 +127,7 @@ class Trainer:
         self.cfg = cfg.validate()
         self.run_dir = Path(run_dir)
         self.progress = progress or (lambda task, done, total: None)
-        self.device = torch.device(cfg.compute_device)
-        if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise PRPError("--compute-device cuda was asked for but no CUDA GPU is available")
+        self.device = torch_device(cfg.compute_device)
         torch.manual_seed(cfg.seed)
         self.space = get_space(cfg.space, size=cfg.space_size, **cfg.space_overrides)
         self.supernet = Supernet(self.space).to(self.device)
@@ -133,12 +149,7 @@ class Trainer:
             )
             torch.manual_seed(cfg.seed)
             self.supernet = Supernet(self.space).to(self.device)
-        self.tensors = Tensors(
-            to_tensor(self.data.train.images, self.data.mean, self.data.std).to(self.device),
-            torch.tensor(self.data.train.labels).to(self.device),
-            to_tensor(self.data.val.images, self.data.mean, self.data.std).to(self.device),
-            torch.tensor(self.data.val.labels).to(self.device),
-        )
+        self.tensors = Tensors.of(self.data, self.device)
         if tuple(self.tensors.train_x.shape[1:]) != self.space.input_shape:
             raise PRPError(
                 f"images are {tuple(self.tensors.train_x.shape[1:])} but search space "

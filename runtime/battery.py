@@ -2,15 +2,50 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 import threading
 from pathlib import Path
 from typing import Protocol
+
+
+class BatteryError(ValueError):
+    """A battery level that is not a number within 0-100 %; the message gives the value."""
+
+
+def check_battery_pct(value: object, source: str = "battery level") -> float | None:
+    """`value` as a float percent, None kept as "no reading"; BatteryError for anything else.
+
+    The one check every battery source, the CLI and the policies share: a real number (not a
+    bool or a string), finite, within 0-100. NaN in particular must never reach a policy: every
+    comparison with it is false, so a threshold ladder silently falls through to its cheapest path.
+    """
+    if value is None:
+        return None
+    if type(value) is float and 0.0 <= value <= 100.0:  # the common case, per predict call
+        return value
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise BatteryError(
+            f"{source} must be a number within 0-100 %, got {type(value).__name__} {value!r}"
+        )
+    pct = float(value)
+    if not (math.isfinite(pct) and 0.0 <= pct <= 100.0):
+        raise BatteryError(f"{source} must be within 0-100 %, got {pct}")
+    return pct
 
 
 class BatterySource(Protocol):
     def read(self) -> float | None:
         """Battery level in percent (0-100), or None where there is no battery to read."""
         ...
+
+
+def _reading_or_none(value: object) -> float | None:
+    """A sensor's reading, or None (unknown) where the OS reports something that is no level."""
+    try:
+        return check_battery_pct(value)
+    except BatteryError:
+        return None
 
 
 class PsutilBattery:
@@ -23,7 +58,7 @@ class PsutilBattery:
             info = psutil.sensors_battery()
         except (AttributeError, NotImplementedError, OSError):
             return None
-        return None if info is None else float(info.percent)
+        return None if info is None else _reading_or_none(info.percent)
 
 
 class SysfsBattery:
@@ -50,9 +85,11 @@ class SysfsBattery:
         if f is None:
             return None
         try:
-            return max(0.0, min(100.0, float(f.read_text().strip())))
+            value = float(f.read_text().strip())
         except (OSError, ValueError):
             return None
+        # Some drivers report a little over 100 % when full; anything not finite is no reading.
+        return _reading_or_none(max(0.0, min(100.0, value)) if math.isfinite(value) else None)
 
 
 class PushedBattery:
@@ -60,13 +97,12 @@ class PushedBattery:
 
     def __init__(self, pct: float | None = None) -> None:
         self._lock = threading.Lock()
-        self._pct = pct
+        self._pct = check_battery_pct(pct, "pushed battery level")
 
     def push(self, pct: float | None) -> None:
-        if pct is not None and not 0.0 <= pct <= 100.0:
-            raise ValueError(f"battery level must be within 0-100 %, got {pct}")
+        checked = check_battery_pct(pct, "pushed battery level")
         with self._lock:
-            self._pct = pct
+            self._pct = checked
 
     def read(self) -> float | None:
         with self._lock:
@@ -77,11 +113,16 @@ class SimulatedBattery:
     """A battery of `capacity_j` joules that the simulator drains."""
 
     def __init__(self, capacity_j: float, pct: float = 100.0) -> None:
-        if capacity_j <= 0:
-            raise ValueError(f"capacity must be > 0 J, got {capacity_j}")
-        self.capacity_j = capacity_j
-        self.energy_j = capacity_j * pct / 100.0
-        self.drawn_j = 0.0
+        if not (isinstance(capacity_j, numbers.Real) and math.isfinite(capacity_j)) or (
+            capacity_j <= 0
+        ):
+            raise BatteryError(f"capacity must be a finite number > 0 J, got {capacity_j!r}")
+        start = check_battery_pct(pct, "starting battery level")
+        if start is None:
+            raise BatteryError("a simulated battery needs a starting level in percent, got None")
+        self.capacity_j: float = float(capacity_j)
+        self.energy_j: float = self.capacity_j * start / 100.0
+        self.drawn_j: float = 0.0
 
     def drain(self, joules: float) -> float:
         """Take `joules` (no more than is left); returns what was taken."""
@@ -101,8 +142,9 @@ def battery_source(name: str) -> BatterySource:
     if name == "sysfs":
         return SysfsBattery()
     try:
-        return PushedBattery(float(name))
+        level = float(name)
     except ValueError:
-        raise ValueError(
+        raise BatteryError(
             f"unknown battery source {name!r}; use psutil, sysfs or a level in percent"
         ) from None
+    return PushedBattery(check_battery_pct(level, f"--battery {name}"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from .backends import Backend, make_backend
-from .battery import BatterySource, PsutilBattery
-from .bundle import Bundle
+from .battery import BatterySource, PsutilBattery, check_battery_pct
+from .bundle import Bundle, BundleError
 from .policies import Context, Decision, Policy, PolicyError, policy_from_manifest
 
 log = logging.getLogger("prp.runtime")
@@ -51,6 +52,11 @@ class AdaptiveModel:
     lock, so concurrent calls during switches never mix paths within a call. `switch_to` pins a
     path by hand until `follow_policy()`. The policy is asked again whenever the battery reading
     changes and at least every `decide_every_s` seconds of the clock.
+
+    Large batches run in chunks of at most `max_batch` images (one path for all of them), so
+    memory stays that of `max_batch` images whatever the caller passes. `switches` keeps the
+    last `max_switches` switches (oldest dropped first), so a long-running app's log stays
+    bounded; `switch_count` counts them all.
     """
 
     def __init__(
@@ -61,7 +67,14 @@ class AdaptiveModel:
         backend: str | Backend = "auto",
         clock: Callable[[], float] | None = None,
         decide_every_s: float = 1.0,
+        max_batch: int = 256,
+        max_switches: int = 1000,
     ) -> None:
+        if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:
+            raise ValueError(f"max_batch must be an integer >= 1, got {max_batch!r}")
+        if isinstance(max_switches, bool) or not isinstance(max_switches, int) or max_switches < 1:
+            raise ValueError(f"max_switches must be an integer >= 1, got {max_switches!r}")
+        self.max_batch = max_batch
         self.bundle = bundle if isinstance(bundle, Bundle) else Bundle.load(bundle)
         manifest = self.bundle.data
         self.policy: Policy = (
@@ -76,6 +89,8 @@ class AdaptiveModel:
         start = time.monotonic()
         self._clock = clock or (lambda: (time.monotonic() - start) / 3600.0)
         spec = manifest["input"]
+        self._n_classes = len(manifest["classes"])
+        self._ids = frozenset(self.bundle.ids)
         self.input_shape = tuple(int(v) for v in spec["shape"][1:])  # C, H, W
         self.mean = np.asarray(spec["mean"], dtype=np.float32).reshape(1, -1, 1, 1)
         self.std = np.asarray(spec["std"], dtype=np.float32).reshape(1, -1, 1, 1)
@@ -86,7 +101,8 @@ class AdaptiveModel:
         self._last_battery: float | None = None
         self._due_h = 0.0
         self._reason = ""
-        self.switches: list[Switch] = []
+        self.switches: deque[Switch] = deque(maxlen=max_switches)
+        self.switch_count = 0
         self.decide()
 
     # ---------------------------------------------------------------- choosing
@@ -100,6 +116,7 @@ class AdaptiveModel:
             return
         record = Switch(self._clock(), self._current, to, reason, battery)
         self.switches.append(record)
+        self.switch_count += 1
         self._current = to
         log.info("switch %s -> %s at %.3f h: %s", record.from_path, to, record.at_h, reason)
 
@@ -108,8 +125,12 @@ class AdaptiveModel:
         with self._lock:
             return self._decide_locked()
 
+    def _read_battery(self) -> float | None:
+        # A source of the app's own that reads NaN or 150 must not steer the policy silently.
+        return check_battery_pct(self.battery.read(), f"{type(self.battery).__name__}.read()")
+
     def _decide_locked(self) -> Decision:
-        battery = self.battery.read()
+        battery = self._read_battery()
         now = self._clock()
         if self._pinned is not None:
             decision = Decision(self._pinned, "pinned by switch_to")
@@ -127,7 +148,7 @@ class AdaptiveModel:
         with self._lock:
             self._pinned = path
             self._reason = f"pinned by switch_to ({reason})"
-            self._switch(path, reason, self.battery.read())
+            self._switch(path, reason, self._read_battery())
 
     def follow_policy(self) -> None:
         """Let the policy choose again, from the next call on."""
@@ -136,8 +157,8 @@ class AdaptiveModel:
             self._due_h = 0.0
 
     # ---------------------------------------------------------------- running
-    def prepare(self, batch: np.ndarray) -> np.ndarray:
-        """float32 NCHW for the backend, or InputError saying what was expected."""
+    def _checked(self, batch: np.ndarray) -> np.ndarray:
+        """`batch` as an (N, ...) array of a supported dtype and shape, N >= 1; no copy."""
         x = np.asarray(batch)
         c, h, w = self.input_shape
         if x.ndim == 3:
@@ -150,30 +171,59 @@ class AdaptiveModel:
         if x.dtype == np.uint8:
             if x.shape[1:] != (h, w, c):
                 raise InputError(f"uint8 images must be (N, {h}, {w}, {c}), got {x.shape}")
-            x = x.astype(np.float32).transpose(0, 3, 1, 2) / 255.0
-            return np.ascontiguousarray((x - self.mean) / self.std, dtype=np.float32)
-        if x.dtype != np.float32:
+        elif x.dtype != np.float32:
             raise InputError(
                 f"input dtype {x.dtype} is not supported; pass float32 (normalised, NCHW) or "
                 f"uint8 images (NHWC)"
             )
-        if x.shape[1:] != (c, h, w):
+        elif x.shape[1:] != (c, h, w):
             raise InputError(f"float32 input must be (N, {c}, {h}, {w}), got {x.shape}")
+        if len(x) == 0:
+            raise InputError(f"input holds no images (shape {x.shape}); pass at least one")
+        return x
+
+    def _normalised(self, x: np.ndarray) -> np.ndarray:
+        """float32 NCHW for the backend from a `_checked` array."""
+        if x.dtype == np.uint8:
+            x = x.astype(np.float32).transpose(0, 3, 1, 2) / 255.0
+            return np.ascontiguousarray((x - self.mean) / self.std, dtype=np.float32)
         if not np.isfinite(x).all():
             raise InputError("input contains NaN or infinite values")
         return np.ascontiguousarray(x)
 
+    def prepare(self, batch: np.ndarray) -> np.ndarray:
+        """float32 NCHW for the backend, or InputError saying what was expected."""
+        return self._normalised(self._checked(batch))
+
+    def _run(self, path: str, x: np.ndarray) -> np.ndarray:
+        """Logits of `path` for `_checked` input, `max_batch` images at a time: a backend's
+        working memory grows with the batch (ONNX Runtime took 2.2 GB for 10,000 images in one
+        call)."""
+        n = self.max_batch
+        parts = [
+            self.backend.run(path, self._normalised(x[i : i + n])) for i in range(0, len(x), n)
+        ]
+        logits = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        classes = self._n_classes
+        if logits.shape != (len(x), classes):
+            raise BundleError(
+                f"{self.bundle.directory}: path {path} returned logits of shape {logits.shape} "
+                f"for {len(x)} images, but the manifest lists {classes} classes; export the "
+                f"bundle again"
+            )
+        return logits
+
     def predict(self, batch: np.ndarray) -> Prediction:
         """Logits of the path the policy picks now (one path for the whole batch)."""
-        x = self.prepare(batch)
+        x = self._checked(batch)  # bad input is refused before the policy is asked
         path, reason = self._choose()
-        return Prediction(self.backend.run(path, x), path, reason)
+        return Prediction(self._run(path, x), path, reason)
 
     def _choose(self) -> tuple[str, str]:
         """The path for this call. The policy is asked again when the battery reading changed
         or `decide_every_s` has passed since it was last asked; otherwise the last decision
         stands (it depends on nothing else), which keeps a call's overhead to microseconds."""
-        battery = self.battery.read()
+        battery = self._read_battery()
         now = self._clock()
         with self._lock:
             if self._pinned is None and (battery != self._last_battery or now >= self._due_h):
@@ -183,4 +233,6 @@ class AdaptiveModel:
 
     def run_path(self, path: str, batch: np.ndarray) -> np.ndarray:
         """Logits of one named path, bypassing the policy (for tests and benchmarks)."""
-        return self.backend.run(path, self.prepare(batch))
+        if path not in self._ids:
+            raise PolicyError(f"no path {path!r} in the bundle; paths are {self.bundle.ids}")
+        return self._run(path, self._checked(batch))

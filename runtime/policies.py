@@ -2,11 +2,18 @@
 
 Every policy is plain data (the manifest's `policies` tables) plus a pure `decide` function, so
 the simulator and the Android bridge apply exactly the same decisions. Paths are referred to by
-id (`path_0` most accurate ... `path_{S-1}` cheapest).
+id (`path_0` most accurate ... `path_{S-1}` least accurate).
+
+The battery and schedule tables walk down one **ladder** (`ladder`): the non-dominated paths on
+(accuracy, the objective's cost), most accurate first, each level strictly cheaper than the one
+above. Dominated paths stay in the bundle (a fixed policy can still name them) but are never on a
+ladder, so draining the battery never trades accuracy for a higher cost. The bundle loader
+refuses manifests (schema 2 on) whose tables break that rule (`ladder_errors`).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -213,12 +220,185 @@ def policy_from_manifest(
 
 
 def battery_levels_for(ids: Sequence[str]) -> list[dict[str, Any]]:
-    """Evenly spaced thresholds: the most accurate path on a full battery, the cheapest at 0 %."""
+    """Evenly spaced thresholds over ladder `ids`: the first on a full battery, the last at 0 %."""
     s = len(ids)
     return [
         {"min_battery_pct": round(100.0 * (s - 1 - i) / s, 2), "path": pid}
         for i, pid in enumerate(ids)
     ]
+
+
+# The manifest field each objective's cost is read from, and its unit.
+COST_FIELDS: dict[str, tuple[str, str]] = {
+    "energy": ("energy_mj", "mJ"),
+    "latency": ("latency_ms", "ms"),
+}
+# Manifests from this schema on must hold ladder-shaped tables; older bundles (exported before
+# the rule) load as they are, with their tables unchecked.
+LADDER_SCHEMA_VERSION = 2
+
+
+@dataclass(frozen=True)
+class Rung:
+    """One path as the ladder sees it."""
+
+    id: str
+    accuracy: float
+    cost: float
+
+
+def dominates(a: Rung, b: Rung) -> bool:
+    """`a` is at least as accurate and at least as cheap as `b`, and strictly better in one."""
+    return (
+        a.accuracy >= b.accuracy
+        and a.cost <= b.cost
+        and (a.accuracy > b.accuracy or a.cost < b.cost)
+    )
+
+
+def ladder(rungs: Sequence[Rung]) -> list[str]:
+    """The ladder's path ids: the non-dominated paths, most accurate first, each strictly
+    cheaper than the one before. Of paths with equal accuracy only the cheapest can be on it; of
+    exact duplicates (same accuracy and cost) only the first given."""
+    order = sorted(range(len(rungs)), key=lambda k: (-rungs[k].accuracy, rungs[k].cost, k))
+    out: list[str] = []
+    cheapest = math.inf
+    for k in order:
+        # Everything before k is at least as accurate; k is on the ladder only if it is cheaper
+        # than all of them (otherwise one of them dominates or duplicates it).
+        if rungs[k].cost < cheapest:
+            out.append(rungs[k].id)
+            cheapest = rungs[k].cost
+    return out
+
+
+def cost_field(objective: str) -> str:
+    """The path field that holds the cost of `objective` (`energy_mj`, `latency_ms`)."""
+    if objective not in COST_FIELDS:
+        raise PolicyError(
+            f"unknown objective {objective!r}; the policy tables are ordered by the cost of "
+            f"one of: {', '.join(COST_FIELDS)}"
+        )
+    return COST_FIELDS[objective][0]
+
+
+def rungs_of(
+    paths: Sequence[Mapping[str, Any]], objective: str, where: str = "paths"
+) -> list[Rung]:
+    """Every path's (id, accuracy, cost of `objective`); PolicyError where one is missing."""
+    field_name = cost_field(objective)
+    out = []
+    for k, p in enumerate(paths):
+        acc, cost = p.get("accuracy"), p.get(field_name)
+        for key, value in (("accuracy", acc), (field_name, cost)):
+            if not _finite(value):
+                raise PolicyError(
+                    f"{where}[{k}].{key} is {value!r}; the policy tables are ordered by accuracy "
+                    f"and {field_name} (the objective is {objective}), so every path needs both "
+                    "as finite numbers: export the bundle again"
+                )
+        out.append(Rung(str(p.get("id")), float(p["accuracy"]), float(p[field_name])))
+    return out
+
+
+def ladder_policies(paths: Sequence[Mapping[str, Any]], objective: str) -> dict[str, Any]:
+    """The default `policies` tables over the ladder of manifest `paths`: battery thresholds
+    evenly spaced (most accurate path on a full battery, cheapest at 0 %) and the paper's
+    schedule (one level down every 5 hours)."""
+    ids = ladder(rungs_of(paths, objective))
+    return {
+        "default": "battery",
+        "battery": {"hysteresis_pct": 3.0, "levels": battery_levels_for(ids)},
+        "schedule": {"switch_every_h": 5.0, "order": ids},
+    }
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _table_ids(tables: Mapping[str, Any], name: str) -> list[Any] | None:
+    """The path ids a battery or schedule table lists, in order (None when it is malformed)."""
+    table = tables.get(name)
+    if not isinstance(table, dict):
+        return None
+    if name == "battery":
+        levels = table.get("levels")
+        if not isinstance(levels, list) or not all(isinstance(lv, dict) for lv in levels):
+            return None
+        return [lv.get("path") for lv in levels]
+    order = table.get("order")
+    return list(order) if isinstance(order, list) else None
+
+
+_TABLES = {"battery": "battery.levels", "schedule": "schedule.order"}
+
+
+def ladder_errors(manifest: Mapping[str, Any]) -> list[str]:
+    """Every way the manifest's battery and schedule tables break the ladder rule: a dominated
+    path, or a level that does not cost strictly less than the one above it (cost = the
+    objective's). Empty for schema versions before LADDER_SCHEMA_VERSION. A malformed table, an
+    unknown path id or a non-numeric accuracy is left to the schema check (`validate_manifest`)."""
+    version = manifest.get("schema_version")
+    if not isinstance(version, int) or version < LADDER_SCHEMA_VERSION:
+        return []
+    objective, paths = manifest.get("objective"), manifest.get("paths")
+    tables = manifest.get("policies")
+    if not (isinstance(paths, list) and isinstance(tables, dict)):
+        return []
+    if not all(isinstance(p, dict) and _finite(p.get("accuracy")) for p in paths):
+        return []
+    if objective not in COST_FIELDS:
+        return [
+            f"manifest.objective must be one of {list(COST_FIELDS)} (its cost orders the "
+            f"policy tables), got {objective!r}"
+        ]
+    field_name, unit = COST_FIELDS[objective]
+    missing = [k for k, p in enumerate(paths) if not _finite(p.get(field_name))]
+    if missing:
+        return [
+            f"manifest.paths[{k}].{field_name} is {paths[k].get(field_name)!r}, but the "
+            f"objective is {objective}: every path needs its {field_name} to order the policy "
+            "tables; export the bundle again"
+            for k in missing
+        ]
+    rungs = rungs_of(paths, objective, "manifest.paths")
+    by_id: dict[str, Rung] = {}
+    for r in rungs:
+        by_id.setdefault(r.id, r)  # as the Java bridge: the first of a repeated id
+    best_first = sorted(rungs, key=lambda r: (-r.accuracy, r.cost))
+    fix = f"the ladder by {field_name} is {', '.join(ladder(rungs))}"
+    errors = []
+    for name, table in _TABLES.items():
+        ids = _table_ids(tables, name)
+        problems = []
+        above: Rung | None = None
+        for pid in ids or []:
+            rung = by_id.get(pid) if isinstance(pid, str) else None
+            if rung is None:
+                continue
+            dom = next((r for r in best_first if dominates(r, rung)), None)
+            if dom is not None:
+                problems.append(
+                    f"{pid} ({_show(rung, unit)}) is dominated by {dom.id} ({_show(dom, unit)})"
+                )
+            elif above is not None and not rung.cost < above.cost:
+                problems.append(
+                    f"{pid} ({rung.cost:g} {unit}) does not cost less than {above.id} above it "
+                    f"({above.cost:g} {unit})"
+                )
+            above = rung
+        if problems:
+            errors.append(
+                f"manifest.policies.{table} is not a ladder (each level strictly cheaper, no "
+                f"dominated path): {', '.join(problems)}; {fix}: export the bundle again or list "
+                "only those paths"
+            )
+    return errors
+
+
+def _show(rung: Rung, unit: str) -> str:
+    return f"{rung.accuracy:g} %, {rung.cost:g} {unit}"
 
 
 # A Pixel-3-like phone under a continuous camera workload (the paper's app). Baseline power: a

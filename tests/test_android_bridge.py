@@ -29,6 +29,7 @@ BUNDLE = ROOT / "exported" / "default"
 SUITES = [
     "BatteryReaderTest",
     "InputSpecTest",
+    "LadderTest",
     "ManifestTest",
     "PoliciesTest",
     "SupernetRuntimeTest",
@@ -118,6 +119,36 @@ def test_java_policies_and_runtime_agree_with_python_on_every_row(
         assert len({r[3] for r in case["rows"]}) >= 4, name
 
 
+def test_java_ladders_agree_with_python_on_random_fronts(classpath: str, table_file: Path) -> None:
+    """Issue 16: on random fronts (ties, duplicates, dominated paths) the Java loader refuses the
+    tables Python's refuses, and on the exporter's tables builds Python's ladder and picks
+    Python's path at every battery level and hour."""
+    table = json.loads(table_file.read_text())
+    ladders = table["ladders"]
+    run = java(classpath, "org.prpnas.bridge.ConformanceCheck", str(BUNDLE), str(table_file))
+    assert run.returncode == 0, run.stdout + run.stderr
+    refused = [c for c in ladders if c["refused"]]
+    accepted = [c for c in ladders if not c["refused"]]
+    rows = sum(len(r) for c in accepted for r in c["rows"].values())
+    assert (
+        f"{len(ladders)} ladders ({len(refused)} refused), {rows} rows, 0 mismatches" in run.stdout
+    )
+    # The fronts hold what the rule is about: dominated paths left out, ties in accuracy, both
+    # objectives, both kinds of broken table.
+    assert len(accepted) >= 200 and rows > 100_000
+    assert sum(len(c["ladder"]) < len(c["manifest"]["paths"]) for c in accepted) >= 100
+    assert sum(len(c["ladder"]) >= 3 for c in accepted) >= 50
+    assert {c["manifest"]["objective"] for c in accepted} == {"energy", "latency"}
+    assert any(c["name"].endswith("-all-paths") for c in refused)
+    assert any(c["refused"] == ["manifest.policies.schedule.order"] for c in refused)
+    for c in accepted:  # Python's own picks: draining, never a dearer or off-ladder path
+        field = {"energy": "energy_mj", "latency": "latency_ms"}[c["manifest"]["objective"]]
+        cost = {p["id"]: p[field] for p in c["manifest"]["paths"]}
+        drain = [r[3] for r in c["rows"]["battery"][1:202]]
+        assert set(drain) <= set(c["ladder"]), c["name"]
+        assert all(cost[b] <= cost[a] for a, b in zip(drain, drain[1:], strict=False)), c["name"]
+
+
 def test_conformance_check_reports_a_disagreement(
     classpath: str, table_file: Path, tmp_path: Path
 ) -> None:
@@ -128,6 +159,11 @@ def test_conformance_check_reports_a_disagreement(
     table["traces"][0]["paths"][5] = (
         "path_3" if table["traces"][0]["paths"][5] != "path_3" else "path_1"
     )
+    # One accepted front said to be refused, one battery pick changed on another.
+    accepted = [c for c in table["ladders"] if not c["refused"]]
+    accepted[0]["refused"] = ["manifest.policies.battery.levels"]
+    pick = accepted[1]["rows"]["battery"][0]
+    pick[3] = "path_0" if pick[3] != "path_0" else "path_1"
     (tmp_path / "bad.json").write_text(json.dumps(table))
     run = java(
         classpath, "org.prpnas.bridge.ConformanceCheck", str(BUNDLE), str(tmp_path / "bad.json")
@@ -135,6 +171,8 @@ def test_conformance_check_reports_a_disagreement(
     assert run.returncode == 1
     assert "rows, 1 mismatches" in run.stdout and "steps, 1 mismatches" in run.stdout
     assert "battery battery=50.0 hours=" in run.stdout
+    assert "refused), " in run.stdout and "rows, 2 mismatches" in run.stdout
+    assert f"{accepted[0]['name']} refused tables" in run.stdout
 
 
 def program_methods() -> list[str]:
@@ -183,7 +221,7 @@ def test_corrupt_or_newer_bundles_are_refused(classpath: str, tmp_path: Path) ->
     (bundle / "manifest.json").write_text(json.dumps(manifest))
     run = java(classpath, "org.prpnas.bridge.BundleCheck", str(bundle))
     assert run.returncode == 2
-    assert "schema_version 7 is newer than this library reads (1)" in run.stderr
+    assert "schema_version 7 is newer than this library reads (2)" in run.stderr
 
     (bundle / "manifest.json").write_text(text)
     with (bundle / "supernet.pte").open("r+b") as f:
@@ -338,7 +376,8 @@ def test_runtime_on_native_engine_matches_the_python_runtime_end_to_end(
         assert call["path"] == python.path, f"battery {level}"
         assert call["labels"] == python.labels.tolist(), f"battery {level}"
         np.testing.assert_array_equal(java_logits(f"battery_{i}"), python.logits)
-    assert len({c["path"] for c in report["battery"]}) == len(model.bundle.ids)  # every path
+    ladder = [lv["path"] for lv in model.bundle.data["policies"]["battery"]["levels"]]
+    assert {c["path"] for c in report["battery"]} == set(ladder)  # every level of the table
     for path in model.bundle.ids:
         model.switch_to(path, "check")
         python = model.predict(images)

@@ -15,6 +15,7 @@ import torch
 from executorch.runtime import Runtime
 from prp.runtime.backends import onnx_session_options
 from prp.runtime.bundle import BundleError, load_manifest, validate_manifest
+from prp.runtime.policies import ladder, rungs_of
 from prp.trainer.config import preset
 from prp.trainer.datasets import load_dataset, to_tensor
 from prp.trainer.export import ExportError, calibrated_path_module, export_bundle, load_run
@@ -52,7 +53,9 @@ def test_manifest_is_valid_and_lists_every_file(bundle) -> None:
     assert manifest["costs"]["energy"]["unit"] == "mJ"
     assert manifest["policies"]["schedule"]["switch_every_h"] == 5.0
     levels = manifest["policies"]["battery"]["levels"]
-    assert [lv["path"] for lv in levels] == ["path_0", "path_1", "path_2"]
+    # The tables walk the ladder: dominated paths stay in the bundle but on no table (issue 16).
+    on = ladder(rungs_of(manifest["paths"], manifest["objective"]))
+    assert [lv["path"] for lv in levels] == on == manifest["policies"]["schedule"]["order"]
     assert levels[-1]["min_battery_pct"] == 0.0
     load_manifest(bundle)  # checksums hold
 

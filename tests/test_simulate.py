@@ -292,8 +292,9 @@ def test_real_mode_switches_agree_with_arithmetic_mode(bundle: Bundle) -> None:
         if r.died_s is not None:
             assert r.arithmetic.died_s == pytest.approx(r.died_s, rel=1e-9)
     switched = {r.name: [s.to_path for s in r.switches] for r in runs}
-    every = ["path_0", "path_1", "path_2", "path_3", "path_4"]
-    assert switched["schedule"] == every and switched["battery"] == every  # the runtime switched
+    tables = bundle.data["policies"]  # every level of each table, in order
+    assert switched["schedule"] == tables["schedule"]["order"]  # the runtime switched
+    assert switched["battery"] == [lv["path"] for lv in tables["battery"]["levels"]]
     assert runs[0].died_s is not None and runs[0].predictions < 24 * 6
 
 

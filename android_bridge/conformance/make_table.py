@@ -9,6 +9,12 @@ Two parts, both computed by `prp.runtime` (never re-implemented here):
 - `traces`: an `AdaptiveModel` driven step by step (clock, pushed battery, manual switches) on a
   backend that does nothing, recording the path of every call and the switch log, so the Java
   runtime's "ask again when the reading changes or every second" is checked too.
+- `ladders`: seeded random fronts (accuracy and cost drawn from coarse grids, so ties, exact
+  duplicates and dominated paths are common), each as a manifest of the current schema. With the
+  tables the exporter writes (`ladder_policies`): the ladder and what the battery policy (the
+  battery drained from 100 % to 0 and charged back) and the schedule pick. With tables that break
+  the ladder rule (every path, as exporters before schema 2 wrote; a reversed schedule): which
+  tables `validate_manifest` refuses, so the Java loader must refuse the same.
 
     python android_bridge/conformance/make_table.py --manifest exported/default/manifest.json \
         --out build/conformance.json
@@ -24,13 +30,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from prp.runtime import AdaptiveModel, Bundle, PushedBattery
+from prp.runtime import AdaptiveModel, Bundle, PushedBattery, validate_manifest
+from prp.runtime.bundle import SCHEMA_VERSION
 from prp.runtime.policies import (
     PIXEL3_LIKE_POWER,
     Context,
     PowerModel,
+    battery_levels_for,
+    ladder,
+    ladder_policies,
     paths_of,
     policy_from_manifest,
+    rungs_of,
 )
 
 # An inference-dominated phone: most accurate paths cost far more than cheap ones, so the energy
@@ -56,22 +67,29 @@ def case_specs(manifest: dict[str, Any]) -> list[dict[str, Any]]:
     ids = paths_of(manifest)
     n = len(ids)
     shipped = manifest["policies"]
-    uneven = [90.0, 55.5, 30.0, 12.25, 5.0, 2.0][: n - 1] + [0.0]
+    # The shipped table's own paths (its ladder from schema 2 on), with other thresholds.
+    table_ids = [lv["path"] for lv in shipped["battery"]["levels"]]
+    uneven = [90.0, 55.5, 30.0, 12.25, 5.0, 2.0][: len(table_ids) - 1] + [0.0]
     battery_uneven = {
         "default": "battery",
         "battery": {
             "hysteresis_pct": 7.5,
-            "levels": [{"min_battery_pct": t, "path": p} for t, p in zip(uneven, ids, strict=True)],
+            "levels": [
+                {"min_battery_pct": t, "path": p} for t, p in zip(uneven, table_ids, strict=True)
+            ],
         },
+        "schedule": shipped["schedule"],
     }
     battery_no_margin = copy.deepcopy(shipped)
     battery_no_margin["battery"]["hysteresis_pct"] = 0.0
-    # Every 0.1 h through 3 rounds of the paths: Python's float floor division gives 4, 8, 9 and
-    # 12 at 0.5, 0.9, 1.0 and 1.3 h, where floor(t / 0.1) gives 5, 9, 10 and 13.
-    schedule_fast = {
-        "default": "schedule",
-        "schedule": {"switch_every_h": 0.1, "order": list(reversed(ids)) + ids + ids},
-    }
+    # Every 0.1 h down a 15-level ladder: Python's float floor division gives 4, 8, 9 and 12 at
+    # 0.5, 0.9, 1.0 and 1.3 h, where floor(t / 0.1) gives 5, 9, 10 and 13.
+    front = synthetic_paths(
+        manifest, [80.0 - 2.5 * k for k in range(15)], [15.0 - k for k in range(15)]
+    )
+    schedule_fast = ladder_policies(front, manifest["objective"])
+    schedule_fast["default"] = "schedule"
+    schedule_fast["schedule"]["switch_every_h"] = 0.1
     falling = {pid: round(40.0 - 35.0 * k / max(n - 1, 1), 6) for k, pid in enumerate(ids)}
     # The cheapest path is not the last one, and two tie: the fallback takes the first minimum.
     uneven_energy = {pid: [30.0, 25.0, 4.0, 20.0, 4.0][k % 5] for k, pid in enumerate(ids)}
@@ -88,26 +106,60 @@ def case_specs(manifest: dict[str, Any]) -> list[dict[str, Any]]:
         {"name": "fixed-last", "policy": "fixed", "fixed": ids[-1]},
         {"name": "battery-uneven", "policy": "battery", "policies": battery_uneven},
         {"name": "battery-no-margin", "policy": "battery", "policies": battery_no_margin},
-        {"name": "schedule-fast", "policy": "schedule", "policies": schedule_fast},
         {
-            "name": "energy-budget-heavy",
-            "policy": "energy-budget",
-            "power": _power_dict(HEAVY_POWER),
-            "energy_mj": falling,
+            "name": "schedule-fast",
+            "policy": "schedule",
+            "policies": schedule_fast,
+            "manifest": {"paths": front, "schema_version": SCHEMA_VERSION},
         },
-        {
-            "name": "energy-budget-fallback",
-            "policy": "energy-budget",
-            "power": _power_dict(HEAVY_POWER),
-            "target_h": 30.0,
-            "energy_mj": uneven_energy,
-        },
+        with_ladder(
+            manifest,
+            {
+                "name": "energy-budget-heavy",
+                "policy": "energy-budget",
+                "power": _power_dict(HEAVY_POWER),
+                "energy_mj": falling,
+            },
+        ),
+        with_ladder(
+            manifest,
+            {
+                "name": "energy-budget-fallback",
+                "policy": "energy-budget",
+                "power": _power_dict(HEAVY_POWER),
+                "target_h": 30.0,
+                "energy_mj": uneven_energy,
+            },
+        ),
+    ]
+
+
+def with_ladder(manifest: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
+    """`spec` with tables over the ladder of its changed energies, which the shipped tables may
+    not follow (from schema 2 on the loaders would refuse them)."""
+    m = variant(manifest, spec)
+    return {**spec, "policies": ladder_policies(m["paths"], m["objective"])}
+
+
+def synthetic_paths(
+    manifest: dict[str, Any], accuracy: list[float], cost: list[float]
+) -> list[dict[str, Any]]:
+    """Path entries `path_0`... with these accuracies and (objective) costs, the other fields
+    copied from the manifest's first path (the cases parse manifests, they run no program)."""
+    field = {"energy": "energy_mj", "latency": "latency_ms"}[manifest["objective"]]
+    # Without the (optional, bulky) list of ONNX initializers.
+    template = {k: v for k, v in manifest["paths"][0].items() if k != "onnx_initializers"}
+    return [
+        {**template, "id": f"path_{k}", "method": f"path_{k}", "accuracy": a, field: c}
+        for k, (a, c) in enumerate(zip(accuracy, cost, strict=True))
     ]
 
 
 def variant(manifest: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
-    """The manifest as the case sees it (its policy tables or path energies replaced)."""
+    """The manifest as the case sees it (top-level fields, its policy tables or path energies
+    replaced)."""
     m = copy.deepcopy(manifest)
+    m.update(copy.deepcopy(spec.get("manifest", {})))
     if "policies" in spec:
         m["policies"] = spec["policies"]
     for p in m["paths"]:
@@ -116,10 +168,19 @@ def variant(manifest: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
     return m
 
 
+def valid_variant(manifest: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
+    """`variant`, which the runtime's loader must accept (the Java side parses it too)."""
+    m = variant(manifest, spec)
+    errors = validate_manifest(m)
+    if errors:
+        raise ValueError(f"case {spec['name']}: the variant manifest is invalid: {errors}")
+    return m
+
+
 def build_policy(manifest: dict[str, Any], spec: dict[str, Any]) -> Any:
     power = PowerModel(**spec["power"]) if "power" in spec else None
     return policy_from_manifest(
-        variant(manifest, spec),
+        valid_variant(manifest, spec),
         spec["policy"],
         power=power,
         target_h=spec.get("target_h", 24.0),
@@ -133,7 +194,7 @@ def battery_grid(manifest: dict[str, Any], specs: list[dict[str, Any]]) -> list[
     for spec in specs:
         tables = variant(manifest, spec)["policies"]
         table = tables.get("battery")
-        if table is None:
+        if table is None or spec["policy"] not in (None, "battery"):
             continue
         h = float(table.get("hysteresis_pct", 3.0))
         for lv in table["levels"]:
@@ -234,12 +295,88 @@ def traces(bundle_dir: Path) -> list[dict[str, Any]]:
     return out
 
 
-def make_table(manifest_path: Path) -> dict[str, Any]:
+# Coarse grids: random fronts drawn from them hold ties in accuracy, ties in cost, exact
+# duplicates and dominated paths. 0.1 + 0.2 and 0.3 are different doubles: both languages must
+# read them apart.
+ACCURACY_GRID = [50.0, 49.5, 48.25, 48.0, 47.0, 46.5, 45.0, 40.0, 10.0]
+COST_GRID = [0.3, 0.1 + 0.2, 0.25, 0.2, 0.125, 0.1, 0.05, 1.0, 2.0, 0.0]
+BATTERY_SWEEP = [round(100.0 - 0.5 * k, 1) for k in range(201)]  # 100 % down to 0 %
+
+
+def random_front(rng: random.Random, manifest: dict[str, Any]) -> dict[str, Any]:
+    """Manifest fields for 1-8 paths drawn from the grids (most accurate first, ties in any
+    cost order), priced on a random objective (the other cost left as it may be: missing)."""
+    n = rng.randint(1, 8)
+    objective = rng.choice(["energy", "latency"])
+    accuracy = sorted((rng.choice(ACCURACY_GRID) for _ in range(n)), reverse=True)
+    cost = [rng.choice(COST_GRID) for _ in range(n)]
+    paths = synthetic_paths({**manifest, "objective": objective}, accuracy, cost)
+    other = "latency_ms" if objective == "energy" else "energy_mj"
+    for p in paths:
+        p[other] = rng.choice([None, rng.choice(COST_GRID)])
+    return {"paths": paths, "objective": objective, "schema_version": SCHEMA_VERSION}
+
+
+def ladder_rows(m: dict[str, Any]) -> tuple[list[list[Any]], list[list[Any]]]:
+    """What Python's battery policy picks with no reading, draining from 100 % to 0 and charging
+    back (each step from the path picked before), and what the schedule picks over its slots."""
+    battery = policy_from_manifest(m, "battery")
+    rows: list[list[Any]] = [[None, 0.0, None, battery.decide(Context(None, 0.0, None)).path]]
+    current: str | None = None
+    for pct in [*BATTERY_SWEEP, *reversed(BATTERY_SWEEP)]:
+        chosen = battery.decide(Context(pct, 0.0, current)).path
+        rows.append([pct, 0.0, current, chosen])
+        current = chosen
+    schedule = policy_from_manifest(m, "schedule")
+    every = m["policies"]["schedule"]["switch_every_h"]
+    hours = [k * every + d for k in range(len(m["paths"]) + 2) for d in (-1e-6, 0.0)]
+    timed = [[50.0, h, None, schedule.decide(Context(50.0, h, None)).path] for h in hours]
+    return rows, timed
+
+
+def ladder_cases(manifest: dict[str, Any], count: int, seed: int) -> list[dict[str, Any]]:
+    """`count` random fronts with the exporter's tables (accepted: the ladder and the policies'
+    choices) and, where they break the rule, the old tables (refused: which tables)."""
+    rng = random.Random(seed)
+    cases = []
+    for i in range(count):
+        fields = random_front(rng, manifest)
+        ids = paths_of(fields)
+        on_ladder = ladder(rungs_of(fields["paths"], fields["objective"]))
+        good = {**fields, "policies": ladder_policies(fields["paths"], fields["objective"])}
+        spec = {"name": f"ladder-{i}", "manifest": good}
+        battery, schedule = ladder_rows(valid_variant(manifest, spec))
+        rows = {"battery": battery, "schedule": schedule}
+        cases.append({**spec, "ladder": on_ladder, "refused": [], "rows": rows})
+        broken = []
+        if on_ladder != ids:  # the tables exporters wrote before schema 2: every path
+            old = {"battery": {"levels": battery_levels_for(ids)}, "schedule": {"order": ids}}
+            broken.append(("all-paths", old))
+        if len(on_ladder) > 1:
+            broken.append(("reversed", {"schedule": {"order": on_ladder[::-1]}}))
+        for kind, tables in broken:
+            policies = copy.deepcopy(good["policies"])
+            for name, table in tables.items():
+                policies[name].update(table)
+            bad = {"name": f"ladder-{i}-{kind}", "manifest": {**fields, "policies": policies}}
+            errors = validate_manifest(variant(manifest, bad))
+            refused = [f"manifest.policies.{t}" for t in ("battery.levels", "schedule.order")]
+            refused = [
+                w for w in refused if any(e.startswith(w + " is not a ladder") for e in errors)
+            ]
+            if len(refused) != len(errors) or not refused:
+                raise ValueError(f"case {bad['name']}: expected ladder errors only, got {errors}")
+            cases.append({**bad, "ladder": on_ladder, "refused": refused, "rows": {}})
+    return cases
+
+
+def make_table(manifest_path: Path, ladders: int = 300, seed: int = 0) -> dict[str, Any]:
     manifest = json.loads(manifest_path.read_text())
     return {
         "manifest": str(manifest_path),
         "cases": tabulate(manifest),
         "traces": traces(manifest_path.parent),
+        "ladders": ladder_cases(manifest, ladders, seed),
     }
 
 
@@ -247,13 +384,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--manifest", type=Path, default=Path("exported/default/manifest.json"))
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--ladders", type=int, default=300, help="random fronts to tabulate")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random fronts")
     args = parser.parse_args(argv)
-    table = make_table(args.manifest)
+    table = make_table(args.manifest, args.ladders, args.seed)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(table))
     rows = sum(len(c["rows"]) for c in table["cases"])
     steps = sum(len(t["steps"]) for t in table["traces"])
-    message = f"{args.out}: {len(table['cases'])} policies, {rows} rows; {steps} trace steps"
+    refused = sum(bool(c["refused"]) for c in table["ladders"])
+    message = (
+        f"{args.out}: {len(table['cases'])} policies, {rows} rows; {steps} trace steps; "
+        f"{len(table['ladders'])} ladders, {refused} of them refused"
+    )
     print(message)
     return 0
 

@@ -17,8 +17,11 @@ import org.json.JSONObject;
  * from most to least accurate with distinct methods, and a sha256 per listed file.
  */
 public final class ManifestSchema {
-    /** The newest manifest {@code schema_version} this library reads. */
-    public static final int SCHEMA_VERSION = 1;
+    /**
+     * The newest manifest {@code schema_version} this library reads (2: the policy tables must be
+     * ladders, {@link Ladder}).
+     */
+    public static final int SCHEMA_VERSION = 2;
 
     private static final Map<String, JsonKind> TOP = spec(
             "schema_version", JsonKind.INT,
@@ -147,6 +150,7 @@ public final class ManifestSchema {
                 errors.add("manifest.files['" + name + "'] must be a sha256 hex digest");
             }
         }
+        errors.addAll(Ladder.errors(m));
         return errors;
     }
 }

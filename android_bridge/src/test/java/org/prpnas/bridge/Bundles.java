@@ -69,6 +69,19 @@ final class Bundles {
         }
     }
 
+    /**
+     * The shipped manifest's JSON as a latency-objective bundle whose latencies are its energies:
+     * the same ladder, and energies free to be null (only the objective's cost must be there).
+     */
+    static JSONObject latencyObjectiveJson() throws BundleException, org.json.JSONException {
+        JSONObject json = shippedJson().put("objective", "latency");
+        org.json.JSONArray paths = json.getJSONArray("paths");
+        for (int i = 0; i < paths.length(); i++) {
+            paths.getJSONObject(i).put("latency_ms", paths.getJSONObject(i).get("energy_mj"));
+        }
+        return json;
+    }
+
     /** A manifest parsed from JSON (no files), for schema and policy tests. */
     static Manifest parse(JSONObject json) throws BundleException {
         return Manifest.parse(json.toString(), null, "test manifest");

@@ -21,8 +21,12 @@ import org.json.JSONObject;
  * (with the case's tables or energies swapped in) and compares its choice with Python's on every
  * (battery, clock, previous path) row. For every trace, drives a {@link SupernetRuntime} (with a
  * recording engine) through the same clock, battery and manual switches as Python's
- * {@code AdaptiveModel} and compares the path of every call and the switch log. Prints a summary
- * and up to 20 disagreements; exit status 0 only when everything agrees.
+ * {@code AdaptiveModel} and compares the path of every call and the switch log. For every random
+ * front under {@code ladders}, parses the manifest with that front: where Python's loader refused
+ * it, {@link Manifest#parse} must refuse it for the same tables; where Python accepted it,
+ * {@link Ladder#of(Manifest)} must give Python's ladder and the battery and schedule policies
+ * Python's choices. Prints a summary and up to 20 disagreements; exit status 0 only when
+ * everything agrees.
  */
 public final class ConformanceCheck {
     private static final int SHOW = 20;
@@ -53,13 +57,87 @@ public final class ConformanceCheck {
         for (int i = 0; i < traces.length(); i++) {
             steps += check.checkTrace(manifest, traces.getJSONObject(i));
         }
+        int traceMismatches = check.mismatches.size() - policyMismatches;
+        JSONArray ladders = table.optJSONArray("ladders");
+        int ladderRows = 0;
+        int refused = 0;
+        for (int i = 0; ladders != null && i < ladders.length(); i++) {
+            JSONObject spec = ladders.getJSONObject(i);
+            ladderRows += check.checkLadder(manifest, spec);
+            refused += spec.getJSONArray("refused").length() > 0 ? 1 : 0;
+        }
+        int ladderMismatches = check.mismatches.size() - policyMismatches - traceMismatches;
         System.out.println("conformance: " + cases.length() + " policies, " + rows + " rows, " + policyMismatches
-                + " mismatches; " + traces.length() + " traces, " + steps + " steps, "
-                + (check.mismatches.size() - policyMismatches) + " mismatches");
+                + " mismatches; " + traces.length() + " traces, " + steps + " steps, " + traceMismatches
+                + " mismatches; " + (ladders == null ? 0 : ladders.length()) + " ladders (" + refused + " refused), "
+                + ladderRows + " rows, " + ladderMismatches + " mismatches");
         for (int i = 0; i < Math.min(SHOW, check.mismatches.size()); i++) {
             System.out.println("  " + check.mismatches.get(i));
         }
         System.exit(check.mismatches.isEmpty() && rows > 0 && steps > 0 ? 0 : 1);
+    }
+
+    /** The shipped manifest's JSON with the case's top-level fields ({@code manifest}) swapped in. */
+    private static JSONObject withFields(Manifest shipped, JSONObject spec) throws JSONException {
+        JSONObject json = shipped.toJson();
+        JSONObject fields = spec.optJSONObject("manifest");
+        if (fields != null) {
+            java.util.Iterator<String> keys = fields.keys();
+            while (keys.hasNext()) {
+                String key = keys.next();
+                json.put(key, fields.get(key));
+            }
+        }
+        return json;
+    }
+
+    private int checkRows(String name, Policy policy, JSONArray rows) throws JSONException {
+        for (int i = 0; i < rows.length(); i++) {
+            JSONArray row = rows.getJSONArray(i);
+            Double battery = optDouble(row, 0);
+            double hours = row.getDouble(1);
+            String current = optString(row, 2);
+            String chosen = policy.decide(new PolicyContext(battery, hours, current)).path();
+            expect(name + " battery=" + battery + " hours=" + hours + " current=" + current, row.getString(3), chosen);
+        }
+        return rows.length();
+    }
+
+    private int checkLadder(Manifest shipped, JSONObject spec) throws JSONException {
+        String name = spec.getString("name");
+        JSONArray refused = spec.getJSONArray("refused");
+        Manifest manifest;
+        try {
+            manifest = Manifest.parse(withFields(shipped, spec).toString(), shipped.directory(), "case " + name);
+        } catch (BundleException e) {
+            List<String> tables = new ArrayList<String>();
+            for (String t : new String[] {"manifest.policies.battery.levels", "manifest.policies.schedule.order"}) {
+                if (e.getMessage().contains(t + " is not a ladder")) {
+                    tables.add(t);
+                }
+            }
+            List<String> python = new ArrayList<String>();
+            for (int i = 0; i < refused.length(); i++) {
+                python.add(refused.getString(i));
+            }
+            expect(name + " refused tables (" + e.getMessage() + ")", python, tables);
+            return 0;
+        }
+        expect(name + " refused tables", refused.length() > 0 ? refused.toString() : "[]", "[]");
+        List<String> ladder = new ArrayList<String>();
+        JSONArray expected = spec.getJSONArray("ladder");
+        for (int i = 0; i < expected.length(); i++) {
+            ladder.add(expected.getString(i));
+        }
+        expect(name + " ladder", ladder, Ladder.of(manifest));
+        JSONObject rows = spec.getJSONObject("rows");
+        int n = 0;
+        for (String policy : new String[] {"battery", "schedule"}) {
+            if (rows.has(policy)) {
+                n += checkRows(name + " " + policy, Policies.fromManifest(manifest, policy), rows.getJSONArray(policy));
+            }
+        }
+        return n;
     }
 
     private void expect(String what, Object expected, Object actual) {
@@ -78,7 +156,7 @@ public final class ConformanceCheck {
     }
 
     private int checkCase(Manifest shipped, JSONObject spec) throws BundleException, JSONException {
-        JSONObject json = shipped.toJson();
+        JSONObject json = withFields(shipped, spec);
         if (spec.has("policies")) {
             json.put("policies", spec.getJSONObject("policies"));
         }
@@ -100,16 +178,7 @@ public final class ConformanceCheck {
         String policyName = spec.isNull("policy") ? null : spec.getString("policy");
         String fixed = spec.has("fixed") && !spec.isNull("fixed") ? spec.getString("fixed") : null;
         Policy policy = Policies.fromManifest(manifest, policyName, model, spec.optDouble("target_h", 24.0), fixed);
-        JSONArray rows = spec.getJSONArray("rows");
-        for (int i = 0; i < rows.length(); i++) {
-            JSONArray row = rows.getJSONArray(i);
-            Double battery = optDouble(row, 0);
-            double hours = row.getDouble(1);
-            String current = optString(row, 2);
-            String chosen = policy.decide(new PolicyContext(battery, hours, current)).path();
-            expect(name + " battery=" + battery + " hours=" + hours + " current=" + current, row.getString(3), chosen);
-        }
-        return rows.length();
+        return checkRows(name, policy, spec.getJSONArray("rows"));
     }
 
     private int checkTrace(Manifest manifest, JSONObject trace) throws BundleException, JSONException {

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .bundle import Bundle, BundleError
+from .bundle import PTE, WEIGHTS, Bundle, BundleError
 
 
 class Backend(Protocol):
@@ -63,13 +63,23 @@ def onnx_session_options() -> Any:
 
 class OnnxRuntimeBackend:
     """One InferenceSession per path, created once, all on one shared thread pool (with a pool
-    per session, the first call after a switch ran about 2x slower here)."""
+    per session, the first call after a switch ran about 2x slower here).
+
+    Weights in memory: by default ONNX Runtime optimises each path's graph for this CPU (BN
+    folded into the conv weights, convs re-laid out in its NCHWc blocks), so every session holds
+    its own rewritten copy of its path's weights; `weights.bin` shares them on disk only. With
+    `share_weights=True` every session reads its weights in place from one read-only memory map
+    of `weights.bin` (`SessionOptions.add_initializer`): a tensor several paths use is in memory
+    once, in the page cache. ONNX Runtime must then not rewrite them, so its graph optimisations
+    are off: at NB201's real size that saved 3.7 MiB of 28 and made calls 10-18x slower here
+    (`bench/runtime.py --memory`), so it is for hosts short of memory, not the default.
+    """
 
     name = "onnxruntime"
     _pool_lock = threading.Lock()
     _pool_ready = False
 
-    def __init__(self, bundle: Bundle, threads: int = 0) -> None:
+    def __init__(self, bundle: Bundle, threads: int = 0, share_weights: bool = False) -> None:
         import onnxruntime as ort
 
         with OnnxRuntimeBackend._pool_lock:
@@ -77,17 +87,22 @@ class OnnxRuntimeBackend:
                 ort.set_global_thread_pool_sizes(threads, 1)
                 OnnxRuntimeBackend._pool_ready = True
         self.sessions = {}
-        self._shared = SharedWeights(bundle.directory / "weights.bin")
+        self.share_weights = share_weights
+        # Read only for graphs with initializers, and then the manifest must list (and loading
+        # has checked) weights.bin: validate_manifest refuses a bundle that does not.
+        self._shared = SharedWeights(bundle.directory / WEIGHTS)
         for p in bundle.paths:
             options = onnx_session_options()
-            # Every session reads its initializers from one memory map of weights.bin, so a
-            # tensor that several paths use is in memory once, not once per session.
-            for t in p.get("onnx_initializers", []):
-                options.add_initializer(t["name"], self._shared.value(t))
+            if share_weights:
+                # At any optimisation level ONNX Runtime builds the fused conv weights from the
+                # graph's own copy in weights.bin and silently ignores these overrides for them
+                # (measured: changing an overridden conv weight changed no output).
+                options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+                for t in p.get("onnx_initializers", []):
+                    options.add_initializer(t["name"], self._shared.value(t))
+            graph = str(bundle.file(p["onnx"]))  # listed in files, checked, inside the bundle
             try:
-                session = ort.InferenceSession(
-                    str(bundle.directory / p["onnx"]), options, providers=["CPUExecutionProvider"]
-                )
+                session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
             except Exception as e:  # noqa: BLE001 - ORT raises its own exception types
                 raise BundleError(f"ONNX Runtime cannot load {p['onnx']}: {e}") from None
             self.sessions[p["id"]] = (session, session.get_inputs()[0].name)
@@ -100,14 +115,20 @@ class OnnxRuntimeBackend:
 class ExecuTorchBackend:
     """The bundle's one program, every method loaded once; each method runs one image at a time
     (the program is exported at batch 1) and is guarded by its own lock (a Method is not
-    re-entrant)."""
+    re-entrant).
+
+    The .pte stores a weight the methods share once, but XNNPACK packs each method's weights
+    into buffers of its own as the method loads: in memory a shared weight is there once per
+    method that uses it. ExecuTorch's XNNPACK weight cache would share them; its desktop build
+    (the pip wheel) has it off and 1.5.1's Python runtime cannot switch it on.
+    """
 
     name = "executorch"
 
     def __init__(self, bundle: Bundle) -> None:
         from executorch.runtime import Runtime
 
-        pte = bundle.directory / "supernet.pte"
+        pte = bundle.file(PTE)
         try:
             program = Runtime.get().load_program(str(pte))
             self.methods = {p["id"]: program.load_method(p["method"]) for p in bundle.paths}

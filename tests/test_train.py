@@ -142,7 +142,7 @@ def test_killed_run_resumes_to_the_same_front(finished, tmp_path, data) -> None:
 
     with pytest.raises(Crash):
         Crashing(CFG, tmp_path, data=data).run()
-    state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert state["epoch"] == 2
     with pytest.raises(PRPError, match="--resume"):
         Trainer(CFG, tmp_path, data=data).run()  # no silent overwrite
@@ -167,7 +167,7 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_epoch(tmp_path, da
 
     with pytest.raises(TrainingError, match="the task loss became nan at epoch 2.*Lower --lr"):
         Poisoned(CFG, tmp_path, data=data).run()
-    state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert state["epoch"] == 1
     assert all(torch.isfinite(v).all() for v in state["supernet"].values() if v.is_floating_point())
     epochs = [r for r in RunLog(tmp_path / "log.jsonl").records() if r.get("event") == "epoch"]

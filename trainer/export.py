@@ -22,11 +22,13 @@ import copy
 import datetime as dt
 import hashlib
 import itertools
+import json
 import os
 import platform
+import re
 import shutil
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +37,7 @@ import numpy as np
 import torch
 from prp.runtime.backends import onnx_session_options
 from prp.runtime.bundle import MANIFEST, SCHEMA_VERSION, load_manifest, sha256_file
-from prp.runtime.policies import battery_levels_for
+from prp.runtime.policies import ladder_policies
 from torch import Tensor, nn
 
 from . import __version__
@@ -44,7 +46,16 @@ from .costs import get_cost_model, price_supernet
 from .datasets import DataSplits, batches, load_dataset, to_tensor
 from .errors import PRPError
 from .profiling import PathTable, trace_ops
-from .runs import CHECKPOINT, CONFIG, FRONT, read_json, write_json
+from .runs import (
+    CHECKPOINT,
+    CONFIG,
+    FRONT,
+    one_line,
+    read_checkpoint,
+    read_config,
+    read_json,
+    write_json,
+)
 from .search import PathMetrics, chance_accuracy, select_along_front
 from .spaces import Path as ArchPath
 from .spaces import get_space
@@ -74,8 +85,55 @@ class LoadedRun:
     fed_training: set[ArchPath]  # paths whose accuracy fed the alpha loss or pruning
 
 
+def _front_field(obj: Any, key: str, where: str, kind: type | tuple[type, ...]) -> Any:
+    """`obj[key]`, which must be a `kind`; a one-line error naming the key otherwise."""
+    if not isinstance(obj, dict) or key not in obj:
+        raise ExportError(f"{where} lacks {key!r}")
+    if not isinstance(obj[key], kind) or isinstance(obj[key], bool):
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        raise ExportError(
+            f"{where}[{key!r}] is a {type(obj[key]).__name__}, not a "
+            f"{' or '.join(k.__name__ for k in kinds)}"
+        )
+    return obj[key]
+
+
+def _read_front(d: Path) -> tuple[dict[str, Any], int, list[PathMetrics]]:
+    """`front.json` of run `d`: its data, the number of classes and the front, every field the
+    export reads checked first so that a damaged file gets one line, not a traceback."""
+    data = read_json(d / FRONT)
+    where = f"{d / FRONT}"
+    try:
+        space_config = _front_field(data, "space_config", where, dict)
+        num_classes = int(_front_field(space_config, "num_classes", f"{where} space_config", int))
+        front = []
+        for k, p in enumerate(_front_field(data, "paths", where, list)):
+            at = f"{where} paths[{k}]"
+            front.append(
+                PathMetrics(
+                    tuple(int(i) for i in _front_field(p, "path", at, list)),
+                    tuple(str(o) for o in _front_field(p, "ops", at, list)),
+                    str(_front_field(p, "key", at, str)),
+                    float(_front_field(p, "accuracy", at, (int, float))),
+                    float(_front_field(p, "cost", at, (int, float))),
+                    int(_front_field(p, "pareto_rank", at, int)),
+                )
+            )
+    except ExportError as e:
+        raise ExportError(
+            f"{e}: the file is damaged; rerun `prp-train --resume --out {d}` to write it again"
+        ) from None
+    except (TypeError, ValueError) as e:
+        raise ExportError(
+            f"{where} is damaged ({one_line(e)}); rerun `prp-train --resume --out {d}` to write "
+            f"it again"
+        ) from None
+    return data, num_classes, front
+
+
 def load_run(run_dir: str | Path) -> LoadedRun:
-    """The trained (pruned) supernet of a run and its front, with clear errors when incomplete."""
+    """The trained (pruned) supernet of a run and its front, with clear errors when incomplete,
+    damaged or not to be trusted (the checkpoint is read with the weights-only unpickler)."""
     d = Path(run_dir)
     if not (d / CONFIG).is_file():
         raise ExportError(f"{d} is not a training run (no {CONFIG}); train one with prp-train")
@@ -86,37 +144,31 @@ def load_run(run_dir: str | Path) -> LoadedRun:
         )
     if not (d / CHECKPOINT).is_file():
         raise ExportError(f"run {d} has no {CHECKPOINT}; the run directory is incomplete")
-    cfg = TrainConfig.from_json(read_json(d / CONFIG))
-    front_data = read_json(d / FRONT)
-    num_classes = int(front_data["space_config"]["num_classes"])
+    cfg = read_config(d)
+    front_data, num_classes, front = _read_front(d)
     space = get_space(
         cfg.space, size=cfg.space_size, **{**cfg.space_overrides, "num_classes": num_classes}
     )
     supernet = Supernet(space)
+    state = read_checkpoint(d / CHECKPOINT)  # refuses anything but tensors and plain data
     try:
-        state = torch.load(d / CHECKPOINT, map_location="cpu", weights_only=False)
+        mask = state["op_mask"]
+        if tuple(mask.shape) != tuple(supernet.op_mask.shape):
+            raise ValueError(
+                f"op_mask is {tuple(mask.shape)}, the supernet's {tuple(supernet.op_mask.shape)}"
+            )
         for s in range(space.num_slots):
             for op in supernet.live_ops(s):
-                if not bool(state["op_mask"][s, op]):
+                if not bool(mask[s, op]):
                     supernet.prune(s, op)
         supernet.load_state_dict(state["supernet"])
-        fed = {tuple(p) for p, _ in state.get("evaluated", [])}
-        fed |= {tuple(p) for p, _ in state.get("targets", [])}
-    except Exception as e:  # noqa: BLE001 - any unreadable checkpoint gets the same advice
+        fed = {tuple(int(i) for i in p) for p, _ in state["evaluated"]}
+        fed |= {tuple(int(i) for i in p) for p, _ in state["targets"]}
+    except (RuntimeError, ValueError, TypeError, KeyError, IndexError) as e:
         raise ExportError(
-            f"checkpoint of run {d} cannot be read ({type(e).__name__}: {e})"
+            f"checkpoint of run {d} does not fit its config.json ({one_line(e)}); it is damaged "
+            f"or from another run: restore it from a backup or train again"
         ) from None
-    front = [
-        PathMetrics(
-            tuple(p["path"]),
-            tuple(p["ops"]),
-            p["key"],
-            float(p["accuracy"]),
-            float(p["cost"]),
-            int(p["pareto_rank"]),
-        )
-        for p in front_data["paths"]
-    ]
     return LoadedRun(d, cfg, supernet.eval(), front, front_data, fed)
 
 
@@ -520,14 +572,13 @@ def _other_cost(run: LoadedRun, objective: str) -> tuple[PathTable, Any] | None:
         return None
 
 
-def default_policies(ids: Sequence[str]) -> dict[str, Any]:
-    """Battery thresholds (evenly spaced, most accurate path on a full battery) and the paper's
-    schedule (one switch every 5 hours, most to least accurate)."""
-    return {
-        "default": "battery",
-        "battery": {"hysteresis_pct": 3.0, "levels": battery_levels_for(ids)},
-        "schedule": {"switch_every_h": 5.0, "order": list(ids)},
-    }
+def default_policies(paths: Sequence[Mapping[str, Any]], objective: str) -> dict[str, Any]:
+    """The manifest's `policies` for exported `paths` (manifest entries): battery thresholds
+    evenly spaced over the ladder (most accurate path on a full battery) and the paper's schedule
+    (one level down every 5 hours). The ladder holds the paths no other path dominates on
+    (accuracy, `objective`'s cost), each strictly cheaper than the one above; dominated paths
+    stay in the bundle but on no table (prp.runtime.policies.ladder, the one definition)."""
+    return ladder_policies(paths, objective)
 
 
 def export_bundle(
@@ -540,9 +591,14 @@ def export_bundle(
 ) -> Path:
     """Export run `run_dir` to bundle folder `out`; returns `out`. Nothing is left half-written."""
     say = progress or (lambda msg: None)
+    given_out = Path(out)
+    out = Path(os.path.abspath(out))  # `.` and `..` resolved: tmp goes beside the real name
+    _check_out(out, Path(run_dir))
+    removed = _remove_stale_leftovers(out.parent)
+    if removed:
+        say(f"removed leftovers of killed exports: {', '.join(removed)}")
     run = load_run(run_dir)
     chosen = choose_paths(run, top, paths)
-    out = Path(out)
     cfg = run.cfg
     data = data or load_dataset(
         cfg.dataset,
@@ -584,7 +640,11 @@ def export_bundle(
     named = {ids[i]: modules[records[k][0].key] for i, k in enumerate(order)}
 
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
+    if (tmp.exists() or tmp.is_symlink()) and not _remove_export_folder(tmp):
+        # Our PID, so no live exporter's: a killed one's, reused PID, but not only its files.
+        raise ExportError(
+            f"{tmp} exists and holds files prp-export does not write; move it away and export again"
+        )
     tmp.mkdir(parents=True)
     try:
         example = test_x[:1].clone()
@@ -649,7 +709,7 @@ def export_bundle(
             "objective": cfg.objective,
             "costs": costs,
             "paths": path_entries,
-            "policies": default_policies(ids),
+            "policies": default_policies(path_entries, cfg.objective),
             "files": files,
             "export": {
                 "distinct_weight_bytes": _distinct_bytes(list(named.values())),
@@ -667,20 +727,149 @@ def export_bundle(
         }
         write_json(tmp / MANIFEST, manifest)
         load_manifest(tmp)  # the contract holds before anything is in place
-        _move_into_place(tmp, out)
+        _move_into_place(tmp, out, Path(run_dir))
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)  # ours: made above, under a name with our PID
         raise
-    return out
+    return given_out
 
 
-def _move_into_place(tmp: Path, out: Path) -> None:
-    """Rename `tmp` onto `out`; an existing bundle there is replaced only once `tmp` is whole."""
-    if out.exists():
-        old = out.parent / f".{out.name}.old-{os.getpid()}"
-        os.replace(out, old)
-        os.replace(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
+# ------------------------------------------------------------- the bundle folder, safely
+# Folders an export makes beside its bundle: `.NAME.tmp-PID` while writing, `.NAME.old-PID`
+# while swapping an old bundle out. A killed export leaves them; the next export removes them
+# once PID is no live process and they hold nothing but files an export writes.
+_LEFTOVER = re.compile(r"\.(?P<name>.+)\.(?:tmp|old)-(?P<pid>[1-9][0-9]{0,9})")
+_EXPORT_FILE = re.compile(
+    r"manifest\.json|supernet\.pte|weights\.bin|path_[0-9]+\.onnx|\.manifest\.json\.\w+\.tmp"
+)
+
+
+def _project_manifest(d: Path) -> dict[str, Any] | None:
+    """`d/manifest.json` when it is a manifest of this project (schema version, files, paths)."""
+    try:
+        data = json.loads((d / MANIFEST).read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    if (
+        isinstance(data, dict)
+        and isinstance(data.get("schema_version"), int)
+        and isinstance(data.get("files"), dict)
+        and isinstance(data.get("paths"), list)
+    ):
+        return data
+    return None
+
+
+def _foreign_entries(d: Path) -> list[str]:
+    """Entries of folder `d` that no export wrote: anything but plain files named as export
+    files or listed in `d`'s own manifest (an older bundle may have other file names)."""
+    manifest = _project_manifest(d)
+    listed = set(manifest["files"]) if manifest else set()
+    return sorted(
+        e.name
+        for e in d.iterdir()
+        if e.is_symlink()
+        or not e.is_file()
+        or not (e.name in listed or _EXPORT_FILE.fullmatch(e.name))
+    )
+
+
+def _remove_export_folder(d: Path) -> bool:
+    """Delete folder `d` if it holds only files an export writes; False (and `d` untouched)
+    if it holds anything else or cannot be removed."""
+    try:
+        if d.is_symlink() or not d.is_dir() or _foreign_entries(d):
+            return False
+        for e in d.iterdir():
+            e.unlink()
+        d.rmdir()
+    except OSError:
+        return False
+    return True
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether process `pid` runs (or may run: where unsure, it counts as alive)."""
+    if pid == os.getpid() or os.name != "posix":  # Windows' os.kill would terminate it
+        return True
+    try:
+        os.kill(pid, 0)  # signal 0: existence check only
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, OSError):
+        return True
+    return True
+
+
+def _remove_stale_leftovers(parent: Path) -> list[str]:
+    """Remove the `.NAME.tmp-PID` / `.NAME.old-PID` folders of killed exports in `parent`;
+    returns their names. Folders of live PIDs, or holding anything an export does not
+    write, are left alone."""
+    if not parent.is_dir():
+        return []
+    removed = []
+    for e in sorted(parent.iterdir()):
+        m = _LEFTOVER.fullmatch(e.name)
+        if m and not _pid_alive(int(m["pid"])) and _remove_export_folder(e):
+            removed.append(e.name)
+    return removed
+
+
+def _check_out(out: Path, run_dir: Path) -> None:
+    """Refuse an `--out` whose replacement would lose data: the run being exported or a folder
+    above it (or above the current folder), a file, a link, or a folder that is neither empty
+    nor a bundle of this project holding only its own files."""
+    real_out, real_run, cwd = out.resolve(), run_dir.resolve(), Path.cwd().resolve()
+    if real_out == real_run or real_out in real_run.parents:
+        what = "is" if real_out == real_run else "holds"
+        raise ExportError(
+            f"--out {out} {what} the run {run_dir} being exported, and would be replaced by the "
+            f"bundle; choose another --out, e.g. exported/{real_run.name}"
+        )
+    if real_out == cwd or real_out in cwd.parents:
+        raise ExportError(f"--out {out} is the current folder or above it; choose another --out")
+    if out.is_symlink():
+        raise ExportError(f"--out {out} is a symbolic link; give the folder itself instead")
+    above = next(p for p in out.parents if p.exists())
+    if not above.is_dir():
+        raise ExportError(f"--out {out}: {above} is a file, not a folder; choose another --out")
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise ExportError(f"--out {out} exists and is not a folder; choose another --out")
+    if not any(out.iterdir()):
+        return
+    if _project_manifest(out) is None:
+        raise ExportError(
+            f"--out {out} is a folder that is neither empty nor a bundle (no manifest.json of "
+            f"prp-export); exporting would replace it: choose another --out"
+        )
+    foreign = _foreign_entries(out)
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (
+            f" and {len(foreign) - 5} more" if len(foreign) > 5 else ""
+        )
+        raise ExportError(
+            f"--out {out} holds a bundle and also {shown}, which prp-export did not write; "
+            f"move them away or choose another --out"
+        )
+
+
+def _move_into_place(tmp: Path, out: Path, run_dir: Path) -> None:
+    """Rename `tmp` onto `out`; an existing bundle there is replaced only once `tmp` is whole,
+    and only if `out` still passes `_check_out` (the folder may have changed meanwhile)."""
+    _check_out(out, run_dir)
+    if not out.exists():
         out.parent.mkdir(parents=True, exist_ok=True)
         os.replace(tmp, out)
+        return
+    old = out.parent / f".{out.name}.old-{os.getpid()}"
+    if (old.exists() or old.is_symlink()) and not _remove_export_folder(old):
+        raise ExportError(f"{old} exists and holds files prp-export does not write; move it away")
+    os.replace(out, old)
+    try:
+        os.replace(tmp, out)
+    except BaseException:
+        os.replace(old, out)  # the old bundle goes back: nothing is lost
+        raise
+    _remove_export_folder(old)  # only export files, as `_check_out` found; else it is kept

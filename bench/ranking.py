@@ -16,6 +16,9 @@ uniform, fair, prp-truth-fairw):
 - prp: Algorithm 1 with target ranks from its own post-stage-1 estimates; prp-truth: table
   targets with the paper's argmax W; prp-fairw: own targets, strict-fair W; prp-frontw: stage 2
   trains W on alpha's predicted top-N paths instead of the per-slot argmax.
+Beside every method, the same architectures are ranked by the free baselines prp-eval reports
+(params, MACs, synflow, NASWOT, their log-rank combination `free`, and `supernet+free`), each
+method's weights paired against each of them; the proxies are computed once for all methods.
 Writes bench/results/ranking[-seedN].json (or --name). With --out, a stopped call goes on
 where it left off when called again with the same options.
 Paper scale on a GPU (training and evaluation on cuda): python bench/ranking.py --preset paper
@@ -43,8 +46,10 @@ from prp.trainer.config import preset  # noqa: E402
 from prp.trainer.datasets import load_dataset  # noqa: E402
 from prp.trainer.evaluate import (  # noqa: E402
     EVAL_FILE,
+    ProxyCache,
     alpha_estimators,
     evaluate_run,
+    remember_free_scores,
     unseen_live_pool,
 )
 from prp.trainer.export import LoadedRun, load_run  # noqa: E402
@@ -228,6 +233,9 @@ def main() -> None:
         print(f"evaluating {len(archs)} architectures of {len(common)} common unseen ones")
         images = min(args.eval_images, len(data.val.labels))
         rows, results, evals = [], [], {}
+        # Free baseline scores of the common architectures, computed once for all methods
+        # whose runs share the space, data and seed (and kept in each evaluation file).
+        proxy_cache: ProxyCache = {}
         for method, (run_dir, method_label, train_s, ops_left, reused) in trained.items():
             t = time.perf_counter()
             r = earlier_evaluation(run_dir, loaded[method].supernet.space, archs, args, images)
@@ -241,10 +249,13 @@ def main() -> None:
                     eval_images=args.eval_images,
                     bn_batches=args.bn_batches,
                     compute_device=base.compute_device,
+                    bootstrap=args.bootstrap,
+                    proxy_cache=proxy_cache,
                 )
                 eval_s = time.perf_counter() - t
             else:
                 print(f"{method}: reusing its evaluation of the same architectures")
+                remember_free_scores(proxy_cache, r)
                 eval_s = None
             evals[method] = r
             record = {
@@ -259,6 +270,10 @@ def main() -> None:
                     "kendall_tau_b_pareto_by_estimator",
                     "eval_images",
                     "bn_batches",
+                    # free baselines on the same architectures, paired with this run's weights
+                    "baselines",
+                    "baseline_settings",
+                    "supernet_adds_information",
                 )
             }
             record |= {
@@ -345,7 +360,63 @@ def main() -> None:
                 for name, v in paired["against"].items()
             ],
         )
+    print_baselines(results)
     print(f"wrote {out}")
+
+
+def print_baselines(results: list[dict[str, Any]]) -> None:
+    """The free baselines beside each method's estimates, on the same architectures: their
+    tau-b, then every method's weights minus each baseline (and supernet+free minus free) with
+    the paired 95 % interval, and whether the method's supernet adds information."""
+    if not results:
+        return
+    first = results[0]["baselines"]
+    rows = [
+        [name, e["kendall_tau_b_accuracy"], e["kendall_tau_b_pareto"]]
+        for name, e in first.items()
+        if name != "supernet+free"
+    ]
+    rows += [
+        [
+            f"{r['name']}: supernet+free",
+            r["baselines"]["supernet+free"]["kendall_tau_b_accuracy"],
+            r["baselines"]["supernet+free"]["kendall_tau_b_pareto"],
+        ]
+        for r in results
+    ]
+    print_table(
+        f"Free baselines on the same {results[0]['k']} architectures (no supernet, no labels)",
+        ["estimator", "tau-b accuracy", "tau-b Pareto"],
+        rows,
+    )
+
+    def interval(d: dict[str, Any]) -> str:
+        return f"{d['diff']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]"
+
+    paired = []
+    for r in results:
+        for name, e in r["baselines"].items():
+            d = (
+                e["paired_minus_free"]
+                if name == "supernet+free"
+                else e["paired_run_minus_baseline"]
+            )
+            paired.append(
+                [
+                    r["name"],
+                    "supernet+free - free" if name == "supernet+free" else f"weights - {name}",
+                    interval(d["accuracy"]),
+                    interval(d["pareto"]),
+                    "yes" if d["pareto"]["ci95"][0] > 0 else "no",
+                ]
+            )
+    print_table(
+        "Each method against the free baselines, paired bootstrap over the same architectures",
+        ["method", "difference", "tau-b accuracy [95 % CI]", "tau-b Pareto [95 % CI]", "better"],
+        paired,
+    )
+    for r in results:
+        print(f"{r['name']}: {r['supernet_adds_information']['sentence']}")
 
 
 def earlier_evaluation(
@@ -356,7 +427,8 @@ def earlier_evaluation(
     images: int,
 ) -> dict[str, Any] | None:
     """The run's evaluation file if an earlier call wrote it for these architectures and
-    settings (so a stopped benchmark goes on without estimating them again), else None."""
+    settings, free baselines included (so a stopped benchmark goes on without estimating them
+    again), else None."""
     path = run_dir / EVAL_FILE
     if not path.is_file():
         return None
@@ -367,6 +439,7 @@ def earlier_evaluation(
         and r["cost_column"] == args.cost_column
         and r["eval_images"] == images
         and r["bn_batches"] == args.bn_batches
+        and r.get("baseline_settings", {}).get("bootstrap") == args.bootstrap
     )
     return r if same else None
 

@@ -48,7 +48,7 @@ def bench(tmp_path: Path, nb201_csv: Path) -> tuple[dict, str]:
 
 
 def test_ranking_bench_pairs_against_fairness_and_goes_on_after_a_stop(tmp_path, nb201_csv) -> None:
-    first, _ = bench(tmp_path, nb201_csv)
+    first, printed = bench(tmp_path, nb201_csv)
     by = {r["name"]: r for r in first["results"]}
     assert set(by) == {"fair", "prp-truth-fairw"}
     assert by["fair"]["k"] == by["prp-truth-fairw"]["k"] == 10
@@ -70,6 +70,23 @@ def test_ranking_bench_pairs_against_fairness_and_goes_on_after_a_stop(tmp_path,
         by["prp-truth-fairw"]["kendall_tau_b_accuracy"] - by["fair"]["kendall_tau_b_accuracy"],
     )
     assert not any(k.startswith("fair ") for k in paired["against"])
+    # The free baselines rank the same architectures beside every method: computed once (for
+    # the first method evaluated), the same figures for both, each paired with that method's
+    # weights, and printed.
+    fair, prp_base = by["fair"]["baselines"], by["prp-truth-fairw"]["baselines"]
+    for name in ("params", "macs", "synflow", "naswot", "free"):
+        for key in ("kendall_tau_b_accuracy", "kendall_tau_b_pareto"):
+            assert fair[name][key] == prp_base[name][key]
+        d = prp_base[name]["paired_run_minus_baseline"]["pareto"]
+        assert np.isclose(d["diff"], prp["weights"] - prp_base[name]["kendall_tau_b_pareto"])
+    computed = [by[m]["baseline_settings"]["computed"] for m in ("fair", "prp-truth-fairw")]
+    assert computed == [10, 0]
+    assert "Free baselines on the same 10 architectures" in printed
+    # (table cells wrap at the console's width: look for words that fit in any cell)
+    assert "Each method against the free baselines" in printed
+    assert "fair: supernet+free" in printed and "prp-truth-fairw: supernet+free" in printed
+    for r in first["results"]:
+        assert r["supernet_adds_information"]["sentence"] in " ".join(printed.split())
 
     # A call stopped after PRP's last epoch, before its final front: the same --out trains
     # nothing again, resumes PRP from its checkpoint and reuses fairness's evaluation. The
@@ -88,3 +105,6 @@ def test_ranking_bench_pairs_against_fairness_and_goes_on_after_a_stop(tmp_path,
     assert again["fair"]["eval_s"] is None and again["prp-truth-fairw"]["eval_s"] > 0
     assert again["prp-truth-fairw"]["train_s_from"] == "log"
     assert second["paired_against_fair"]["point"] == paired["point"]
+    # PRP's new evaluation takes the proxy scores from fairness's reused one.
+    assert again["prp-truth-fairw"]["baseline_settings"]["computed"] == 0
+    assert again["prp-truth-fairw"]["baselines"] == by["prp-truth-fairw"]["baselines"]

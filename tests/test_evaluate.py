@@ -58,7 +58,7 @@ def test_evaluate_a_tiny_run_end_to_end(run_dir, nb201_csv) -> None:
     # No evaluated architecture fed the training signal, and each row's truth is the table's.
     import torch
 
-    ckpt = torch.load(run_dir / "checkpoint.pt", weights_only=False)
+    ckpt = torch.load(run_dir / "checkpoint.pt", weights_only=True)
     table = NB201Table.load(nb201_csv)
     from prp.trainer.spaces import get_space
 
@@ -70,7 +70,7 @@ def test_evaluate_a_tiny_run_end_to_end(run_dir, nb201_csv) -> None:
         assert a["true_accuracy"] == table.column("cifar10_test_acc")[row]
         assert a["cost"] == table.column("edgegpu_energy")[row]
     # Another cost column is a parameter.
-    other = evaluate_run(run_dir, nb201_csv, k=10, cost_column="pixel3_latency")
+    other = evaluate_run(run_dir, nb201_csv, k=10, cost_column="pixel3_latency", baselines=False)
     assert other["cost_column"] == "pixel3_latency"
     with pytest.raises(PRPError, match="no column 'carbon'"):
         evaluate_run(run_dir, nb201_csv, k=5, cost_column="carbon")
@@ -83,12 +83,14 @@ def test_evaluate_given_architectures(run_dir, nb201_csv) -> None:
     run = load_run(run_dir)
     pool = unseen_live_pool(run)
     chosen = pool[::3][:6]
-    result = evaluate_run(run_dir, nb201_csv, archs=chosen)
+    result = evaluate_run(run_dir, nb201_csv, archs=chosen, baselines=False)
     space = run.supernet.space
     assert [a["arch_str"] for a in result["architectures"]] == [space.encode(p) for p in chosen]
     assert result["eval_images"] == min(run.cfg.eval_images, 30) and result["bn_batches"] == 2
     # Fewer held-out images per estimate than the run used: accuracies in steps of 100 / 20 %.
-    small = evaluate_run(run_dir, nb201_csv, archs=chosen, eval_images=20, bn_batches=1)
+    small = evaluate_run(
+        run_dir, nb201_csv, archs=chosen, eval_images=20, bn_batches=1, baselines=False
+    )
     assert small["eval_images"] == 20 and small["bn_batches"] == 1
     steps = [a["estimated_accuracy"] * 20 / 100 for a in small["architectures"]]
     assert np.allclose(steps, np.round(steps))
@@ -111,7 +113,7 @@ def test_estimates_do_not_depend_on_the_other_paths_or_their_order(run_dir, nb20
     on_cpu, _, _ = estimate_paths(run, chosen, seed=3, compute_device="cpu")
     assert np.array_equal(on_cpu, est)
     # The same figures evaluate_run reports for those architectures (it uses this function).
-    result = evaluate_run(run_dir, nb201_csv, archs=chosen, seed=3)
+    result = evaluate_run(run_dir, nb201_csv, archs=chosen, seed=3, baselines=False)
     assert [a["estimated_accuracy"] for a in result["architectures"]] == est.tolist()
 
 
@@ -134,13 +136,33 @@ def test_evaluation_device_follows_the_run_where_this_machine_has_it() -> None:
 def test_prp_eval_cli(run_dir, nb201_csv, tmp_path) -> None:
     exe = shutil.which("prp-eval") or str(Path(sys.executable).parent / "prp-eval")
     out = subprocess.run(
-        [exe, str(run_dir), "--truth", str(nb201_csv), "--k", "8"],
+        [exe, str(run_dir), "--truth", str(nb201_csv), "--k", "20", "--bootstrap", "300"],
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "Kendall tau-b, Pareto ranks" in out.stdout
+    # The free baselines rank the same architectures beside the supernet, one row each, and
+    # one sentence says whether the supernet adds information.
+    rows = {line.split("│")[1].strip() for line in out.stdout.splitlines() if "│" in line}
+    expected = {"supernet weights", "params", "MACs", "synflow", "NASWOT", "free", "supernet+free"}
+    assert expected <= rows
+    assert "weights - NASWOT" in out.stdout and "supernet+free - free" in out.stdout
+    assert "information beyond the free baselines" in " ".join(out.stdout.split())
+    result = json.loads((run_dir / "eval_nb201.json").read_text())
+    assert result["supernet_adds_information"]["sentence"] in " ".join(out.stdout.split())
+    check_baselines(result)
+    # --no-baselines leaves them out.
+    bare = subprocess.run(
+        [exe, str(run_dir), "--truth", str(nb201_csv), "--k", "8", "--no-baselines"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert bare.returncode == 0, bare.stdout + bare.stderr
+    assert "supernet+free" not in bare.stdout
+    assert "baselines" not in json.loads((run_dir / "eval_nb201.json").read_text())
     bad = subprocess.run(
         [exe, str(run_dir), "--truth", str(tmp_path / "none.csv")],
         capture_output=True,
@@ -148,6 +170,107 @@ def test_prp_eval_cli(run_dir, nb201_csv, tmp_path) -> None:
         timeout=600,
     )
     assert bad.returncode == 2 and "does not exist" in " ".join(bad.stdout.split())
+
+
+def check_baselines(result: dict) -> None:
+    """The baselines section agrees with the scores it stores and the truth, and every paired
+    interval holds its point difference."""
+    from prp.trainer.pareto import kendall_tau_b, pareto_ranks
+    from prp.trainer.pruning import MAXIMIZE
+    from prp.trainer.stats import log_rank_aggregate
+    from scipy import stats
+
+    archs = result["architectures"]
+    true_acc = np.array([a["true_accuracy"] for a in archs])
+    cost = np.array([a["cost"] for a in archs])
+    truth = pareto_ranks(np.column_stack([true_acc, cost]), MAXIMIZE)
+    score = {
+        b: np.array([np.nan if a["free_scores"][b] is None else a["free_scores"][b] for a in archs])
+        for b in ("params", "macs", "synflow", "naswot")
+    }
+    score = {b: np.nan_to_num(v, nan=-np.inf) for b, v in score.items()}  # null: singular K
+    score["free"] = log_rank_aggregate([score["params"], score["synflow"], score["naswot"]])
+    est = np.array([a["estimated_accuracy"] for a in archs])
+    score["supernet+free"] = log_rank_aggregate(
+        [est, score["params"], score["synflow"], score["naswot"]]
+    )
+    b = result["baselines"]
+    assert set(b) == set(score)
+    for name, e in b.items():
+        r = stats.rankdata(score[name])
+        assert e["kendall_tau_b_accuracy"] == pytest.approx(kendall_tau_b(r, true_acc))
+        ranks = pareto_ranks(np.column_stack([r, cost]), MAXIMIZE)
+        assert e["kendall_tau_b_pareto"] == pytest.approx(kendall_tau_b(ranks, truth))
+        vs = e["paired_run_minus_baseline"]
+        run = {
+            "accuracy": result["kendall_tau_b_accuracy"],
+            "pareto": result["kendall_tau_b_pareto"],
+        }
+        for m in ("accuracy", "pareto"):
+            assert vs[m]["diff"] == pytest.approx(run[m] - e[f"kendall_tau_b_{m}"])
+            low, high = vs[m]["ci95"]
+            assert low <= vs[m]["diff"] <= high, (name, m, vs[m])
+        assert e["verdict"].startswith(f"supernet beats {name}: Pareto tau-b ")
+    gain = b["supernet+free"]["paired_minus_free"]
+    for m in ("accuracy", "pareto"):
+        key = f"kendall_tau_b_{m}"
+        assert gain[m]["diff"] == pytest.approx(b["supernet+free"][key] - b["free"][key])
+        assert gain[m]["ci95"][0] <= gain[m]["diff"] <= gain[m]["ci95"][1]
+    adds = result["supernet_adds_information"]
+    assert adds["answer"] == (gain["pareto"]["ci95"][0] > 0)
+
+
+def test_free_baselines_use_the_spaces_own_ops_and_are_computed_once(run_dir, nb201_csv) -> None:
+    from prp.trainer.export import load_run
+    from prp.trainer.profiling import trace_ops
+    from prp.trainer.proxies import fresh_supernet
+
+    result = evaluate_run(run_dir, nb201_csv, k=12, seed=4, bootstrap=200)
+    check_baselines(result)
+    settings = result["baseline_settings"]
+    assert settings["computed"] == result["k"] and settings["reused"] == 0
+    assert set(settings["seconds_per_architecture"]) == {"params+macs", "synflow", "naswot"}
+    # params and MACs are the traced ops of the run's own space (4 channels here), not the
+    # table's params_MB (the benchmark's 16-channel network).
+    run = load_run(run_dir)
+    space = run.supernet.space
+    trace = trace_ops(fresh_supernet(space, seed=0))
+    paths = [space.decode(a["arch_str"]) for a in result["architectures"]]
+    assert [a["free_scores"]["params"] for a in result["architectures"]] == list(
+        trace.params().many(paths)
+    )
+    assert [a["free_scores"]["macs"] for a in result["architectures"]] == list(
+        trace.macs().many(paths)
+    )
+    table = NB201Table.load(nb201_csv)
+    rows = table.rows_of(space, paths)
+    assert not np.allclose(
+        [a["free_scores"]["params"] / 1e6 for a in result["architectures"]],
+        table.column("params_MB")[rows],
+    )
+    # Evaluating again reads the scores back from the evaluation file: none is computed twice,
+    # and every figure is the same.
+    again = evaluate_run(run_dir, nb201_csv, k=12, seed=4, bootstrap=200)
+    assert again["baseline_settings"]["computed"] == 0
+    assert again["baseline_settings"]["reused"] == result["k"]
+    assert again["baselines"] == result["baselines"]
+    # A shared cache serves another evaluation of the same architectures with the same seed.
+    from prp.trainer.evaluate import remember_free_scores
+
+    cache: dict = {}
+    remember_free_scores(cache, result)
+    (run_dir / "eval_nb201.json").unlink()
+    third = evaluate_run(run_dir, nb201_csv, k=12, seed=4, bootstrap=200, proxy_cache=cache)
+    assert third["baseline_settings"]["computed"] == 0
+    # The proxies are scored on the run's own initialisation (its seed, as a weights+free run
+    # scores them while training), whatever the evaluation's sampling seed: another --seed
+    # reuses them, and the record says which init they came from.
+    other = evaluate_run(run_dir, nb201_csv, archs=paths, seed=5, bootstrap=200, proxy_cache=cache)
+    assert other["baseline_settings"]["computed"] == 0
+    assert [a["free_scores"] for a in other["architectures"]] == [
+        a["free_scores"] for a in result["architectures"]
+    ]
+    assert other["baseline_settings"]["proxies"]["init_seed"] == run.cfg.seed
 
 
 def test_alpha_estimators_on_a_hand_computed_case() -> None:
@@ -181,12 +304,12 @@ def test_truth_targets_rank_every_sampled_path_and_eval_reports_alpha(nb201_csv,
     ranked = [r["ranked"] for r in epochs if r["stage"] == "pareto"]
     # Fresh samples each epoch; alpha ranks them together with every earlier one.
     assert ranked[0] == cfg.samples and ranked[1] > ranked[0] and ranked[2] > ranked[1]
-    result = evaluate_run(tmp_path, nb201_csv, k=40, seed=2)
+    result = evaluate_run(tmp_path, nb201_csv, k=40, seed=2, baselines=False)
     by = result["kendall_tau_b_pareto_by_estimator"]
     assert set(by) == {"weights", "alpha", "combined"}
     assert by["weights"] == result["kendall_tau_b_pareto"]
     # The alpha estimator is P_s of the run's saved alpha, against the rows' true ranks.
-    alpha = torch.load(tmp_path / "checkpoint.pt", weights_only=False)["supernet"]["alpha"]
+    alpha = torch.load(tmp_path / "checkpoint.pt", weights_only=True)["supernet"]["alpha"]
     space = get_space("nb201")
     rows = result["architectures"]
     scores = [

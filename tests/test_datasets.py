@@ -196,6 +196,22 @@ def test_build_default_subset_writes_atomically_and_reads_back(tmp_path: Path) -
     )
     splits = load_dataset(out, val_fraction=0.0)
     assert splits.classes == ("cat", "dog")
+    # Skipping the first image of each class gives a set disjoint from the one above.
+    later = tmp_path / "later.npz"
+    build_default_subset(
+        archive, later, train_per_class=3, test_per_class=2, train_skip_per_class=1
+    )
+    later_names = load_dataset(later, val_fraction=0.0).train.names
+    assert later_names == (
+        "train/cat/001.png",
+        "train/cat/002.png",
+        "train/cat/003.png",
+        "train/dog/001.png",
+        "train/dog/002.png",
+        "train/dog/003.png",
+    )
+    with pytest.raises(DatasetError, match="fewer than the 3 asked for after skipping 2"):
+        build_default_subset(archive, later, train_per_class=3, train_skip_per_class=2)
     assert splits.train.names == (
         "train/cat/000.png",
         "train/cat/001.png",

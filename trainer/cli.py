@@ -107,7 +107,9 @@ train_app = typer.Typer(
 
 @train_app.command()
 def train(
-    objective: str = typer.Option("energy", help="Cost objective: energy (mJ) or latency (ms)."),
+    objective: str = typer.Option(
+        None, help="Cost objective: energy (mJ, the default) or latency (ms)."
+    ),
     space: str = typer.Option(None, help="Search space: nb201, fbnet, proxyless."),
     size: str = typer.Option(None, "--size", help="Space size: real or tiny."),
     cost_model: str = typer.Option(None, help="Cost model (see prp-info); default per space."),
@@ -121,7 +123,7 @@ def train(
         "class sub-folders, or a .tar.gz of one.",
     ),
     limit_per_class: int = typer.Option(None, help="Use at most this many images per class."),
-    preset_name: str = typer.Option("default", "--preset", help="default, tiny or paper."),
+    preset_name: str = typer.Option(None, "--preset", help="default (the default), tiny or paper."),
     method: str = typer.Option(
         None, help="prp (default); baselines: fair (stage 1 only) or uniform (single path)."
     ),
@@ -141,15 +143,34 @@ def train(
     batch_size: int = typer.Option(None, help="Training batch size."),
     lr: float = typer.Option(None, help="Learning rate of W (SGD)."),
     truth: str = typer.Option(None, help="NB201 CSV: target ranks from its accuracies."),
+    estimator: str = typer.Option(
+        None,
+        "--estimator",
+        help="What paths are ranked by: weights (shared-weight accuracy estimates, the "
+        "default) or weights+free (their log-rank aggregate with params, synflow and NASWOT, "
+        "mapped onto the same accuracy values).",
+    ),
     out: Path = typer.Option(
         None, help="Run directory (default: a new runs/<space>-<objective>[-k])."
     ),
-    resume: bool = typer.Option(False, help="Continue the run in --out from its checkpoint."),
+    resume: bool = typer.Option(
+        False,
+        help="Continue the run in --out from its last checkpoint, with the run's config.json. "
+        "Other options (and --preset) must be left out or match it, except --compute-device, "
+        "which may change on resume.",
+    ),
     seed: int = typer.Option(None, help="Random seed."),
     compute_device: str = typer.Option(None, help="cpu or cuda."),
+    init: str = typer.Option(
+        None,
+        help="scratch, or a run folder (or its checkpoint.pt) of an unpruned supernet of the "
+        "same space, e.g. a --method fair run: its weights start this run.",
+    ),
     top: int = typer.Option(5, help="How many paths to label along the front."),
 ) -> None:
     """Train a supernet with Pareto rank preservation and write its front to the run directory."""
+    from dataclasses import replace
+
     from rich.progress import (
         BarColumn,
         Progress,
@@ -158,13 +179,13 @@ def train(
         TimeRemainingColumn,
     )
 
-    from .config import TrainConfig, preset
-    from .runs import CONFIG, read_json
-    from .train import Trainer
+    from .config import preset
+    from .runs import read_config
+    from .train import RESUME_MAY_CHANGE, Trainer, resume_differences
 
     console = _console()
     try:
-        overrides = {
+        overrides: dict[str, Any] = {
             "method": method,
             "objective": objective,
             "space": space,
@@ -183,14 +204,33 @@ def train(
             "batch_size": batch_size,
             "lr": lr,
             "truth_table": truth,
+            "estimator": estimator,
             "seed": seed,
             "compute_device": compute_device,
+            "init": init,
         }
-        cfg = preset(preset_name, **overrides)
+        cfg = preset(preset_name or "default", **overrides)
         name = f"{cfg.space}-{cfg.objective}"
         run_dir = out or (_latest_run_dir if resume else _new_run_dir)(Path("runs"), name)
-        if resume and (run_dir / CONFIG).exists():
-            cfg = TrainConfig.from_json(read_json(run_dir / CONFIG))
+        if resume:
+            # The run goes on with its saved config: an option that would change it is refused
+            # rather than silently dropped (with --preset, every key of the preset counts).
+            saved = read_config(run_dir)
+            given = (
+                cfg.to_json()
+                if preset_name
+                else {k: v for k, v in overrides.items() if v is not None}
+            )
+            differ = resume_differences(saved.to_json(), given)
+            if differ:
+                raise PRPError(
+                    f"--resume: options differ from the run's config.json: {', '.join(differ)}; "
+                    f"drop them or start a new run"
+                )
+            cfg = replace(
+                saved,
+                **{k: v for k, v in overrides.items() if k in RESUME_MAY_CHANGE and v is not None},
+            )
         with Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -309,6 +349,56 @@ eval_app = typer.Typer(
 )
 
 
+def _estimator_table(result: dict[str, Any]) -> Table:
+    """prp-eval's estimators side by side: the run's, then the free baselines and combinations,
+    each with the paired 95 % interval of its difference."""
+    b = result["baselines"]
+    table = Table(
+        title=f"Estimators on the same {result['k']} architectures (paired bootstrap x"
+        f"{result['baseline_settings']['bootstrap']})"
+    )
+    for col in (
+        "estimator",
+        "acc tau-b",
+        "Pareto tau-b",
+        "difference",
+        "acc diff [95 % CI]",
+        "Pareto diff [95 % CI]",
+    ):
+        table.add_column(col)
+
+    def diff(d: dict[str, Any]) -> str:
+        low, high = d["ci95"]
+        return f"{d['diff']:+.3f} [{low:+.3f}, {high:+.3f}]"
+
+    table.add_row(
+        "supernet weights",
+        f"{result['kendall_tau_b_accuracy']:.3f}",
+        f"{result['kendall_tau_b_pareto']:.3f}",
+        "",
+        "",
+        "",
+    )
+    for name, tau in result["kendall_tau_b_pareto_by_estimator"].items():
+        if name != "weights":
+            table.add_row(f"{name} (PRP)", "-", f"{tau:.3f}", "", "", "")
+    labels = {"params": "params", "macs": "MACs", "synflow": "synflow", "naswot": "NASWOT"}
+    for name, e in b.items():
+        if name == "supernet+free":
+            vs, label = e["paired_minus_free"], "supernet+free - free"
+        else:
+            vs, label = e["paired_run_minus_baseline"], f"weights - {labels.get(name, name)}"
+        table.add_row(
+            labels.get(name, name),
+            f"{e['kendall_tau_b_accuracy']:.3f}",
+            f"{e['kendall_tau_b_pareto']:.3f}",
+            label,
+            diff(vs["accuracy"]),
+            diff(vs["pareto"]),
+        )
+    return table
+
+
 @eval_app.command()
 def evaluate(
     run: Path = typer.Argument(..., help="Run directory of an nb201 run."),
@@ -325,9 +415,18 @@ def evaluate(
     compute_device: str = typer.Option(
         None, help="cpu or cuda (default: the run's device where available, else cpu)."
     ),
+    no_baselines: bool = typer.Option(
+        False,
+        "--no-baselines",
+        help="Skip the free baselines (params, MACs, synflow, NASWOT and their combinations).",
+    ),
+    bootstrap: int = typer.Option(
+        1000, help="Paired bootstrap resamples of the K architectures (baseline intervals)."
+    ),
 ) -> None:
-    """Kendall's tau-b between estimated and true Pareto ranks, and hypervolume of the front."""
-    from rich.progress import Progress
+    """Kendall's tau-b between estimated and true Pareto ranks, and hypervolume of the front,
+    beside free baselines ranking the same architectures."""
+    from rich.progress import Progress, TaskID
 
     from .evaluate import evaluate_run
 
@@ -335,9 +434,15 @@ def evaluate(
     try:
         with Progress(console=console, transient=True) as bar:
             task = bar.add_task("estimating architectures", total=k)
+            proxy_tasks: dict[str, TaskID] = {}
 
             def progress(done: int, total: int) -> None:
                 bar.update(task, completed=done, total=total)
+
+            def baseline_progress(name: str, done: int, total: int) -> None:
+                if name not in proxy_tasks:
+                    proxy_tasks[name] = bar.add_task(f"free baseline {name}", total=total)
+                bar.update(proxy_tasks[name], completed=done, total=total)
 
             result = evaluate_run(
                 run,
@@ -349,6 +454,9 @@ def evaluate(
                 eval_images=eval_images,
                 bn_batches=bn_batches,
                 compute_device=compute_device,
+                baselines=not no_baselines,
+                bootstrap=bootstrap,
+                baseline_progress=baseline_progress,
             )
         table = Table(
             title=f"{run} ({result['method']}) against {result['cost_column']}, K={result['k']}"
@@ -369,6 +477,11 @@ def evaluate(
                 f"true acc {s['true_accuracy']:.2f} %, true Pareto rank {s['true_pareto_rank']}",
             )
         console.print(table)
+        if "baselines" in result:
+            console.print(_estimator_table(result))
+            console.print(result["supernet_adds_information"]["sentence"])
+            if result.get("run_estimator", "weights") != "weights":
+                console.print(result["run_estimator_verdict"]["sentence"])
         console.print(f"wrote {run}/eval_nb201.json and eval_nb201.png")
     except PRPError as e:
         console.print(f"[red]error:[/red] {e}")

@@ -20,6 +20,9 @@ DEFAULT_COST_MODELS: dict[tuple[str, str], str] = {
 # uniform sampling (the "vanilla" supernet). Neither trains alpha nor prunes.
 METHODS = ("prp", "fair", "uniform")
 PARETO_W_PATHS = ("argmax", "front", "fair")
+# What paths are ranked by (`estimators`): the shared-weight estimate alone, or its log-rank
+# aggregate with free proxies (params, synflow, NASWOT) mapped onto the same accuracy values.
+ESTIMATORS = ("weights", "weights+free")
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,7 @@ class TrainConfig:
     # pruning only). bench/ranking compares them.
     pareto_w_paths: str = "argmax"
     rank_temperature: float = 5.0  # target = softmax(-rank / T) over the ranked paths
+    estimator: str = "weights"  # ESTIMATORS: accuracy that target ranks, pruning and front use
     eval_images: int = 500  # held-out images per accuracy estimate
     bn_batches: int = 4  # training batches for BN recalibration per path
     augment: bool = True
@@ -69,6 +73,10 @@ class TrainConfig:
     truth_column: str = "cifar10_valid_acc"
     seed: int = 0
     compute_device: str = "cpu"
+    # "scratch", or a run folder / checkpoint.pt of a supernet of the same space (e.g. a
+    # `--method fair` run trained once at a larger scale): its weights W start this run, the
+    # way Once-for-All ships trained supernets (stage 1 is objective-independent).
+    init: str = "scratch"
 
     def resolved_cost_model(self) -> str:
         if self.cost_model:
@@ -82,6 +90,12 @@ class TrainConfig:
             raise PRPError(
                 f"unknown pareto_w_paths {self.pareto_w_paths!r}; use 'argmax' (paper), "
                 f"'front' or 'fair'"
+            )
+        if self.estimator not in ESTIMATORS:
+            raise PRPError(
+                f"unknown --estimator {self.estimator!r}; use 'weights' (shared-weight "
+                f"estimates) or 'weights+free' (their log-rank aggregate with params, synflow "
+                f"and NASWOT)"
             )
         if self.samples < 2:
             raise PRPError(f"--samples must be at least 2 to rank paths, got {self.samples}")

@@ -631,12 +631,16 @@ def build_default_subset(
     out_path: str | Path,
     train_per_class: int = 500,
     test_per_class: int = 100,
+    train_skip_per_class: int = 0,
 ) -> Path:
     """Writes the default data set file from a .tar.gz of train/<class>/ and test/<class>/ JPEGs.
 
     Takes the first `train_per_class` and `test_per_class` images of each class by file name and
     stores their original bytes (no re-encoding) with labels, split (0 train, 1 test), names and
-    classes in one compressed .npz. Every image is decoded once as a check. The file is written to
+    classes in one compressed .npz. `train_skip_per_class` skips the first that many train
+    images of each class first: with 500, a set disjoint from the embedded default subset (for
+    training a supernet to ship, whose estimates the default run then reads on its own images).
+    Every image is decoded once as a check. The file is written to
     a temporary name and renamed into place, so a failure leaves no partial file.
     """
     tar_path, out_path = Path(tar_path), Path(out_path)
@@ -647,18 +651,26 @@ def build_default_subset(
     if test is None:
         raise DatasetError(f"{tar_path} has no test/<class>/ folders; the default set needs both")
 
+    if train_skip_per_class < 0:
+        raise DatasetError(f"train_skip_per_class must be >= 0, got {train_skip_per_class}")
     rows: list[tuple[str, int, int]] = []  # (name, label, split)
-    for split, items, per_class in ((0, train, train_per_class), (1, test, test_per_class)):
+    for split, items, per_class, skip in (
+        (0, train, train_per_class, train_skip_per_class),
+        (1, test, test_per_class, 0),
+    ):
         labels = np.array([k for _, k in items], dtype=np.int64)
         for k, c in enumerate(classes):
             have = int((labels == k).sum())
-            if have < per_class:
+            if have < skip + per_class:
                 raise DatasetError(
                     f"{tar_path}: class {c} has {have} {('train', 'test')[split]} images, fewer "
-                    f"than the {per_class} asked for"
+                    f"than the {per_class} asked for" + (f" after skipping {skip}" if skip else "")
                 )
-        for p in _first_per_class(labels, per_class):
-            rows.append((items[p][0], int(labels[p]), split))
+        taken = _first_per_class(labels, skip + per_class)
+        skipped = set(_first_per_class(labels, skip).tolist()) if skip else set()
+        for p in taken:
+            if int(p) not in skipped:
+                rows.append((items[p][0], int(labels[p]), split))
 
     names = [n for n, _, _ in rows]
     blobs = [raw[n] for n in names]
@@ -673,8 +685,14 @@ def build_default_subset(
         "names": np.array(names),
         "classes": np.array(classes),
         "provenance": np.array(
-            f"first {train_per_class} train and {test_per_class} test images per class, by file "
-            f"name, of {tar_path.name} (sha256 {digest}); original JPEG bytes"
+            (
+                f"train images {train_skip_per_class + 1}-"
+                f"{train_skip_per_class + train_per_class} of each class"
+                if train_skip_per_class
+                else f"first {train_per_class} train"
+            )
+            + f" and {test_per_class} test images per class, by file name, of {tar_path.name} "
+            f"(sha256 {digest}); original JPEG bytes"
         ),
     }
     out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -781,6 +799,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     make.add_argument("--out", type=Path, default=DEFAULT_SUBSET_PATH, help="the .npz to write")
     make.add_argument("--train-per-class", type=int, default=500)
     make.add_argument("--test-per-class", type=int, default=100)
+    make.add_argument(
+        "--train-skip-per-class",
+        type=int,
+        default=0,
+        help="skip the first N train images of each class (500: disjoint from the default set)",
+    )
     show = commands.add_parser("show", help="load a data set and print its splits")
     show.add_argument("spec", nargs="?", default=DEFAULT_NAME)
     show.add_argument("--limit-per-class", type=int, default=None)
@@ -788,7 +812,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "make-default":
             out = build_default_subset(
-                args.tar, args.out, args.train_per_class, args.test_per_class
+                args.tar,
+                args.out,
+                args.train_per_class,
+                args.test_per_class,
+                args.train_skip_per_class,
             )
             print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB)")
         else:

@@ -13,6 +13,14 @@ from .runs import FRONT, RunLog, atomic_path, write_json
 from .search import PathMetrics, chance_accuracy, front_hypervolume, select_along_front
 from .spaces import SearchSpace
 
+# What a front entry's `accuracy` is, per `TrainConfig.estimator`.
+ACCURACY_MEANING = {
+    "weights": "top-1 % on the held-out validation split, shared weights, BN recalibrated",
+    "weights+free": "the shared-weight estimates (weights_accuracy) reassigned by rank: the "
+    "k-th best path by the log-rank aggregate of shared weights, params, synflow and NASWOT "
+    "gets the k-th highest shared-weight estimate of the paths evaluated",
+}
+
 
 def write_front(
     run_dir: Path,
@@ -24,6 +32,7 @@ def write_front(
     device: str,
     cost_source: str,
     top: int = 5,
+    estimator: str = "weights",
 ) -> dict[str, Any]:
     pts = np.array([[m.accuracy, m.cost] for m in front])
     ref = reference_point(pts)
@@ -35,7 +44,9 @@ def write_front(
         "cost_unit": unit,
         "cost_device": device,
         "cost_source": cost_source,
-        "accuracy": "top-1 % on the held-out validation split, shared weights, BN recalibrated",
+        "estimator": estimator,
+        "accuracy": ACCURACY_MEANING.get(estimator, estimator),
+        "weights_accuracy": ACCURACY_MEANING["weights"],
         "reference_point": {"accuracy": float(ref[0]), "cost": float(ref[1])},
         "hypervolume": front_hypervolume(front, ref),
         "selected": [{"label": label, **m.to_json()} for label, m in selected],

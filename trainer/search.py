@@ -19,14 +19,19 @@ class PathMetrics:
     path: Path
     ops: tuple[str, ...]
     key: str  # the space's encoding (NB201 arch_str for nb201)
-    accuracy: float  # estimated top-1 %, shared weights, BN recalibrated, held-out split
+    accuracy: float  # estimated top-1 % the ranking used (`TrainConfig.estimator`)
     cost: float
     pareto_rank: int
+    # The raw shared-weight estimate (top-1 %, BN recalibrated, held-out split); equal to
+    # `accuracy` with estimator "weights", its source value with a calibrated estimator.
+    weights_accuracy: float | None = None
 
     def to_json(self) -> dict[str, object]:
         d = asdict(self)
         d["path"] = list(self.path)
         d["ops"] = list(self.ops)
+        if self.weights_accuracy is None:
+            del d["weights_accuracy"]
         return d
 
 
@@ -50,14 +55,23 @@ def knee_index(points: np.ndarray) -> int:
 
 
 def build_front(
-    space: SearchSpace, paths: Sequence[Path], accuracy: np.ndarray, cost: np.ndarray
+    space: SearchSpace,
+    paths: Sequence[Path],
+    accuracy: np.ndarray,
+    cost: np.ndarray,
+    weights_accuracy: np.ndarray | None = None,
 ) -> list[PathMetrics]:
-    """Every evaluated path with its Pareto rank, sorted by rank then accuracy (descending)."""
+    """Every evaluated path with its Pareto rank over (`accuracy`, `cost`), sorted by rank then
+    accuracy (descending); `weights_accuracy`, when given, is kept beside each (the raw
+    shared-weight estimate behind a calibrated `accuracy`)."""
     pts = np.column_stack([accuracy, cost])
     ranks = pareto_ranks(pts, MAXIMIZE)
+    raw: list[float | None] = (
+        [None] * len(paths) if weights_accuracy is None else [float(w) for w in weights_accuracy]
+    )
     items = [
-        PathMetrics(tuple(p), space.op_names(p), space.encode(p), float(a), float(c), int(r))
-        for p, a, c, r in zip(paths, accuracy, cost, ranks, strict=True)
+        PathMetrics(tuple(p), space.op_names(p), space.encode(p), float(a), float(c), int(r), w)
+        for p, a, c, r, w in zip(paths, accuracy, cost, ranks, raw, strict=True)
     ]
     return sorted(items, key=lambda m: (m.pareto_rank, -m.accuracy, m.cost))
 

@@ -14,6 +14,7 @@ the checkpoint of epoch k does exactly what the uninterrupted run did from epoch
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import math
 import time
@@ -31,17 +32,46 @@ from .config import TrainConfig
 from .costs import get_cost_model, price_supernet
 from .datasets import DataSplits, batches, load_dataset, to_tensor
 from .errors import PRPError
+from .estimators import FREE_COMBINATION, calibrated_accuracy, combined_members
 from .losses import alpha_loss
 from .pareto import pareto_ranks
 from .profiling import PathTable
+from .proxies import free_scores, proxy_images
 from .pruning import MAXIMIZE, prune_by_pareto
-from .runs import CHECKPOINT, CONFIG, LOG, RunLog, atomic_path, read_json, write_json
+from .runs import (
+    CHECKPOINT,
+    CHECKPOINT_VERSION,
+    CONFIG,
+    LOG,
+    RunError,
+    RunLog,
+    atomic_path,
+    one_line,
+    read_checkpoint,
+    read_config,
+    write_json,
+)
 from .search import PathMetrics, build_front
 from .spaces import Path as ArchPath
 from .spaces import get_space
 from .supernet import Supernet
 
-CHECKPOINT_VERSION = 1
+# Config keys `--resume` may change: they decide where the run computes, not what it computes.
+RESUME_MAY_CHANGE = frozenset({"compute_device"})
+
+
+def resume_differences(saved: dict[str, Any], given: dict[str, Any]) -> list[str]:
+    """`key given != saved` for each key of `given` whose value differs from the run's saved
+    config, leaving out `RESUME_MAY_CHANGE`."""
+
+    def show(v: Any) -> str:
+        return repr(v) if isinstance(v, str) else str(v)
+
+    return [
+        f"{k} {show(v)} != {show(saved.get(k))}"
+        for k, v in given.items()
+        if k not in RESUME_MAY_CHANGE and v != saved.get(k)
+    ]
 
 
 class TrainingError(PRPError):
@@ -149,6 +179,7 @@ class Trainer:
             )
             torch.manual_seed(cfg.seed)
             self.supernet = Supernet(self.space).to(self.device)
+        self.init_sha256 = self._load_init(cfg.init) if cfg.init != "scratch" else None
         self.tensors = Tensors.of(self.data, self.device)
         if tuple(self.tensors.train_x.shape[1:]) != self.space.input_shape:
             raise PRPError(
@@ -171,6 +202,12 @@ class Trainer:
         self.evaluated: dict[ArchPath, float] = {}  # latest accuracy estimate of each path
         # Target accuracies: estimates of a pool of paths made once, right after stage 1.
         self.targets: dict[ArchPath, float] = {}
+        # Free proxy scores of each path scored so far (estimator "weights+free"), computed
+        # once per path on a fresh supernet seeded with cfg.seed. Not checkpointed: the same
+        # seed and data give the same scores, whatever the batch of paths they were scored in.
+        self.free: dict[ArchPath, dict[str, float]] = {}
+        self._proxy_images: Tensor | None = None
+        self._proxy_seconds, self._proxy_paths = 0.0, 0  # since `_proxy_record` last read them
 
     # ------------------------------------------------------------ bookkeeping
     @property
@@ -201,17 +238,50 @@ class Trainer:
         g = torch.Generator().manual_seed(int(np.random.SeedSequence(seed).generate_state(1)[0]))
         return np.random.default_rng(seed), g
 
+    def _load_init(self, spec: str) -> str:
+        """Start W (weights and BatchNorm buffers, not alpha) from the supernet of another run
+        (`spec`: its folder or its checkpoint file); returns the file's sha256 for the log."""
+        path = Path(spec)
+        if path.is_dir():
+            path = path / CHECKPOINT
+        state = read_checkpoint(path, self.device)  # weights-only: cannot run code
+        if not bool(state["op_mask"].all()):
+            raise PRPError(
+                f"--init {spec}: that supernet was pruned ({int((~state['op_mask']).sum())} ops "
+                f"removed); start from an unpruned one, such as a --method fair run"
+            )
+        own = self.supernet.state_dict()
+        weights = {k: v for k, v in state["supernet"].items() if k != "alpha"}
+        missing = sorted(set(own) - set(weights) - {"alpha"})
+        unknown = sorted(set(weights) - set(own))
+        wrong = [k for k in weights if k in own and weights[k].shape != own[k].shape]
+        if missing or unknown or wrong:
+            what = (
+                f"{own[wrong[0]].shape} wanted for {wrong[0]}, got {weights[wrong[0]].shape}"
+                if wrong
+                else f"keys missing {missing[:3]}, unknown {unknown[:3]}"
+            )
+            raise PRPError(
+                f"--init {spec}: its supernet does not fit this run's space ({what}); train it "
+                f"with the same --space, --size, channels and classes, or use --init scratch"
+            )
+        self.supernet.load_state_dict(weights, strict=False)
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+
     # ------------------------------------------------------------- checkpoint
     def save_checkpoint(self) -> None:
+        """The last completed epoch, as tensors and plain Python data only: the checkpoint is
+        read back with torch's weights-only unpickler (`read_checkpoint`), which refuses
+        anything else (numpy values, RNG states, objects) so that loading cannot run code."""
         state = {
             "version": CHECKPOINT_VERSION,
-            "epoch": self.epoch,
+            "epoch": int(self.epoch),
             "op_mask": self.supernet.op_mask.cpu(),
             "supernet": self.supernet.state_dict(),
             "opt_w": self.opt_w.state_dict(),
             "opt_a": self.opt_a.state_dict(),
-            "evaluated": [[list(p), a] for p, a in self.evaluated.items()],
-            "targets": [[list(p), a] for p, a in self.targets.items()],
+            "evaluated": [[[int(i) for i in p], float(a)] for p, a in self.evaluated.items()],
+            "targets": [[[int(i) for i in p], float(a)] for p, a in self.targets.items()],
         }
         with atomic_path(self.run_dir / CHECKPOINT) as tmp:
             torch.save(state, tmp)
@@ -221,30 +291,33 @@ class Trainer:
         path = self.run_dir / CHECKPOINT
         if not path.exists():
             return False
+        state = read_checkpoint(path, self.device)
         try:
-            state = torch.load(path, map_location=self.device, weights_only=False)
-        except Exception as e:  # noqa: BLE001 - any unreadable checkpoint gets the same advice
-            raise PRPError(
-                f"checkpoint {path} cannot be read ({type(e).__name__}: {e}); delete it to "
-                f"start over, or restore it from a backup"
+            mask = state["op_mask"]
+            if tuple(mask.shape) != tuple(self.supernet.op_mask.shape):
+                raise ValueError(
+                    f"op_mask is {tuple(mask.shape)}, the supernet's "
+                    f"{tuple(self.supernet.op_mask.shape)}"
+                )
+            epoch = int(state["epoch"])
+            if not 0 <= epoch <= self.total_epochs:
+                raise ValueError(f"epoch {epoch} is outside 0..{self.total_epochs}")
+            for s in range(self.space.num_slots):
+                for op in self.supernet.live_ops(s):
+                    if not bool(mask[s, op]):
+                        self.supernet.prune(s, op)
+            self.supernet.load_state_dict(state["supernet"])
+            self.opt_w = self._weight_optimizer()
+            self.opt_w.load_state_dict(state["opt_w"])
+            self.opt_a.load_state_dict(state["opt_a"])
+            evaluated = {tuple(int(i) for i in p): float(a) for p, a in state["evaluated"]}
+            targets = {tuple(int(i) for i in p): float(a) for p, a in state["targets"]}
+        except (RuntimeError, ValueError, TypeError, KeyError, IndexError) as e:
+            raise RunError(
+                f"checkpoint {path} does not fit run {self.run_dir} ({one_line(e)}); it is "
+                f"damaged or from another run: restore it from a backup or train again"
             ) from None
-        if state.get("version") != CHECKPOINT_VERSION:
-            raise PRPError(
-                f"checkpoint {path} has version {state.get('version')}, "
-                f"this trainer reads version {CHECKPOINT_VERSION}"
-            )
-        mask = state["op_mask"]
-        for s in range(self.space.num_slots):
-            for op in self.supernet.live_ops(s):
-                if not bool(mask[s, op]):
-                    self.supernet.prune(s, op)
-        self.supernet.load_state_dict(state["supernet"])
-        self.opt_w = self._weight_optimizer()
-        self.opt_w.load_state_dict(state["opt_w"])
-        self.opt_a.load_state_dict(state["opt_a"])
-        self.epoch = int(state["epoch"])
-        self.evaluated = {tuple(p): float(a) for p, a in state["evaluated"]}
-        self.targets = {tuple(p): float(a) for p, a in state["targets"]}
+        self.epoch, self.evaluated, self.targets = epoch, evaluated, targets
         self.cost = price_supernet(self.supernet, self.cost_model)
         self.log.truncate_after(self.epoch - 1)
         return True
@@ -375,12 +448,58 @@ class Trainer:
             self.progress(task, k + 1, len(paths))
         return acc
 
+    def free_scores(self, paths: list[ArchPath]) -> dict[str, np.ndarray]:
+        """The free proxies of `FREE_COMBINATION` for `paths` (name -> one score per path),
+        computing only those of paths not scored before, in one batch."""
+        missing = list(dict.fromkeys(p for p in paths if p not in self.free))
+        if missing:
+            start = time.perf_counter()
+            if self._proxy_images is None:
+                self._proxy_images = proxy_images(self.data, self.cfg.seed)
+            scores, _ = free_scores(
+                self.space,
+                missing,
+                self._proxy_images,
+                self.cfg.seed,
+                self.device,
+                lambda name, done, total: self.progress(
+                    f"free proxies: {name} of {total} paths", done, total
+                ),
+            )
+            for j, p in enumerate(missing):
+                self.free[p] = {m: float(scores[m][j]) for m in FREE_COMBINATION}
+            self._proxy_seconds += time.perf_counter() - start
+            self._proxy_paths += len(missing)
+        return {m: np.array([self.free[p][m] for p in paths]) for m in FREE_COMBINATION}
+
+    def _proxy_record(self) -> dict[str, Any]:
+        """Seconds spent on free proxies (and paths scored) since the last call, for the log."""
+        if self.cfg.estimator == "weights":
+            return {}
+        out = {"proxy_seconds": self._proxy_seconds, "proxy_paths": self._proxy_paths}
+        self._proxy_seconds, self._proxy_paths = 0.0, 0
+        return out
+
+    def estimator_accuracy(self, paths: list[ArchPath], estimates: np.ndarray) -> np.ndarray:
+        """The accuracy the run ranks `paths` by (`cfg.estimator`): the shared-weight
+        `estimates` themselves ("weights"), or those values reassigned by rank of their
+        log-rank aggregate with the free proxies over these paths ("weights+free",
+        `estimators.calibrated_accuracy`)."""
+        if self.cfg.estimator == "weights":
+            return np.asarray(estimates, dtype=float)
+        free = self.free_scores(paths)
+        return calibrated_accuracy(estimates, combined_members(estimates, free))
+
     def target_accuracy(self, paths: list[ArchPath], estimates: np.ndarray) -> np.ndarray:
         """Accuracies that define the target Pareto ranks: the benchmark table's if one was
-        given, else the post-stage-1 estimates of the target pool, else `estimates`."""
+        given, else the post-stage-1 targets of the target pool, else the run's estimator over
+        `paths` (`estimator_accuracy` of `estimates`)."""
         if self.truth is not None:
             return self.truth.lookup(self.space, paths, self.cfg.truth_column)
-        return np.array([self.targets.get(p, e) for p, e in zip(paths, estimates, strict=True)])
+        if all(p in self.targets for p in paths):
+            return np.array([self.targets[p] for p in paths])
+        base = self.estimator_accuracy(paths, estimates)
+        return np.array([self.targets.get(p, e) for p, e in zip(paths, base, strict=True)])
 
     def ensure_target_pool(self, epoch: int) -> None:
         """Estimate the target pool once, with the weights stage 1 left (DESIGN: target ranks
@@ -391,7 +510,8 @@ class Trainer:
         rng, _ = self._rng(epoch, 4)
         pool = self.sample_paths(rng, self.cfg.target_pool)
         acc = self.evaluate(pool, epoch, f"target pool: estimating {len(pool)} paths")
-        self.targets = {p: float(a) for p, a in zip(pool, acc, strict=True)}
+        target = self.estimator_accuracy(pool, acc)
+        self.targets = {p: float(a) for p, a in zip(pool, target, strict=True)}
         self.log.append(
             {
                 "event": "target_pool",
@@ -399,6 +519,7 @@ class Trainer:
                 "paths": len(pool),
                 "acc_mean": float(acc.mean()),
                 "acc_max": float(acc.max()),
+                **self._proxy_record(),
             }
         )
 
@@ -460,6 +581,7 @@ class Trainer:
             "acc_mean": float(est.mean()),
             "acc_max": float(est.max()),
             "front_size": int((ranks == 1).sum()),
+            **self._proxy_record(),
         }
 
     def prune(self, epoch: int) -> dict[str, Any]:
@@ -525,25 +647,31 @@ class Trainer:
             device=self.cost.device,
             cost_source=self.cost_model.source,
             top=top,
+            estimator=self.cfg.estimator,
         )
 
     def run(self, resume: bool = False) -> list[PathMetrics]:
         """Train the remaining epochs, then search the pruned supernet; returns the front."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         config_path = self.run_dir / CONFIG
-        if resume and self.load_checkpoint():
-            saved = read_json(config_path) if config_path.exists() else None
-            if saved is not None and saved != self.cfg.to_json():
+        if resume:
+            # Only an existing run resumes, and only with the config it was started with.
+            saved = read_config(self.run_dir).to_json()
+            differ = resume_differences(saved, self.cfg.to_json())
+            if differ:
                 raise PRPError(
-                    f"--resume: {config_path} differs from the options given now; resume with "
-                    f"the same options, or start a new run with another --out"
+                    f"--resume: {config_path} differs from the options given now "
+                    f"({', '.join(differ)}); resume with the same options, or start a new run "
+                    f"with another --out"
                 )
+            if not self.load_checkpoint():  # stopped before its first epoch ended: start over
+                self.log.truncate_after(-1)
         elif (self.run_dir / CHECKPOINT).exists():
             raise PRPError(
                 f"{self.run_dir} already holds a run; pass --resume to continue it or choose "
                 f"another --out"
             )
         else:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
             write_json(config_path, self.cfg.to_json())
             self.log.append(
                 {
@@ -554,6 +682,7 @@ class Trainer:
                     "cost_model": self.cost_model.source,
                     "cost_unit": self.cost.unit,
                     "cost_device": self.cost.device,
+                    **({"init_sha256": self.init_sha256} if self.init_sha256 else {}),
                 }
             )
         while self.epoch < self.total_epochs:
@@ -568,4 +697,10 @@ class Trainer:
         rng, _ = self._rng(epoch, 3)
         paths = self.sample_paths(rng, self.cfg.final_samples)
         acc = self.evaluate(paths, epoch, f"final front: estimating {len(paths)} paths")
-        return build_front(self.space, paths, acc, self.cost.many(paths))
+        ranked = self.estimator_accuracy(paths, acc)
+        proxies = self._proxy_record()
+        if proxies:
+            self.log.append(
+                {"event": "final_front", "epoch": epoch, "paths": len(paths), **proxies}
+            )
+        return build_front(self.space, paths, ranked, self.cost.many(paths), weights_accuracy=acc)

@@ -1,0 +1,282 @@
+"""The combined accuracy estimator (`--estimator weights+free`): rank calibration by hand, and a
+real tiny run that trains, ranks, writes and resumes with it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from prp.trainer.config import preset
+from prp.trainer.datasets import load_dataset
+from prp.trainer.errors import PRPError
+from prp.trainer.estimators import FREE_COMBINATION, calibrated_accuracy, combined_members
+from prp.trainer.pareto import pareto_ranks
+from prp.trainer.proxies import free_scores, proxy_images
+from prp.trainer.pruning import MAXIMIZE
+from prp.trainer.runs import RunLog
+from prp.trainer.stats import log_rank_aggregate
+from prp.trainer.train import Trainer
+
+CFG = replace(preset("tiny"), estimator="weights+free")
+
+
+# ------------------------------------------------------------------------ calibration by hand
+def test_calibration_gives_the_kth_best_path_the_kth_highest_estimate() -> None:
+    raw = np.array([70.0, 50.0, 60.0, 40.0])
+    params = np.array([1.0, 4.0, 3.0, 2.0])
+    # Ascending ranks: raw (4, 2, 3, 1), params (1, 4, 3, 2); log-rank sums
+    # log(4/4)+log(1/4) = -1.39, log(2/4)+log(4/4) = -0.69, log(3/4)+log(3/4) = -0.58,
+    # log(1/4)+log(2/4) = -2.08: best first 2, 1, 0, 3 -> they get 70, 60, 50, 40.
+    got = calibrated_accuracy(raw, [raw, params])
+    assert got.tolist() == [50.0, 60.0, 70.0, 40.0]
+    # One member: the paths take the raw values in that member's order.
+    assert calibrated_accuracy(raw, [np.array([4.0, 3.0, 2.0, 1.0])]).tolist() == [
+        70.0,
+        60.0,
+        50.0,
+        40.0,
+    ]
+    # Ties in the combined score go to the higher raw estimate first: a constant member
+    # changes nothing, and a partial tie keeps its members' own raw order.
+    assert calibrated_accuracy(raw, [np.ones(4)]).tolist() == raw.tolist()
+    tied = calibrated_accuracy(np.array([40.0, 50.0, 70.0, 60.0]), [np.array([2.0, 1, 1, 0])])
+    assert tied.tolist() == [70.0, 50.0, 60.0, 40.0]
+    # Tied in both: the earlier path first, the same answer every time.
+    both = calibrated_accuracy(np.array([50.0, 50.0, 60.0, 70.0]), [np.array([1.0, 1, 2, 0])])
+    assert both.tolist() == [60.0, 50.0, 70.0, 50.0]
+    with pytest.raises(ValueError, match="members score 3 paths, raw_acc 4"):
+        calibrated_accuracy(raw, [np.arange(3.0)])
+
+
+def test_calibration_is_monotone_in_the_combined_score_and_keeps_the_values() -> None:
+    from prp.trainer.evaluate import estimator_scores
+
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        n = int(rng.integers(2, 40))
+        raw = np.round(rng.uniform(10, 60, n), 0)  # rounded: many ties, as real estimates have
+        free = {
+            "params": rng.integers(0, 5, n).astype(float),
+            "macs": rng.normal(size=n),
+            "synflow": rng.normal(size=n),
+            "naswot": np.where(rng.uniform(size=n) < 0.1, -np.inf, rng.normal(size=n)),
+        }
+        members = combined_members(raw, free)
+        got = calibrated_accuracy(raw, members)
+        assert sorted(got) == sorted(raw)  # the same multiset: units and distribution kept
+        # prp-eval's supernet+free row is the same combined score.
+        score = estimator_scores(raw, free, np.arange(n))["supernet+free"]
+        assert np.array_equal(score, log_rank_aggregate(members))
+        better = score[:, None] > score[None, :]
+        assert np.all((got[:, None] >= got[None, :])[better])
+        assert np.array_equal(calibrated_accuracy(raw, members), got)  # deterministic
+        # A path's value does not depend on where the set lists it, where nothing is tied.
+        perm = rng.permutation(n)
+        distinct = len(set(zip(score, raw, strict=True))) == n
+        if distinct:
+            moved = calibrated_accuracy(raw[perm], [m[perm] for m in members])
+            assert np.array_equal(moved, got[perm])
+
+
+def test_an_unknown_estimator_is_a_clear_error() -> None:
+    message = r"unknown --estimator 'free'; use 'weights' .*'weights\+free'"
+    with pytest.raises(PRPError, match=message):
+        replace(CFG, estimator="free").validate()
+    assert replace(CFG, estimator="weights").validate().estimator == "weights"
+
+
+# --------------------------------------------------------------------------- a real tiny run
+@pytest.fixture(scope="module")
+def data():
+    return load_dataset("default", limit_per_class=CFG.limit_per_class)
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory, data):
+    run_dir = tmp_path_factory.mktemp("run")
+    trainer = Trainer(CFG, run_dir, data=data)
+    front = trainer.run()
+    trainer.write_front(front)
+    return trainer, front, run_dir
+
+
+def reference_free(trainer: Trainer, paths: list[tuple[int, ...]]) -> dict[str, np.ndarray]:
+    """Free scores of `paths` computed here, apart from the trainer and its cache."""
+    scores, _ = free_scores(
+        trainer.space, paths, proxy_images(trainer.data, trainer.cfg.seed), trainer.cfg.seed
+    )
+    return scores
+
+
+def test_front_ranks_by_the_calibrated_combination(finished) -> None:
+    trainer, front, run_dir = finished
+    data = json.loads((run_dir / "front.json").read_text())
+    assert data["estimator"] == "weights+free" and "log-rank aggregate" in data["accuracy"]
+    paths = data["paths"]
+    acc = np.array([p["accuracy"] for p in paths])
+    raw = np.array([p["weights_accuracy"] for p in paths])
+    cost = np.array([p["cost"] for p in paths])
+    # The accuracies are the shared-weight estimates, reassigned: a permutation of them.
+    assert sorted(acc) == sorted(raw)
+    assert not np.array_equal(acc, raw)  # the proxies reorder these paths: not "weights"
+    assert [p["pareto_rank"] for p in paths] == pareto_ranks(
+        np.column_stack([acc, cost]), MAXIMIZE
+    ).tolist()
+    # Reassigned by the combined ranking of exactly these paths, in the order they were drawn.
+    epoch = trainer.total_epochs
+    drawn = trainer.sample_paths(trainer._rng(epoch, 3)[0], trainer.cfg.final_samples)
+    by_path = {tuple(p["path"]): p for p in paths}
+    assert set(drawn) == set(by_path)
+    raw_drawn = np.array([by_path[p]["weights_accuracy"] for p in drawn])
+    want = calibrated_accuracy(
+        raw_drawn, combined_members(raw_drawn, reference_free(trainer, drawn))
+    )
+    assert [by_path[p]["accuracy"] for p in drawn] == want.tolist()
+    assert [s["accuracy"] for s in data["selected"]] == [
+        by_path[tuple(s["path"])]["accuracy"] for s in data["selected"]
+    ]
+    # The proxies' cost is in the log, for the target pool and for the final front.
+    records = RunLog(run_dir / "log.jsonl").records()
+    pool = next(r for r in records if r.get("event") == "target_pool")
+    final = next(r for r in records if r.get("event") == "final_front")
+    assert pool["proxy_paths"] == pool["paths"] and pool["proxy_seconds"] > 0
+    assert final["proxy_paths"] == len(set(drawn) - set(trainer.targets))
+    assert final["proxy_seconds"] >= 0
+    # Each path was scored once: what the cache holds is every path of the pool and the front.
+    assert set(trainer.free) == set(trainer.targets) | set(drawn)
+    assert pool["proxy_paths"] + final["proxy_paths"] == len(trainer.free)
+
+
+class Crash(Exception):
+    pass
+
+
+def test_pool_targets_are_calibrated_and_a_resumed_run_gives_the_same_front(
+    finished, data, tmp_path
+) -> None:
+    uninterrupted, front, _ = finished
+
+    class Crashing(Trainer):
+        def train_epoch(self, epoch):  # after the target pool and pruning are checkpointed
+            if epoch == 3:
+                raise Crash
+            return super().train_epoch(epoch)
+
+    crashed = Crashing(CFG, tmp_path, data=data)
+    with pytest.raises(Crash):
+        crashed.run()
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert state["epoch"] == 3
+    # The pool was estimated at the start of the first Pareto epoch (2) with the weights of
+    # stage 1;
+    # the paths re-estimated in that epoch's alpha update got the same figures (same weights,
+    # same generator), so `evaluated` holds the pool's raw estimates.
+    pool = [tuple(p) for p, _ in state["targets"]]
+    targets = np.array([a for _, a in state["targets"]])
+    evaluated = {tuple(p): a for p, a in state["evaluated"]}
+    raw = np.array([evaluated[p] for p in pool])
+    want = calibrated_accuracy(raw, combined_members(raw, reference_free(crashed, pool)))
+    assert targets.tolist() == want.tolist()
+    assert sorted(targets) == sorted(raw) and not np.array_equal(targets, raw)
+    # Resumed in a new trainer with no proxy scores in memory: they are computed again, to the
+    # same values, and the front is the uninterrupted run's.
+    resumed = Trainer(CFG, tmp_path, data=data)
+    again = resumed.run(resume=True)
+    assert [(m.path, m.accuracy, m.weights_accuracy, m.cost, m.pareto_rank) for m in again] == [
+        (m.path, m.accuracy, m.weights_accuracy, m.cost, m.pareto_rank) for m in front
+    ]
+    assert set(resumed.free) == {m.path for m in again}
+    # Bit for bit the scores of the uninterrupted run, which scored some of these paths in
+    # another batch (the target pool's).
+    assert {p: resumed.free[p] for p in resumed.free} == {
+        p: uninterrupted.free[p] for p in resumed.free
+    }
+    assert all(set(s) == set(FREE_COMBINATION) for s in resumed.free.values())
+    with pytest.raises(PRPError, match="estimator 'weights' != 'weights\\+free'"):
+        Trainer(replace(CFG, estimator="weights"), tmp_path, data=data).run(resume=True)
+
+
+def test_the_cli_takes_the_estimator_and_refuses_an_unknown_one(finished, tmp_path) -> None:
+    _, _, run_dir = finished
+    exe = shutil.which("prp-train") or str(Path(sys.executable).parent / "prp-train")
+    bad = subprocess.run(
+        [exe, "--preset", "tiny", "--estimator", "free", "--out", str(tmp_path / "r")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    text = " ".join((bad.stdout + bad.stderr).split())
+    assert bad.returncode == 2 and "unknown --estimator 'free'" in text, text
+    assert "Traceback" not in text and not (tmp_path / "r").exists()
+    # The option names the config key: resuming the weights+free run with another is refused.
+    other = subprocess.run(
+        [exe, "--out", str(run_dir), "--resume", "--estimator", "weights"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    text = " ".join((other.stdout + other.stderr).split())
+    assert other.returncode == 2 and "estimator 'weights' != 'weights+free'" in text, text
+
+
+def test_prp_eval_judges_the_runs_own_estimator(finished, nb201_csv) -> None:
+    from prp.trainer.evaluate import baseline_comparison, run_estimator_verdict
+
+    _, _, run_dir = finished
+    result = evaluate_copy(run_dir, nb201_csv)
+    assert result["run_estimator"] == "weights+free"
+    verdict = result["run_estimator_verdict"]
+    assert verdict["row"] == "supernet+free"
+    row = result["baselines"]["supernet+free"]
+    assert verdict["kendall_tau_b_pareto"] == row["kendall_tau_b_pareto"]
+    assert set(verdict["against"]) == {"params", "macs", "synflow", "naswot", "free", "weights"}
+    for b, d in verdict["against"].items():
+        base = (
+            {"kendall_tau_b_pareto": result["kendall_tau_b_pareto"]}
+            if b == "weights"
+            else result["baselines"][b]
+        )
+        p = d["pareto"]
+        assert p["diff"] == pytest.approx(
+            row["kendall_tau_b_pareto"] - base["kendall_tau_b_pareto"]
+        )
+        assert d["verdict"].startswith(f"supernet+free beats {b}: Pareto tau-b ")
+    # Against free it is the figure the baselines section already gives.
+    assert verdict["against"]["free"]["pareto"] == row["paired_minus_free"]["pareto"]
+    # The earlier keys stay.
+    assert {"kendall_tau_b_pareto", "baselines", "supernet_adds_information"} <= set(result)
+    # A run with the shared weights alone is judged on its weights row.
+    archs = result["architectures"]
+    free = {
+        b: np.array(
+            [-np.inf if a["free_scores"][b] is None else a["free_scores"][b] for a in archs]
+        )
+        for b in ("params", "macs", "synflow", "naswot")
+    }
+    comparison = baseline_comparison(
+        np.array([a["estimated_accuracy"] for a in archs]),
+        free,
+        np.array([a["true_accuracy"] for a in archs]),
+        np.array([a["cost"] for a in archs]),
+        50,
+        0,
+    )
+    plain = run_estimator_verdict(comparison, "weights")
+    assert plain["row"] == "weights" and "weights" not in plain["against"]
+
+
+def evaluate_copy(run_dir: Path, nb201_csv: Path) -> dict:
+    """prp-eval on a copy of the run, so the shared run folder is left as it was."""
+    from prp.trainer.evaluate import evaluate_run
+
+    copy = run_dir.parent / f"{run_dir.name}-eval"
+    if not copy.exists():
+        shutil.copytree(run_dir, copy)
+    return evaluate_run(copy, nb201_csv, k=12, seed=1, bootstrap=200)

@@ -28,6 +28,7 @@ BUILD = BRIDGE / "build"
 BUNDLE = ROOT / "exported" / "default"
 SUITES = [
     "BatteryReaderTest",
+    "BundleFilesTest",
     "InputSpecTest",
     "LadderTest",
     "ManifestTest",

@@ -33,7 +33,11 @@ public final class ExecuTorchEngine implements InferenceEngine {
         this.methods = methods;
     }
 
-    /** Opens the manifest's program ({@link Manifest#programFile()}). */
+    /**
+     * Opens the manifest's program ({@link Manifest#programFile()}): listed in the manifest (so its
+     * sha256 was checked when the manifest was loaded with file checks), inside the bundle folder, a
+     * regular file.
+     */
     public static ExecuTorchEngine open(Manifest manifest) throws BundleException {
         return open(manifest.programFile());
     }
@@ -41,10 +45,18 @@ public final class ExecuTorchEngine implements InferenceEngine {
     /**
      * Loads {@code program} (memory-mapped) and every method in it.
      *
-     * @param program a {@code .pte} file
-     * @throws BundleException if ExecuTorch cannot load the program or one of its methods
+     * @param program a {@code .pte} file; prefer {@link #open(Manifest)}, which checks that it is the
+     *     bundle's own, checksummed program
+     * @throws BundleException if it is not a regular file, or ExecuTorch cannot load the program or
+     *     one of its methods
      */
     public static ExecuTorchEngine open(File program) throws BundleException {
+        if (!program.exists()) {
+            throw new BundleException("bundle file " + program + " is missing; export the bundle again");
+        }
+        if (!program.isFile()) { // a FIFO or device would block ExecuTorch's loader
+            throw new BundleException("bundle file " + program + " is not a regular file; export the bundle again");
+        }
         Module module;
         try {
             module = Module.load(program.getAbsolutePath(), Module.LOAD_MODE_MMAP);

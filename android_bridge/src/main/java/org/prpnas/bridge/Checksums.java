@@ -14,11 +14,15 @@ public final class Checksums {
     private Checksums() {}
 
     /**
-     * @param file a readable file
+     * @param file a readable regular file
      * @return its sha256 as 64 lowercase hex digits
-     * @throws IOException if the file cannot be read
+     * @throws IOException if the file cannot be read, or is a folder, FIFO or device (refused before
+     *     opening, so a FIFO cannot block the caller)
      */
     public static String sha256(File file) throws IOException {
+        if (file.exists() && !file.isFile()) {
+            throw new IOException(file + " is not a regular file");
+        }
         MessageDigest digest;
         try {
             digest = MessageDigest.getInstance("SHA-256");

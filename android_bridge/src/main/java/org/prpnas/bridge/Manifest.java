@@ -24,6 +24,14 @@ import org.json.JSONTokener;
  * A bundle's validated {@code manifest.json}: the same checks and messages as
  * {@code prp.runtime.bundle.load_manifest}, including every listed file's sha256.
  *
+ * <p>The same file rules as the Python runtime (docs/security.md): every listed name is a plain
+ * file name ({@link ManifestSchema#plainNameProblem}); after resolving symlinks (canonical path) it
+ * must stay inside the bundle folder; only regular files are read, never a FIFO or a device that
+ * could block the loader; and an engine opens only files the manifest lists ({@link #file}), so
+ * with {@link #verifyFiles()} (the default of {@link #load(File)}) everything it reads was hashed.
+ * Java cannot open a file without blocking on a FIFO, so a file swapped for one between the check
+ * and the read is not caught; the bundle folder should be writable only by whoever installs it.
+ *
  * <p>Immutable; safe to share between threads.
  */
 public final class Manifest {
@@ -31,6 +39,10 @@ public final class Manifest {
     public static final String FILE_NAME = "manifest.json";
     /** The ExecuTorch program's file name inside a bundle folder. */
     public static final String PROGRAM_FILE = "supernet.pte";
+    /** The weights file the bundle's ONNX graphs read; listed (so checksummed) like the program. */
+    public static final String WEIGHTS_FILE = "weights.bin";
+    /** A real manifest is about 40 KB; a file this large is not one. */
+    static final int MAX_MANIFEST_BYTES = 64 << 20;
 
     private final File directory;
     private final String json;
@@ -85,13 +97,14 @@ public final class Manifest {
             throw new BundleException("bundle " + directory + " does not exist or is not a folder; export one with "
                     + "prp-export and copy the whole folder to the device");
         }
-        if (!path.isFile()) {
+        if (!path.exists()) {
             throw new BundleException(path + " is missing: " + directory
                     + " is not a bundle (export one with prp-export)");
         }
+        File real = regularFile(directory, FILE_NAME);
         String text;
         try {
-            text = readUtf8(path);
+            text = readUtf8(real, path);
         } catch (CharacterCodingException e) {
             throw new BundleException(path + " is damaged (it is not UTF-8 text); export the bundle again", e);
         } catch (IOException e) {
@@ -144,13 +157,18 @@ public final class Manifest {
         return head.length() > 200 ? head.substring(0, 200) + "..." : head;
     }
 
-    private static String readUtf8(File file) throws IOException {
+    /** {@code file} as UTF-8 text, at most {@link #MAX_MANIFEST_BYTES}; {@code where} names it in errors. */
+    private static String readUtf8(File file, File where) throws IOException, BundleException {
         ByteArrayOutputStream bytes = new ByteArrayOutputStream();
         byte[] buffer = new byte[1 << 14];
         InputStream in = new FileInputStream(file);
         try {
             for (int n = in.read(buffer); n >= 0; n = in.read(buffer)) {
                 bytes.write(buffer, 0, n);
+                if (bytes.size() > MAX_MANIFEST_BYTES) {
+                    throw new BundleException(where + " is larger than " + (MAX_MANIFEST_BYTES >> 20)
+                            + " MB: not a manifest");
+                }
             }
         } finally {
             in.close();
@@ -174,31 +192,91 @@ public final class Manifest {
     }
 
     /**
-     * Checks that every file in the manifest's {@code files} table exists with the recorded sha256.
+     * Checks every file in the manifest's {@code files} table: a regular file inside the bundle
+     * folder ({@link #file}) with the recorded sha256.
      *
-     * @throws BundleException naming the first missing or altered file
+     * @throws BundleException naming the first missing, misplaced or altered file (never a hash)
      */
     public void verifyFiles() throws BundleException {
-        if (directory == null) {
-            throw new BundleException("this manifest was parsed without a bundle folder; there are no files to verify");
-        }
         for (Map.Entry<String, String> e : files.entrySet()) {
-            File f = new File(directory, e.getKey());
-            if (!f.isFile()) {
-                throw new BundleException("bundle file " + f + " is missing; export the bundle again");
-            }
+            File f = file(e.getKey());
             String actual;
             try {
                 actual = Checksums.sha256(f);
             } catch (IOException io) {
-                throw new BundleException("cannot read bundle file " + f + " (" + io.getMessage() + ")", io);
+                throw new BundleException("cannot read bundle file " + new File(directory, e.getKey()) + " ("
+                        + io.getMessage() + ")", io);
             }
+            // Neither digest goes into the message: it names the file, which is what to act on.
             if (!actual.equals(e.getValue())) {
-                throw new BundleException("bundle file " + f + " is corrupt or truncated: sha256 "
-                        + actual.substring(0, 12) + "... does not match the manifest's " + e.getValue().substring(0, 12)
-                        + "...; copy or export the bundle again");
+                throw new BundleException("bundle file " + new File(directory, e.getKey()) + " is corrupt or "
+                        + "truncated: its sha256 does not match the manifest; copy or export the bundle again");
             }
         }
+    }
+
+    /**
+     * The bundle file {@code name} for an engine to open (Python: {@code Manifest.file}): it must be
+     * listed in {@code files} (so {@link #verifyFiles()} checked its sha256), be a plain name, stay
+     * inside the bundle folder after resolving symlinks, and be a regular file.
+     *
+     * @param name a file name from the manifest, e.g. {@link #PROGRAM_FILE}
+     * @return the file's canonical path (symlinks resolved)
+     * @throws BundleException naming the file and what is wrong with it
+     */
+    public File file(String name) throws BundleException {
+        if (directory == null) {
+            throw new BundleException("this manifest was parsed without a bundle folder, so it has no files; load it "
+                    + "with Manifest.load(folder)");
+        }
+        if (!files.containsKey(name)) {
+            throw new BundleException(directory + " needs " + ManifestSchema.quote(name) + ", which its manifest does "
+                    + "not list in files (so its checksum cannot be checked); export the bundle again");
+        }
+        return regularFile(directory, name);
+    }
+
+    /**
+     * {@code directory/name} with symlinks resolved (Python: {@code resolve_in_bundle}), which must be a
+     * plain name, exist, and stay inside {@code directory}.
+     */
+    static File resolveInBundle(File directory, String name) throws BundleException {
+        String problem = ManifestSchema.plainNameProblem(name);
+        if (problem != null) {
+            throw new BundleException("bundle file name " + ManifestSchema.quote(name) + " " + problem
+                    + "; export the bundle again");
+        }
+        File link = new File(directory, name);
+        File root;
+        File target;
+        try {
+            root = directory.getCanonicalFile();
+            target = link.getCanonicalFile();
+        } catch (IOException e) {
+            throw new BundleException("cannot resolve bundle file " + link + ": " + e.getMessage(), e);
+        }
+        if (!target.exists()) {
+            throw new BundleException("bundle file " + link + " is missing; export the bundle again");
+        }
+        String inside = root.getPath().endsWith(File.separator) ? root.getPath() : root.getPath() + File.separator;
+        if (!target.equals(root) && !target.getPath().startsWith(inside)) {
+            throw new BundleException("bundle file " + link + " points outside the bundle folder (a symlink to "
+                    + target + "); a bundle may only read its own files");
+        }
+        return target;
+    }
+
+    /**
+     * {@link #resolveInBundle}, and the result must be a regular file: checked before anything opens
+     * it, so a FIFO or a device (which would block the reader) is never opened.
+     */
+    private static File regularFile(File directory, String name) throws BundleException {
+        File target = resolveInBundle(directory, name);
+        if (!target.isFile()) { // false for folders, FIFOs, sockets and devices
+            throw new BundleException("bundle file " + new File(directory, name)
+                    + " is not a regular file; export the bundle again");
+        }
+        return target;
     }
 
     /** The bundle folder (null for a manifest parsed from text alone). */
@@ -206,9 +284,14 @@ public final class Manifest {
         return directory;
     }
 
-    /** The bundle's ExecuTorch program, {@code directory/supernet.pte}. */
-    public File programFile() {
-        return new File(directory, PROGRAM_FILE);
+    /**
+     * The bundle's ExecuTorch program, {@link #file file(PROGRAM_FILE)}: listed, inside the bundle
+     * folder, a regular file.
+     *
+     * @throws BundleException if it is not (or the manifest was parsed without a folder)
+     */
+    public File programFile() throws BundleException {
+        return file(PROGRAM_FILE);
     }
 
     /** The paths, most accurate first. */

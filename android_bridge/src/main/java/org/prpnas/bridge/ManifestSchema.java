@@ -14,7 +14,10 @@ import org.json.JSONObject;
 /**
  * The {@code manifest.json} schema, the same checks as {@code prp.runtime.bundle.validate_manifest}
  * (DESIGN.md, "Bundle format"): required keys and their kinds, the schema version, paths ordered
- * from most to least accurate with distinct methods, and a sha256 per listed file.
+ * from most to least accurate with distinct methods, and a sha256 per listed file. Every listed
+ * name and every path's {@code onnx} must be a plain file name ({@link #plainNameProblem}), and
+ * every file a backend reads ({@code supernet.pte}, {@code weights.bin}, the graphs) must be listed,
+ * so nothing unchecked is read and nothing outside the bundle folder is named.
  */
 public final class ManifestSchema {
     /**
@@ -56,6 +59,72 @@ public final class ManifestSchema {
             "max_abs_diff", JsonKind.OBJECT);
 
     private ManifestSchema() {}
+
+    /**
+     * Why {@code name} cannot be a bundle file name, or {@code null} when it is a plain file name:
+     * one component, no separator, not {@code .} or {@code ..}, no control characters, so it can
+     * neither be absolute nor climb out of the bundle folder on any platform (Python:
+     * {@code prp.runtime.bundle.plain_name_problem}, same words).
+     *
+     * @param name a file name from the manifest (any JSON value)
+     * @return the problem, worded to follow the name in a message, or {@code null}
+     */
+    public static String plainNameProblem(Object name) {
+        if (!(name instanceof String) || ((String) name).isEmpty()) {
+            return "must be a non-empty string";
+        }
+        String s = (String) name;
+        if (s.contains("/") || s.contains("\\") || s.contains(":") || s.equals(".") || s.equals("..")) {
+            return "must be a plain file name inside the bundle folder (no '/', '\\', ':' or '..')";
+        }
+        for (int i = 0; i < s.length(); i++) {
+            char c = s.charAt(i);
+            if (c < 32 || c == 127) {
+                return "must not contain control characters";
+            }
+        }
+        return null;
+    }
+
+    /**
+     * {@code value} in single quotes with backslashes and control characters escaped (as Python's
+     * {@code repr} shows a name), so a hostile name cannot split or forge a message line.
+     */
+    static String quote(Object value) {
+        String s = String.valueOf(value);
+        StringBuilder sb = new StringBuilder(s.length() + 2).append('\'');
+        for (int i = 0; i < s.length(); i++) {
+            char c = s.charAt(i);
+            if (c == '\\') {
+                sb.append("\\\\");
+            } else if (c == '\n') {
+                sb.append("\\n");
+            } else if (c == '\r') {
+                sb.append("\\r");
+            } else if (c == '\t') {
+                sb.append("\\t");
+            } else if (c < 32 || c == 127) {
+                sb.append(String.format(java.util.Locale.ROOT, "\\x%02x", (int) c));
+            } else {
+                sb.append(c);
+            }
+        }
+        return sb.append('\'').toString();
+    }
+
+    private static boolean isSha256(Object digest) {
+        if (!(digest instanceof String) || ((String) digest).length() != 64) {
+            return false;
+        }
+        String d = (String) digest;
+        for (int i = 0; i < d.length(); i++) {
+            char c = d.charAt(i);
+            if (!(c >= '0' && c <= '9' || c >= 'a' && c <= 'f')) {
+                return false;
+            }
+        }
+        return true;
+    }
 
     private static Map<String, JsonKind> spec(Object... pairs) {
         Map<String, JsonKind> m = new LinkedHashMap<String, JsonKind>();
@@ -121,8 +190,10 @@ public final class ManifestSchema {
             JSONObject p = (JSONObject) path;
             methods.add(p.opt("method"));
             Object onnx = p.opt("onnx");
-            if (onnx instanceof String && !files.has((String) onnx)) {
-                errors.add(where + ".onnx '" + onnx + "' is not listed in files");
+            if (onnx instanceof String && plainNameProblem(onnx) != null) {
+                errors.add(where + ".onnx must be a plain file name, got " + quote(onnx));
+            } else if (onnx instanceof String && !files.has((String) onnx)) {
+                errors.add(where + ".onnx " + quote(onnx) + " is not listed in files");
             }
             Object accuracy = p.opt("accuracy");
             if (JsonKind.NUMBER.accepts(accuracy)) {
@@ -142,13 +213,28 @@ public final class ManifestSchema {
                 }
             }
         }
+        if (files.length() == 0) {
+            errors.add("manifest.files is empty");
+        }
         Iterator<String> names = files.keys();
         while (names.hasNext()) {
             String name = names.next();
-            Object digest = files.opt(name);
-            if (!(digest instanceof String && ((String) digest).length() == 64)) {
-                errors.add("manifest.files['" + name + "'] must be a sha256 hex digest");
+            String problem = plainNameProblem(name);
+            if (problem != null) {
+                errors.add("manifest.files name " + quote(name) + " " + problem);
             }
+            if (!isSha256(files.opt(name))) {
+                errors.add("manifest.files[" + quote(name) + "] must be a sha256 hex digest");
+            }
+        }
+        // Everything a backend reads must be checksummed: the ExecuTorch program, and the weights
+        // every ONNX graph reads (the bridge reads only the program, but the bundle contract is one).
+        if (!files.has(Manifest.PROGRAM_FILE)) {
+            errors.add("manifest.files does not list " + Manifest.PROGRAM_FILE
+                    + ", which the ExecuTorch backend reads");
+        }
+        if (!files.has(Manifest.WEIGHTS_FILE)) {
+            errors.add("manifest.files does not list " + Manifest.WEIGHTS_FILE + ", which the ONNX graphs read");
         }
         errors.addAll(Ladder.errors(m));
         return errors;

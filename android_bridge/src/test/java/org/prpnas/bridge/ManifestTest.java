@@ -2,6 +2,7 @@ package org.prpnas.bridge;
 
 import static org.junit.Assert.assertArrayEquals;
 import static org.junit.Assert.assertEquals;
+import static org.junit.Assert.assertFalse;
 import static org.junit.Assert.assertNull;
 import static org.junit.Assert.assertThrows;
 import static org.junit.Assert.assertTrue;
@@ -48,7 +49,7 @@ public class ManifestTest {
         assertEquals(1, in.programBatch());
         assertEquals((float) 0.49053611706835515, in.mean()[0], 0f);
         assertEquals((float) 0.2630531087941323, in.std()[2], 0f);
-        assertEquals(new File(Bundles.shipped(), "supernet.pte"), m.programFile());
+        assertEquals(new File(Bundles.shipped(), "supernet.pte").getCanonicalFile(), m.programFile());
         assertThrows(PolicyException.class, () -> m.path("path_9"));
     }
 
@@ -62,6 +63,12 @@ public class ManifestTest {
         BundleException e = assertThrows(BundleException.class, () -> Manifest.load(dir));
         assertMentions(e, manifest.toString(), "is damaged", "export the bundle again");
         assertTrue("message carries the whole file: " + e.getMessage().length(), e.getMessage().length() < 400);
+
+        f = new RandomAccessFile(manifest, "rw"); // sparse: no disk is spent on it
+        f.setLength(Manifest.MAX_MANIFEST_BYTES + 1L);
+        f.close();
+        assertMentions(assertThrows(BundleException.class, () -> Manifest.load(dir)), manifest.toString(),
+                "is larger than 64 MB: not a manifest");
     }
 
     @Test
@@ -139,6 +146,11 @@ public class ManifestTest {
         f.close();
         BundleException e = assertThrows(BundleException.class, () -> Manifest.load(dir));
         assertMentions(e, pte.toString(), "corrupt or truncated", "copy or export the bundle again");
+        // The message names the file, never a hash (neither the listed one nor the file's).
+        String listed = Bundles.shippedManifest().files().get("supernet.pte");
+        for (String digest : new String[] {Checksums.sha256(pte), listed}) {
+            assertFalse(e.getMessage(), e.getMessage().contains(digest.substring(0, 12)));
+        }
         Manifest.load(dir, false); // without checksums it loads
 
         assertTrue(new File(dir, "weights.bin").delete());

@@ -5,6 +5,9 @@ runtime writes at test time; bundle errors are checked through the bridge's Bund
 copies of the shipped bundle, with the method names of the real supernet.pte. Without a build the
 tests are skipped ("run android_bridge/build.sh"); CI sets PRP_REQUIRE_ANDROID_BRIDGE=1, which
 makes them fail instead.
+
+What the tests expect comes from the bundle's manifest.json, so they run on the shipped bundle and
+on variants of it (bundle_variants.py; the Java suites through -Dprp.bundle=DIR).
 """
 
 from __future__ import annotations
@@ -16,16 +19,34 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+from bundle_variants import (
+    DEFAULT,
+    KINDS,
+    battery_level,
+    battery_levels,
+    bundle_of,
+    front,
+    read_manifest,
+    schedule_pick,
+    schedule_within,
+    variant,
+)
 from prp.runtime import AdaptiveModel, PushedBattery
 
 ROOT = Path(__file__).resolve().parents[1]
 BRIDGE = ROOT / "android_bridge"
 BUILD = BRIDGE / "build"
-BUNDLE = ROOT / "exported" / "default"
+BUNDLE = DEFAULT
+# A synthetic front of six paths, each more accurate one dearer: a six-level ladder, whatever
+# ladder the shipped bundle has, for the checks of Java/Python agreement that need many levels.
+FRONT_ACCURACY = [60.0, 57.5, 55.0, 52.5, 50.0, 47.5]
+FRONT_COST = [0.06, 0.05, 0.04, 0.03, 0.02, 0.01]
 SUITES = [
     "BatteryReaderTest",
     "BundleFilesTest",
@@ -72,52 +93,98 @@ def java(classpath: str, *args: str, timeout: float = 120) -> subprocess.Complet
     )
 
 
+@pytest.fixture(scope="module")
+def bundle_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The bundles of KINDS, and `front`: the shipped files with the synthetic six-path front."""
+    dirs = {kind: bundle_of(kind, tmp_path_factory) for kind in KINDS}
+    change = front(read_manifest(), FRONT_ACCURACY, FRONT_COST)
+    dirs["front"] = variant(tmp_path_factory.mktemp("front") / "bundle", change)
+    return dirs
+
+
 def test_every_junit_suite_is_built(classpath: str) -> None:
     built = (BUILD / "junit-classes.txt").read_text().split()
     assert built == [f"org.prpnas.bridge.{s}" for s in SUITES]
 
 
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("suite", SUITES)
-def test_junit_suite_passes(classpath: str, suite: str) -> None:
-    run = java(classpath, "org.junit.runner.JUnitCore", f"org.prpnas.bridge.{suite}")
+def test_junit_suite_passes(
+    classpath: str, bundle_dirs: dict[str, Path], suite: str, kind: str
+) -> None:
+    bundle = f"-Dprp.bundle={bundle_dirs[kind]}"
+    run = java(classpath, bundle, "org.junit.runner.JUnitCore", f"org.prpnas.bridge.{suite}")
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     ran = re.search(r"^OK \((\d+) tests?\)$", run.stdout, re.MULTILINE)
     assert ran is not None and int(ran.group(1)) >= 2, run.stdout[-2000:]
 
 
 @pytest.fixture(scope="module")
-def table_file(classpath: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The conformance table, written now by the Python runtime (make_table.py)."""
-    out = tmp_path_factory.mktemp("conformance") / "table.json"
-    script = BRIDGE / "conformance" / "make_table.py"
-    manifest = BUNDLE / "manifest.json"
-    subprocess.run(
-        [sys.executable, str(script), "--manifest", str(manifest), "--out", str(out)],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    return out
+def table_of(
+    classpath: str, bundle_dirs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> Callable[[str], Path]:
+    """The conformance table of a bundle kind, written now by the Python runtime (make_table.py)."""
+    tables: dict[str, Path] = {}
+
+    def make(kind: str) -> Path:
+        if kind not in tables:
+            out = tmp_path_factory.mktemp("conformance") / "table.json"
+            script = BRIDGE / "conformance" / "make_table.py"
+            manifest = bundle_dirs[kind] / "manifest.json"
+            subprocess.run(
+                [sys.executable, str(script), "--manifest", str(manifest), "--out", str(out)],
+                check=True,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            tables[kind] = out
+        return tables[kind]
+
+    return make
 
 
+@pytest.fixture(scope="module")
+def table_file(table_of: Callable[[str], Path]) -> Path:
+    """The conformance table of the shipped bundle."""
+    return table_of("shipped")
+
+
+@pytest.mark.parametrize("kind", [*KINDS, "front"])
 def test_java_policies_and_runtime_agree_with_python_on_every_row(
-    classpath: str, table_file: Path
+    classpath: str, bundle_dirs: dict[str, Path], table_of: Callable[[str], Path], kind: str
 ) -> None:
+    bundle, table_file = bundle_dirs[kind], table_of(kind)
     table = json.loads(table_file.read_text())
     names = {c["name"] for c in table["cases"]}
     assert {"battery", "schedule", "energy-budget", "fixed"} <= names
-    run = java(classpath, "org.prpnas.bridge.ConformanceCheck", str(BUNDLE), str(table_file))
+    run = java(classpath, "org.prpnas.bridge.ConformanceCheck", str(bundle), str(table_file))
     assert run.returncode == 0, run.stdout + run.stderr
     rows = sum(len(c["rows"]) for c in table["cases"])
     steps = sum(len(t["steps"]) for t in table["traces"])
     assert f"{rows} rows, 0 mismatches" in run.stdout
     assert f"{len(table['traces'])} traces, {steps} steps, 0 mismatches" in run.stdout
-    assert rows > 100_000
-    # The table is not degenerate: the grid makes each policy family choose several paths.
-    for name in ("battery", "schedule", "energy-budget-heavy", "schedule-fast"):
-        case = next(c for c in table["cases"] if c["name"] == name)
-        assert len({r[3] for r in case["rows"]}) >= 4, name
+    # Every case covers the whole grid: each battery level and hour, from each path and none.
+    manifest = read_manifest(bundle)
+    for case in table["cases"]:
+        grid = [{r[k] for r in case["rows"]} for k in range(3)]
+        assert grid[2] == {None, *(p["id"] for p in manifest["paths"])}, case["name"]
+        assert len(case["rows"]) == len(grid[0]) * len(grid[1]) * len(grid[2]), case["name"]
+    assert rows > 10_000
+    # The table is not degenerate: the grid reaches every level of the bundle's battery table,
+    # and every level of its schedule that starts within the grid's hours.
+    picks = {c["name"]: {r[3] for r in c["rows"]} for c in table["cases"]}
+    assert picks["battery"] == {path for _, path in battery_levels(manifest)}
+    last_h = max(r[1] for r in next(c for c in table["cases"] if c["name"] == "schedule")["rows"])
+    assert picks["schedule"] == set(schedule_within(manifest, last_h + 1e-9))
+    # Several paths each: the synthetic 15-level schedule every table holds, and on the synthetic
+    # six-level front every policy family (a shipped ladder may have fewer levels).
+    several = ["schedule-fast"]
+    if kind == "front":
+        assert len(battery_levels(manifest)) == len(FRONT_ACCURACY)
+        several += ["battery", "schedule", "energy-budget-heavy"]
+    for name in several:
+        assert len(picks[name]) >= 4, name
 
 
 def test_java_ladders_agree_with_python_on_random_fronts(classpath: str, table_file: Path) -> None:
@@ -154,12 +221,16 @@ def test_conformance_check_reports_a_disagreement(
     classpath: str, table_file: Path, tmp_path: Path
 ) -> None:
     table = json.loads(table_file.read_text())
+    ids = [p["id"] for p in read_manifest()["paths"]]
+    assert len(ids) >= 2, f"a disagreement needs a second path; the bundle has {ids}"
+
+    def another(pid: str) -> str:
+        return next(p for p in ids if p != pid)
+
     battery = next(c for c in table["cases"] if c["name"] == "battery")
     row = next(r for r in battery["rows"] if r[0] == 50.0 and r[2] is None)
-    row[3] = "path_4" if row[3] != "path_4" else "path_0"
-    table["traces"][0]["paths"][5] = (
-        "path_3" if table["traces"][0]["paths"][5] != "path_3" else "path_1"
-    )
+    row[3] = another(row[3])
+    table["traces"][0]["paths"][5] = another(table["traces"][0]["paths"][5])
     # One accepted front said to be refused, one battery pick changed on another.
     accepted = [c for c in table["ladders"] if not c["refused"]]
     accepted[0]["refused"] = ["manifest.policies.battery.levels"]
@@ -198,11 +269,13 @@ def test_manifest_naming_a_method_the_program_lacks_is_refused(
 
     bundle = copy_bundle(tmp_path)
     manifest = json.loads((bundle / "manifest.json").read_text())
-    manifest["paths"][4]["method"] = "path_9"
+    last = manifest["paths"][-1]
+    last["method"] = "not_a_method"
     (bundle / "manifest.json").write_text(json.dumps(manifest))
     run = java(classpath, "org.prpnas.bridge.BundleCheck", str(bundle), "--methods", methods)
     assert run.returncode == 2
-    assert "the program lacks the method of manifest path path_4 (method 'path_9')" in run.stderr
+    lacks = f"the program lacks the method of manifest path {last['id']} (method 'not_a_method')"
+    assert lacks in run.stderr
     assert "manifest.json and supernet.pte disagree" in run.stderr
     assert "export the bundle again" in run.stderr
 
@@ -235,12 +308,20 @@ def test_corrupt_or_newer_bundles_are_refused(classpath: str, tmp_path: Path) ->
     assert "supernet.pte is corrupt or truncated" in run.stderr
 
 
-def test_bundle_check_reports_the_shipped_bundle(classpath: str) -> None:
-    run = java(classpath, "org.prpnas.bridge.BundleCheck", str(BUNDLE), "--battery", "35")
+@pytest.mark.parametrize("kind", KINDS)
+def test_bundle_check_reports_the_bundle(
+    classpath: str, bundle_dirs: dict[str, Path], kind: str
+) -> None:
+    bundle = bundle_dirs[kind]
+    args = ("--battery", "35", "--hours", "11")
+    run = java(classpath, "org.prpnas.bridge.BundleCheck", str(bundle), *args)
     assert run.returncode == 0, run.stderr
-    assert "manifest: 5 paths, 7 files, sha256 verified" in run.stdout
-    assert "policy battery: path_3" in run.stdout
-    assert "policy schedule: path_0" in run.stdout
+    m = read_manifest(bundle)
+    assert f"manifest: {len(m['paths'])} paths, {len(m['files'])} files, sha256 verified" in (
+        run.stdout
+    )
+    assert f"policy battery: {battery_level(m, 35)[1]} (" in run.stdout
+    assert f"policy schedule: {schedule_pick(m, 11)} (" in run.stdout
 
 
 class NullBackend:
@@ -311,6 +392,20 @@ def test_executorch_engine_is_compiled_against_the_pinned_classes_jar(classpath:
         assert f"org/pytorch/executorch/{member}" in code, member
 
 
+def battery_walk(manifest: dict[str, Any]) -> list[float | None]:
+    """Battery readings that walk the battery table down level by level (the middle of each),
+    then back up through each hysteresis band (inside it: stay; past it: up one level), then no
+    reading, then nearly full."""
+    levels = battery_levels(manifest, at_least=2)
+    margin = float(manifest["policies"]["battery"].get("hysteresis_pct", 3.0))
+    t = [threshold for threshold, _ in levels]
+    readings: list[float | None] = [100.0]
+    readings += [(t[i - 1] + t[i]) / 2 for i in range(1, len(t))]
+    for i in range(len(t) - 1, 0, -1):
+        readings += [min(t[i - 1] + margin / 2, 100.0), min(t[i - 1] + margin + 0.5, 100.0)]
+    return [*readings, None, 90.0]
+
+
 @pytest.fixture(scope="module")
 def native_library(classpath: str) -> Path:
     """libprp_native.so as build.sh built it (native/build_native.sh), not older than its source."""
@@ -328,8 +423,9 @@ def native_library(classpath: str) -> Path:
     return library
 
 
+@pytest.mark.parametrize("kind", KINDS)
 def test_runtime_on_native_engine_matches_the_python_runtime_end_to_end(
-    classpath: str, native_library: Path, tmp_path: Path
+    classpath: str, native_library: Path, tmp_path: Path, bundle_dirs: dict[str, Path], kind: str
 ) -> None:
     """exported/default loaded by the Java runtime (manifest validation, sha256 of every file),
     run through NativeEngine on real 8-bit CIFAR-10 images (preprocessed by the Java runtime),
@@ -337,17 +433,17 @@ def test_runtime_on_native_engine_matches_the_python_runtime_end_to_end(
     same path for every call, same switch log, same labels, and logits equal to the bit."""
     from prp.trainer.datasets import load_dataset
 
+    bundle = bundle_dirs[kind]
     images = np.ascontiguousarray(load_dataset("default", limit_per_class=1).test.images)
     assert images.dtype == np.uint8 and images.shape == (10, 32, 32, 3)
     (tmp_path / "images.u8").write_bytes(images.tobytes())
-    # Thresholds 80/60/40/20 %, hysteresis 3 %: inside and past the hysteresis band both ways,
-    # no reading, and back up.
-    levels = [100.0, 79.0, 76.0, 50.0, 62.0, 64.0, 35.0, 10.0, 22.0, 24.0, None, 90.0]
+    # Down through every level of the table, back up through every hysteresis band, no reading.
+    levels = battery_walk(read_manifest(bundle))
     run = java(
         classpath,
         f"-Dprp.native.lib={native_library}",
         "org.prpnas.bridge.NativeRuntimeCheck",
-        str(BUNDLE),
+        str(bundle),
         str(tmp_path / "images.u8"),
         str(len(images)),
         str(tmp_path / "out"),
@@ -362,7 +458,7 @@ def test_runtime_on_native_engine_matches_the_python_runtime_end_to_end(
 
     battery = PushedBattery(None)
     model = AdaptiveModel(
-        BUNDLE, policy="battery", battery=battery, backend="executorch", clock=lambda: 0.0
+        bundle, policy="battery", battery=battery, backend="executorch", clock=lambda: 0.0
     )
     assert report["paths"] == model.bundle.ids
     assert report["initial_path"] == model.current
@@ -388,4 +484,4 @@ def test_runtime_on_native_engine_matches_the_python_runtime_end_to_end(
     switches = [[s.from_path, s.to_path, s.battery_pct] for s in model.switches]
     assert report["switches"] == switches
     # Real images, a real model: not a constant output.
-    assert len(set(report["pinned"]["path_0"]["labels"])) >= 5
+    assert len(set(report["pinned"][model.bundle.ids[0]]["labels"])) >= 2

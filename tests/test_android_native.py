@@ -124,10 +124,15 @@ def test_every_path_matches_the_python_runtime(native: Path, inputs: np.ndarray,
         np.testing.assert_allclose(java, onnx.run(path["id"], inputs), rtol=0, atol=1e-4)
 
 
+def method_ids() -> list[str]:
+    """The program's methods, as the bundle's manifest lists them (one per path)."""
+    return [p["method"] for p in json.loads((DEFAULT / "manifest.json").read_text())["paths"]]
+
+
 def test_misuse_gives_clear_errors(native: Path) -> None:
     report = check(native, "errors", str(PTE))
     iae, ise = "java.lang.IllegalArgumentException: ", "java.lang.IllegalStateException: "
-    known = "the program has: path_0, path_1, path_2, path_3, path_4"
+    known = f"the program has: {', '.join(method_ids())}"
     assert report["unknown_method"] == f"{iae}unknown method 'path_99'; {known}"
     assert report["input_shape_unknown"] == f"{iae}unknown method 'nope'; {known}"
     assert report["wrong_size"] == f"{iae}input has 3071 values; shape [1, 3, 32, 32] needs 3072"
@@ -164,7 +169,7 @@ def test_corrupt_and_missing_programs_are_refused(native: Path, tmp_path) -> Non
         str(tiny): f"{cannot}{tiny}: Error::InvalidArgument",
         str(manifest): f"{cannot}{manifest}: Error::InvalidProgram",
         str(absent): f"java.io.FileNotFoundException: no ExecuTorch program at {absent}",
-        str(PTE): "ok [path_0, path_1, path_2, path_3, path_4]",
+        str(PTE): f"ok [{', '.join(method_ids())}]",
     }
     report = check(native, "open", *expected)
     for path, result in expected.items():

@@ -12,6 +12,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from bundle_variants import (
+    DEFAULT,
+    KINDS,
+    battery_level,
+    battery_levels,
+    battery_pick,
+    bundle_of,
+    read_manifest,
+    schedule_order,
+    schedule_pick,
+)
 from prp.runtime import (
     AdaptiveModel,
     BatteryPolicy,
@@ -30,21 +41,25 @@ from prp.runtime import (
     policy_from_manifest,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT = ROOT / "exported" / "default"
+
+@pytest.fixture(scope="module", params=KINDS)
+def bundle_dir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shipped bundle, and the same bundle with the exporter's ladder tables (issue 16)."""
+    return bundle_of(request.param, tmp_path_factory)
 
 
 def images(n: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
 
 
-def test_runtime_works_where_torch_cannot_be_imported() -> None:
+def test_runtime_works_where_torch_cannot_be_imported(bundle_dir: Path) -> None:
+    manifest = read_manifest(bundle_dir)
     code = textwrap.dedent(f"""
         import sys
         sys.modules["torch"] = None  # any `import torch` now raises ImportError
         import numpy as np
         import prp.runtime as rt
-        m = rt.AdaptiveModel({str(DEFAULT)!r}, battery=rt.PushedBattery(90), backend="auto")
+        m = rt.AdaptiveModel({str(bundle_dir)!r}, battery=rt.PushedBattery(90), backend="auto")
         p = m.predict(np.zeros((2, 32, 32, 3), dtype=np.uint8))
         assert m.backend.name == "onnxruntime", m.backend.name
         assert "torch" not in [k for k, v in sys.modules.items() if v is not None]
@@ -53,7 +68,8 @@ def test_runtime_works_where_torch_cannot_be_imported() -> None:
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
-    assert "ok path_0 (2, 10)" in out.stdout
+    expected = f"ok {battery_pick(manifest, 90)} (2, {len(manifest['classes'])})"
+    assert expected in out.stdout
 
 
 def test_battery_policy_levels_and_hysteresis() -> None:
@@ -110,26 +126,34 @@ def test_schedule_energy_budget_and_fixed_policies() -> None:
     assert FixedPolicy("b").decide(Context(1, 99, "a")).path == "b"
 
 
-def test_policies_from_the_manifest() -> None:
-    manifest = Bundle.load(DEFAULT).data
-    ids = [p["id"] for p in manifest["paths"]]
+def test_policies_from_the_manifest(bundle_dir: Path) -> None:
+    manifest = Bundle.load(bundle_dir).data
+    levels = battery_levels(manifest)
     battery = policy_from_manifest(manifest, "battery")
-    assert battery.decide(Context(100, 0, None)).path == ids[0]
-    assert battery.decide(Context(1, 0, None)).path == ids[-1]
+    assert battery.decide(Context(None, 0, None)).path == levels[0][1]
+    assert battery.decide(Context(100, 0, None)).path == levels[0][1]
+    assert battery.decide(Context(0, 0, None)).path == levels[-1][1]
+    for threshold, path in levels:  # each level from its own threshold on
+        assert battery.decide(Context(threshold, 0, None)).path == path
     schedule = policy_from_manifest(manifest, "schedule")
-    order = manifest["policies"]["schedule"]["order"]  # the ladder, not every path (issue 16)
-    assert schedule.decide(Context(None, 11, None)).path == order[min(2, len(order) - 1)]
+    every = manifest["policies"]["schedule"]["switch_every_h"]
+    for k, path in enumerate(schedule_order(manifest)):  # the ladder, not every path (issue 16)
+        assert schedule.decide(Context(None, k * every, None)).path == path
+    assert schedule.decide(Context(None, 11, None)).path == schedule_pick(manifest, 11)
     assert policy_from_manifest(manifest, "energy-budget").name == "energy-budget"
     with pytest.raises(PolicyError, match="lacks"):
-        policy_from_manifest(manifest, "fixed", fixed="path_99")
+        policy_from_manifest(manifest, "fixed", fixed="not_a_path")
     with pytest.raises(PolicyError, match="unknown policy 'greedy'"):
         policy_from_manifest(manifest, "greedy")
 
 
 @pytest.mark.parametrize("backend", ["onnxruntime", "executorch"])
-def test_concurrent_predict_during_switches_never_mixes_paths(backend: str) -> None:
+def test_concurrent_predict_during_switches_never_mixes_paths(
+    backend: str, bundle_dir: Path
+) -> None:
+    battery_levels(read_manifest(bundle_dir), at_least=2)  # else there is no switch to race
     battery = PushedBattery(100)
-    model = AdaptiveModel(DEFAULT, battery=battery, backend=backend)
+    model = AdaptiveModel(bundle_dir, battery=battery, backend=backend)
     x = images(3)
     reference = {pid: model.run_path(pid, x) for pid in model.bundle.ids}
     errors: list[BaseException] = []
@@ -169,22 +193,25 @@ def test_concurrent_predict_during_switches_never_mixes_paths(backend: str) -> N
         np.testing.assert_allclose(r.logits, reference[r.path], atol=1e-5)
 
 
-def test_backends_agree_and_switches_are_logged() -> None:
+def test_backends_agree_and_switches_are_logged(bundle_dir: Path) -> None:
+    levels = battery_levels(read_manifest(bundle_dir), at_least=2)
+    top, bottom = levels[0][1], levels[-1][1]
     battery = PushedBattery(100)
-    et = AdaptiveModel(DEFAULT, battery=battery, backend="executorch")
-    ort = AdaptiveModel(DEFAULT, battery=battery, backend="onnxruntime")
+    et = AdaptiveModel(bundle_dir, battery=battery, backend="executorch")
+    ort = AdaptiveModel(bundle_dir, battery=battery, backend="onnxruntime")
     x = images(4, seed=1)
     for pid in et.bundle.ids:
         np.testing.assert_allclose(et.run_path(pid, x), ort.run_path(pid, x), atol=1e-4)
-    battery.push(10)
-    assert et.predict(x).path == et.bundle.ids[-1]
-    assert [s.to_path for s in et.switches] == [et.bundle.ids[0], et.bundle.ids[-1]]
-    et.switch_to("path_1")
-    assert et.predict(x).path == "path_1" and et.switches[-1].reason == "manual"
+    battery.push(0)
+    assert et.predict(x).path == bottom
+    assert [s.to_path for s in et.switches] == [top, bottom]
+    pinned = next(pid for pid in et.bundle.ids if pid != bottom)
+    et.switch_to(pinned)
+    assert et.predict(x).path == pinned and et.switches[-1].reason == "manual"
     et.follow_policy()
-    assert et.predict(x).path == et.bundle.ids[-1]
-    with pytest.raises(PolicyError, match="no path 'path_9'"):
-        et.switch_to("path_9")
+    assert et.predict(x).path == bottom
+    with pytest.raises(PolicyError, match="no path 'not_a_path'"):
+        et.switch_to("not_a_path")
 
 
 def test_wrong_input_gives_clear_errors() -> None:
@@ -197,14 +224,16 @@ def test_wrong_input_gives_clear_errors() -> None:
         model.predict(np.zeros((1, 32, 32, 3), dtype=np.float32))
     with pytest.raises(InputError, match="NaN"):
         model.predict(np.full((1, 3, 32, 32), np.nan, dtype=np.float32))
-    assert model.predict(np.zeros((32, 32, 3), dtype=np.uint8)).logits.shape == (1, 10)
+    classes = len(model.bundle.classes)
+    assert model.predict(np.zeros((32, 32, 3), dtype=np.uint8)).logits.shape == (1, classes)
 
 
 def test_corrupt_and_newer_bundles_are_refused(tmp_path) -> None:
     bad = tmp_path / "bad"
     shutil.copytree(DEFAULT, bad)
-    (bad / "path_0.onnx").write_bytes(b"")
-    with pytest.raises(BundleError, match="path_0.onnx is corrupt or truncated"):
+    graph = read_manifest()["paths"][0]["onnx"]
+    (bad / graph).write_bytes(b"")
+    with pytest.raises(BundleError, match=f"{re.escape(graph)} is corrupt or truncated"):
         AdaptiveModel(bad, backend="onnxruntime")
     newer = tmp_path / "newer"
     shutil.copytree(DEFAULT, newer)
@@ -238,23 +267,25 @@ def test_battery_sources(tmp_path) -> None:
         pushed.push(140)
     # No reading at all: the most accurate path runs, and predict still works.
     model = AdaptiveModel(DEFAULT, battery=PushedBattery(None), backend="onnxruntime")
-    assert model.predict(images(1)).path == "path_0"
+    assert model.predict(images(1)).path == battery_pick(read_manifest(), None)
 
 
-def test_prp_run_cli(tmp_path) -> None:
+def test_prp_run_cli(tmp_path, bundle_dir: Path) -> None:
     from PIL import Image
 
     for k, arr in enumerate(images(2, seed=3)):
         Image.fromarray(arr).save(tmp_path / f"img{k}.png")
     exe = shutil.which("prp-run") or str(Path(sys.executable).parent / "prp-run")
     out = subprocess.run(
-        [exe, str(DEFAULT), str(tmp_path), "--battery", "30", "--backend", "onnxruntime"],
+        [exe, str(bundle_dir), str(tmp_path), "--battery", "30", "--backend", "onnxruntime"],
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "img0.png" in out.stdout and "path_3" in out.stdout and ">= 20 %" in out.stdout
+    threshold, path = battery_level(read_manifest(bundle_dir), 30)  # the table's level at 30 %
+    assert "img0.png" in out.stdout and path in out.stdout, out.stdout
+    assert f"battery 30.0 % >= {threshold:g} %: {path}" in out.stdout, out.stdout
     bad = subprocess.run(
         [exe, str(tmp_path / "nope"), str(tmp_path)], capture_output=True, text=True, timeout=300
     )
@@ -266,18 +297,19 @@ def test_other_onnx_sessions_in_the_process_still_work_after_the_runtime_loads()
     # The ONNX Runtime backend sets ONNX Runtime's process-wide global thread pool; a host app's
     # own session (or the exporter's checks) made with onnx_session_options() must still load.
     # Run in a fresh interpreter so the order of tests cannot hide it.
+    graph = DEFAULT / read_manifest()["paths"][0]["onnx"]
     code = f"""
 import onnxruntime as ort
 from prp.runtime import AdaptiveModel, PushedBattery
 from prp.runtime.backends import onnx_session_options
 AdaptiveModel({str(DEFAULT)!r}, battery=PushedBattery(50), backend="onnxruntime")
 try:
-    ort.InferenceSession({str(DEFAULT / "path_0.onnx")!r}, providers=["CPUExecutionProvider"])
+    ort.InferenceSession({str(graph)!r}, providers=["CPUExecutionProvider"])
     print("plain session loaded")
 except Exception as e:
     print("plain session refused:", "global thread pool" in str(e))
 s = ort.InferenceSession(
-    {str(DEFAULT / "path_0.onnx")!r}, onnx_session_options(), providers=["CPUExecutionProvider"]
+    {str(graph)!r}, onnx_session_options(), providers=["CPUExecutionProvider"]
 )
 print("with options:", len(s.get_inputs()))
 """

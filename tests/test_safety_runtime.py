@@ -13,6 +13,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import struct
@@ -27,6 +28,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from bundle_variants import battery_levels, battery_pick, read_manifest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prp.runtime import (
@@ -43,6 +45,10 @@ from typer.testing import CliRunner
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = ROOT / "exported" / "default"
+# What the tests expect comes from the shipped manifest, never from literals of one export.
+SHIPPED = read_manifest(DEFAULT)
+LAST_GRAPH = SHIPPED["paths"][-1]["onnx"]  # the ONNX file of the least accurate path
+N_CLASSES = len(SHIPPED["classes"])
 
 
 def copy_bundle(where: Path) -> Path:
@@ -118,22 +124,23 @@ def test_symlinks_out_of_the_bundle_and_special_files_are_refused(tmp_path: Path
 
     # A FIFO (or a device) is never opened: opening a FIFO blocks until someone writes to it.
     fifo = copy_bundle(tmp_path / "fifo")
-    (fifo / "path_1.onnx").unlink()
-    os.mkfifo(fifo / "path_1.onnx")
-    with hard_timeout(20), pytest.raises(BundleError, match="path_1.onnx is not a regular file"):
+    (fifo / LAST_GRAPH).unlink()
+    os.mkfifo(fifo / LAST_GRAPH)
+    not_regular = f"{re.escape(LAST_GRAPH)} is not a regular file"
+    with hard_timeout(20), pytest.raises(BundleError, match=not_regular):
         load_manifest(fifo)
 
     # A symlink that stays inside the bundle is fine: only escaping is refused.
     inside = copy_bundle(tmp_path / "inside")
-    (inside / "path_2.onnx").rename(inside / "real_path_2.onnx")
-    (inside / "path_2.onnx").symlink_to("real_path_2.onnx")
-    assert load_manifest(inside).data["files"]["path_2.onnx"]
+    (inside / LAST_GRAPH).rename(inside / f"real_{LAST_GRAPH}")
+    (inside / LAST_GRAPH).symlink_to(f"real_{LAST_GRAPH}")
+    assert load_manifest(inside).data["files"][LAST_GRAPH]
 
 
 def test_a_graph_outside_the_bundle_is_not_loaded(tmp_path: Path) -> None:
     bundle = copy_bundle(tmp_path)
     stray = tmp_path / "stray.onnx"
-    shutil.copy(DEFAULT / "path_4.onnx", stray)
+    shutil.copy(DEFAULT / LAST_GRAPH, stray)
     shutil.copy(DEFAULT / "weights.bin", tmp_path)  # all the stray graph needs to load
 
     def point_outside(m: dict[str, Any]) -> None:
@@ -171,14 +178,16 @@ def test_a_checksum_mismatch_names_the_file_but_no_hash(tmp_path: Path) -> None:
 # ------------------------------------------------------------------ 4. --path implies fixed
 def test_prp_run_path_runs_the_named_path(tmp_path: Path) -> None:
     image = npy_image(tmp_path)
-    # At 100 % the battery policy would pick path_0; naming path_3 must run path_3.
-    code, out = prp_run(str(DEFAULT), str(image), "--battery", "100", "--path", "path_3")
+    # At 100 % the battery policy would pick `full`; naming another path must run that one.
+    full = battery_pick(SHIPPED, 100.0)
+    named = next(p["id"] for p in reversed(SHIPPED["paths"]) if p["id"] != full)
+    code, out = prp_run(str(DEFAULT), str(image), "--battery", "100", "--path", named)
     assert code == 0, out
-    assert "path_3" in out and "fixed policy" in out and "path_0" not in out
+    assert named in out and "fixed policy" in out and full not in out
     code, out = prp_run(
-        str(DEFAULT), str(image), "--battery", "100", "--policy", "battery", "--path", "path_3"
+        str(DEFAULT), str(image), "--battery", "100", "--policy", "battery", "--path", named
     )
-    assert code == 2 and "--path path_3 runs one path" in out, out
+    assert code == 2 and f"--path {named} runs one path" in out, out
 
 
 # ------------------------------------------------------------------------ 5. battery values
@@ -274,7 +283,10 @@ def _offset_out_of_range(m: dict[str, Any]) -> None:
     ("change", "message"),
     [
         (_drop_policies, r"policies\.battery must be an object"),
-        (_drop_a_class, "classes lists 9 names but the network has 10 outputs"),
+        (
+            _drop_a_class,
+            f"classes lists {N_CLASSES - 1} names but the network has {N_CLASSES} outputs",
+        ),
         (_string_means, r"input\.mean must be numbers"),
         (_bad_shape, r"input\.shape must be 4 integers"),
         (_offset_out_of_range, r"onnx_initializers\[0\] .* reads bytes 1000000000-"),
@@ -312,7 +324,7 @@ def test_large_batches_run_in_chunks_with_bounded_memory() -> None:
     assert out.returncode == 0, out.stderr
     grown_mb = float(out.stdout.split()[1])
     # In one call ONNX Runtime grew by ~700 MB for 4,000 images here (2.2 GB for 10,000).
-    assert "(4000, 10)" in out.stdout and grown_mb < 250, out.stdout
+    assert f"(4000, {N_CLASSES})" in out.stdout and grown_mb < 250, out.stdout
 
 
 def test_chunks_give_the_same_logits_as_one_batch() -> None:
@@ -333,7 +345,10 @@ def test_the_switch_log_is_bounded() -> None:
         model.predict(x)
     assert model.switch_count == 21  # the initial choice and 20 switches
     assert len(model.switches) == 4
-    assert [s.to_path for s in model.switches] == ["path_4", "path_0", "path_4", "path_0"]
+    battery_levels(SHIPPED, at_least=2)  # else there is nothing to switch between
+    empty = battery_pick(SHIPPED, 0.0)
+    full = battery_pick(SHIPPED, 100.0, current=empty)
+    assert [s.to_path for s in model.switches] == [empty, full, empty, full]
 
 
 # ------------------------------------------------------------------ fuzzing load_manifest

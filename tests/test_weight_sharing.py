@@ -39,7 +39,8 @@ def test_shared_onnx_sessions_read_the_one_memory_map_of_weights_bin(tmp_path) -
     bundle = Bundle.load(bundle_dir)
     shared = OnnxRuntimeBackend(bundle, share_weights=True)
     own = OnnxRuntimeBackend(bundle)
-    x = np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    shape = (2, *bundle.data["input"]["shape"][1:])  # two images of the bundle's input
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     before = {pid: own.run(pid, x) for pid in bundle.ids}
     for pid in bundle.ids:  # the unoptimised shared graphs compute the same logits
         np.testing.assert_allclose(shared.run(pid, x), before[pid], atol=1e-4)

@@ -99,17 +99,19 @@ public class BatteryReaderTest {
 
     @Test
     public void theReaderFeedsTheRuntime() throws Exception {
+        Bundles.BatteryTable t = Bundles.battery().atLeast(2, "theReaderFeedsTheRuntime");
         Device d = new Device().with(BatteryProperty.CAPACITY, 95);
         ManualClock clock = new ManualClock(0);
-        SupernetRuntime rt = SupernetRuntime.builder(Bundles.shippedManifest(), RecordingEngine.withPaths(5))
-                .battery(new BatteryReader(d)).clock(clock).build();
+        SupernetRuntime rt = SupernetRuntime.builder(Bundles.shippedManifest(),
+                RecordingEngine.withPaths(Bundles.ids().size())).battery(new BatteryReader(d)).clock(clock).build();
         float[] x = new float[3 * 32 * 32];
         long[] shape = {1, 3, 32, 32};
-        assertEquals("path_0", rt.predict(x, shape).path());
-        d.with(BatteryProperty.CAPACITY, 35);
-        assertEquals("path_3", rt.predict(x, shape).path());
+        String full = t.pick(95.0, null);
+        assertEquals(full, rt.predict(x, shape).path());
+        d.with(BatteryProperty.CAPACITY, 0); // empty: the cheapest level, whatever the thresholds
+        assertEquals(t.paths.get(t.size() - 1), rt.predict(x, shape).path());
         d.properties.clear(); // the device stops reporting anything: no reading, most accurate
-        assertEquals("path_0", rt.predict(x, shape).path());
+        assertEquals(t.paths.get(0), rt.predict(x, shape).path());
         assertEquals(null, rt.switches().get(2).batteryPct());
     }
 

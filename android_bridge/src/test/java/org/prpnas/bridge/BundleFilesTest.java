@@ -72,6 +72,12 @@ public class BundleFilesTest {
         assertEquals("mkfifo " + at + " failed", 0, p.exitValue());
     }
 
+    /** The ONNX graph file of the shipped bundle's {@code k}-th path ({@code -1}: the last). */
+    private static String graph(int k) throws Exception {
+        org.json.JSONArray paths = Bundles.rawJson().getJSONArray("paths");
+        return paths.getJSONObject(k < 0 ? paths.length() + k : k).getString("onnx");
+    }
+
     private static Path link(File at, String target) throws Exception {
         Files.deleteIfExists(at.toPath());
         return Files.createSymbolicLink(at.toPath(), new File(target).toPath());
@@ -94,14 +100,15 @@ public class BundleFilesTest {
     public void symlinksThatStayInsideTheFolderLoad() throws Exception {
         assumePosix();
         // A graph moved into a subfolder and linked back; and the whole bundle reached through a link.
+        String name = graph(-1);
         File graphs = new File(bundle, "graphs");
         assertTrue(graphs.mkdir());
-        Files.move(new File(bundle, "path_2.onnx").toPath(), new File(graphs, "path_2.onnx").toPath());
-        link(new File(bundle, "path_2.onnx"), "graphs/path_2.onnx");
+        Files.move(new File(bundle, name).toPath(), new File(graphs, name).toPath());
+        link(new File(bundle, name), "graphs/" + name);
         File viaLink = new File(tmp.getRoot(), "bundle-link");
         link(viaLink, bundle.getAbsolutePath());
         Manifest m = Manifest.load(viaLink);
-        assertEquals(new File(graphs, "path_2.onnx").getCanonicalFile(), m.file("path_2.onnx"));
+        assertEquals(new File(graphs, name).getCanonicalFile(), m.file(name));
         Manifest.load(bundle);
     }
 
@@ -166,7 +173,7 @@ public class BundleFilesTest {
     @Test(timeout = 60_000) // opening a FIFO blocks until a writer comes: a hang here is a failure
     public void aFifoIsNeverOpened() throws Exception {
         assumePosix();
-        File graph = new File(bundle, "path_4.onnx");
+        File graph = new File(bundle, graph(-1));
         assertTrue(graph.delete());
         mkfifo(graph);
         assertMentions(refused(bundle), "bundle file " + graph + " is not a regular file", "export the bundle again");
@@ -195,17 +202,18 @@ public class BundleFilesTest {
     public void aSymlinkOutOfTheFolderIsRefused() throws Exception {
         assumePosix();
         File elsewhere = tmp.newFolder("elsewhere");
-        File graph = new File(bundle, "path_2.onnx");
-        File copy = new File(elsewhere, "path_2.onnx"); // same bytes: the checksum alone would pass it
+        String name = graph(-1);
+        File graph = new File(bundle, name);
+        File copy = new File(elsewhere, name); // same bytes: the checksum alone would pass it
         Bundles.copyFile(graph, copy);
         link(graph, copy.getAbsolutePath());
         assertMentions(refused(bundle), "bundle file " + graph + " points outside the bundle folder (a symlink to "
                 + copy.getCanonicalFile() + "); a bundle may only read its own files");
 
-        link(graph, "../elsewhere/path_2.onnx");
+        link(graph, "../elsewhere/" + name);
         assertMentions(refused(bundle), "bundle file " + graph + " points outside the bundle folder");
         Manifest unchecked = Manifest.load(bundle, false);
-        assertMentions(assertThrows(BundleException.class, () -> unchecked.file("path_2.onnx")).getMessage(),
+        assertMentions(assertThrows(BundleException.class, () -> unchecked.file(name)).getMessage(),
                 "points outside the bundle folder");
 
         bundle = Bundles.copy(tmp.newFolder("second"));

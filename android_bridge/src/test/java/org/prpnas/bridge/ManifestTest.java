@@ -9,7 +9,7 @@ import static org.junit.Assert.assertTrue;
 
 import java.io.File;
 import java.io.RandomAccessFile;
-import java.util.Arrays;
+import org.json.JSONArray;
 import org.json.JSONObject;
 import org.junit.Rule;
 import org.junit.Test;
@@ -30,27 +30,50 @@ public class ManifestTest {
         return assertThrows(BundleException.class, () -> Bundles.parse(json)).getMessage();
     }
 
+    /** Every field against the same manifest.json read as plain JSON (any bundle, any values). */
     @Test
     public void readsTheShippedBundle() throws Exception {
         Manifest m = Bundles.shippedManifest();
-        assertEquals(Arrays.asList("path_0", "path_1", "path_2", "path_3", "path_4"), m.ids());
-        assertEquals("path_3", m.path("path_3").method());
-        assertEquals(47.6, m.paths().get(0).accuracy(), 0.0);
-        assertEquals(0.039053362, m.paths().get(0).energyMj(), 0.0);
-        assertNull(m.paths().get(0).latencyMs());
-        assertEquals(6, m.paths().get(0).ops().size());
-        assertEquals(10, m.classes().size());
-        assertEquals("airplane", m.classes().get(0));
-        assertEquals(7, m.files().size());
+        JSONObject raw = Bundles.rawJson();
+        assertEquals(Bundles.ids(), m.ids());
+        JSONArray paths = raw.getJSONArray("paths");
+        for (int i = 0; i < paths.length(); i++) {
+            JSONObject p = paths.getJSONObject(i);
+            PathInfo info = m.path(p.getString("id"));
+            assertEquals(p.getString("method"), info.method());
+            assertEquals(p.getDouble("accuracy"), info.accuracy(), 0.0);
+            for (String key : new String[] {"energy_mj", "latency_ms"}) {
+                Double parsed = key.equals("energy_mj") ? info.energyMj() : info.latencyMs();
+                if (p.isNull(key)) {
+                    assertNull(key, parsed);
+                } else {
+                    assertEquals(key, p.getDouble(key), parsed, 0.0);
+                }
+            }
+            assertEquals(p.getJSONArray("ops").length(), info.ops().size());
+            assertEquals(p.getJSONArray("ops").getString(0), info.ops().get(0));
+            assertEquals(p.getLong("params"), info.params());
+            assertEquals(p.getLong("macs"), info.macs());
+            assertEquals(p.getInt("pareto_rank"), info.paretoRank());
+        }
+        JSONArray classes = raw.getJSONArray("classes");
+        assertEquals(classes.length(), m.classes().size());
+        assertEquals(classes.getString(0), m.classes().get(0));
+        assertEquals(raw.getJSONObject("files").length(), m.files().size());
         InputSpec in = m.input();
-        assertEquals(3, in.channels());
-        assertEquals(32, in.height());
-        assertEquals(32, in.width());
+        JSONArray shape = raw.getJSONObject("input").getJSONArray("shape");
+        assertEquals(shape.getInt(1), in.channels());
+        assertEquals(shape.getInt(2), in.height());
+        assertEquals(shape.getInt(3), in.width());
         assertEquals(1, in.programBatch());
-        assertEquals((float) 0.49053611706835515, in.mean()[0], 0f);
-        assertEquals((float) 0.2630531087941323, in.std()[2], 0f);
+        JSONArray mean = raw.getJSONObject("input").getJSONArray("mean");
+        JSONArray std = raw.getJSONObject("input").getJSONArray("std");
+        for (int c = 0; c < in.channels(); c++) {
+            assertEquals((float) mean.getDouble(c), in.mean()[c], 0f);
+            assertEquals((float) std.getDouble(c), in.std()[c], 0f);
+        }
         assertEquals(new File(Bundles.shipped(), "supernet.pte").getCanonicalFile(), m.programFile());
-        assertThrows(PolicyException.class, () -> m.path("path_9"));
+        assertThrows(PolicyException.class, () -> m.path("not_a_path"));
     }
 
     @Test
@@ -100,6 +123,7 @@ public class ManifestTest {
         assertTrue(invalid(json).contains("manifest lacks 'policies'"));
 
         json = Bundles.shippedJson();
+        Bundles.ids(2, "missingKeysAndWrongKindsAreNamed");
         json.getJSONArray("paths").getJSONObject(1).put("params", "many").remove("method");
         json.getJSONObject("input").put("mean", "zero");
         String message = invalid(json);
@@ -116,13 +140,15 @@ public class ManifestTest {
 
     @Test
     public void pathsMethodsAndFilesAreChecked() throws Exception {
+        int last = Bundles.ids(2, "pathsMethodsAndFilesAreChecked").size() - 1;
         JSONObject json = Bundles.shippedJson();
-        json.getJSONArray("paths").getJSONObject(2).put("method", "path_1");
+        JSONArray paths = json.getJSONArray("paths");
+        paths.getJSONObject(last).put("method", paths.getJSONObject(0).getString("method"));
         assertTrue(invalid(json).contains("duplicate method names"));
 
         json = Bundles.shippedJson();
-        json.getJSONArray("paths").getJSONObject(3).put("onnx", "gone.onnx");
-        assertTrue(invalid(json).contains("manifest.paths[3].onnx 'gone.onnx' is not listed in files"));
+        json.getJSONArray("paths").getJSONObject(last).put("onnx", "gone.onnx");
+        assertTrue(invalid(json).contains("manifest.paths[" + last + "].onnx 'gone.onnx' is not listed in files"));
 
         json = Bundles.shippedJson();
         json.getJSONObject("files").put("supernet.pte", "abc");
@@ -175,9 +201,10 @@ public class ManifestTest {
     @Test
     public void copiesDoNotChangeTheManifest() throws Exception {
         Manifest m = Bundles.shippedManifest();
-        m.policyTables().put("default", "schedule");
+        m.policyTables().put("default", "changed");
         m.toJson().put("paths", "x");
-        assertEquals("battery", m.policyTables().getString("default"));
+        assertEquals(Bundles.rawJson().getJSONObject("policies").getString("default"),
+                m.policyTables().getString("default"));
         assertArrayEquals(new long[] {2, 3, 32, 32}, m.input().batchShape(2));
     }
 }

@@ -7,9 +7,9 @@ import static org.junit.Assert.assertThrows;
 import static org.junit.Assert.assertTrue;
 
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.LinkedHashSet;
 import java.util.List;
+import java.util.Locale;
 import java.util.Random;
 import java.util.TreeSet;
 import java.util.concurrent.Callable;
@@ -30,13 +30,26 @@ public class SupernetRuntimeTest {
         return SupernetRuntime.builder(Bundles.shippedManifest(), engine);
     }
 
+    /** An engine with the method of every path of the shipped bundle (path_0 ... by the format). */
+    private static RecordingEngine engine() throws Exception {
+        return RecordingEngine.withPaths(Bundles.ids().size());
+    }
+
+    private static String oneDecimal(double pct) {
+        return String.format(Locale.ROOT, "%.1f", pct);
+    }
+
     @Test
     public void aMethodMissingFromTheProgramIsNamed() throws Exception {
-        RecordingEngine engine = RecordingEngine.withPaths(4); // the program lacks path_4
+        List<String> ids = Bundles.ids(2, "aMethodMissingFromTheProgramIsNamed");
+        int n = ids.size();
+        RecordingEngine engine = RecordingEngine.withPaths(n - 1); // the program lacks the last path's
+        String lastMethod = Bundles.rawJson().getJSONArray("paths").getJSONObject(n - 1).getString("method");
         BundleException e = assertThrows(BundleException.class, () -> builder(engine).build());
         String m = e.getMessage();
-        assertTrue(m, m.contains("the program lacks the method of manifest path path_4 (method 'path_4')"));
-        assertTrue(m, m.contains("it offers [path_0, path_1, path_2, path_3]"));
+        assertTrue(m, m.contains("the program lacks the method of manifest path " + ids.get(n - 1) + " (method '"
+                + lastMethod + "')"));
+        assertTrue(m, m.contains("it offers " + new TreeSet<String>(engine.methods())));
         assertTrue(m, m.contains("manifest.json and supernet.pte disagree"));
         assertTrue(m, m.contains("export the bundle again"));
 
@@ -44,74 +57,96 @@ public class SupernetRuntimeTest {
         json.getJSONArray("paths").getJSONObject(1).put("method", "forward");
         Manifest renamed = Bundles.parse(json);
         e = assertThrows(BundleException.class,
-                () -> SupernetRuntime.builder(renamed, RecordingEngine.withPaths(5)).build());
-        assertTrue(e.getMessage(), e.getMessage().contains("path_1 (method 'forward')"));
+                () -> SupernetRuntime.builder(renamed, RecordingEngine.withPaths(n)).build());
+        assertTrue(e.getMessage(), e.getMessage().contains(ids.get(1) + " (method 'forward')"));
     }
 
     @Test
     public void batteryDrivesThePathAndSwitchesAreLogged() throws Exception {
+        Bundles.BatteryTable t = Bundles.battery().atLeast(2, "batteryDrivesThePathAndSwitchesAreLogged");
+        int n = t.size();
+        String first = t.paths.get(0);
+        String last = t.paths.get(n - 1);
         PushedBattery battery = new PushedBattery(100.0);
         ManualClock clock = new ManualClock(0.0);
-        SupernetRuntime rt = builder(RecordingEngine.withPaths(5)).battery(battery).clock(clock).build();
+        SupernetRuntime rt = builder(engine()).battery(battery).clock(clock).build();
         Prediction p = rt.predict(IMAGE, ONE);
-        assertEquals("path_0", p.path());
-        assertEquals(0f, p.logit(0, 9), 0f); // the engine encodes the method in the logits
+        assertEquals(first, p.path());
+        // The engine encodes the method in the logits.
+        assertEquals(RecordingEngine.indexOf(first), p.logit(0, 9), 0f);
         clock.set(0.5);
-        battery.push(15.0);
+        double low = Math.floor(t.thresholds[n - 2] / 2 * 10) / 10; // under the level above the last
+        battery.push(low);
         p = rt.predict(IMAGE, ONE);
-        assertEquals("path_4", p.path());
-        assertEquals(4f, p.logit(0, 0), 0f);
-        assertTrue(p.reason(), p.reason().startsWith("battery 15.0 % >= 0 %"));
-        battery.push(21.0); // below 20 + 3: stays
-        assertEquals("path_4", rt.predict(IMAGE, ONE).path());
+        assertEquals(last, p.path());
+        assertEquals(RecordingEngine.indexOf(last), p.logit(0, 0), 0f);
+        assertTrue(p.reason(), p.reason().startsWith("battery " + oneDecimal(low) + " % >= 0 %"));
+        // Back above the level above, but not by the margin: stays.
+        battery.push(Math.min(t.thresholds[n - 2] + t.hysteresisPct - 0.5, 100.0));
+        assertEquals(last, rt.predict(IMAGE, ONE).path());
         List<PathSwitch> log = rt.switches();
         assertEquals(2, log.size());
         assertNull(log.get(0).fromPath());
-        assertEquals("path_0", log.get(0).toPath());
+        assertEquals(first, log.get(0).toPath());
         assertEquals(100.0, log.get(0).batteryPct(), 0.0);
-        assertEquals("path_4", log.get(1).toPath());
+        assertEquals(last, log.get(1).toPath());
         assertEquals(0.5, log.get(1).atH(), 0.0);
     }
 
+    /**
+     * The schedule walks every path of the bundle here, not its ladder: the point is when the
+     * runtime asks its policy, which needs three slots that differ on any bundle of three paths.
+     */
     @Test
     public void thePolicyIsAskedAgainAfterOneSecondOrANewReading() throws Exception {
-        ManualClock clock = new ManualClock(5.0 - 0.5 / 3600); // half a second before the 5 h switch
+        List<String> ids = Bundles.ids(3, "thePolicyIsAskedAgainAfterOneSecondOrANewReading");
+        double every = Bundles.schedule().switchEveryH;
+        ManualClock clock = new ManualClock(every - 0.5 / 3600); // half a second before the first switch
         PushedBattery battery = new PushedBattery(50.0);
-        SupernetRuntime rt = builder(RecordingEngine.withPaths(5)).policy("schedule").battery(battery).clock(clock)
+        SupernetRuntime rt = builder(engine()).policy(new SchedulePolicy(ids, every)).battery(battery).clock(clock)
                 .build();
-        assertEquals("path_0", rt.predict(IMAGE, ONE).path());
-        clock.advanceSeconds(0.7); // past 5 h, but the last decision is 0.7 s old: it stands
-        assertEquals("path_0", rt.predict(IMAGE, ONE).path());
+        assertEquals(ids.get(0), rt.predict(IMAGE, ONE).path());
+        clock.advanceSeconds(0.7); // past the switch, but the last decision is 0.7 s old: it stands
+        assertEquals(ids.get(0), rt.predict(IMAGE, ONE).path());
         clock.advanceSeconds(0.35); // 1.05 s since the decision
-        assertEquals("path_1", rt.predict(IMAGE, ONE).path());
+        assertEquals(ids.get(1), rt.predict(IMAGE, ONE).path());
 
-        clock.set(10.0 - 0.2 / 3600);
-        assertEquals("path_1", rt.predict(IMAGE, ONE).path());
+        clock.set(2 * every - 0.2 / 3600);
+        assertEquals(ids.get(1), rt.predict(IMAGE, ONE).path());
         clock.advanceSeconds(0.3);
         battery.push(49.0); // a new reading: asked at once
-        assertEquals("path_2", rt.predict(IMAGE, ONE).path());
+        assertEquals(ids.get(2), rt.predict(IMAGE, ONE).path());
     }
 
     @Test
     public void switchToPinsUntilFollowPolicy() throws Exception {
+        Bundles.BatteryTable t = Bundles.battery();
+        String initial = t.pick(90.0, null);
+        String pin = null; // a path the policy did not choose
+        for (String id : Bundles.ids(2, "switchToPinsUntilFollowPolicy")) {
+            if (pin == null && !id.equals(initial)) {
+                pin = id;
+            }
+        }
         PushedBattery battery = new PushedBattery(90.0);
-        SupernetRuntime rt = builder(RecordingEngine.withPaths(5)).battery(battery).clock(new ManualClock(0)).build();
-        rt.switchTo("path_3", "user asked");
+        SupernetRuntime rt = builder(engine()).battery(battery).clock(new ManualClock(0)).build();
+        assertEquals(initial, rt.currentPath());
+        rt.switchTo(pin, "user asked");
         battery.push(95.0);
         Prediction p = rt.predict(IMAGE, ONE);
-        assertEquals("path_3", p.path());
+        assertEquals(pin, p.path());
         assertEquals("pinned by switchTo (user asked)", p.reason());
         assertEquals("user asked", rt.switches().get(1).reason());
         rt.followPolicy();
-        assertEquals("path_0", rt.predict(IMAGE, ONE).path());
-        assertEquals("path_0", rt.currentPath());
-        assertTrue(assertThrows(PolicyException.class, () -> rt.switchTo("path_5")).getMessage()
-                .contains("no path 'path_5' in the bundle"));
+        assertEquals(t.pick(95.0, pin), rt.predict(IMAGE, ONE).path());
+        assertEquals(t.pick(95.0, pin), rt.currentPath());
+        assertTrue(assertThrows(PolicyException.class, () -> rt.switchTo("not_a_path")).getMessage()
+                .contains("no path 'not_a_path' in the bundle"));
     }
 
     @Test
     public void batchesRunOneImageAtATimeOnABatchOneProgram() throws Exception {
-        RecordingEngine engine = RecordingEngine.withPaths(5);
+        RecordingEngine engine = engine();
         SupernetRuntime rt = builder(engine).battery(new PushedBattery(65.0)).build();
         Prediction p = rt.predict(new float[3 * 3072], new long[] {3, 3, 32, 32});
         assertEquals(3, p.batch());
@@ -121,18 +156,19 @@ public class SupernetRuntimeTest {
             assertArrayEquals(ONE, shape);
         }
         assertArrayEquals(new int[] {0, 0, 0}, p.labels());
-        assertEquals("airplane", p.labelNames()[2]);
-        float[] direct = rt.runPath("path_2", IMAGE, ONE);
-        assertEquals(2f, direct[5], 0f);
+        assertEquals(Bundles.rawJson().getJSONArray("classes").getString(0), p.labelNames()[2]);
+        String last = Bundles.ids().get(Bundles.ids().size() - 1);
+        float[] direct = rt.runPath(last, IMAGE, ONE);
+        assertEquals(RecordingEngine.indexOf(last), direct[5], 0f);
 
         Prediction images = rt.predictImages(new byte[2 * 3072], 2);
-        assertEquals("path_1", images.path());
+        assertEquals(Bundles.battery().pick(65.0, null), images.path());
         assertEquals(2, images.batch());
     }
 
     @Test
     public void wrongInputAndMismatchedOutputAreExplained() throws Exception {
-        RecordingEngine engine = RecordingEngine.withPaths(5);
+        RecordingEngine engine = engine();
         SupernetRuntime rt = builder(engine).build();
         assertThrows(InputException.class, () -> rt.predict(new float[7], ONE));
         assertThrows(InputException.class, () -> rt.predict(IMAGE, new long[] {1, 1, 32, 96}));
@@ -144,13 +180,13 @@ public class SupernetRuntimeTest {
     @Test
     public void aPolicyChoosingAnUnknownPathIsRefused() throws Exception {
         String m = assertThrows(PolicyException.class,
-                () -> builder(RecordingEngine.withPaths(5)).policy(new FixedPolicy("path_99")).build()).getMessage();
+                () -> builder(engine()).policy(new FixedPolicy("path_99")).build()).getMessage();
         assertTrue(m, m.contains("policy fixed chose path 'path_99', which the bundle lacks"));
     }
 
     @Test
     public void closeClosesTheEngine() throws Exception {
-        RecordingEngine engine = RecordingEngine.withPaths(5);
+        RecordingEngine engine = engine();
         SupernetRuntime rt = builder(engine).build();
         rt.close();
         assertTrue(engine.isClosed());
@@ -161,12 +197,13 @@ public class SupernetRuntimeTest {
     /**
      * Eight threads predict two-image batches (run as two engine calls each) while another thread
      * pushes battery levels across every threshold: every row of every result must come from the
-     * path the result names, and every path must have run.
+     * path the result names, and every path of the battery table must have run.
      */
     @Test
     public void concurrentCallsNeverMixPaths() throws Exception {
         final PushedBattery battery = new PushedBattery(100.0);
-        final SupernetRuntime rt = builder(RecordingEngine.slow(5)).battery(battery).decideEverySeconds(0).build();
+        final SupernetRuntime rt = builder(RecordingEngine.slow(Bundles.ids().size())).battery(battery)
+                .decideEverySeconds(0).build();
         final AtomicBoolean done = new AtomicBoolean(false);
         ExecutorService pool = Executors.newFixedThreadPool(9);
         Future<?> pusher = pool.submit(new Runnable() {
@@ -207,7 +244,7 @@ public class SupernetRuntimeTest {
         done.set(true);
         pusher.get(10, TimeUnit.SECONDS);
         pool.shutdown();
-        assertEquals(new TreeSet<String>(Arrays.asList("path_0", "path_1", "path_2", "path_3", "path_4")),
+        assertEquals(new TreeSet<String>(Bundles.battery().atLeast(2, "concurrentCallsNeverMixPaths").paths),
                 new TreeSet<String>(all));
         assertTrue(rt.switches().size() > 10);
     }

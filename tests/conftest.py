@@ -30,3 +30,13 @@ def nb201_csv() -> Path:
 @pytest.fixture(scope="session")
 def fbnet_lut_json() -> Path:
     return shared_file("fbnet/hwnasbench_fbnet_op_metrics.json")
+
+
+@pytest.fixture(scope="session")
+def data():
+    """The embedded default data at the tiny preset's size, as the tiny test runs train on
+    (read once per session; a module may define its own `data` instead)."""
+    from prp.trainer.config import preset
+    from prp.trainer.datasets import load_dataset
+
+    return load_dataset("default", limit_per_class=preset("tiny").limit_per_class)

@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 import torch
 from prp.trainer.config import preset
-from prp.trainer.datasets import load_dataset
 from prp.trainer.errors import PRPError
 from prp.trainer.estimators import FREE_COMBINATION, calibrated_accuracy, combined_members
 from prp.trainer.pareto import pareto_ranks
@@ -93,11 +92,6 @@ def test_an_unknown_estimator_is_a_clear_error() -> None:
 
 
 # --------------------------------------------------------------------------- a real tiny run
-@pytest.fixture(scope="module")
-def data():
-    return load_dataset("default", limit_per_class=CFG.limit_per_class)
-
-
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory, data):
     run_dir = tmp_path_factory.mktemp("run")

@@ -17,16 +17,11 @@ from prp.runtime.backends import onnx_session_options
 from prp.runtime.bundle import BundleError, load_manifest, validate_manifest
 from prp.runtime.policies import ladder, rungs_of
 from prp.trainer.config import preset
-from prp.trainer.datasets import load_dataset, to_tensor
+from prp.trainer.datasets import to_tensor
 from prp.trainer.export import ExportError, calibrated_path_module, export_bundle, load_run
 from prp.trainer.train import Trainer
 
 CFG = preset("tiny")
-
-
-@pytest.fixture(scope="module")
-def data():
-    return load_dataset("default", limit_per_class=CFG.limit_per_class)
 
 
 @pytest.fixture(scope="module")

@@ -9,17 +9,11 @@ from dataclasses import replace
 import pytest
 import torch
 from prp.trainer.config import preset
-from prp.trainer.datasets import load_dataset
 from prp.trainer.errors import PRPError
 from prp.trainer.runs import RunLog, read_checkpoint
 from prp.trainer.train import Trainer
 
 CFG = preset("tiny")
-
-
-@pytest.fixture(scope="module")
-def data():
-    return load_dataset("default", limit_per_class=CFG.limit_per_class)
 
 
 @pytest.fixture(scope="module")

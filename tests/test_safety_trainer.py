@@ -17,17 +17,11 @@ from pathlib import Path
 import pytest
 import torch
 from prp.trainer.config import preset
-from prp.trainer.datasets import load_dataset
 from prp.trainer.errors import PRPError
 from prp.trainer.export import ExportError, export_bundle, load_run
 from prp.trainer.train import Trainer
 
 CFG = preset("tiny")
-
-
-@pytest.fixture(scope="module")
-def data():
-    return load_dataset("default", limit_per_class=CFG.limit_per_class)
 
 
 @pytest.fixture(scope="module")

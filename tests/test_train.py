@@ -14,7 +14,6 @@ import pytest
 import torch
 from prp.trainer.config import preset
 from prp.trainer.costs import get_cost_model, price_supernet
-from prp.trainer.datasets import load_dataset
 from prp.trainer.errors import PRPError
 from prp.trainer.pareto import is_nondominated, pareto_ranks
 from prp.trainer.runs import RunLog
@@ -24,11 +23,6 @@ from prp.trainer.supernet import Supernet
 from prp.trainer.train import Trainer, TrainingError
 
 CFG = preset("tiny")  # nb201 at 4 channels, 30 images per class, 2 + 2 epochs
-
-
-@pytest.fixture(scope="module")
-def data():
-    return load_dataset("default", limit_per_class=CFG.limit_per_class)
 
 
 @pytest.fixture(scope="module")

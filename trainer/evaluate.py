@@ -102,9 +102,9 @@ def evaluate_run(
     and combinations, each paired with the run's shared-weight estimates by a bootstrap of
     `bootstrap` resamples (section `baselines`, and `supernet_adds_information`). Proxies are
     scored on a fresh supernet initialised with the run's own seed (`seed` only samples the
-    architectures and the bootstrap). Proxy scores are kept per architecture in the evaluation file and in `proxy_cache` and reused when the
-    same architectures are scored again with the same settings; `baseline_progress(proxy,
-    done, total)` reports their computation.
+    architectures and the bootstrap). Proxy scores are kept per architecture in the evaluation
+    file and in `proxy_cache` and reused when the same architectures are scored again with the
+    same settings; `baseline_progress(proxy, done, total)` reports their computation.
     """
     if bootstrap < 1:
         raise PRPError(f"--bootstrap must be at least 1 resample, got {bootstrap}")

@@ -12,7 +12,10 @@ of each class; the default run then estimates accuracy on images this supernet n
 
 About 5 minutes per epoch on one core of the 2-core machine here (2.5 hours in all). It writes
 the data set (runs/pretrain/cifar10_disjoint.npz, 17 MB) on the first call and the run in
-runs/pretrain/fair-c8/ (checkpoint after every epoch).
+runs/pretrain/fair-c8/ (checkpoint after every epoch). A run still in progress is kept in git
+under bench/pretrain/fair-c8/ (config, log, last checkpoint; under 1 MB) between sessions; go on
+from it with `mkdir -p runs/pretrain && cp -r bench/pretrain/fair-c8 runs/pretrain/` and the
+command above (the data set is rebuilt with the same bytes, the archive's own JPEGs).
 """
 
 from __future__ import annotations

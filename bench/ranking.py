@@ -1,21 +1,25 @@
-"""Ranking quality of three training methods with the same epochs on the same data, as the
-paper's figures 4 and 6: vanilla single-path (uniform), strict fairness only, PRP-NAS.
+"""Ranking quality of training methods on the same data, as the paper's figures 4 and 6:
+vanilla single-path (uniform), strict fairness only, PRP-NAS (the default recipe).
 
     python bench/ranking.py --truth ../shared/data/nasbench201/nb201_cifar10_hw.csv [--k 300]
 
-Each method trains the default preset's NB201 supernet for the same number of epochs, priced
-during training by the `hwnasbench-nb201` table (HW-NAS-Bench's edgegpu energy fitted per edge
-and op), then `prp-eval` compares its estimates with NAS-Bench-201 (cifar10_test_acc) under the
-table's edgegpu_energy, all on one common set of unseen architectures, and every method's
-figures are paired with fairness's by a bootstrap over those architectures. Methods (default:
-uniform, fair, prp-truth-fairw):
-- uniform, fair: the baselines (single-path uniform sampling; strict fairness throughout).
-- prp-truth-fairw: PRP as the paper runs it on NB201, target ranks from the table's
+Each method trains the default preset's NB201 supernet on the same data, priced during training
+by the `hwnasbench-nb201` table (HW-NAS-Bench's edgegpu energy fitted per edge and op), then
+`prp-eval` compares its estimates with NAS-Bench-201 (cifar10_test_acc) under the table's
+edgegpu_energy, all on one common set of unseen architectures, and every method's figures are
+paired with fairness's by a bootstrap over those architectures. Methods (default: uniform,
+fair, default):
+- default: the default preset as `prp-train` runs it: the Pareto-rank stage from the shipped
+  strict-fair supernet (`--init nb201-c8-fair`), strict-fair W, paths ranked by the shared
+  weights aggregated with free proxies (weights+free).
+- uniform, fair: the baselines from random weights, the same epochs as a scratch prp run
+  (single-path uniform sampling; strict fairness throughout).
+- prp: Algorithm 1 from random weights with target ranks from its own post-stage-1 estimates;
+  prp-truth-fairw: PRP as the paper runs it on NB201, target ranks from the table's
   cifar10_valid_acc of the paths it samples (those are then excluded from the evaluation),
-  with strict-fair W groups in stage 2 (the same W budget per batch as fairness).
-- prp: Algorithm 1 with target ranks from its own post-stage-1 estimates; prp-truth: table
-  targets with the paper's argmax W; prp-fairw: own targets, strict-fair W; prp-frontw: stage 2
-  trains W on alpha's predicted top-N paths instead of the per-slot argmax.
+  with strict-fair W groups in stage 2; prp-truth: table targets with the paper's argmax W;
+  prp-fairw: own targets, strict-fair W; prp-frontw: stage 2 trains W on alpha's predicted
+  top-N paths instead of the per-slot argmax.
 Beside every method, the same architectures are ranked by the free baselines prp-eval reports
 (params, MACs, synflow, NASWOT, their log-rank combination `free`, and `supernet+free`), each
 method's weights paired against each of them; the proxies are computed once for all methods.
@@ -73,7 +77,7 @@ def main() -> None:
         default=None,
         help="where every method trains and is evaluated (default: the preset's; paper: cuda)",
     )
-    parser.add_argument("--methods", default="uniform,fair,prp-truth-fairw")
+    parser.add_argument("--methods", default="uniform,fair,default")
     parser.add_argument("--cost-column", default="edgegpu_energy")
     parser.add_argument(
         "--cost-model",
@@ -132,25 +136,34 @@ def main() -> None:
         "--results-dir", type=Path, default=RESULTS, help="where the record is written"
     )
     args = parser.parse_args()
-    base = replace(
-        preset(args.preset),
-        dataset=str(args.data),
-        limit_per_class=args.limit_per_class,
-        seed=args.seed,
-        eval_images=args.eval_images,
-        bn_batches=args.bn_batches,
-    )
-    objective = NB201_COST_COLUMNS[args.cost_column][0]
-    device = NB201_COST_COLUMNS[args.cost_column][2]
-    base = replace(base, cost_model=args.cost_model, objective=objective, cost_device=device)
-    if args.cost_model == "analytic":
-        base = replace(base, cost_device=None)
-    if args.compute_device is not None:
-        base = replace(base, compute_device=args.compute_device)
+
+    def bench_settings(cfg: Any) -> Any:
+        """The bench's data, seed, estimation and cost settings on top of a preset's config."""
+        objective = NB201_COST_COLUMNS[args.cost_column][0]
+        device = NB201_COST_COLUMNS[args.cost_column][2]
+        cfg = replace(
+            cfg,
+            dataset=str(args.data),
+            limit_per_class=args.limit_per_class,
+            seed=args.seed,
+            eval_images=args.eval_images,
+            bn_batches=args.bn_batches,
+            cost_model=args.cost_model,
+            objective=objective,
+            cost_device=None if args.cost_model == "analytic" else device,
+        )
+        if args.compute_device is not None:
+            cfg = replace(cfg, compute_device=args.compute_device)
+        if args.epochs_pareto is not None:
+            cfg = replace(cfg, epochs_pareto=args.epochs_pareto)
+        return cfg
+
+    # Every method trains from random weights (the default preset's `SCRATCH_RECIPE`), except
+    # "default": the preset as prp-train runs it, from its shipped strict-fair supernet.
+    base = bench_settings(preset(args.preset, init="scratch"))
     if args.epochs_fair is not None:
         base = replace(base, epochs_fair=args.epochs_fair)
-    if args.epochs_pareto is not None:
-        base = replace(base, epochs_pareto=args.epochs_pareto)
+    recipe = bench_settings(preset(args.preset))
     data = load_dataset(
         base.dataset,
         val_fraction=base.val_fraction,
@@ -169,7 +182,9 @@ def main() -> None:
             else ""
         )
         variant += " (truth targets)" if cfg.method == "prp" and cfg.truth_table else ""
-        return f"{cfg.method}{variant} {cfg.epochs_fair}+{cfg.epochs_pareto} ep"
+        variant += f" (ranks by {cfg.estimator})" if cfg.estimator != "weights" else ""
+        start = f" from {cfg.init}" if cfg.init != "scratch" else ""
+        return f"{cfg.method}{variant} {cfg.epochs_fair}+{cfg.epochs_pareto} ep{start}"
 
     def method_config(name: str) -> Any:
         variants = {
@@ -178,8 +193,12 @@ def main() -> None:
             "prp-frontw": {"pareto_w_paths": "front"},
             "prp-truth-fairw": {"truth_table": str(args.truth), "pareto_w_paths": "fair"},
         }
+        if name == "default":
+            return recipe
         if name not in ("uniform", "fair", "prp", *variants):
-            raise SystemExit(f"unknown method {name!r}: uniform, fair, prp, {', '.join(variants)}")
+            raise SystemExit(
+                f"unknown method {name!r}: default, uniform, fair, prp, {', '.join(variants)}"
+            )
         return replace(base, method=name.split("-")[0], **variants.get(name, {}))
 
     def logged_seconds(run_dir: Path) -> float:
@@ -274,8 +293,13 @@ def main() -> None:
                     "baselines",
                     "baseline_settings",
                     "supernet_adds_information",
+                    # what the run itself ranks by (weights, or weights+free) and how that
+                    # estimator fares against every free baseline and the weights alone
+                    "run_estimator",
                 )
             }
+            if "run_estimator_verdict" in r:
+                record["run_estimator_verdict"] = r["run_estimator_verdict"]
             record |= {
                 "name": method,
                 "label": method_label,
@@ -294,9 +318,12 @@ def main() -> None:
             }
             results.append(record)
             by = r["kendall_tau_b_pareto_by_estimator"]
+            own = r.get("run_estimator_verdict", {})
             rows.append(
                 [
                     method,
+                    own.get("kendall_tau_b_accuracy", r["kendall_tau_b_accuracy"]),
+                    own.get("kendall_tau_b_pareto", r["kendall_tau_b_pareto"]),
                     r["kendall_tau_b_pareto"],
                     by.get("alpha", "-"),
                     by.get("combined", "-"),
@@ -320,6 +347,7 @@ def main() -> None:
             "cost_column": args.cost_column,
             "training_cost_model": args.cost_model,
             "config": base.to_json(),
+            "default_config": recipe.to_json(),  # the "default" method's (shipped init)
             "data": str(args.data),
             "train_images": len(data.train.labels),
             "val_images": len(data.val.labels),
@@ -335,6 +363,8 @@ def main() -> None:
         f"Ranking quality against NAS-Bench-201 ({args.cost_column})",
         [
             "method",
+            "tau-b acc (own)",
+            "tau-b Pareto (own)",
             "tau-b Pareto (weights)",
             "(alpha)",
             "(combined)",

@@ -146,9 +146,10 @@ def train(
     estimator: str = typer.Option(
         None,
         "--estimator",
-        help="What paths are ranked by: weights (shared-weight accuracy estimates, the "
-        "default) or weights+free (their log-rank aggregate with params, synflow and NASWOT, "
-        "mapped onto the same accuracy values).",
+        help="What paths are ranked by: weights (shared-weight accuracy estimates) or "
+        "weights+free (their log-rank aggregate with params, synflow and NASWOT, mapped onto "
+        "the same accuracy values; the default preset's when it starts from the shipped "
+        "supernet).",
     ),
     out: Path = typer.Option(
         None, help="Run directory (default: a new runs/<space>-<objective>[-k])."
@@ -163,8 +164,10 @@ def train(
     compute_device: str = typer.Option(None, help="cpu or cuda."),
     init: str = typer.Option(
         None,
-        help="scratch, or a run folder (or its checkpoint.pt) of an unpruned supernet of the "
-        "same space, e.g. a --method fair run: its weights start this run.",
+        help="Where W starts: nb201-c8-fair (the shipped strict-fair supernet; the default "
+        "preset's start where its space fits), scratch (random weights, then 8 strict-fair "
+        "epochs), or a run folder (or its checkpoint.pt) of an unpruned supernet of the same "
+        "space, e.g. a --method fair run.",
     ),
     top: int = typer.Option(5, help="How many paths to label along the front."),
 ) -> None:

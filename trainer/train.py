@@ -35,6 +35,7 @@ from .errors import PRPError
 from .estimators import FREE_COMBINATION, calibrated_accuracy, combined_members
 from .losses import alpha_loss
 from .pareto import pareto_ranks
+from .pretrained import resolve_init
 from .profiling import PathTable
 from .proxies import free_scores, proxy_images
 from .pruning import MAXIMIZE, prune_by_pareto
@@ -239,11 +240,11 @@ class Trainer:
         return np.random.default_rng(seed), g
 
     def _load_init(self, spec: str) -> str:
-        """Start W (weights and BatchNorm buffers, not alpha) from the supernet of another run
-        (`spec`: its folder or its checkpoint file); returns the file's sha256 for the log."""
-        path = Path(spec)
-        if path.is_dir():
-            path = path / CHECKPOINT
+        """Start W (weights and BatchNorm buffers, not alpha) from a trained supernet (`spec`:
+        a shipped one's name, a run folder or its checkpoint file); returns the file's sha256
+        for the log. A classifier of another class count is left at its initialisation (the
+        cells transfer to another data set; the classifier is learnt by this run)."""
+        path = resolve_init(spec)
         state = read_checkpoint(path, self.device)  # weights-only: cannot run code
         if not bool(state["op_mask"].all()):
             raise PRPError(
@@ -255,6 +256,8 @@ class Trainer:
         missing = sorted(set(own) - set(weights) - {"alpha"})
         unknown = sorted(set(weights) - set(own))
         wrong = [k for k in weights if k in own and weights[k].shape != own[k].shape]
+        head = [k for k in wrong if k.split(".")[-2:-1] == ["classifier"]]
+        wrong = [k for k in wrong if k not in head]
         if missing or unknown or wrong:
             what = (
                 f"{own[wrong[0]].shape} wanted for {wrong[0]}, got {weights[wrong[0]].shape}"
@@ -263,8 +266,10 @@ class Trainer:
             )
             raise PRPError(
                 f"--init {spec}: its supernet does not fit this run's space ({what}); train it "
-                f"with the same --space, --size, channels and classes, or use --init scratch"
+                f"with the same --space, --size and channels, or use --init scratch"
             )
+        for k in head:
+            del weights[k]
         self.supernet.load_state_dict(weights, strict=False)
         return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -650,8 +655,12 @@ class Trainer:
             estimator=self.cfg.estimator,
         )
 
-    def run(self, resume: bool = False) -> list[PathMetrics]:
-        """Train the remaining epochs, then search the pruned supernet; returns the front."""
+    def run(
+        self, resume: bool = False, after_epoch: Callable[[int], None] | None = None
+    ) -> list[PathMetrics]:
+        """Train the remaining epochs, then search the pruned supernet; returns the front.
+        `after_epoch(epochs_done)` is called once each epoch's checkpoint is written (e.g. to
+        keep a snapshot of it)."""
         config_path = self.run_dir / CONFIG
         if resume:
             # Only an existing run resumes, and only with the config it was started with.
@@ -690,6 +699,8 @@ class Trainer:
             self.epoch += 1
             self.save_checkpoint()
             self.log.append(record)
+            if after_epoch is not None:
+                after_epoch(self.epoch)
         return self.final_front()
 
     def final_front(self) -> list[PathMetrics]:

@@ -1,0 +1,162 @@
+"""The README's main job, measured: `prp-train --objective energy` as a user runs it, its time,
+the front it finds, and (with --truth) `prp-eval` of that run beside the free baselines.
+
+    python bench/default_run.py --truth ../shared/data/nasbench201/nb201_cifar10_hw.csv
+
+Issue 16's bar for the default run: at most 10 minutes on 2 CPU cores; at least 4 rank-1 paths
+above twice chance accuracy, spanning at least 10 points of estimated accuracy and at least 2x
+energy; prp-eval (K = 1,000) beating every free baseline on accuracy and Pareto tau-b with
+paired intervals above zero, and beating the same combination without the shared weights
+(`free`). The record states each criterion and whether it holds. Writes
+bench/results/default_run[-seedN].json; the run stays in --out (default: a temporary folder).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import print_table, write_record  # noqa: E402
+
+
+def _cli(app: str, *args: str) -> list[str]:
+    """A prp command run with this interpreter (the installed console script's entry point)."""
+    return [sys.executable, "-c", f"from prp.trainer.cli import {app}; {app}()", *args]
+
+
+def front_criteria(front: dict[str, Any], chance: float) -> dict[str, Any]:
+    """Issue 16's front criteria on a run's front.json: the rank-1 paths above twice chance,
+    how many, and the span of their estimated accuracy (points) and cost (ratio)."""
+    usable = [
+        p for p in front["paths"] if p["pareto_rank"] == 1 and p["accuracy"] > 2 * chance
+    ]
+    acc = [p["accuracy"] for p in usable]
+    cost = [p["cost"] for p in usable]
+    span = max(acc) - min(acc) if acc else 0.0
+    ratio = max(cost) / min(cost) if cost else 0.0
+    return {
+        "rank1_above_twice_chance": len(usable),
+        "accuracy_span_points": span,
+        "cost_ratio": ratio,
+        "accuracy_range": [min(acc), max(acc)] if acc else None,
+        "cost_range": [min(cost), max(cost)] if cost else None,
+        "holds": {
+            "at_least_4_paths": len(usable) >= 4,
+            "at_least_10_points": span >= 10.0,
+            "at_least_2x_cost": ratio >= 2.0,
+        },
+    }
+
+
+def eval_criteria(result: dict[str, Any]) -> dict[str, Any]:
+    """The run's own estimator against every free baseline and `free` (prp-eval's verdict)."""
+    own = result.get("run_estimator_verdict")
+    if own is None:  # a weights-only run: its shared-weight figures against the baselines
+        taus = {
+            "kendall_tau_b_accuracy": result["kendall_tau_b_accuracy"],
+            "kendall_tau_b_pareto": result["kendall_tau_b_pareto"],
+        }
+        return {"estimator": "weights", **taus, "against": result["baselines"]}
+    beats = {
+        b: {m: v[m]["ci95"][0] > 0 for m in ("accuracy", "pareto")}
+        for b, v in own["against"].items()
+    }
+    return {
+        "estimator": own["estimator"],
+        "kendall_tau_b_accuracy": own["kendall_tau_b_accuracy"],
+        "kendall_tau_b_pareto": own["kendall_tau_b_pareto"],
+        "against": {
+            b: {m: v[m] for m in ("accuracy", "pareto")} for b, v in own["against"].items()
+        },
+        "beats_every_baseline_on_both": all(all(v.values()) for v in beats.values()),
+        "hypervolume_ratio": result["hypervolume_ratio"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--truth", type=Path, default=None, help="nb201_cifar10_hw.csv")
+    parser.add_argument("--k", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=None, help="keep the run here")
+    parser.add_argument(
+        "--train-args", default="", help="more prp-train options, e.g. '--init scratch'"
+    )
+    parser.add_argument("--name", default=None, help="record name (default: default_run)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        run = args.out or Path(tmp) / "run"
+        command = [
+            "--objective",
+            "energy",
+            "--seed",
+            str(args.seed),
+            "--out",
+            str(run),
+            *args.train_args.split(),
+        ]
+        start = time.perf_counter()
+        subprocess.run(_cli("train_app", *command), check=True)
+        train_s = time.perf_counter() - start
+        front = json.loads((run / "front.json").read_text())
+        config = json.loads((run / "config.json").read_text())
+        chance = 100.0 / 10  # CIFAR-10
+        record: dict[str, Any] = {
+            "command": "prp-train " + " ".join(command),
+            "train_s": train_s,
+            "config": config,
+            "front": front_criteria(front, chance),
+            "selected": front["selected"],
+        }
+        rows = [
+            ["training time", f"{train_s / 60:.1f} min", train_s <= 600],
+            *[[k, v, "-"] for k, v in record["front"].items() if k != "holds"],
+        ]
+        if args.truth is not None:
+            start = time.perf_counter()
+            subprocess.run(
+                _cli("eval_app", str(run), "--truth", str(args.truth), "--k", str(args.k)),
+                check=True,
+            )
+            record["eval_s"] = time.perf_counter() - start
+            result = json.loads((run / "eval_nb201.json").read_text())
+            record["eval"] = eval_criteria(result)
+            record["eval_command"] = f"prp-eval RUN --truth {args.truth} --k {args.k}"
+            rows += [
+                ["accuracy tau-b (run's estimator)", record["eval"]["kendall_tau_b_accuracy"], "-"],
+                ["Pareto tau-b (run's estimator)", record["eval"]["kendall_tau_b_pareto"], "-"],
+                [
+                    "beats every free baseline and free (both, paired 95 %)",
+                    record["eval"].get("beats_every_baseline_on_both"),
+                    "-",
+                ],
+            ]
+    name = args.name or ("default_run" if args.seed == 0 else f"default_run-seed{args.seed}")
+    path = write_record(name, record)
+    holds = record["front"]["holds"]
+    print_table(
+        "prp-train --objective energy (the README's main job)",
+        ["measure", "value", "within the bar"],
+        [
+            [r[0], r[1], holds.get(_CRITERION.get(r[0], ""), r[2])] for r in rows
+        ],
+    )
+    print(f"wrote {path}")
+
+
+_CRITERION = {
+    "rank1_above_twice_chance": "at_least_4_paths",
+    "accuracy_span_points": "at_least_10_points",
+    "cost_ratio": "at_least_2x_cost",
+}
+
+
+if __name__ == "__main__":
+    main()

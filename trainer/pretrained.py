@@ -1,0 +1,96 @@
+"""Supernets trained once at a larger scale and shipped in the package (`prp-train --init NAME`).
+
+Stage 1 of the paper (strict fairness) does not depend on the cost objective, so, the way
+Once-for-All ships trained supernets, it is trained once on more data than a default run can
+afford (`bench/pretrain_supernet.py`, about 2.5 hours on one core) and every default run starts
+its Pareto-rank stage from it (`bench/pretrain_supernet.py` says which epoch is shipped and
+why). A shipped file is a prp-train checkpoint without optimizer state,
+read like any other with torch's weights-only unpickler.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .errors import PRPError
+
+
+@dataclass(frozen=True)
+class Pretrained:
+    """One shipped supernet: its file under `prp/trainer/data/supernets/` and the space it fits."""
+
+    file: str
+    space: str
+    space_size: str
+    space_overrides: dict[str, Any] = field(default_factory=dict)
+    doc: str = ""
+
+    def fits(self, space: str, space_size: str, space_overrides: dict[str, Any]) -> bool:
+        return (space, space_size, dict(space_overrides)) == (
+            self.space,
+            self.space_size,
+            self.space_overrides,
+        )
+
+
+PRETRAINED: dict[str, Pretrained] = {
+    "nb201-c8-fair": Pretrained(
+        file="nb201-c8-fair.pt",
+        space="nb201",
+        space_size="real",
+        space_overrides={"channels": 8, "cells_per_stage": 1},
+        doc="NB201 at 8 channels, 1 cell per stage (the default preset's space), after 8 of 30 "
+        "epochs of strict fairness on the 45,000 CIFAR-10 train images the embedded default "
+        "subset does not hold (it ranks architectures better than after all 30)",
+    ),
+}
+# The default preset's starting point.
+DEFAULT_INIT = "nb201-c8-fair"
+
+
+def pretrained_path(name: str) -> Path:
+    """The installed file of the shipped supernet `name`."""
+    entry = PRETRAINED[name]
+    path = Path(str(resources.files("prp.trainer") / "data" / "supernets" / entry.file))
+    if not path.is_file():
+        raise PRPError(
+            f"--init {name}: the shipped supernet {path} is missing from this installation; "
+            f"reinstall prp-nas, or use --init scratch"
+        )
+    return path
+
+
+def resolve_init(spec: str) -> Path:
+    """The checkpoint that `--init spec` names: a shipped supernet's name, a run folder (its
+    checkpoint.pt) or a checkpoint file."""
+    if spec in PRETRAINED:
+        return pretrained_path(spec)
+    path = Path(spec)
+    if path.is_dir():
+        return path / "checkpoint.pt"
+    if not path.exists():
+        raise PRPError(
+            f"--init {spec}: that run folder or checkpoint does not exist; use scratch, a run "
+            f"folder, a checkpoint.pt or a shipped supernet ({', '.join(PRETRAINED)})"
+        )
+    return path
+
+
+def ship(checkpoint: Path, dest: Path) -> None:
+    """Write `checkpoint` (an unpruned prp-train checkpoint) as a shipped supernet at `dest`:
+    the same format with the optimizer state left out (it halves the file and no run resumes
+    from it), written atomically."""
+    import torch
+
+    from .runs import atomic_path, read_checkpoint
+
+    state = read_checkpoint(checkpoint)
+    for key in ("opt_w", "opt_a"):
+        state[key] = {"state": {}, "param_groups": state[key]["param_groups"]}
+    state["evaluated"], state["targets"] = [], []
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(dest) as tmp:
+        torch.save(state, tmp)

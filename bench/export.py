@@ -9,6 +9,16 @@ method's latency in the bundle against the same path's own program (target ratio
 interleaved with ExecuTorch's runtime at batch 1. `--real-size` also exports 5 seeded uniform
 paths of NB201 at its real size (C=16, N=5; untrained weights, each path with its own BatchNorm
 statistics) to measure the .pte against distinct weights where the weights are not tiny.
+
+    python bench/export.py RUN --quantize int8 [--top 5] [--reps 200]
+
+Int8 bundles (issue 21), record `export_int8.json`: the same 5 real-size NB201 paths as int8
+(calibrated on random images: the weights are untrained) and RUN's top paths exported twice, in
+float32 and in int8 (calibrated on the run's held-out images): .pte bytes int8 / fp32 (target
+<= 0.30 at real size), the constants the int8 .pte stores against the distinct int8 constants
+of its paths (stored once: target <= 1.05) and the whole .pte against them (graph overhead),
+per-path test top-1 int8 against fp32 (target: drop <= 1.0 point) and per-path latency int8 /
+fp32 at batch 1, interleaved, ExecuTorch XNNPACK and ONNX Runtime (target <= 0.7).
 """
 
 from __future__ import annotations
@@ -67,13 +77,235 @@ def real_size_ratio(paths: int = 5, seed: int = 0) -> dict[str, float]:
     }
 
 
+def _real_size_modules(paths: int, seed: int) -> dict:
+    import numpy as np
+    from prp.trainer.export import path_module
+    from prp.trainer.spaces import get_space
+    from prp.trainer.supernet import Supernet
+
+    torch.manual_seed(seed)
+    supernet = Supernet(get_space("nb201", size="real")).eval()
+    rng = np.random.default_rng(seed)
+    modules = {}
+    for i in range(paths):
+        path = supernet.sample_uniform(rng)
+        supernet.recalibrate_bn(path, [torch.randn(16, 3, 32, 32) for _ in range(2)])
+        modules[f"path_{i}"] = path_module(supernet, path)
+    return modules
+
+
+def int8_sizes(fp32_pte: Path, int8_pte: Path, int8_paths: list) -> dict[str, float]:
+    """Size figures of an int8 program against its fp32 twin and its distinct constants."""
+    from prp.trainer.export import _stored
+    from prp.trainer.quantize import distinct_bytes, int8_weights, pte_named_data
+
+    stored = sum(len(v) for v in pte_named_data(int8_pte).values())
+    distinct = distinct_bytes([t for q in int8_paths for t in _stored(q)])
+    weights = [t for q in int8_paths for t in int8_weights(q.reference)]
+    pte8, pte32 = int8_pte.stat().st_size, fp32_pte.stat().st_size
+    return {
+        "fp32_pte_bytes": pte32,
+        "int8_pte_bytes": pte8,
+        "int8_over_fp32": pte8 / pte32,
+        "int8_distinct_constant_bytes": distinct,
+        "int8_weight_bytes_sum_over_paths": sum(t.numel() for t in weights),
+        "int8_distinct_weight_bytes": distinct_bytes(weights),
+        "pte_stored_constant_bytes": stored,
+        "stored_over_distinct": stored / distinct,
+        "pte_over_distinct": pte8 / distinct,
+        "graph_overhead_bytes": pte8 - stored,
+        "fp32_graph_overhead_bytes": pte32 - sum(len(v) for v in pte_named_data(fp32_pte).values()),
+    }
+
+
+def real_size_int8(paths: int = 5, seed: int = 0) -> dict[str, float]:
+    """Int8 against fp32 for `paths` uniform paths of real-size NB201 (sizes, agreement)."""
+    from prp.trainer.export import check_pte
+    from prp.trainer.quantize import quantize_path
+
+    modules = _real_size_modules(paths, seed)
+    example = torch.randn(1, 3, 32, 32)
+    calib = [torch.randn(32, 3, 32, 32) for _ in range(4)]
+    quantized = {k: quantize_path(m, example, calib) for k, m in modules.items()}
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32, int8 = Path(tmp) / "fp32.pte", Path(tmp) / "int8.pte"
+        write_pte(modules, example, fp32)
+        write_pte({k: q.program for k, q in quantized.items()}, example, int8)
+        x = torch.randn(3, 3, 32, 32)
+        diff = check_pte(int8, {k: q.reference for k, q in quantized.items()}, x)
+        record = int8_sizes(fp32, int8, list(quantized.values()))
+    with torch.no_grad():
+        peak = max(float(q.reference(x).abs().max()) for q in quantized.values())
+    return {**record, "max_abs_diff_vs_reference": max(diff.values()), "max_abs_logit": peak}
+
+
+def median_ms_fn(fn, reps: int) -> float:
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times) * 1e3
+
+
+def _latency(calls: dict, reps: int) -> dict[str, float]:
+    """Median ms of each call, warmed up, over 5 interleaved rounds."""
+    for fn in calls.values():
+        median_ms_fn(fn, 20)
+    timings: dict[str, list[float]] = {k: [] for k in calls}
+    for _ in range(5):
+        for k, fn in calls.items():
+            timings[k].append(median_ms_fn(fn, max(reps // 5, 1)))
+    return {k: statistics.median(v) for k, v in timings.items()}
+
+
+def int8_main(args: argparse.Namespace) -> None:
+    """`--quantize int8`: the figures of issue 21 (module docstring)."""
+    import onnxruntime as ort
+    from executorch.runtime import Runtime
+    from prp.runtime.backends import onnx_session_options
+    from prp.trainer.quantize import pte_named_data
+
+    run = load_run(args.run)
+    cfg = run.cfg
+    data = load_dataset(
+        cfg.dataset,
+        val_fraction=cfg.val_fraction,
+        seed=cfg.seed,
+        limit_per_class=cfg.limit_per_class,
+    )
+    record: dict = {"run": str(args.run), "top": args.top}
+    with tempfile.TemporaryDirectory() as tmp_dir:
+        tmp = Path(tmp_dir)
+        t = time.perf_counter()
+        fp32 = export_bundle(args.run, tmp / "fp32", top=args.top, data=data)
+        record["fp32_export_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        int8 = export_bundle(args.run, tmp / "int8", top=args.top, data=data, quantize="int8")
+        record["int8_export_s"] = time.perf_counter() - t
+        m32, m8 = load_manifest(fp32).data, load_manifest(int8).data
+        stored = sum(len(v) for v in pte_named_data(int8 / "supernet.pte").values())
+        stored32 = sum(len(v) for v in pte_named_data(fp32 / "supernet.pte").values())
+        distinct = m8["export"]["int8_distinct_weight_bytes"]
+        pte8 = (int8 / "supernet.pte").stat().st_size
+        pte32 = (fp32 / "supernet.pte").stat().st_size
+        record["sizes"] = {
+            "fp32_pte_bytes": pte32,
+            "int8_pte_bytes": pte8,
+            "int8_over_fp32": pte8 / pte32,
+            "fp32_distinct_weight_bytes": m32["export"]["distinct_weight_bytes"],
+            "int8_distinct_constant_bytes": distinct,
+            "pte_stored_constant_bytes": stored,
+            "stored_over_distinct": stored / distinct,
+            "pte_over_distinct": pte8 / distinct,
+            "graph_overhead_bytes": pte8 - stored,
+            "fp32_graph_overhead_bytes": pte32 - stored32,
+            "onnx_fp32_weights_bytes": (fp32 / "weights.bin").stat().st_size,
+            "onnx_int8_weights_bytes": (int8 / "weights.bin").stat().st_size,
+        }
+        x = to_tensor(data.test.images[:1], data.mean, data.std)
+        rt = Runtime.get()
+        p32 = rt.load_program(str(fp32 / "supernet.pte"))
+        p8 = rt.load_program(str(int8 / "supernet.pte"))
+        rows, per_path = [], []
+        for a, b in zip(m32["paths"], m8["paths"], strict=True):
+            assert a["key"] == b["key"]
+            e32, e8 = p32.load_method(a["method"]), p8.load_method(b["method"])
+            o32, o8 = (
+                ort.InferenceSession(
+                    str(bundle / p["onnx"]),
+                    onnx_session_options(),
+                    providers=["CPUExecutionProvider"],
+                )
+                for bundle, p in ((fp32, a), (int8, b))
+            )
+            f32 = {o32.get_inputs()[0].name: x.numpy()}
+            f8 = {o8.get_inputs()[0].name: x.numpy()}
+            ms = _latency(
+                {
+                    "et32": lambda m=e32: m.execute([x]),
+                    "et8": lambda m=e8: m.execute([x]),
+                    "ort32": lambda s=o32, f=f32: s.run(None, f),
+                    "ort8": lambda s=o8, f=f8: s.run(None, f),
+                },
+                args.reps,
+            )
+            drop = b["fp32_test_accuracy"] - b["test_accuracy"]
+            per_path.append(
+                {
+                    "id": b["id"],
+                    "key": b["key"],
+                    "fp32_test_accuracy": b["fp32_test_accuracy"],
+                    "int8_test_accuracy": b["test_accuracy"],
+                    "top1_drop_points": drop,
+                    "executorch_fp32_ms": ms["et32"],
+                    "executorch_int8_ms": ms["et8"],
+                    "executorch_int8_over_fp32": ms["et8"] / ms["et32"],
+                    "onnxruntime_fp32_ms": ms["ort32"],
+                    "onnxruntime_int8_ms": ms["ort8"],
+                    "onnxruntime_int8_over_fp32": ms["ort8"] / ms["ort32"],
+                    "max_abs_diff_vs_reference": b["max_abs_diff"],
+                }
+            )
+            rows.append(
+                [
+                    b["id"],
+                    b["fp32_test_accuracy"],
+                    b["test_accuracy"],
+                    drop,
+                    ms["et32"],
+                    ms["et8"],
+                    ms["et8"] / ms["et32"],
+                    ms["ort8"] / ms["ort32"],
+                ]
+            )
+        record["paths"] = per_path
+        record["test_images"] = len(data.test.labels)
+        record["calibration"] = m8["quantization"]["calibration"]
+    record["real_size_nb201"] = real_size_int8()
+    out = write_record("export_int8", record)
+    real, sizes = record["real_size_nb201"], record["sizes"]
+    print_table(
+        "Int8 .pte against fp32 and against its distinct int8 constants",
+        [
+            "bundle",
+            "fp32 .pte",
+            "int8 .pte",
+            "int8/fp32",
+            "stored/distinct",
+            ".pte/distinct",
+            "graph overhead B",
+        ],
+        [
+            ["NB201 real size, 5 paths"]
+            + [real[k] for k in ("fp32_pte_bytes", "int8_pte_bytes", "int8_over_fp32")]
+            + [real[k] for k in ("stored_over_distinct", "pte_over_distinct")]
+            + [real["graph_overhead_bytes"]],
+            [f"{args.run}, top {args.top}"]
+            + [sizes[k] for k in ("fp32_pte_bytes", "int8_pte_bytes", "int8_over_fp32")]
+            + [sizes[k] for k in ("stored_over_distinct", "pte_over_distinct")]
+            + [sizes["graph_overhead_bytes"]],
+        ],
+    )
+    print_table(
+        f"Per path: test top-1 ({record['test_images']} images), batch-1 latency (median ms)",
+        ["path", "fp32 %", "int8 %", "drop", "ET fp32", "ET int8", "ET int8/fp32", "ORT int8/fp32"],
+        rows,
+    )
+    print(f"wrote {out}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("run", type=Path)
     parser.add_argument("--top", type=int, default=5)
     parser.add_argument("--reps", type=int, default=200)
     parser.add_argument("--real-size", action="store_true", help="also measure real-size NB201")
+    parser.add_argument("--quantize", choices=["int8"], help="measure int8 bundles (issue 21)")
     args = parser.parse_args()
+    if args.quantize:
+        int8_main(args)
+        return
     from executorch.runtime import Runtime
 
     run = load_run(args.run)

@@ -32,6 +32,9 @@ MAX_MANIFEST_BYTES = 64 << 20  # a real one is ~40 KB; more is not a manifest
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _DTYPES = {"float32": 4, "float16": 2, "float64": 8, "int64": 8, "int32": 4, "int8": 1, "uint8": 1}
 POLICY_NAMES = ("battery", "schedule", "energy-budget", "fixed")
+# A path's arithmetic (`paths[k].precision`); a path without the field (every bundle before int8
+# export, and every fp32 export) is float32. Input and output are float32 either way.
+PRECISIONS = ("float32", "int8")
 
 
 class BundleError(Exception):
@@ -128,6 +131,7 @@ _TOP: _Spec = {
     "policies": (lambda v: isinstance(v, dict), "an object", True),
     "files": (lambda v: isinstance(v, dict), "an object", True),
     "provenance": (lambda v: isinstance(v, dict), "an object", True),
+    "quantization": (lambda v: isinstance(v, dict), "an object", False),
 }
 _INPUT: _Spec = {
     "shape": (
@@ -161,6 +165,8 @@ _PATH: _Spec = {
     "pareto_rank": (_int, "an integer", True),
     "max_abs_diff": (lambda v: isinstance(v, dict), "an object", True),
     "onnx_initializers": (lambda v: isinstance(v, list), "a list", False),
+    "precision": (lambda v: v in PRECISIONS, " or ".join(map(repr, PRECISIONS)), False),
+    "fp32_test_accuracy": (_number, "a number", False),
 }
 _TENSOR: _Spec = {
     "name": (lambda v: isinstance(v, str) and v != "", "a non-empty string", True),
@@ -335,6 +341,11 @@ def validate_manifest(data: Any) -> list[str]:
     return errors
 
 
+def path_precision(path: dict[str, Any]) -> str:
+    """The arithmetic of a manifest path: "float32" (also where the field is absent) or "int8"."""
+    return str(path.get("precision", "float32"))
+
+
 # ---------------------------------------------------------------------------------- loading
 @dataclass(frozen=True)
 class Manifest:
@@ -425,6 +436,11 @@ class Bundle(Manifest):
     @property
     def classes(self) -> list[str]:
         return list(self.data["classes"])
+
+    def precision(self, path_id: str) -> str:
+        """ "float32" or "int8": the arithmetic of path `path_id` (inputs and logits are float32
+        either way, so backends and policies treat both alike)."""
+        return path_precision(self.path(path_id))
 
     def path(self, path_id: str) -> dict[str, Any]:
         for p in self.data["paths"]:

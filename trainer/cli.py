@@ -298,6 +298,12 @@ def export(
     paths: list[str] = typer.Option(
         None, "--paths", help="Export these paths (encoded as in front.json 'key') instead."
     ),
+    quantize: str = typer.Option(
+        None, help="int8: quantize the paths (PT2E for XNNPACK, calibrated on held-out images)."
+    ),
+    keep_fp32: list[str] = typer.Option(
+        None, "--keep-fp32", help="With --quantize: keep this path (its key) in float32."
+    ),
 ) -> None:
     """Export RUN's pruned supernet with its top paths to a bundle, checked against PyTorch."""
     from .export import export_bundle
@@ -313,6 +319,8 @@ def export(
                 top=top,
                 paths=paths or None,
                 progress=lambda msg: status.update(msg),
+                quantize=quantize,
+                keep_fp32=keep_fp32 or (),
             )
         manifest = json.loads((bundle / "manifest.json").read_text())
         table = Table(title=f"{bundle}: {len(manifest['paths'])} paths")
@@ -329,7 +337,7 @@ def export(
             table.add_column(col)
         for p in manifest["paths"]:
             table.add_row(
-                p["method"],
+                p["method"] + (" (int8)" if p.get("precision") == "int8" else ""),
                 f"{p['accuracy']:.2f}",
                 f"{p['test_accuracy']:.2f}",
                 "-" if p["energy_mj"] is None else f"{p['energy_mj']:.4g}",

@@ -18,6 +18,7 @@ Every method and graph is checked against PyTorch before the bundle is moved int
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime as dt
 import hashlib
@@ -28,7 +29,7 @@ import platform
 import re
 import shutil
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,16 @@ from .costs import get_cost_model, price_supernet
 from .datasets import DataSplits, batches, load_dataset, to_tensor
 from .errors import PRPError
 from .profiling import PathTable, trace_ops
+from .quantize import (
+    CALIBRATION_IMAGES,
+    FP32,
+    INT8,
+    QUANTIZE_CHOICES,
+    Int8Path,
+    constant_tensors,
+    distinct_bytes,
+    quantize_path,
+)
 from .runs import (
     CHECKPOINT,
     CONFIG,
@@ -68,6 +79,11 @@ PTE = "supernet.pte"
 PTE_SEGMENT_ALIGNMENT = 64
 CHECK_IMAGES = 8
 TOLERANCE = 1e-3  # max abs logit difference allowed between PyTorch and an exported path
+# An int8 method against its PT2E reference module: XNNPACK and ONNX Runtime requantize with
+# their own integer rounding, and one-step differences add up over the layers (measured on the
+# default run's paths: up to ~5 % of the largest logit, ONNX Runtime twice XNNPACK's); allowed:
+# this fraction of the reference's largest logit magnitude on the check images.
+INT8_TOLERANCE = 0.1
 
 
 class ExportError(PRPError):
@@ -404,7 +420,10 @@ def _shorten_named_keys(lowered: Any) -> None:
                 constants = blob[header.constant_data_offset :]
                 Path(d, "graph.bin").write_bytes(blob[start : start + size])
                 _flatc_decompile(d, schema, os.path.join(d, "graph.bin"), ["--raw-binary"])
-                text = pattern.sub(short, Path(d, "graph.json").read_bytes())
+                text = Path(d, "graph.json").read_bytes()
+                if not pattern.search(text):
+                    continue  # named short already (`_short_xnnpack_keys`): nothing to rebuild
+                text = pattern.sub(short, text)
                 Path(d, "schema.json").write_bytes(text)
                 _flatc_compile(d, schema, os.path.join(d, "schema.json"))
                 graph = Path(d, "schema.bin").read_bytes()
@@ -428,16 +447,55 @@ def _shorten_named_keys(lowered: Any) -> None:
     lowered._named_data_store = merged
 
 
-def write_pte(modules: dict[str, nn.Module], example: Tensor, path: Path) -> None:
-    """One ExecuTorch program, one XNNPACK-delegated method per path; shared weights once."""
+@contextlib.contextmanager
+def _short_xnnpack_keys() -> Iterator[None]:
+    """While lowering, XNNPACK names each constant `w<k>` (k counting distinct bytes) instead of
+    its sha256 hex key: the same sharing, without the bytes of long keys.
+
+    For programs with int8 methods, which `_shorten_named_keys` cannot rename afterwards: its
+    round trip through flatc's JSON prints floats with 6 digits, and an int8 graph holds its
+    activation scales as floats (measured: the rounded scales doubled the int8 methods'
+    distance from their PT2E reference at NB201's real size). Names equal bytes alike across
+    all methods lowered in the block, as the hex keys do."""
+    from executorch.backends.xnnpack.operators import node_visitor
+
+    names: dict[str, str] = {}
+
+    class _Digest:
+        def __init__(self, data: bytes = b"") -> None:
+            self._hash = hashlib.sha256(data)
+
+        def hexdigest(self) -> str:
+            return names.setdefault(self._hash.hexdigest(), f"w{len(names)}")
+
+    class _Hashlib:
+        sha256 = _Digest
+
+    saved = node_visitor.hashlib
+    node_visitor.hashlib = _Hashlib  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        node_visitor.hashlib = saved
+
+
+def write_pte(
+    modules: Mapping[str, nn.Module | torch.export.ExportedProgram], example: Tensor, path: Path
+) -> None:
+    """One ExecuTorch program, one XNNPACK-delegated method per path; shared weights once.
+    An int8 path comes as the exported program of its quantized module (`quantize.py`)."""
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import ExecutorchBackendConfig, to_edge_transform_and_lower
 
     programs = {
-        name: _drop_zero_terms(torch.export.export(_for_xnnpack(m).eval(), (example,)))
+        name: m
+        if isinstance(m, torch.export.ExportedProgram)  # an int8 path, quantized already
+        else _drop_zero_terms(torch.export.export(_for_xnnpack(m).eval(), (example,)))
         for name, m in modules.items()
     }
-    lowered = to_edge_transform_and_lower(programs, partitioner=[XnnpackPartitioner()])
+    quantized = any(isinstance(m, torch.export.ExportedProgram) for m in modules.values())
+    with _short_xnnpack_keys() if quantized else contextlib.nullcontext():
+        lowered = to_edge_transform_and_lower(programs, partitioner=[XnnpackPartitioner()])
     _shorten_named_keys(lowered)
     config = ExecutorchBackendConfig(segment_alignment=PTE_SEGMENT_ALIGNMENT)
     path.write_bytes(lowered.to_executorch(config).buffer)
@@ -451,13 +509,16 @@ def _float_types() -> set[int]:
 
 def write_onnx(modules: dict[str, nn.Module], example: Tensor, out_dir: Path) -> dict[str, Any]:
     """One ONNX graph per path (dynamic batch); every distinct initializer is stored once in
-    `weights.bin` and each graph points at it by offset and length."""
+    `weights.bin` and each graph points at it by offset and length. An int8 path comes as its
+    PT2E-quantized module and becomes a QDQ graph (int8 weights, DequantizeLinear per channel)
+    with the quantization parameters the ExecuTorch method has."""
     import onnx
     from onnx import numpy_helper
     from onnx.external_data_helper import set_external_data
     from torch.export import Dim
 
     _FLOAT_TYPES = _float_types()  # noqa: N806
+    _INT8_TYPES = {onnx.TensorProto.INT8, onnx.TensorProto.UINT8}  # noqa: N806
     stored: dict[str, tuple[int, int]] = {}
     tensors: dict[str, list[dict[str, Any]]] = {}
     graphs = {}
@@ -474,11 +535,15 @@ def write_onnx(modules: dict[str, nn.Module], example: Tensor, out_dir: Path) ->
             assert program is not None
             proto = program.model_proto
             for init in proto.graph.initializer:
-                if init.data_type not in _FLOAT_TYPES:
-                    continue  # shape-like int tensors (axes, shapes) stay inline for ORT
+                int8_weight = init.data_type in _INT8_TYPES and len(init.dims) >= 2
+                if init.data_type not in _FLOAT_TYPES and not int8_weight:
+                    continue  # shape-like int tensors and zero points stay inline for ORT
                 raw = numpy_helper.to_array(init).tobytes()
                 key = hashlib.sha256(init.data_type.to_bytes(4, "little") + raw).hexdigest()
                 if key not in stored:
+                    # int8 weights leave float tensors after them unaligned; pad to 4 (never
+                    # needed between float32 tensors, so an fp32 bundle is unchanged).
+                    f.write(b"\0" * (-f.tell() % 4))
                     stored[key] = (f.tell(), len(raw))
                     f.write(raw)
                 offset, length = stored[key]
@@ -572,6 +637,79 @@ def _other_cost(run: LoadedRun, objective: str) -> tuple[PathTable, Any] | None:
         return None
 
 
+def _kept_fp32(run: LoadedRun, chosen: Sequence[PathMetrics], names: Sequence[str]) -> set[str]:
+    """Keys of the exported paths `names` (encoded paths) keeps in float32."""
+    space = run.supernet.space
+    keys = {m.key for m in chosen}
+    kept = set()
+    for name in names:
+        try:
+            key = space.encode(run.supernet.validate(space.decode(name)))
+        except PRPError as e:
+            raise ExportError(f"--keep-fp32 {name!r}: {e}") from None
+        if key not in keys:
+            raise ExportError(
+                f"--keep-fp32 {name!r} is not one of the exported paths: {', '.join(sorted(keys))}"
+            )
+        kept.add(key)
+    return kept
+
+
+def _int8_energy(
+    run: LoadedRun, table: tuple[PathTable, Any] | None, trace: Any
+) -> tuple[Callable[[ArchPath, float], float] | None, dict[str, Any] | None]:
+    """How an int8 path's energy is priced: with the analytic model's `horowitz45-int8` device
+    where the run's energy model is the analytic one, else the run's table scaled by the
+    analytic int8 / fp32 ratio of the same path. None where the bundle has no energy figures."""
+    if table is None:
+        return None, None
+    int8_model = get_cost_model("analytic", "energy", "horowitz45-int8")
+    int8_table = price_supernet(run.supernet, int8_model, trace)
+    if table[0].device.startswith("horowitz45"):
+        info = {"device": "horowitz45-int8", "source": int8_model.source, "how": "priced"}
+        return (lambda path, _fp32: float(int8_table(path))), info
+    fp32_table = price_supernet(
+        run.supernet, get_cost_model("analytic", "energy", "horowitz45-fp32"), trace
+    )
+    info = {
+        "device": f"{table[0].device} x horowitz45-int8 / horowitz45-fp32",
+        "source": f"{table[1].source}, scaled by {int8_model.source}",
+        "how": "scaled",
+    }
+    return (lambda path, fp32: fp32 * float(int8_table(path)) / float(fp32_table(path))), info
+
+
+def _tensors(m: nn.Module) -> list[Tensor]:
+    return [t.detach() for t in itertools.chain(m.parameters(), m.buffers())]
+
+
+def _stored(q: Int8Path) -> list[Tensor]:
+    """The constants of an int8 path a backend stores: int8 weights and float scales and biases
+    (the weights' zero points are all zero, symmetric, and XNNPACK stores none)."""
+    return [t for t in constant_tensors(q.reference) if t.dtype in (torch.int8, torch.float32)]
+
+
+def _check_int8(
+    reference: Mapping[str, nn.Module],
+    int8: Mapping[str, tuple[Int8Path, float]],
+    inputs: Tensor,
+    pte_diff: dict[str, float],
+    onnx_diff: dict[str, float],
+) -> None:
+    """Every int8 method and graph within `INT8_TOLERANCE` of its PT2E reference."""
+    for i in int8:
+        with torch.no_grad():
+            peak = float(reference[i](inputs).abs().max())
+        allowed = INT8_TOLERANCE * max(peak, 1e-6)
+        if not (pte_diff[i] <= allowed and onnx_diff[i] <= allowed):
+            raise ExportError(
+                f"int8 path {i} differs from its PT2E reference by "
+                f"{max(pte_diff[i], onnx_diff[i]):.3g} (> {allowed:.3g}, {INT8_TOLERANCE:.0%} "
+                f"of its largest logit); ExecuTorch "
+                f"{pte_diff[i]:.3g}, ONNX {onnx_diff[i]:.3g}"
+            )
+
+
 def default_policies(paths: Sequence[Mapping[str, Any]], objective: str) -> dict[str, Any]:
     """The manifest's `policies` for exported `paths` (manifest entries): battery thresholds
     evenly spaced over the ladder (most accurate path on a full battery) and the paper's schedule
@@ -588,9 +726,20 @@ def export_bundle(
     paths: Sequence[str] | None = None,
     data: DataSplits | None = None,
     progress: Callable[[str], None] | None = None,
+    quantize: str | None = None,
+    keep_fp32: Sequence[str] = (),
 ) -> Path:
-    """Export run `run_dir` to bundle folder `out`; returns `out`. Nothing is left half-written."""
+    """Export run `run_dir` to bundle folder `out`; returns `out`. Nothing is left half-written.
+
+    `quantize="int8"`: every path int8 (PT2E, `quantize.py`) except those named in `keep_fp32`
+    (encoded paths), which stay float32: a mixed-precision bundle."""
     say = progress or (lambda msg: None)
+    if quantize is not None and quantize not in QUANTIZE_CHOICES:
+        raise ExportError(
+            f"--quantize {quantize!r} is not supported; choose {', '.join(QUANTIZE_CHOICES)}"
+        )
+    if keep_fp32 and quantize is None:
+        raise ExportError("--keep-fp32 names float32 paths of an int8 bundle: add --quantize int8")
     given_out = Path(out)
     out = Path(os.path.abspath(out))  # `.` and `..` resolved: tmp goes beside the real name
     _check_out(out, Path(run_dir))
@@ -599,6 +748,7 @@ def export_bundle(
         say(f"removed leftovers of killed exports: {', '.join(removed)}")
     run = load_run(run_dir)
     chosen = choose_paths(run, top, paths)
+    kept = _kept_fp32(run, chosen, keep_fp32)
     cfg = run.cfg
     data = data or load_dataset(
         cfg.dataset,
@@ -625,6 +775,9 @@ def export_bundle(
     }
     other = "latency" if cfg.objective == "energy" else "energy"
     tables[other] = _other_cost(run, other)
+    energy_int8, energy_int8_info = (
+        _int8_energy(run, tables["energy"], trace) if quantize else (None, None)
+    )
 
     say(f"recalibrating BatchNorm and measuring {len(chosen)} paths")
     records, modules = [], {}
@@ -638,6 +791,23 @@ def export_bundle(
     order = sorted(range(len(records)), key=lambda k: (-records[k][1], records[k][0].cost))
     ids = [f"path_{i}" for i in range(len(order))]
     named = {ids[i]: modules[records[k][0].key] for i, k in enumerate(order)}
+    int8: dict[str, tuple[Int8Path, float]] = {}  # path id -> quantized path, its test accuracy
+    calibration = min(CALIBRATION_IMAGES, len(val_y))
+    if quantize is not None:
+        if calibration == 0:
+            raise ExportError(
+                f"run {run.run_dir} has no validation images to calibrate int8 paths on; "
+                f"train with --val-fraction above 0 or export without --quantize"
+            )
+        say(f"quantizing {len(chosen) - len(kept)} paths to int8 ({calibration} held-out images)")
+        calib = [val_x[i : i + 32] for i in range(0, calibration, 32)]
+        for i, k in enumerate(order):
+            if records[k][0].key not in kept:
+                q = quantize_path(named[ids[i]], test_x[:1], calib)
+                int8[ids[i]] = (q, _accuracy(q.reference, test_x, test_y))
+    # What each backend runs and is checked against: an int8 path's PT2E reference module.
+    reference = {i: int8[i][0].reference if i in int8 else m for i, m in named.items()}
+    lowered = {i: int8[i][0].program if i in int8 else m for i, m in named.items()}
 
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
     if (tmp.exists() or tmp.is_symlink()) and not _remove_export_folder(tmp):
@@ -649,14 +819,17 @@ def export_bundle(
     try:
         example = test_x[:1].clone()
         say("lowering to ExecuTorch (XNNPACK)")
-        write_pte(named, example, tmp / PTE)
+        write_pte(lowered, example, tmp / PTE)
         say("exporting ONNX graphs")
-        onnx_info = write_onnx(named, example, tmp)
+        onnx_info = write_onnx(reference, example, tmp)
         say("checking every method and graph against PyTorch")
         check_x = test_x[:CHECK_IMAGES]
-        pte_diff = check_pte(tmp / PTE, named, check_x)
-        onnx_diff = check_onnx(tmp, onnx_info["graphs"], named, check_x)
-        worst = max([*pte_diff.values(), *onnx_diff.values()])
+        pte_diff = check_pte(tmp / PTE, reference, check_x)
+        onnx_diff = check_onnx(tmp, onnx_info["graphs"], reference, check_x)
+        if int8:
+            _check_int8(reference, int8, check_x, pte_diff, onnx_diff)
+        worst = max([*(d for i, d in pte_diff.items() if i not in int8)], default=0.0)
+        worst = max([worst, *(d for i, d in onnx_diff.items() if i not in int8)])
         if not worst <= TOLERANCE:
             raise ExportError(
                 f"an exported path differs from PyTorch by {worst:.3g} (> {TOLERANCE}); "
@@ -673,7 +846,7 @@ def export_bundle(
                 "path": list(metrics.path),
                 "key": metrics.key,
                 "accuracy": round(float(estimated), 4),
-                "test_accuracy": round(float(test_acc), 4),
+                "test_accuracy": round(float(int8[ids[i]][1] if ids[i] in int8 else test_acc), 4),
                 "energy_mj": None,
                 "latency_ms": None,
                 "params": int(trace.params()(metrics.path)),
@@ -685,6 +858,11 @@ def export_bundle(
             for objective, field in (("energy", "energy_mj"), ("latency", "latency_ms")):
                 if tables[objective] is not None:
                     entry[field] = float(tables[objective][0](metrics.path))  # type: ignore[index]
+            if quantize is not None:  # an fp32 bundle's manifest stays as it was
+                entry["precision"] = INT8 if ids[i] in int8 else FP32
+                entry["fp32_test_accuracy"] = round(float(test_acc), 4)
+                if ids[i] in int8 and energy_int8 is not None and entry["energy_mj"] is not None:
+                    entry["energy_mj"] = float(energy_int8(metrics.path, entry["energy_mj"]))
             path_entries.append(entry)
         costs = {
             objective: None
@@ -725,6 +903,34 @@ def export_bundle(
                 "command": " ".join(sys.argv),
             },
         }
+        if quantize is not None:
+            fp32_tensors = [t for i, m in named.items() if i not in int8 for t in _tensors(m)]
+            int8_tensors = [t for q, _ in int8.values() for t in _stored(q)]
+            manifest["export"]["distinct_weight_bytes"] = _distinct_bytes(
+                [m for i, m in named.items() if i not in int8]
+            ) + distinct_bytes(int8_tensors)
+            manifest["export"]["int8_distinct_weight_bytes"] = distinct_bytes(int8_tensors)
+            manifest["export"]["fp32_distinct_weight_bytes"] = distinct_bytes(fp32_tensors)
+            manifest["export"]["int8_tolerance"] = INT8_TOLERANCE
+            manifest["quantization"] = {
+                "precision": quantize,
+                "paths": [p["id"] for p in path_entries if p["precision"] == INT8],
+                "scheme": "PT2E static post-training quantization, XNNPACKQuantizer: int8 "
+                "activations per tensor (affine), int8 weights per output channel (symmetric)",
+                "bn": "folded per path into the shared conv's int8 grid: int8 weights shared, "
+                "per-channel scales and biases per path",
+                "calibration": {
+                    "split": "val",
+                    "images": calibration,
+                    "which": f"the first {calibration} images of the run's validation split",
+                },
+                "reference": "the PT2E-converted module (PyTorch); every int8 method and graph "
+                "is checked against it",
+                "onnx": "QDQ graphs (QuantizeLinear/DequantizeLinear around float ops) exported "
+                "from the PT2E module: the same scales and zero points as the .pte",
+                "energy": energy_int8_info,
+                "latency": "latency_ms of an int8 path is the float32 table's figure",
+            }
         write_json(tmp / MANIFEST, manifest)
         load_manifest(tmp)  # the contract holds before anything is in place
         _move_into_place(tmp, out, Path(run_dir))

@@ -178,6 +178,7 @@ def user_lut(
     if not p.is_file():
         raise PRPError(f"lookup table {p} does not exist; give the path of a JSON or CSV file")
     table: dict[str, float] = {}
+    source = str(p)
     try:
         if p.suffix.lower() == ".csv":
             with p.open(newline="") as f:
@@ -198,6 +199,9 @@ def user_lut(
                         f"{unit!r}; convert it or pick the other objective"
                     )
                 device = device or data.get("device")
+                space = data.get("space")
+                if isinstance(space, dict):  # a prp-profile table: its space names the misfit
+                    source = f"{p} (measured for space {space.get('name')} ({space.get('size')}))"
                 data = data["ops"]
             table = {str(k): float(v) for k, v in data.items()}
     except (ValueError, IndexError, TypeError, AttributeError) as e:
@@ -207,7 +211,7 @@ def user_lut(
         ) from None
     if not table:
         raise PRPError(f"lookup table {p} has no entries")
-    return LUTCostModel(objective, unit, device or "custom", str(p), table)
+    return LUTCostModel(objective, unit, device or "custom", source, table)
 
 
 # ------------------------------------------------------------- NB201 fitted to HW-NAS-Bench

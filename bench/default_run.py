@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -34,9 +35,7 @@ def _cli(app: str, *args: str) -> list[str]:
 def front_criteria(front: dict[str, Any], chance: float) -> dict[str, Any]:
     """Issue 16's front criteria on a run's front.json: the rank-1 paths above twice chance,
     how many, and the span of their estimated accuracy (points) and cost (ratio)."""
-    usable = [
-        p for p in front["paths"] if p["pareto_rank"] == 1 and p["accuracy"] > 2 * chance
-    ]
+    usable = [p for p in front["paths"] if p["pareto_rank"] == 1 and p["accuracy"] > 2 * chance]
     acc = [p["accuracy"] for p in usable]
     cost = [p["cost"] for p in usable]
     span = max(acc) - min(acc) if acc else 0.0
@@ -102,15 +101,20 @@ def main() -> None:
             str(run),
             *args.train_args.split(),
         ]
+        load_before = os.getloadavg()  # other jobs on the cores make the time meaningless
         start = time.perf_counter()
         subprocess.run(_cli("train_app", *command), check=True)
         train_s = time.perf_counter() - start
+        load_after = os.getloadavg()
         front = json.loads((run / "front.json").read_text())
         config = json.loads((run / "config.json").read_text())
         chance = 100.0 / 10  # CIFAR-10
         record: dict[str, Any] = {
             "command": "prp-train " + " ".join(command),
             "train_s": train_s,
+            # 1-minute load average before and after training: on the 2-core machine the time
+            # is the bar's only when both are near the run's own threads
+            "load_average": [load_before[0], load_after[0]],
             "config": config,
             "front": front_criteria(front, chance),
             "selected": front["selected"],
@@ -144,9 +148,7 @@ def main() -> None:
     print_table(
         "prp-train --objective energy (the README's main job)",
         ["measure", "value", "within the bar"],
-        [
-            [r[0], r[1], holds.get(_CRITERION.get(r[0], ""), r[2])] for r in rows
-        ],
+        [[r[0], r[1], holds.get(_CRITERION.get(r[0], ""), r[2])] for r in rows],
     )
     print(f"wrote {path}")
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from prp.runtime.files import write_atomic
 from prp.trainer.stats import paired_bootstrap  # noqa: F401 - in the package for prp-eval
 from rich.console import Console
 from rich.table import Table
@@ -30,11 +31,9 @@ def machine() -> dict[str, Any]:
 
 def write_record(name: str, record: dict[str, Any], results: Path = RESULTS) -> Path:
     """Write `record` atomically to <results>/<name>.json (default: bench/results/)."""
-    results.mkdir(parents=True, exist_ok=True)
     path = results / f"{name}.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({"benchmark": name, "machine": machine(), **record}, indent=2))
-    tmp.replace(path)
+    text = json.dumps({"benchmark": name, "machine": machine(), **record}, indent=2)
+    write_atomic(path, lambda f: f.write(text))
     return path
 
 

@@ -28,9 +28,7 @@ import csv
 import io
 import json
 import math
-import os
 import sys
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -45,6 +43,7 @@ from rich.table import Table
 from .backends import BACKENDS, Backend, make_backend
 from .battery import PushedBattery, SimulatedBattery
 from .bundle import Bundle, BundleError
+from .files import write_bytes_atomic
 from .model import AdaptiveModel, InputError, Switch
 from .policies import (
     BatteryPolicy,
@@ -772,18 +771,6 @@ def summarise(sim: Simulation, real: Sequence[RealRun] | None = None) -> dict[st
     return summary
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; these are ordinary result files
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def timeline_csv(sim: Simulation, every_s: float = 60.0) -> str:
     """time_h, then per scenario battery_pct and path id (empty once the battery is empty)."""
     cfg = sim.config
@@ -872,7 +859,7 @@ def write_outputs(
     summary = summarise(sim, real)
     summary.update(extra or {})
     files: dict[str, str | None] = {}
-    _write_atomic(out / "timeline.csv", timeline_csv(sim, timeline_every_s).encode())
+    write_bytes_atomic(out / "timeline.csv", timeline_csv(sim, timeline_every_s).encode())
     files["timeline"] = str(out / "timeline.csv")
     try:
         png = plot_png(sim)
@@ -882,12 +869,12 @@ def write_outputs(
             "matplotlib is not installed: no battery.png (pip install matplotlib)"
         )
     else:
-        _write_atomic(out / "battery.png", png)
+        write_bytes_atomic(out / "battery.png", png)
         files["plot"] = str(out / "battery.png")
     files["summary"] = str(out / "summary.json")
     summary["files"] = files
     summary["timeline_step_s"] = timeline_every_s
-    _write_atomic(out / "summary.json", (json.dumps(summary, indent=2) + "\n").encode())
+    write_bytes_atomic(out / "summary.json", (json.dumps(summary, indent=2) + "\n").encode())
     return summary
 
 

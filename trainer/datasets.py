@@ -25,7 +25,6 @@ import os
 import pickle
 import sys
 import tarfile
-import tempfile
 import time
 import zipfile
 import zlib
@@ -39,6 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from prp.runtime.files import write_atomic
 from torch import Tensor
 
 from .errors import PRPError
@@ -695,16 +695,7 @@ def build_default_subset(
             f"(sha256 {digest}); original JPEG bytes"
         ),
     }
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, **arrays)
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the data from other users
-        os.replace(tmp, out_path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(out_path, lambda f: np.savez_compressed(f, **arrays), binary=True)
     return out_path
 
 

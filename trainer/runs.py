@@ -8,14 +8,15 @@ the same folder and renamed into place, so a crash never leaves a half-written f
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
+
+# The one atomic-write helper (in the runtime, which may not import the trainer); the trainer
+# imports it from here.
+from prp.runtime.files import atomic_path as atomic_path
+from prp.runtime.files import write_atomic as write_atomic
 
 from .config import TrainConfig
 from .errors import PRPError
@@ -106,30 +107,6 @@ def read_checkpoint(path: Path, map_location: Any = "cpu") -> dict[str, Any]:
             f"damaged: restore it from a backup or train again"
         )
     return state
-
-
-@contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; on success it is renamed onto `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; the file should read like any other
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_atomic(path: Path, writer: Callable[[IO[Any]], None], binary: bool = False) -> None:
-    with atomic_path(path) as tmp, open(tmp, "wb" if binary else "w") as f:
-        writer(f)
-        f.flush()
-        os.fsync(f.fileno())
 
 
 def write_json(path: Path, data: object) -> None:

@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
 from .backends import BACKENDS
 from .battery import BatteryError, battery_source
 from .bundle import BundleError
+from .cli_errors import one_line_errors
 from .model import AdaptiveModel, InputError
 from .policies import PolicyError, policy_from_manifest
 
@@ -112,7 +112,9 @@ def run(
 ) -> None:
     """Print, for each image, the class, the path that ran and why."""
     console = Console(width=None if sys.stdout.isatty() else 160)
-    try:
+    with one_line_errors(
+        console, BundleError, InputError, PolicyError, BatteryError, ValueError, OSError
+    ):
         name = choose_policy(policy, path)
         source = battery_source(battery)
         from .bundle import Bundle
@@ -134,6 +136,3 @@ def run(
             row = (Path(image).name, classes[int(label)], pred.path, pred.reason)
             table.add_row(*(Text(v) for v in row))
         console.print(table)
-    except (BundleError, InputError, PolicyError, BatteryError, ValueError, OSError) as e:
-        console.print(f"[red]error:[/red] {escape(str(e))}")
-        raise typer.Exit(2) from None

@@ -43,6 +43,7 @@ from rich.table import Table
 from .backends import BACKENDS, Backend, make_backend
 from .battery import PushedBattery, SimulatedBattery
 from .bundle import Bundle, BundleError
+from .cli_errors import one_line_errors
 from .files import write_bytes_atomic
 from .model import AdaptiveModel, InputError, Switch
 from .policies import (
@@ -1018,7 +1019,12 @@ def main(
     """Battery over the horizon for worst, best, schedule, battery and energy-budget scenarios:
     battery.png, timeline.csv, summary.json and a table."""
     console = Console(width=None if sys.stdout.isatty() else 160)
-    try:
+    with (
+        one_line_errors(console, OSError, prefix="cannot write the outputs: "),
+        one_line_errors(
+            console, BundleError, ProfileError, SimulationError, PolicyError, InputError
+        ),
+    ):
         if energy not in ENERGY_SOURCES:
             raise SimulationError(f"--energy must be manifest or measured, got {energy!r}")
         if backend not in BACKENDS:
@@ -1072,9 +1078,3 @@ def main(
             extra={"bundle": str(b.directory), "profile": dev.name, "profile_sources": dev.sources},
         )
         print_summary(console, summary)
-    except (BundleError, ProfileError, SimulationError, PolicyError, InputError) as e:
-        console.print(f"[red]error:[/red] {e}")
-        raise typer.Exit(2) from None
-    except OSError as e:
-        console.print(f"[red]error:[/red] cannot write the outputs: {e}")
-        raise typer.Exit(2) from None

@@ -40,3 +40,22 @@ def test_the_trainer_writes_with_the_same_helper(tmp_path) -> None:
     assert runs.atomic_path is atomic_path
     runs.write_json(tmp_path / "x.json", {"a": 1})
     assert (tmp_path / "x.json").read_text().replace(" ", "").replace("\n", "") == '{"a":1}'
+
+
+def test_every_command_ends_bad_input_with_one_escaped_line_and_status_2() -> None:
+    """The one CLI error wrapper: the message is printed as text (brackets in a user's value are
+    not rich markup), on one line, and the exit status is 2; other errors propagate."""
+    import io
+
+    import typer
+    from prp.runtime.cli_errors import one_line_errors
+    from rich.console import Console
+
+    out = io.StringIO()
+    console = Console(file=out, width=200)
+    with pytest.raises(typer.Exit) as stop, one_line_errors(console, ValueError, prefix="x: "):
+        raise ValueError("bad value '[red]b[/red]'\non two lines")
+    assert stop.value.exit_code == 2
+    assert out.getvalue() == "error: x: bad value '[red]b[/red]' on two lines\n"
+    with pytest.raises(KeyError), one_line_errors(console, ValueError):
+        raise KeyError("not ours")

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from prp.runtime.cli_errors import one_line_errors
 from rich.console import Console
 from rich.table import Table
 
@@ -34,7 +35,7 @@ def info(
 ) -> None:
     """List the registered search spaces and cost models (or one space's slots with --space)."""
     console = _console()
-    try:
+    with one_line_errors(console, PRPError):
         if space is not None:
             sp = get_space(space, size=size)
             if as_json:
@@ -78,9 +79,6 @@ def info(
             t2.add_row(str(m["name"]), devs, str(m["doc"]))
         console.print(t1)
         console.print(t2)
-    except PRPError as e:
-        console.print(f"[red]error:[/red] {e}")
-        raise typer.Exit(2) from None
 
 
 def _new_run_dir(root: Path, name: str) -> Path:
@@ -187,7 +185,7 @@ def train(
     from .train import RESUME_MAY_CHANGE, Trainer, resume_differences
 
     console = _console()
-    try:
+    with one_line_errors(console, PRPError):
         overrides: dict[str, Any] = {
             "method": method,
             "objective": objective,
@@ -272,9 +270,6 @@ def train(
             table.add_row(s["label"], f"{s['accuracy']:.2f}", f"{s['cost']:.4g}", s["key"])
         console.print(table)
         console.print(f"wrote {run_dir}/front.json, front.png, alpha.png")
-    except PRPError as e:
-        console.print(f"[red]error:[/red] {e}")
-        raise typer.Exit(2) from None
 
 
 export_app = typer.Typer(
@@ -309,7 +304,7 @@ def export(
     from .export import export_bundle
 
     console = _console()
-    try:
+    with one_line_errors(console, PRPError):
         run_dir = run or _latest_finished_run(Path("runs"))
         target = out or Path("exported") / run_dir.name
         with console.status("exporting") as status:
@@ -349,9 +344,6 @@ def export(
         console.print(table)
         sizes = {f: (bundle / f).stat().st_size for f in manifest["files"]}
         console.print("files: " + ", ".join(f"{k} {v / 1024:.0f} KB" for k, v in sizes.items()))
-    except PRPError as e:
-        console.print(f"[red]error:[/red] {e}")
-        raise typer.Exit(2) from None
 
 
 eval_app = typer.Typer(
@@ -442,7 +434,7 @@ def evaluate(
     from .evaluate import evaluate_run
 
     console = _console()
-    try:
+    with one_line_errors(console, PRPError):
         with Progress(console=console, transient=True) as bar:
             task = bar.add_task("estimating architectures", total=k)
             proxy_tasks: dict[str, TaskID] = {}
@@ -514,6 +506,3 @@ def evaluate(
             if result.get("run_estimator", "weights") != "weights":
                 console.print(result["run_estimator_verdict"]["sentence"])
         console.print(f"wrote {run}/eval_nb201.json and eval_nb201.png")
-    except PRPError as e:
-        console.print(f"[red]error:[/red] {e}")
-        raise typer.Exit(2) from None

@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 import torch
 import typer
+from prp.runtime.cli_errors import one_line_errors
 from torch import Tensor, nn
 
 from .errors import PRPError
@@ -814,62 +815,64 @@ def profile(
     def step(name: str, done: int, total: int) -> None:
         bar.update(task, description=name[:60], completed=done, total=total)
 
-    try:
-        if validate is not None and out is not None:
-            raise ProfileError("give --out to profile or --validate TABLE to check one, not both")
-        if validate is not None:
-            if paths < MIN_VALIDATION_PATHS:
-                console.print(
-                    f"[yellow]note:[/yellow] {paths} paths; quote figures from "
-                    f">= {MIN_VALIDATION_PATHS}"
+    with one_line_errors(console, PRPError):
+        try:
+            if validate is not None and out is not None:
+                raise ProfileError(
+                    "give --out to profile or --validate TABLE to check one, not both"
                 )
+            if validate is not None:
+                if paths < MIN_VALIDATION_PATHS:
+                    console.print(
+                        f"[yellow]note:[/yellow] {paths} paths; quote figures from "
+                        f">= {MIN_VALIDATION_PATHS}"
+                    )
+                with bar:
+                    v = validate_table(validate, paths, warmup, repeats, seed, space, size, step)
+                console.print(
+                    f"{validate}: {v['paths']} paths, Kendall tau-b {v['kendall_tau_b']:.3f}, "
+                    f"MAPE {v['mape_pct']:.1f} %, table misses {v['mean_missing_ms']:.4f} ms per "
+                    f"path on average (MAPE {v['mape_pct_with_offset_2fold']:.1f} % with that "
+                    f"offset, 2-fold); {v['validation_s']:.0f} s"
+                )
+                return
+            if space is None or out is None:
+                raise ProfileError(
+                    "give --space and --out to profile (e.g. --space nb201 --out my_device.json), "
+                    "or --validate TABLE"
+                )
+            if space not in SPACES.names():
+                raise ProfileError(
+                    f"unknown search space {space!r}; spaces are: {', '.join(SPACES.names())}"
+                )
+            if (size or "real") not in SIZES:
+                raise ProfileError(f"unknown --size {size!r}; use one of: {', '.join(SIZES)}")
+            sp = get_space(space, size=size or "real")
             with bar:
-                v = validate_table(validate, paths, warmup, repeats, seed, space, size, step)
+                table = profile_space(
+                    sp,
+                    out,
+                    backend,
+                    threads,
+                    10 if warmup is None else warmup,
+                    50 if repeats is None else repeats,
+                    device_name,
+                    seed,
+                    step,
+                )
+            overhead = table["method"]["call_overhead"]["median_ms"]
             console.print(
-                f"{validate}: {v['paths']} paths, Kendall tau-b {v['kendall_tau_b']:.3f}, "
-                f"MAPE {v['mape_pct']:.1f} %, table misses {v['mean_missing_ms']:.4f} ms per "
-                f"path on average (MAPE {v['mape_pct_with_offset_2fold']:.1f} % with that "
-                f"offset, 2-fold); {v['validation_s']:.0f} s"
+                f"wrote {out}: {len(table['ops'])} signatures of {sp.name} ({sp.size}) on "
+                f"{table['device']!r}, {table['backend']} with {table['threads']} thread(s); call "
+                f"overhead {overhead:.4f} ms; profiling took {table['profiling_s']:.0f} s. "
+                f"{table['energy']}. Check it with: prp-profile --validate {out}"
             )
-            return
-        if space is None or out is None:
-            raise ProfileError(
-                "give --space and --out to profile (e.g. --space nb201 --out my_device.json), "
-                "or --validate TABLE"
+        except KeyboardInterrupt:
+            part = partial_path(out) if out is not None and validate is None else None
+            kept = (
+                f"; measured ops are kept in {part}, rerun the same command to resume"
+                if part
+                else ""
             )
-        if space not in SPACES.names():
-            raise ProfileError(
-                f"unknown search space {space!r}; spaces are: {', '.join(SPACES.names())}"
-            )
-        if (size or "real") not in SIZES:
-            raise ProfileError(f"unknown --size {size!r}; use one of: {', '.join(SIZES)}")
-        sp = get_space(space, size=size or "real")
-        with bar:
-            table = profile_space(
-                sp,
-                out,
-                backend,
-                threads,
-                10 if warmup is None else warmup,
-                50 if repeats is None else repeats,
-                device_name,
-                seed,
-                step,
-            )
-        overhead = table["method"]["call_overhead"]["median_ms"]
-        console.print(
-            f"wrote {out}: {len(table['ops'])} signatures of {sp.name} ({sp.size}) on "
-            f"{table['device']!r}, {table['backend']} with {table['threads']} thread(s); call "
-            f"overhead {overhead:.4f} ms; profiling took {table['profiling_s']:.0f} s. "
-            f"{table['energy']}. Check it with: prp-profile --validate {out}"
-        )
-    except KeyboardInterrupt:
-        part = partial_path(out) if out is not None and validate is None else None
-        kept = (
-            f"; measured ops are kept in {part}, rerun the same command to resume" if part else ""
-        )
-        console.print(f"[red]interrupted[/red]{kept}")
-        raise typer.Exit(130) from None
-    except PRPError as e:
-        console.print(f"[red]error:[/red] {e}")
-        raise typer.Exit(2) from None
+            console.print(f"[red]interrupted[/red]{kept}")
+            raise typer.Exit(130) from None

@@ -21,7 +21,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import pytest
@@ -58,7 +58,7 @@ SUITES = [
 ]
 
 
-def _unavailable(message: str) -> None:
+def _unavailable(message: str) -> NoReturn:
     message += "; run android_bridge/build.sh"
     if os.environ.get("PRP_REQUIRE_ANDROID_BRIDGE") == "1":
         pytest.fail(message)
@@ -249,7 +249,10 @@ def test_conformance_check_reports_a_disagreement(
 
 def program_methods() -> list[str]:
     """The method names of the real supernet.pte, read by ExecuTorch's own Python runtime."""
-    runtime = pytest.importorskip("executorch.runtime")
+    try:
+        import executorch.runtime as runtime
+    except ImportError:
+        _unavailable("executorch is not installed (pip install -e '.[train]')")
     return sorted(runtime.Runtime.get().load_program(str(BUNDLE / "supernet.pte")).method_names)
 
 
@@ -367,7 +370,7 @@ def test_executorch_engine_is_compiled_against_the_pinned_classes_jar(classpath:
     assert hashlib.sha256(jar.read_bytes()).hexdigest() == pinned.group(1)
     javap = shutil.which("javap")
     if javap is None:
-        pytest.skip("no javap on PATH")
+        _unavailable("no javap on PATH (a JDK is needed)")
     code = subprocess.run(
         [
             javap,

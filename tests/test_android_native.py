@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 import pytest
@@ -38,7 +39,7 @@ SOURCES = [
 OUTPUTS = [BUILD / "libprp_native.so", BUILD / "classes", BUILD / "test-classes"]
 
 
-def _unavailable(reason: str) -> None:
+def _unavailable(reason: str) -> NoReturn:
     if os.environ.get("PRP_REQUIRE_ANDROID_BRIDGE"):
         pytest.fail(reason)
     pytest.skip(reason)
@@ -211,7 +212,7 @@ def test_concurrent_runs_equal_single_threaded_ones(native: Path, inputs: np.nda
 
 def test_library_needs_only_the_executorch_runtime(native: Path) -> None:
     if shutil.which("ldd") is None:
-        pytest.skip("ldd not found")
+        _unavailable("ldd not found")
     listing = subprocess.run(
         ["ldd", str(native / "libprp_native.so")], capture_output=True, text=True, check=True
     ).stdout
@@ -226,7 +227,7 @@ def test_cmake_desktop_build_gives_the_same_logits(
     native: Path, inputs: np.ndarray, tmp_path
 ) -> None:
     if shutil.which("cmake") is None:
-        pytest.skip("cmake not found")
+        _unavailable("cmake not found (pip install cmake, or the system package)")
     import executorch
 
     root = next(iter(executorch.__path__))

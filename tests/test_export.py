@@ -126,7 +126,8 @@ def test_bad_requests_give_clear_errors_and_leave_nothing(run_dir, data, tmp_pat
     with pytest.raises(ExportError, match="has no front.json.*--resume"):
         export_bundle(unfinished, out, data=data)
     assert not out.exists()
-    assert not list((tmp_path / "bundles").glob(".*")) if (tmp_path / "bundles").exists() else True
+    # No temporary or half-written folder is left behind anywhere.
+    assert not [q for q in tmp_path.rglob("*") if q.name.startswith(".")]
 
 
 def test_named_paths_export_and_replace_an_old_bundle(run_dir, data, tmp_path) -> None:

@@ -75,11 +75,18 @@ def test_pruning_removes_ops_and_their_weights(finished) -> None:
             isinstance(b.candidates[r["op"]], PrunedOp)
             for b in trainer.supernet.blocks_of(r["slot"])
         )
-    live = {id(p) for p in trainer.supernet.parameters()}
     for r in pruned:
         for b in trainer.supernet.blocks_of(r["slot"]):
             assert not list(b.candidates[r["op"]].parameters())
-    assert live  # the rest is still there
+    # The weights left are the ones the log counts, and exactly the ones the optimizer updates:
+    # pruned weights are neither kept nor stepped.
+    live = {id(p) for p in trainer.supernet.weight_parameters()}
+    stepped = {id(p) for g in trainer.opt_w.param_groups for p in g["params"]}
+    assert live and stepped == live
+    assert (
+        sum(p.numel() for p in trainer.supernet.weight_parameters())
+        == (prune_epoch["params_after"])
+    )
 
 
 def test_front_is_nondominated_and_priced_by_the_cost_model(finished) -> None:

@@ -16,30 +16,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import print_table  # noqa: E402
-from prp.trainer.benchmarks import NB201_COST_COLUMNS, NB201Table  # noqa: E402
-from prp.trainer.costs import NB201_FIT_FILE, fit_nb201_costs  # noqa: E402
+from prp.trainer.benchmarks import NB201Table  # noqa: E402
+from prp.trainer.costs import NB201_FIT_FILE, nb201_fit_table  # noqa: E402
 from prp.trainer.runs import write_json  # noqa: E402
-from prp.trainer.spaces import get_space  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_TRUTH = ROOT.parent / "shared" / "data" / "nasbench201" / "nb201_cifar10_hw.csv"
-
-
-def build(truth: Path) -> dict[str, object]:
-    table = NB201Table.load(truth)
-    space = get_space("nb201", size="tiny")
-    columns = {}
-    for column, (_, unit, device) in NB201_COST_COLUMNS.items():
-        columns[column] = {"unit": unit, "device": device, **fit_nb201_costs(table, column)}
-    return {
-        "what": "NB201 CIFAR-10 network (C=16, N=5) cost per (edge, op): cost = base + sum of "
-        "per_edge_op[edge][op], fitted by non-negative least squares",
-        "source": "HW-NAS-Bench (Li et al., ICLR 2021, MIT) per-architecture measurements, "
-        "from the shared nb201_cifar10_hw.csv",
-        "edges": [s.name for s in space.slots],
-        "ops": list(space.slots[0].ops),
-        "columns": columns,
-    }
 
 
 def main() -> None:
@@ -47,7 +29,7 @@ def main() -> None:
     parser.add_argument("--truth", type=Path, default=DEFAULT_TRUTH)
     parser.add_argument("--out", type=Path, default=ROOT / "trainer" / NB201_FIT_FILE)
     args = parser.parse_args()
-    data = build(args.truth)
+    data = nb201_fit_table(NB201Table.load(args.truth))
     write_json(args.out, data)
     cols = data["columns"]
     assert isinstance(cols, dict)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -171,16 +170,15 @@ def test_unknown_cost_model_device_and_objective() -> None:
 
 # ------------------------------------------------------------------ NB201 fit of HW-NAS-Bench
 def test_packaged_nb201_fit_is_a_fresh_fit_of_the_shared_table(nb201_csv) -> None:
-    import sys
     from importlib import resources
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-    from fit_nb201_costs import build
+    from prp.trainer.benchmarks import NB201Table
+    from prp.trainer.costs import nb201_fit_table
 
     shipped = json.loads(
         resources.files("prp.trainer").joinpath("data/hwnasbench_nb201_fit.json").read_text()
     )
-    assert shipped == json.loads(json.dumps(build(nb201_csv)))
+    assert shipped == json.loads(json.dumps(nb201_fit_table(NB201Table.load(nb201_csv))))
 
 
 @pytest.mark.parametrize("objective,device", [("energy", "edgegpu"), ("latency", "pixel3")])

@@ -295,6 +295,28 @@ def fit_nb201_costs(table: NB201Table, column: str) -> dict[str, Any]:
     }
 
 
+def nb201_fit_table(table: NB201Table) -> dict[str, Any]:
+    """The `hwnasbench-nb201` cost model's whole table (NB201_FIT_FILE): one `fit_nb201_costs`
+    per NB201_COST_COLUMNS entry, with what it is and where it comes from. Rebuilt by
+    `bench/fit_nb201_costs.py`; a test checks the shipped file equals a fresh build."""
+    from .benchmarks import NB201_COST_COLUMNS
+    from .spaces import get_space
+
+    space = get_space("nb201", size="tiny")
+    columns = {}
+    for column, (_, unit, device) in NB201_COST_COLUMNS.items():
+        columns[column] = {"unit": unit, "device": device, **fit_nb201_costs(table, column)}
+    return {
+        "what": "NB201 CIFAR-10 network (C=16, N=5) cost per (edge, op): cost = base + sum of "
+        "per_edge_op[edge][op], fitted by non-negative least squares",
+        "source": "HW-NAS-Bench (Li et al., ICLR 2021, MIT) per-architecture measurements, "
+        "from the shared nb201_cifar10_hw.csv",
+        "edges": [s.name for s in space.slots],
+        "ops": list(space.slots[0].ops),
+        "columns": columns,
+    }
+
+
 @COST_MODELS.register(
     "hwnasbench-nb201", "NB201 per-(edge, op) table fitted to HW-NAS-Bench's measurements"
 )

@@ -187,3 +187,42 @@ def test_pte_rewrites_keep_the_arithmetic() -> None:
     # relu, then only the final "* 2": the times-zero and the add are gone.
     assert targets == [torch.ops.aten.relu.default, torch.ops.aten.mul.Tensor], targets
     torch.testing.assert_close(program.module()(x), NoneEdge()(x))
+
+
+def test_the_private_key_rewrite_is_optional_and_falls_back(
+    bundle, run_dir, data, tmp_path, monkeypatch
+) -> None:
+    """The .pte's key shortening reaches into ExecuTorch's private serialization: it can be
+    switched off, and where it fails (as after an upgrade) the exporter writes the long keys and
+    says so. Either way every method runs and computes what the shortened bundle computes."""
+    import prp.trainer.export as export_module
+
+    x = to_tensor(data.test.images[:4], data.mean, data.std)
+
+    def outputs(folder: Path) -> dict[str, np.ndarray]:
+        program = Runtime.get().load_program(str(folder / "supernet.pte"))
+        return {
+            m: np.concatenate([program.load_method(m).execute([xi[None]])[0].numpy() for xi in x])
+            for m in program.method_names
+        }
+
+    short = outputs(bundle)
+    plain = export_bundle(run_dir, tmp_path / "plain", top=3, data=data, shorten_keys=False)
+    info = load_manifest(plain).data["export"]
+    assert info["short_keys"] is False and "short_keys_fallback" not in info
+    assert load_manifest(bundle).data["export"]["short_keys"] is True
+    assert (plain / "supernet.pte").stat().st_size > (bundle / "supernet.pte").stat().st_size
+
+    def broken(lowered) -> None:  # what an ExecuTorch upgrade does to the private helpers
+        raise AttributeError("module 'executorch.exir._serialize' has no attribute '_flatc'")
+
+    monkeypatch.setattr(export_module, "_shorten_named_keys", broken)
+    fell = export_bundle(run_dir, tmp_path / "fell", top=3, data=data)
+    info = load_manifest(fell).data["export"]
+    assert info["short_keys"] is False
+    assert "has no attribute '_flatc'" in info["short_keys_fallback"]
+    for folder in (plain, fell):
+        got = outputs(folder)
+        assert got.keys() == short.keys()
+        for m in short:
+            np.testing.assert_allclose(got[m], short[m], atol=1e-5)

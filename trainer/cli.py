@@ -10,6 +10,7 @@ from typing import Any
 import typer
 from prp.runtime.cli_errors import one_line_errors
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .costs import COST_MODEL_DEVICES, COST_MODELS
@@ -299,6 +300,12 @@ def export(
     keep_fp32: list[str] = typer.Option(
         None, "--keep-fp32", help="With --quantize: keep this path (its key) in float32."
     ),
+    short_keys: bool = typer.Option(
+        True,
+        "--short-keys/--no-short-keys",
+        help="Rename XNNPACK's 64-character constant keys in the .pte (a smaller file; uses "
+        "ExecuTorch's private serialization, and falls back to the long keys where that fails).",
+    ),
 ) -> None:
     """Export RUN's pruned supernet with its top paths to a bundle, checked against PyTorch."""
     from .export import export_bundle
@@ -316,8 +323,12 @@ def export(
                 progress=lambda msg: status.update(msg),
                 quantize=quantize,
                 keep_fp32=keep_fp32 or (),
+                shorten_keys=short_keys,
             )
         manifest = json.loads((bundle / "manifest.json").read_text())
+        fallback = manifest["export"].get("short_keys_fallback")
+        if fallback:
+            console.print(f"[yellow]warning:[/yellow] {escape(fallback)}")
         table = Table(title=f"{bundle}: {len(manifest['paths'])} paths")
         for col in (
             "method",

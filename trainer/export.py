@@ -480,10 +480,19 @@ def _short_xnnpack_keys() -> Iterator[None]:
 
 
 def write_pte(
-    modules: Mapping[str, nn.Module | torch.export.ExportedProgram], example: Tensor, path: Path
-) -> None:
+    modules: Mapping[str, nn.Module | torch.export.ExportedProgram],
+    example: Tensor,
+    path: Path,
+    shorten_keys: bool = True,
+) -> str | None:
     """One ExecuTorch program, one XNNPACK-delegated method per path; shared weights once.
-    An int8 path comes as the exported program of its quantized module (`quantize.py`)."""
+    An int8 path comes as the exported program of its quantized module (`quantize.py`).
+
+    `shorten_keys`: rename XNNPACK's 64-character constant keys (`_shorten_named_keys`, or
+    `_short_xnnpack_keys` with int8 paths). Both reach into ExecuTorch 1.5.1's private
+    serialization, the first thing an upgrade breaks, so where the renaming fails the program is
+    lowered again without it and written with the long keys (the same weights, stored once; a
+    larger file). Returns why it fell back, or None."""
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import ExecutorchBackendConfig, to_edge_transform_and_lower
 
@@ -494,11 +503,29 @@ def write_pte(
         for name, m in modules.items()
     }
     quantized = any(isinstance(m, torch.export.ExportedProgram) for m in modules.values())
-    with _short_xnnpack_keys() if quantized else contextlib.nullcontext():
-        lowered = to_edge_transform_and_lower(programs, partitioner=[XnnpackPartitioner()])
-    _shorten_named_keys(lowered)
-    config = ExecutorchBackendConfig(segment_alignment=PTE_SEGMENT_ALIGNMENT)
-    path.write_bytes(lowered.to_executorch(config).buffer)
+
+    def lower(shorten: bool) -> Any:
+        with _short_xnnpack_keys() if shorten and quantized else contextlib.nullcontext():
+            lowered = to_edge_transform_and_lower(programs, partitioner=[XnnpackPartitioner()])
+        if shorten:
+            _shorten_named_keys(lowered)
+        return lowered.to_executorch(
+            ExecutorchBackendConfig(segment_alignment=PTE_SEGMENT_ALIGNMENT)
+        )
+
+    fallback = None
+    try:
+        program = lower(shorten_keys)
+    except Exception as e:  # noqa: BLE001 - any failure of the private rewrite: write without it
+        if not shorten_keys:
+            raise
+        fallback = (
+            f"could not shorten XNNPACK's constant keys ({type(e).__name__}: "
+            f"{' '.join(str(e).split())[:200]}); wrote the program with its long keys"
+        )
+        program = lower(False)
+    path.write_bytes(program.buffer)
+    return fallback
 
 
 def _float_types() -> set[int]:
@@ -728,11 +755,13 @@ def export_bundle(
     progress: Callable[[str], None] | None = None,
     quantize: str | None = None,
     keep_fp32: Sequence[str] = (),
+    shorten_keys: bool = True,
 ) -> Path:
     """Export run `run_dir` to bundle folder `out`; returns `out`. Nothing is left half-written.
 
     `quantize="int8"`: every path int8 (PT2E, `quantize.py`) except those named in `keep_fp32`
-    (encoded paths), which stay float32: a mixed-precision bundle."""
+    (encoded paths), which stay float32: a mixed-precision bundle. `shorten_keys=False` writes
+    the `.pte` without the private key rewrite (`write_pte`), as it does when that fails."""
     say = progress or (lambda msg: None)
     if quantize is not None and quantize not in QUANTIZE_CHOICES:
         raise ExportError(
@@ -819,7 +848,9 @@ def export_bundle(
     try:
         example = test_x[:1].clone()
         say("lowering to ExecuTorch (XNNPACK)")
-        write_pte(lowered, example, tmp / PTE)
+        fallback = write_pte(lowered, example, tmp / PTE, shorten_keys=shorten_keys)
+        if fallback:
+            say(f"warning: {fallback}")
         say("exporting ONNX graphs")
         onnx_info = write_onnx(reference, example, tmp)
         say("checking every method and graph against PyTorch")
@@ -894,6 +925,9 @@ def export_bundle(
                 "onnx_distinct_tensors": onnx_info["distinct_tensors"],
                 "bn": "per-path BatchNorm statistics as per-channel scale and shift",
                 "tolerance": TOLERANCE,
+                # XNNPACK constant keys shortened (the private rewrite), or why not
+                "short_keys": shorten_keys and fallback is None,
+                **({"short_keys_fallback": fallback} if fallback else {}),
             },
             "provenance": {
                 "run": str(run.run_dir),

@@ -26,6 +26,13 @@ public final class ManifestSchema {
      */
     public static final int SCHEMA_VERSION = 2;
 
+    /** A path's {@code precision} when the manifest does not give one. */
+    public static final String FLOAT32 = "float32";
+
+    /** The values a path's optional {@code precision} may take (Python: {@code bundle.PRECISIONS}). */
+    public static final List<String> PRECISIONS =
+            Collections.unmodifiableList(java.util.Arrays.asList(FLOAT32, "int8"));
+
     private static final Map<String, JsonKind> TOP = spec(
             "schema_version", JsonKind.INT,
             "search_space", JsonKind.OBJECT,
@@ -189,6 +196,14 @@ public final class ManifestSchema {
             }
             JSONObject p = (JSONObject) path;
             methods.add(p.opt("method"));
+            // Optional fields of int8 exports; absent means a float32 path.
+            if (p.has("precision") && !PRECISIONS.contains(p.opt("precision"))) {
+                errors.add(where + ".precision must be 'float32' or 'int8', got " + quote(p.opt("precision")));
+            }
+            if (p.has("fp32_test_accuracy") && !JsonKind.NUMBER.accepts(p.opt("fp32_test_accuracy"))) {
+                errors.add(where + ".fp32_test_accuracy is a " + JsonKind.nameOf(p.opt("fp32_test_accuracy"))
+                        + "; expected number");
+            }
             Object onnx = p.opt("onnx");
             if (onnx instanceof String && plainNameProblem(onnx) != null) {
                 errors.add(where + ".onnx must be a plain file name, got " + quote(onnx));

@@ -17,6 +17,8 @@ public final class PathInfo {
     private final long params;
     private final long macs;
     private final int paretoRank;
+    private final String precision;
+    private final Double fp32TestAccuracy;
 
     PathInfo(JSONObject p) {
         this.id = p.optString("id");
@@ -33,6 +35,10 @@ public final class PathInfo {
         this.params = p.optLong("params");
         this.macs = p.optLong("macs");
         this.paretoRank = p.optInt("pareto_rank");
+        // A path without the field (every bundle before int8 export, every fp32 export) is float32,
+        // as prp.runtime.bundle.path_precision reads it; ManifestSchema checks the value.
+        this.precision = p.optString("precision", ManifestSchema.FLOAT32);
+        this.fp32TestAccuracy = optNumber(p, "fp32_test_accuracy");
     }
 
     private static Double optNumber(JSONObject p, String key) {
@@ -83,6 +89,23 @@ public final class PathInfo {
     /** Pareto rank among the searched paths (1 = on the front). */
     public int paretoRank() {
         return paretoRank;
+    }
+
+    /**
+     * The path's arithmetic: {@code "float32"} or {@code "int8"} ({@code prp-export --quantize int8}).
+     * Input and output are float32 either way, so {@link InferenceEngine#run} is called alike.
+     */
+    public String precision() {
+        return precision;
+    }
+
+    /**
+     * For an int8 path, the test accuracy in percent of the same path in float32 before
+     * quantization (its int8 figure is the manifest's {@code test_accuracy}); {@code null} for a
+     * float32 path.
+     */
+    public Double fp32TestAccuracy() {
+        return fp32TestAccuracy;
     }
 
     @Override

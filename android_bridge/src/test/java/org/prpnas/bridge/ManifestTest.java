@@ -116,6 +116,31 @@ public class ManifestTest {
         assertTrue(message, message.contains("upgrade the prp-nas Android bridge"));
     }
 
+    /** int8 exports add {@code precision} and {@code fp32_test_accuracy}; older bundles lack both. */
+    @Test
+    public void precisionIsReadAndChecked() throws Exception {
+        JSONObject json = Bundles.shippedJson();
+        JSONArray paths = json.getJSONArray("paths");
+        for (int i = 0; i < paths.length(); i++) {
+            paths.getJSONObject(i).remove("precision");
+            paths.getJSONObject(i).remove("fp32_test_accuracy");
+        }
+        PathInfo first = Bundles.parse(json).paths().get(0);
+        assertEquals("float32", first.precision());
+        assertNull(first.fp32TestAccuracy());
+
+        paths.getJSONObject(0).put("precision", "int8").put("fp32_test_accuracy", 71.25);
+        Manifest mixed = Bundles.parse(json); // one int8 path beside float32 ones
+        assertEquals("int8", mixed.paths().get(0).precision());
+        assertEquals(71.25, mixed.paths().get(0).fp32TestAccuracy(), 0.0);
+        assertEquals("float32", mixed.paths().get(paths.length() - 1).precision());
+
+        paths.getJSONObject(0).put("precision", "int4").put("fp32_test_accuracy", "high");
+        String message = invalid(json);
+        assertTrue(message, message.contains("manifest.paths[0].precision must be 'float32' or 'int8', got 'int4'"));
+        assertTrue(message, message.contains("manifest.paths[0].fp32_test_accuracy is a string; expected number"));
+    }
+
     @Test
     public void missingKeysAndWrongKindsAreNamed() throws Exception {
         JSONObject json = Bundles.shippedJson();

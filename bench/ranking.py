@@ -183,7 +183,7 @@ def main() -> None:
         )
         variant += " (truth targets)" if cfg.method == "prp" and cfg.truth_table else ""
         variant += f" (ranks by {cfg.estimator})" if cfg.estimator != "weights" else ""
-        start = f" from {cfg.init}" if cfg.init != "scratch" else ""
+        start = f" from {cfg.init}, lr {cfg.lr:g}" if cfg.init != "scratch" else ""
         return f"{cfg.method}{variant} {cfg.epochs_fair}+{cfg.epochs_pareto} ep{start}"
 
     def method_config(name: str) -> Any:
@@ -195,6 +195,11 @@ def main() -> None:
         }
         if name == "default":
             return recipe
+        if name.startswith("default-lr"):  # the recipe with another stage-2 weight lr
+            try:
+                return replace(recipe, lr=float(name.removeprefix("default-lr")))
+            except ValueError:
+                raise SystemExit(f"{name!r}: write the lr as default-lr0.003") from None
         if name not in ("uniform", "fair", "prp", *variants):
             raise SystemExit(
                 f"unknown method {name!r}: default, uniform, fair, prp, {', '.join(variants)}"

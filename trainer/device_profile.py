@@ -252,18 +252,26 @@ def check_backend(backend: str) -> None:
         )
 
 
-def lower(
-    module: nn.Module, example: Tensor, backend: str, workdir: Path, threads: int
-) -> Callable[[], object]:
-    """`module` (BatchNorm as per-channel affine, as in a bundle) lowered for `backend` as
-    prp-export lowers paths; returns a call running it once on `example`."""
-    from .export import _replace_bn, write_onnx, write_pte
+def program_module(module: nn.Module) -> nn.Module:
+    """A copy of `module` as the program prp-export would lower: BatchNorm as per-channel
+    affine, as in a bundle, and one input named `x` (the profile kit lowers the same)."""
+    from .export import _replace_bn
 
     program = copy.deepcopy(module).eval()
     if isinstance(program, nn.BatchNorm2d):
         program = nn.Sequential(program)
     _replace_bn(program)
-    program = _Program(program).eval()
+    return _Program(program).eval()
+
+
+def lower(
+    module: nn.Module, example: Tensor, backend: str, workdir: Path, threads: int
+) -> Callable[[], object]:
+    """`module` (`program_module`) lowered for `backend` as prp-export lowers paths; returns a
+    call running it once on `example`."""
+    from .export import write_onnx, write_pte
+
+    program = program_module(module)
     if backend == "executorch":
         from executorch.runtime import Runtime
 
@@ -727,6 +735,11 @@ def validate_table(
         raise ProfileError(f"--paths must be at least 2 (50 or more to quote), got {paths}")
     built = space_of(data, table_path)
     backend, threads = str(data["backend"]), int(data["threads"])
+    if backend not in BACKENDS:  # e.g. executorch-android: the Android bridge's OpProfiler
+        raise ProfileError(
+            f"{table_path} was measured with backend {backend!r}, on another device; --validate "
+            f"runs whole paths here, with {' or '.join(BACKENDS)} only"
+        )
     check_backend(backend)
     set_threads(backend, threads)
     method = data.get("method", {})
@@ -774,6 +787,18 @@ def validate_table(
 
 
 # ---------------------------------------------------------------------------------- CLI
+def _check_space_option(space: str | None, size: str | None, what: str) -> SearchSpace:
+    if space is None:
+        raise ProfileError(f"give --space to {what} (e.g. --space nb201)")
+    if space not in SPACES.names():
+        raise ProfileError(
+            f"unknown search space {space!r}; spaces are: {', '.join(SPACES.names())}"
+        )
+    if (size or "real") not in SIZES:
+        raise ProfileError(f"unknown --size {size!r}; use one of: {', '.join(SIZES)}")
+    return get_space(space, size=size or "real")
+
+
 profile_app = typer.Typer(
     add_completion=False,
     help="Measure a search space's per-op cost table on this device, for --cost-model lut.",
@@ -795,8 +820,15 @@ def profile(
     ),
     paths: int = typer.Option(MIN_VALIDATION_PATHS, help="--validate: random paths to run."),
     seed: int = typer.Option(0, help="Seed of the weights, inputs and validation paths."),
+    kit: Path = typer.Option(
+        None,
+        "--kit",
+        help="Write a profile kit (ops.pte + kit.json) into this folder, for the Android "
+        "bridge's OpProfiler to measure on a phone, instead of measuring here.",
+    ),
 ) -> None:
-    """Profile SPACE's ops into --out, or check a table with --validate TABLE."""
+    """Profile SPACE's ops into --out, check a table with --validate TABLE, or write a kit for
+    a phone with --kit DIR."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from .cli import _console
@@ -817,10 +849,16 @@ def profile(
 
     with one_line_errors(console, PRPError):
         try:
-            if validate is not None and out is not None:
+            if sum(x is not None for x in (out, validate, kit)) > 1:
                 raise ProfileError(
-                    "give --out to profile or --validate TABLE to check one, not both"
+                    "give one of --out (profile here), --validate TABLE (check one) or --kit DIR "
+                    "(a kit for a phone)"
                 )
+            if kit is not None:
+                from .profile_kit import kit_command
+
+                kit_command(console, kit, space, size, warmup, repeats, seed)
+                return
             if validate is not None:
                 if paths < MIN_VALIDATION_PATHS:
                     console.print(
@@ -839,15 +877,9 @@ def profile(
             if space is None or out is None:
                 raise ProfileError(
                     "give --space and --out to profile (e.g. --space nb201 --out my_device.json), "
-                    "or --validate TABLE"
+                    "--validate TABLE, or --space and --kit DIR for a phone"
                 )
-            if space not in SPACES.names():
-                raise ProfileError(
-                    f"unknown search space {space!r}; spaces are: {', '.join(SPACES.names())}"
-                )
-            if (size or "real") not in SIZES:
-                raise ProfileError(f"unknown --size {size!r}; use one of: {', '.join(SIZES)}")
-            sp = get_space(space, size=size or "real")
+            sp = _check_space_option(space, size, "profile")
             with bar:
                 table = profile_space(
                     sp,

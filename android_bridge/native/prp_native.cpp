@@ -32,6 +32,18 @@
 #include <string>
 #include <vector>
 
+// ExecuTorch's CPU thread pool (XNNPACK's threads). The wheel ships no threadpool.h, so the two
+// members used here are declared as libexecutorch_threadpool exports them (ExecuTorch 1.x's
+// extension/threadpool/threadpool.h); only their symbols are needed, not the class's layout.
+namespace executorch::extension::threadpool {
+class ThreadPool {
+ public:
+  size_t get_thread_count() const;
+  bool _unsafe_reset_threadpool(uint32_t num_threads);
+};
+ThreadPool* get_threadpool();
+}  // namespace executorch::extension::threadpool
+
 namespace {
 
 using executorch::aten::ScalarType;
@@ -496,6 +508,29 @@ JNIEXPORT jfloatArray JNICALL Java_org_prpnas_bridge_NativeEngine_nativeRun(
 JNIEXPORT void JNICALL
 Java_org_prpnas_bridge_NativeEngine_nativeClose(JNIEnv*, jclass, jlong handle) {
   delete reinterpret_cast<Engine*>(handle);
+}
+
+// The pool is process-wide: it serves every engine. Resetting it while a method runs is unsafe
+// (hence ExecuTorch's name), so NativeEngine.setThreads documents: call it before running.
+JNIEXPORT jint JNICALL
+Java_org_prpnas_bridge_NativeEngine_nativeThreadCount(JNIEnv* env, jclass) {
+  auto* pool = executorch::extension::threadpool::get_threadpool();
+  if (pool == nullptr) {
+    throw_java(env, kIllegalState, "ExecuTorch has no thread pool");
+    return 0;
+  }
+  return static_cast<jint>(pool->get_thread_count());
+}
+
+JNIEXPORT jint JNICALL
+Java_org_prpnas_bridge_NativeEngine_nativeSetThreads(JNIEnv* env, jclass, jint count) {
+  auto* pool = executorch::extension::threadpool::get_threadpool();
+  if (pool == nullptr || !pool->_unsafe_reset_threadpool(static_cast<uint32_t>(count))) {
+    throw_java(env, kIllegalState, "cannot set ExecuTorch's thread pool to " +
+                                       std::to_string(count) + " threads");
+    return 0;
+  }
+  return static_cast<jint>(pool->get_thread_count());
 }
 
 }  // extern "C"

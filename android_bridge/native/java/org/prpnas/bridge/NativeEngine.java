@@ -98,6 +98,28 @@ public final class NativeEngine implements InferenceEngine {
         }
     }
 
+    /** The threads ExecuTorch's CPU thread pool (XNNPACK's) runs with, for every engine. */
+    public static int threads() {
+        loadLibrary();
+        return nativeThreadCount();
+    }
+
+    /**
+     * Sets the threads of ExecuTorch's CPU thread pool, which every engine of the process shares
+     * (what {@code ExecuTorchEngine.open(program, threads)} does on Android). Call it before any
+     * run is in flight: ExecuTorch does not guard a reset against running methods.
+     *
+     * @return the thread count now in use
+     * @throws IllegalArgumentException if {@code count < 1}
+     */
+    public static int setThreads(int count) {
+        if (count < 1) {
+            throw new IllegalArgumentException("threads must be >= 1, got " + count);
+        }
+        loadLibrary();
+        return nativeSetThreads(count);
+    }
+
     /** The absolute path of the loaded program. */
     public String path() {
         return path;
@@ -188,4 +210,8 @@ public final class NativeEngine implements InferenceEngine {
     private static native float[] nativeRun(long handle, String method, float[] input, long[] shape);
 
     private static native void nativeClose(long handle);
+
+    private static native int nativeThreadCount();
+
+    private static native int nativeSetThreads(int count);
 }

@@ -51,6 +51,18 @@ public final class ExecuTorchEngine implements InferenceEngine {
      *     one of its methods
      */
     public static ExecuTorchEngine open(File program) throws BundleException {
+        return open(program, 0);
+    }
+
+    /**
+     * As {@link #open(File)}, with ExecuTorch's CPU thread pool (XNNPACK's threads) set to
+     * {@code threads}; 0 leaves ExecuTorch's default (one per performance core). The pool is
+     * shared by the whole process. {@link OpProfiler} records the count in the cost table.
+     */
+    public static ExecuTorchEngine open(File program, int threads) throws BundleException {
+        if (threads < 0) {
+            throw new IllegalArgumentException("threads must be >= 0 (0: ExecuTorch's default), got " + threads);
+        }
         if (!program.exists()) {
             throw new BundleException("bundle file " + program + " is missing; export the bundle again");
         }
@@ -59,7 +71,7 @@ public final class ExecuTorchEngine implements InferenceEngine {
         }
         Module module;
         try {
-            module = Module.load(program.getAbsolutePath(), Module.LOAD_MODE_MMAP);
+            module = Module.load(program.getAbsolutePath(), Module.LOAD_MODE_MMAP, threads);
         } catch (RuntimeException e) {
             throw new BundleException("ExecuTorch cannot load " + program + " (" + e.getMessage()
                     + "); check it is the bundle's " + Manifest.PROGRAM_FILE + " and that the app's "

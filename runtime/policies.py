@@ -18,6 +18,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from .power import PowerModel
+from .profiles import PIXEL3
+
 
 class PolicyError(ValueError):
     """A policy table that does not fit the bundle."""
@@ -123,23 +126,6 @@ class SchedulePolicy:
         return Decision(
             self.order[k], f"schedule: hour {ctx.elapsed_h:.2f}, slot {k} of {len(self.order)}"
         )
-
-
-@dataclass(frozen=True)
-class PowerModel:
-    """What the energy budget needs to project drain: the battery and the workload."""
-
-    capacity_mah: float
-    voltage_v: float
-    baseline_w: float  # the phone's own draw besides inference
-    inferences_per_s: float
-
-    @property
-    def capacity_j(self) -> float:
-        return self.capacity_mah * 3.6 * self.voltage_v
-
-    def power_w(self, energy_mj: float) -> float:
-        return self.baseline_w + self.inferences_per_s * energy_mj * 1e-3
 
 
 @dataclass(frozen=True)
@@ -401,8 +387,6 @@ def _show(rung: Rung, unit: str) -> str:
     return f"{rung.accuracy:g} %, {rung.cost:g} {unit}"
 
 
-# A Pixel-3-like phone under a continuous camera workload (the paper's app). Baseline power: a
-# screen-on phone running a camera preview draws on the order of 1 W; stated, not measured.
-PIXEL3_LIKE_POWER = PowerModel(
-    capacity_mah=2915, voltage_v=3.85, baseline_w=1.0, inferences_per_s=30.0
-)
+# A Pixel-3-like phone under a continuous camera workload (the paper's app): the pixel3 profile's
+# battery and workload, where the figures and their sources are.
+PIXEL3_LIKE_POWER = PIXEL3.power_model()

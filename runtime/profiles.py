@@ -11,25 +11,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .power import PowerModel
+
 
 class ProfileError(ValueError):
     """An unknown profile name."""
 
 
 @dataclass(frozen=True)
-class DeviceProfile:
+class DeviceProfile(PowerModel):
+    """A named device: its battery and workload (`PowerModel`'s fields), what its processor draws
+    while inferring, and where the figures come from."""
+
     name: str
     description: str
-    capacity_mah: float
-    voltage_v: float
-    baseline_w: float  # the device's own draw while the app runs, besides inference
-    inferences_per_s: float  # the app's workload: a continuous stream of inferences
     inference_power_w: float  # processor power while inferring, for --energy measured
     sources: str
-
-    @property
-    def capacity_j(self) -> float:
-        return self.capacity_mah * 3.6 * self.voltage_v
 
 
 PIXEL3 = DeviceProfile(
@@ -40,7 +37,7 @@ PIXEL3 = DeviceProfile(
     capacity_mah=2915.0,
     voltage_v=3.85,
     # Baseline: assumption, not a measurement. A phone with the screen on and a camera preview
-    # running draws on the order of 1 W; the same figure as the runtime's PIXEL3_LIKE_POWER.
+    # running draws on the order of 1 W (the runtime's PIXEL3_LIKE_POWER is this profile's).
     baseline_w=1.0,
     # Workload: camera frames at 30 per second, each classified once (the paper's always-on app).
     inferences_per_s=30.0,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -141,6 +142,12 @@ def test_named_paths_export_and_replace_an_old_bundle(run_dir, data, tmp_path) -
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
+def _messages(text: str) -> set[str]:
+    """The distinct lines of `text`, less the time and process id of glog-style lines."""
+    glog = re.compile(r"^[IWEF]\d{4} [\d:.]+ +\d+ ")
+    return {glog.sub("", line).strip() for line in text.splitlines() if line.strip()}
+
+
 def test_prp_export_cli(run_dir, tmp_path) -> None:
     exe = shutil.which("prp-export") or str(Path(sys.executable).parent / "prp-export")
     result = subprocess.run(
@@ -151,6 +158,21 @@ def test_prp_export_cli(run_dir, tmp_path) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "path_1" in result.stdout and (tmp_path / "b" / "supernet.pte").exists()
+    # Third-party warnings and logs (torch, torchao, ExecuTorch's native probes) go to the
+    # bundle's export.log, not to the terminal; --verbose shows them there instead (issue 19).
+    logged = _messages((tmp_path / "b" / "export.log").read_text())
+    assert logged, "export.log holds none of the third-party output of the export"
+    assert result.stderr == "" and not logged & _messages(result.stdout)
+    assert str(tmp_path / "b" / "export.log") in " ".join(result.stdout.split())
+    assert "export.log" not in load_manifest(tmp_path / "b").data["files"]
+    verbose = subprocess.run(
+        [exe, str(run_dir), "--top", "1", "--out", str(tmp_path / "v"), "--verbose"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert verbose.returncode == 0, verbose.stdout + verbose.stderr
+    assert logged <= _messages(verbose.stderr) and not (tmp_path / "v" / "export.log").exists()
     bad = subprocess.run(
         [exe, str(tmp_path / "nope"), "--out", str(tmp_path / "c")],
         capture_output=True,
@@ -195,7 +217,7 @@ def test_the_private_key_rewrite_is_optional_and_falls_back(
     """The .pte's key shortening reaches into ExecuTorch's private serialization: it can be
     switched off, and where it fails (as after an upgrade) the exporter writes the long keys and
     says so. Either way every method runs and computes what the shortened bundle computes."""
-    import prp.trainer.export as export_module
+    import prp.trainer.export.pte as export_module
 
     x = to_tensor(data.test.images[:4], data.mean, data.std)
 

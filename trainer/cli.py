@@ -306,15 +306,22 @@ def export(
         help="Rename XNNPACK's 64-character constant keys in the .pte (a smaller file; uses "
         "ExecuTorch's private serialization, and falls back to the long keys where that fails).",
     ),
+    verbose: bool = typer.Option(
+        False,
+        "--verbose",
+        help="Show third-party warnings and logs here (by default they go to BUNDLE/export.log).",
+    ),
 ) -> None:
     """Export RUN's pruned supernet with its top paths to a bundle, checked against PyTorch."""
-    from .export import export_bundle
+    from .export import EXPORT_LOG, export_bundle
+    from .quiet import third_party_log
 
     console = _console()
     with one_line_errors(console, PRPError):
         run_dir = run or _latest_finished_run(Path("runs"))
         target = out or Path("exported") / run_dir.name
-        with console.status("exporting") as status:
+        log = None if verbose else target / EXPORT_LOG
+        with third_party_log(log, "prp-export"), console.status("exporting") as status:
             bundle = export_bundle(
                 run_dir,
                 target,
@@ -355,6 +362,8 @@ def export(
         console.print(table)
         sizes = {f: (bundle / f).stat().st_size for f in manifest["files"]}
         console.print("files: " + ", ".join(f"{k} {v / 1024:.0f} KB" for k, v in sizes.items()))
+        if log is not None and log.exists():
+            console.print(f"third-party warnings and logs: {log} (--verbose shows them)")
 
 
 eval_app = typer.Typer(

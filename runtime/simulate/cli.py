@@ -1,0 +1,134 @@
+"""`prp-simulate`: a simulated day of battery drain for a bundle, scenario by scenario."""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import typer
+from rich.console import Console
+
+from ..backends import BACKENDS, Backend
+from ..bundle import Bundle, BundleError
+from ..cli_errors import one_line_errors
+from ..images import load_images as read_images
+from ..model import InputError
+from ..policies import PolicyError
+from ..profiles import ProfileError, get_profile
+from .config import ENERGY_SOURCES, SimConfig, SimulationError
+from .engine import simulate
+from .real import measure_energies, simulate_real
+from .report import print_summary, write_outputs
+
+
+def load_images(folder: Path, shape_chw: Sequence[int]) -> np.ndarray:
+    """uint8 NHWC images from a folder (prp-run's reader: .npy arrays, or image files)."""
+    if not folder.is_dir():
+        raise InputError(f"--images {folder} is not a folder")
+    _, h, w = (int(v) for v in shape_chw)
+    return read_images(folder, (h, w))[1]
+
+
+simulate_app = typer.Typer(
+    add_completion=False, help="Simulate a day of battery drain, scenario by scenario."
+)
+
+
+@simulate_app.command()
+def main(
+    bundle: Path = typer.Argument(..., help="Bundle folder (e.g. exported/default)."),
+    hours: float = typer.Option(24.0, help="Horizon in hours."),
+    profile: str = typer.Option("pixel3", help="Device profile (battery, baseline, workload)."),
+    rate: float | None = typer.Option(
+        None, help="Inferences per second (profile: 30, camera frames)."
+    ),
+    baseline_w: float | None = typer.Option(
+        None, help="Device power besides inference, W (profile: 1.0)."
+    ),
+    capacity_mah: float | None = typer.Option(None, help="Battery capacity (from the profile)."),
+    voltage_v: float | None = typer.Option(None, help="Battery voltage (from the profile)."),
+    energy: str = typer.Option(
+        "manifest", help="Energy per inference: manifest (energy_mj) or measured here."
+    ),
+    power_w: float | None = typer.Option(
+        None, help="Processor power while inferring, for --energy measured (profile: 1.5)."
+    ),
+    step_s: float = typer.Option(1.0, help="Simulation step, seconds."),
+    timeline_step_s: float = typer.Option(60.0, help="Row spacing of timeline.csv, seconds."),
+    start_pct: float = typer.Option(100.0, help="Battery level at the start, %."),
+    real: bool = typer.Option(False, "--real", help="Also drive AdaptiveModel on real inputs."),
+    real_step_s: float = typer.Option(60.0, help="Real mode: one prediction per this many s."),
+    backend: str = typer.Option(
+        "auto", help=f"Backend for --real/measured: {', '.join(BACKENDS)}."
+    ),
+    images: Path | None = typer.Option(None, help="Real mode: folder of images (.npy or files)."),
+    out: Path | None = typer.Option(
+        None, help="Output folder (default: runs/simulation-<bundle name>)."
+    ),
+) -> None:
+    """Battery over the horizon for worst, best, schedule, battery and energy-budget scenarios:
+    battery.png, timeline.csv, summary.json and a table."""
+    console = Console(width=None if sys.stdout.isatty() else 160)
+    with (
+        one_line_errors(console, OSError, prefix="cannot write the outputs: "),
+        one_line_errors(
+            console, BundleError, ProfileError, SimulationError, PolicyError, InputError
+        ),
+    ):
+        if energy not in ENERGY_SOURCES:
+            raise SimulationError(f"--energy must be manifest or measured, got {energy!r}")
+        if backend not in BACKENDS:
+            raise SimulationError(f"unknown backend {backend!r}; backends: {', '.join(BACKENDS)}")
+        dev = get_profile(profile)
+        config = SimConfig.from_profile(
+            dev,
+            capacity_mah=capacity_mah,
+            voltage_v=voltage_v,
+            baseline_w=baseline_w,
+            inferences_per_s=rate,
+            horizon_h=hours,
+            step_s=step_s,
+            start_pct=start_pct,
+        )
+        if real:
+            try:  # check the real-mode step before any work
+                replace(config, step_s=real_step_s)
+            except SimulationError as e:
+                raise SimulationError(f"--real-step-s: {e}") from None
+        if not (math.isfinite(timeline_step_s) and timeline_step_s > 0):
+            raise SimulationError(f"--timeline-step-s must be > 0, got {timeline_step_s}")
+        b = Bundle.load(bundle)
+        engine: Backend | str = backend
+        if energy == "measured":
+            watts = dev.inference_power_w if power_w is None else power_w
+            console.print(f"measuring latency of {len(b.ids)} paths ({backend} backend)...")
+            measured = measure_energies(b, watts, backend)
+            engine = measured.backend
+            sim = simulate(
+                b.data,
+                config,
+                measured.energy_mj,
+                f"measured here ({measured.backend.name}: median latency x {watts:g} W)",
+            )
+            sim.latency_ms, sim.inference_power_w = measured.latency_ms, watts
+            sim.backend = measured.backend.name
+        else:
+            sim = simulate(b.data, config)
+        real_runs = None
+        if real:
+            x = None if images is None else load_images(images, b.data["input"]["shape"][1:])
+            console.print("real mode: driving AdaptiveModel through every scenario...")
+            real_runs = simulate_real(b, sim, engine, x, real_step_s)
+        target = out or Path("runs") / f"simulation-{Path(bundle).resolve().name}"
+        summary = write_outputs(
+            sim,
+            target,
+            timeline_step_s,
+            real_runs,
+            extra={"bundle": str(b.directory), "profile": dev.name, "profile_sources": dev.sources},
+        )
+        print_summary(console, summary)

@@ -1,0 +1,244 @@
+"""What the manifest says about an export: costs per path (float32 and int8), weight bytes,
+switching tables and provenance."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import itertools
+import platform
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import torch
+from prp.runtime.bundle import SCHEMA_VERSION
+from prp.runtime.policies import ladder_policies
+from torch import Tensor, nn
+
+from .. import __version__
+from ..config import DEFAULT_COST_MODELS
+from ..costs import get_cost_model, price_supernet
+from ..datasets import DataSplits
+from ..errors import PRPError
+from ..profiling import PathTable
+from ..quantize import FP32, INT8, Int8Path, constant_tensors, distinct_bytes
+from ..search import PathMetrics
+from ..spaces import Path as ArchPath
+from .checks import INT8_TOLERANCE, TOLERANCE
+from .run import LoadedRun
+
+
+def _distinct_bytes(modules: Sequence[nn.Module]) -> int:
+    seen: dict[str, int] = {}
+    for m in modules:
+        for t in itertools.chain(m.parameters(), m.buffers()):
+            raw = t.detach().contiguous().numpy().tobytes()
+            seen.setdefault(hashlib.sha256(raw).hexdigest(), len(raw))
+    return sum(seen.values())
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version(), "prp-nas": __version__}
+    for pkg in ("torch", "executorch", "onnx", "onnxruntime"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def _other_cost(run: LoadedRun, objective: str) -> tuple[PathTable, Any] | None:
+    """A table for the objective the run did not train on, where the space has one."""
+    name = DEFAULT_COST_MODELS.get((run.cfg.space, objective))
+    if name is None and objective == "energy":
+        name = "analytic"
+    if name is None:
+        return None
+    device = run.cfg.cost_device if name == run.cfg.resolved_cost_model() else None
+    try:
+        model = get_cost_model(name, objective, device)
+        return price_supernet(run.supernet, model), model
+    except PRPError:
+        return None
+
+
+def _int8_energy(
+    run: LoadedRun, table: tuple[PathTable, Any] | None, trace: Any
+) -> tuple[Callable[[ArchPath, float], float] | None, dict[str, Any] | None]:
+    """How an int8 path's energy is priced: with the analytic model's `horowitz45-int8` device
+    where the run's energy model is the analytic one, else the run's table scaled by the
+    analytic int8 / fp32 ratio of the same path. None where the bundle has no energy figures."""
+    if table is None:
+        return None, None
+    int8_model = get_cost_model("analytic", "energy", "horowitz45-int8")
+    int8_table = price_supernet(run.supernet, int8_model, trace)
+    if table[0].device.startswith("horowitz45"):
+        info = {"device": "horowitz45-int8", "source": int8_model.source, "how": "priced"}
+        return (lambda path, _fp32: float(int8_table(path))), info
+    fp32_table = price_supernet(
+        run.supernet, get_cost_model("analytic", "energy", "horowitz45-fp32"), trace
+    )
+    info = {
+        "device": f"{table[0].device} x horowitz45-int8 / horowitz45-fp32",
+        "source": f"{table[1].source}, scaled by {int8_model.source}",
+        "how": "scaled",
+    }
+    return (lambda path, fp32: fp32 * float(int8_table(path)) / float(fp32_table(path))), info
+
+
+def _tensors(m: nn.Module) -> list[Tensor]:
+    return [t.detach() for t in itertools.chain(m.parameters(), m.buffers())]
+
+
+def _stored(q: Int8Path) -> list[Tensor]:
+    """The constants of an int8 path a backend stores: int8 weights and float scales and biases
+    (the weights' zero points are all zero, symmetric, and XNNPACK stores none)."""
+    return [t for t in constant_tensors(q.reference) if t.dtype in (torch.int8, torch.float32)]
+
+
+def default_policies(paths: Sequence[Mapping[str, Any]], objective: str) -> dict[str, Any]:
+    """The manifest's `policies` for exported `paths` (manifest entries): battery thresholds
+    evenly spaced over the ladder (most accurate path on a full battery) and the paper's schedule
+    (one level down every 5 hours). The ladder holds the paths no other path dominates on
+    (accuracy, `objective`'s cost), each strictly cheaper than the one above; dominated paths
+    stay in the bundle but on no table (prp.runtime.policies.ladder, the one definition)."""
+    return ladder_policies(paths, objective)
+
+
+def path_entries(
+    records: Sequence[tuple[PathMetrics, float, float]],
+    order: Sequence[int],
+    ids: Sequence[str],
+    int8: Mapping[str, tuple[Int8Path, float]],
+    trace: Any,
+    tables: Mapping[str, tuple[PathTable, Any] | None],
+    onnx_info: Mapping[str, Any],
+    max_abs_diff: Mapping[str, Mapping[str, float]],
+    quantize: str | None,
+    energy_int8: Callable[[ArchPath, float], float] | None,
+) -> list[dict[str, Any]]:
+    """The manifest's `paths`, most accurate first: `records[order[i]]` (the path's metrics, its
+    estimated and its float32 test accuracy) becomes path `ids[i]`. `max_abs_diff` is each
+    backend's distance from PyTorch per path id."""
+    out = []
+    for i, k in enumerate(order):
+        metrics, estimated, test_acc = records[k]
+        entry: dict[str, Any] = {
+            "id": ids[i],
+            "method": ids[i],
+            "onnx": onnx_info["graphs"][ids[i]],
+            "ops": list(metrics.ops),
+            "path": list(metrics.path),
+            "key": metrics.key,
+            "accuracy": round(float(estimated), 4),
+            "test_accuracy": round(float(int8[ids[i]][1] if ids[i] in int8 else test_acc), 4),
+            "energy_mj": None,
+            "latency_ms": None,
+            "params": int(trace.params()(metrics.path)),
+            "macs": int(trace.macs()(metrics.path)),
+            "pareto_rank": int(metrics.pareto_rank),
+            "onnx_initializers": onnx_info["tensors"].get(ids[i], []),
+            "max_abs_diff": {name: diff[ids[i]] for name, diff in max_abs_diff.items()},
+        }
+        for objective, field in (("energy", "energy_mj"), ("latency", "latency_ms")):
+            table = tables[objective]
+            if table is not None:
+                entry[field] = float(table[0](metrics.path))
+        if quantize is not None:  # an fp32 bundle's manifest stays as it was
+            entry["precision"] = INT8 if ids[i] in int8 else FP32
+            entry["fp32_test_accuracy"] = round(float(test_acc), 4)
+            if ids[i] in int8 and energy_int8 is not None and entry["energy_mj"] is not None:
+                entry["energy_mj"] = float(energy_int8(metrics.path, entry["energy_mj"]))
+        out.append(entry)
+    return out
+
+
+def build_manifest(
+    run: LoadedRun,
+    data: DataSplits,
+    tables: Mapping[str, tuple[PathTable, Any] | None],
+    entries: list[dict[str, Any]],
+    *,
+    files: dict[str, str],
+    named: Mapping[str, nn.Module],
+    int8: Mapping[str, tuple[Int8Path, float]],
+    onnx_info: Mapping[str, Any],
+    short_keys: Mapping[str, Any],
+    quantize: str | None,
+    calibration: int,
+    energy_int8_info: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The whole `manifest.json` of an export whose files (name to sha256) are `files`."""
+    cfg, supernet = run.cfg, run.supernet
+    costs = {
+        objective: None
+        if t is None
+        else {"unit": t[0].unit, "device": t[0].device, "source": t[1].source}
+        for objective, t in tables.items()
+    }
+    manifest: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "search_space": run.front_data["space_config"],
+        "input": {
+            "shape": [1, *supernet.space.input_shape],
+            "dtype": "float32",
+            "layout": "NCHW",
+            "mean": [float(v) for v in data.mean],
+            "std": [float(v) for v in data.std],
+            "scale": "pixels / 255, then (x - mean) / std",
+            "batch": {"executorch": 1, "onnx": "dynamic"},
+        },
+        "classes": list(data.classes),
+        "objective": cfg.objective,
+        "costs": costs,
+        "paths": entries,
+        "policies": default_policies(entries, cfg.objective),
+        "files": files,
+        "export": {
+            "distinct_weight_bytes": _distinct_bytes(list(named.values())),
+            "onnx_distinct_tensors": onnx_info["distinct_tensors"],
+            "bn": "per-path BatchNorm statistics as per-channel scale and shift",
+            "tolerance": TOLERANCE,
+            # XNNPACK constant keys shortened (the private rewrite), or why not
+            **short_keys,
+        },
+        "provenance": {
+            "run": str(run.run_dir),
+            "dataset": data.source,
+            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "versions": _versions(),
+            "command": " ".join(sys.argv),
+        },
+    }
+    if quantize is not None:
+        fp32_tensors = [t for i, m in named.items() if i not in int8 for t in _tensors(m)]
+        int8_tensors = [t for q, _ in int8.values() for t in _stored(q)]
+        manifest["export"]["distinct_weight_bytes"] = _distinct_bytes(
+            [m for i, m in named.items() if i not in int8]
+        ) + distinct_bytes(int8_tensors)
+        manifest["export"]["int8_distinct_weight_bytes"] = distinct_bytes(int8_tensors)
+        manifest["export"]["fp32_distinct_weight_bytes"] = distinct_bytes(fp32_tensors)
+        manifest["export"]["int8_tolerance"] = INT8_TOLERANCE
+        manifest["quantization"] = {
+            "precision": quantize,
+            "paths": [p["id"] for p in entries if p["precision"] == INT8],
+            "scheme": "PT2E static post-training quantization, XNNPACKQuantizer: int8 "
+            "activations per tensor (affine), int8 weights per output channel (symmetric)",
+            "bn": "folded per path into the shared conv's int8 grid: int8 weights shared, "
+            "per-channel scales and biases per path",
+            "calibration": {
+                "split": "val",
+                "images": calibration,
+                "which": f"the first {calibration} images of the run's validation split",
+            },
+            "reference": "the PT2E-converted module (PyTorch); every int8 method and graph "
+            "is checked against it",
+            "onnx": "QDQ graphs (QuantizeLinear/DequantizeLinear around float ops) exported "
+            "from the PT2E module: the same scales and zero points as the .pte",
+            "energy": energy_int8_info,
+            "latency": "latency_ms of an int8 path is the float32 table's figure",
+        }
+    return manifest

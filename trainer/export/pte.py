@@ -1,0 +1,192 @@
+"""The ExecuTorch program: one XNNPACK-delegated method per path, shared weights stored once, and
+the optional rewrite of XNNPACK's constant keys through ExecuTorch's private serialization."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from .errors import ExportError
+from .modules import _drop_zero_terms, _for_xnnpack
+
+PTE = "supernet.pte"
+# Each weight is its own segment of the .pte; ExecuTorch's default 128-byte alignment pads
+# every per-path BN vector under 128 bytes to 128. 64 is a cache line and what SIMD loads want.
+PTE_SEGMENT_ALIGNMENT = 64
+
+
+def _shorten_named_keys(lowered: Any) -> None:
+    """Give every XNNPACK constant a short name instead of its 64-character sha256 hex key.
+
+    XNNPACK names each constant (weights and per-path BN vectors alike) by the hash of its
+    bytes; the key is stored once in the program's named-data table and again in every
+    delegate graph that uses it, ~150 bytes per tensor per method at NB201's real size. Keys
+    are renamed consistently across methods (equal bytes, equal key: sharing is unchanged) and
+    each delegate's flatbuffer is rebuilt from its own JSON with only the keys changed.
+    """
+    import re
+    import tempfile
+
+    from executorch.backends.xnnpack.serialization.xnnpack_graph_serialize import (
+        XNNHeader,
+        _get_schema_bytes,
+    )
+    from executorch.exir._serialize._flatbuffer import _flatc_compile, _flatc_decompile
+    from executorch.exir._serialize._named_data_store import NamedDataStore, NamedDataStoreOutput
+    from executorch.exir.lowered_backend_module import LoweredBackendModule
+    from executorch.exir.program._program import collect_named_data_store_from_exported_program
+
+    names: dict[str, str] = {}
+    pattern = re.compile(rb'"named_key": "([0-9a-f]{64})"')
+
+    def short(match: re.Match[bytes]) -> bytes:
+        key = match.group(1).decode()
+        return b'"named_key": "' + names.setdefault(key, f"w{len(names)}").encode() + b'"'
+
+    with tempfile.TemporaryDirectory() as d:
+        schema = os.path.join(d, "schema.fbs")
+        Path(schema).write_bytes(_get_schema_bytes())
+        for method in lowered.methods:
+            for module in lowered.exported_program(method).graph_module.modules():
+                if not isinstance(module, LoweredBackendModule):
+                    continue
+                store = module.named_data_store_output
+                blob = module.processed_bytes
+                if store is None or store.external_data or module.backend_id != "XnnpackBackend":
+                    continue
+                header = XNNHeader.from_bytes(blob[: XNNHeader.EXPECTED_LENGTH])
+                start, size = header.flatbuffer_offset, header.flatbuffer_size
+                constants = blob[header.constant_data_offset :]
+                Path(d, "graph.bin").write_bytes(blob[start : start + size])
+                _flatc_decompile(d, schema, os.path.join(d, "graph.bin"), ["--raw-binary"])
+                text = Path(d, "graph.json").read_bytes()
+                if not pattern.search(text):
+                    continue  # named short already (`_short_xnnpack_keys`): nothing to rebuild
+                text = pattern.sub(short, text)
+                Path(d, "schema.json").write_bytes(text)
+                _flatc_compile(d, schema, os.path.join(d, "schema.json"))
+                graph = Path(d, "schema.bin").read_bytes()
+                padded = -(-len(graph) // 16) * 16
+                new_header = XNNHeader(start, len(graph), start + padded, len(constants))
+                module._processed_bytes = b"".join(
+                    [
+                        new_header.to_bytes().ljust(start, b"\0"),
+                        graph.ljust(padded, b"\0"),
+                        constants,
+                    ]
+                )
+                module._named_data_store_output = NamedDataStoreOutput(
+                    buffers=store.buffers,
+                    pte_data={names.get(k, k): v for k, v in store.pte_data.items()},
+                    external_data=store.external_data,
+                )
+    merged = NamedDataStore()  # the program's table, gathered again from the renamed delegates
+    for method in lowered.methods:
+        collect_named_data_store_from_exported_program(lowered.exported_program(method), merged)
+    lowered._named_data_store = merged
+
+
+@contextlib.contextmanager
+def _short_xnnpack_keys() -> Iterator[None]:
+    """While lowering, XNNPACK names each constant `w<k>` (k counting distinct bytes) instead of
+    its sha256 hex key: the same sharing, without the bytes of long keys.
+
+    For programs with int8 methods, which `_shorten_named_keys` cannot rename afterwards: its
+    round trip through flatc's JSON prints floats with 6 digits, and an int8 graph holds its
+    activation scales as floats (measured: the rounded scales doubled the int8 methods'
+    distance from their PT2E reference at NB201's real size). Names equal bytes alike across
+    all methods lowered in the block, as the hex keys do."""
+    from executorch.backends.xnnpack.operators import node_visitor
+
+    names: dict[str, str] = {}
+
+    class _Digest:
+        def __init__(self, data: bytes = b"") -> None:
+            self._hash = hashlib.sha256(data)
+
+        def hexdigest(self) -> str:
+            return names.setdefault(self._hash.hexdigest(), f"w{len(names)}")
+
+    class _Hashlib:
+        sha256 = _Digest
+
+    saved = node_visitor.hashlib
+    node_visitor.hashlib = _Hashlib  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        node_visitor.hashlib = saved
+
+
+def write_pte(
+    modules: Mapping[str, nn.Module | torch.export.ExportedProgram],
+    example: Tensor,
+    path: Path,
+    shorten_keys: bool = True,
+) -> str | None:
+    """One ExecuTorch program, one XNNPACK-delegated method per path; shared weights once.
+    An int8 path comes as the exported program of its quantized module (`quantize.py`).
+
+    `shorten_keys`: rename XNNPACK's 64-character constant keys (`_shorten_named_keys`, or
+    `_short_xnnpack_keys` with int8 paths). Both reach into ExecuTorch 1.5.1's private
+    serialization, the first thing an upgrade breaks, so where the renaming fails the program is
+    lowered again without it and written with the long keys (the same weights, stored once; a
+    larger file). Returns why it fell back, or None."""
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.exir import ExecutorchBackendConfig, to_edge_transform_and_lower
+
+    programs = {
+        name: m
+        if isinstance(m, torch.export.ExportedProgram)  # an int8 path, quantized already
+        else _drop_zero_terms(torch.export.export(_for_xnnpack(m).eval(), (example,)))
+        for name, m in modules.items()
+    }
+    quantized = any(isinstance(m, torch.export.ExportedProgram) for m in modules.values())
+
+    def lower(shorten: bool) -> Any:
+        with _short_xnnpack_keys() if shorten and quantized else contextlib.nullcontext():
+            lowered = to_edge_transform_and_lower(programs, partitioner=[XnnpackPartitioner()])
+        if shorten:
+            _shorten_named_keys(lowered)
+        return lowered.to_executorch(
+            ExecutorchBackendConfig(segment_alignment=PTE_SEGMENT_ALIGNMENT)
+        )
+
+    fallback = None
+    try:
+        program = lower(shorten_keys)
+    except Exception as e:  # noqa: BLE001 - any failure of the private rewrite: write without it
+        if not shorten_keys:
+            raise
+        fallback = (
+            f"could not shorten XNNPACK's constant keys ({type(e).__name__}: "
+            f"{' '.join(str(e).split())[:200]}); wrote the program with its long keys"
+        )
+        program = lower(False)
+    path.write_bytes(program.buffer)
+    return fallback
+
+
+def check_pte(path: Path, modules: dict[str, nn.Module], inputs: Tensor) -> dict[str, float]:
+    """Max abs difference of every method of the .pte from PyTorch, run by ExecuTorch."""
+    from executorch.runtime import Runtime
+
+    program = Runtime.get().load_program(str(path))
+    missing = set(modules) - set(program.method_names)
+    if missing:
+        raise ExportError(f"{path} lacks methods {sorted(missing)}")
+    diffs = {}
+    with torch.no_grad():
+        for name, m in modules.items():
+            method = program.load_method(name)
+            diffs[name] = max(
+                float((method.execute([x[None]])[0] - m(x[None])).abs().max()) for x in inputs
+            )
+    return diffs

@@ -1,0 +1,80 @@
+"""Third-party output out of the user's view: what torch, ExecuTorch, torchao, ONNX and their C++
+libraries print (Python warnings, their `logging`, C-level stderr) goes to a log file beside the
+command's result, and the terminal keeps the project's own progress and summary.
+
+The redirection is at file descriptor 2, so it also catches what native code writes (the cpuinfo
+probes during lowering, glog lines), not only Python's `sys.stderr`. The project's messages go to
+stdout (rich consoles), and an error message is printed after the block has ended, on the
+terminal's stderr again."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from prp.runtime.files import write_bytes_atomic
+
+
+def _on_fd2(stream: object) -> bool:
+    try:
+        return stream is not None and stream.fileno() == 2  # type: ignore[attr-defined]
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+@contextlib.contextmanager
+def stderr_to(log: Path) -> Iterator[None]:
+    """Inside the block, everything written to stderr (fd 2 and `sys.stderr`) is appended to
+    `log`; the terminal's stderr is back when the block ends, however it ends."""
+    for stream in (sys.stdout, sys.stderr, sys.__stderr__):
+        if stream is not None:
+            stream.flush()
+    with open(log, "a", buffering=1, encoding="utf-8", errors="replace") as f:
+        saved = os.dup(2)
+        os.dup2(f.fileno(), 2)
+        # `sys.stderr` is fd 2 in a command, and stays the same object (logging handlers made
+        # inside the block keep writing to a valid stream after it); only a replaced one (an
+        # in-process caller's capture) is swapped for the log.
+        swap = contextlib.nullcontext() if _on_fd2(sys.stderr) else contextlib.redirect_stderr(f)
+        try:
+            with swap:
+                yield
+        finally:
+            for stream in (sys.stderr, sys.__stderr__):  # lines still buffered belong to the log
+                if stream is not None:
+                    stream.flush()
+            f.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+@contextlib.contextmanager
+def third_party_log(final: Path | None, command: str) -> Iterator[None]:
+    """Third-party output of the block into a log that is appended to `final` once the block
+    has succeeded (so `final` may be in a folder the block creates); nothing is written where
+    there was no such output. `final` None (`--verbose`): nothing is redirected. Where the
+    block fails, the log is kept in the temporary folder and its path printed on stderr."""
+    if final is None:
+        yield
+        return
+    fd, name = tempfile.mkstemp(prefix=f"{command}-", suffix=".log")
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        with stderr_to(tmp):
+            yield
+    except BaseException:
+        if tmp.stat().st_size:
+            print(f"{command}: third-party output of this run is in {tmp}", file=sys.stderr)
+        else:
+            tmp.unlink()
+        raise
+    logged = tmp.read_bytes()
+    tmp.unlink()
+    if logged:  # a resumed run appends to the log of the runs before
+        before = final.read_bytes() if final.is_file() else b""
+        write_bytes_atomic(final, before + logged)

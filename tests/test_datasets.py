@@ -379,11 +379,24 @@ def test_corrupt_image_is_named(tmp_path: Path) -> None:
         load_dataset(tmp_path)
 
 
-def test_wrong_or_mixed_sizes_name_a_file_and_its_size(tmp_path: Path) -> None:
-    write_tree(tmp_path, {"cat": 3, "dog": 3})
-    write_png(tmp_path / "dog" / "009.png", random_images(1, 5, size=32)[0][:, :31])
-    with pytest.raises(DatasetError, match=r"dog/009\.png is 31x32 pixels .* must be 32x32"):
-        load_dataset(tmp_path)
+def test_images_of_any_size_are_resized_and_center_cropped(tmp_path: Path) -> None:
+    written = write_tree(tmp_path, {"cat": 3, "dog": 3})
+    # 48 x 64: blue, with red bands at the sides that the center crop must drop. Resized to
+    # shorter side round(32 / 0.875) = 37, the crop keeps columns 10.4 to 52 of the original.
+    wide = np.zeros((48, 64, 3), dtype=np.uint8)
+    wide[:, :, 2] = 255
+    wide[:, :8] = wide[:, 56:] = (255, 0, 0)
+    write_png(tmp_path / "dog" / "009.png", wide)
+    splits = load_dataset(tmp_path, val_fraction=0.0)
+    assert splits.test.names[-1] == "dog/009.png"  # the last of its class: test split
+    assert splits.test.images.shape[1:] == (32, 32, 3)
+    assert (splits.test.images[-1] == (0, 0, 255)).all()
+    for name, pixels in zip(splits.train.names, splits.train.images, strict=True):
+        assert np.array_equal(pixels, written[name])  # already 32 x 32: kept exactly
+    larger = load_dataset(tmp_path, val_fraction=0.0, image_size=64)
+    assert larger.train.images.shape[1:] == (64, 64, 3)
+    with pytest.raises(DatasetError, match="image_size must be a whole number of pixels >= 8"):
+        load_dataset(tmp_path, image_size=4)
 
 
 def test_train_and_test_classes_must_match(tmp_path: Path) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -122,6 +124,11 @@ def train(
         "class sub-folders, or a .tar.gz of one.",
     ),
     limit_per_class: int = typer.Option(None, help="Use at most this many images per class."),
+    image_size: int = typer.Option(
+        None,
+        help="Image side in pixels (default: the space's, 32 for nb201/fbnet and tiny sizes, "
+        "224 for real proxyless); images of another size are resized and center-cropped.",
+    ),
     preset_name: str = typer.Option(None, "--preset", help="default (the default), tiny or paper."),
     method: str = typer.Option(
         None, help="prp (default); baselines: fair (stage 1 only) or uniform (single path)."
@@ -169,6 +176,11 @@ def train(
         "space, e.g. a --method fair run.",
     ),
     top: int = typer.Option(5, help="How many paths to label along the front."),
+    verbose: bool = typer.Option(
+        False,
+        "--verbose",
+        help="Show third-party warnings and logs here (by default they go to RUN/train.log).",
+    ),
 ) -> None:
     """Train a supernet with Pareto rank preservation and write its front to the run directory."""
     from dataclasses import replace
@@ -181,12 +193,23 @@ def train(
         TimeRemainingColumn,
     )
 
+    from . import distributed
     from .config import preset
+    from .quiet import third_party_log
     from .runs import read_config
     from .train import RESUME_MAY_CHANGE, Trainer, resume_differences
 
     console = _console()
-    with one_line_errors(console, PRPError):
+    # Under torchrun every rank runs this command; rank 0 prints and writes, the others only
+    # report their own errors, naming their rank.
+    world = distributed.env_world_size()
+    main = os.environ.get("RANK", "0") == "0"
+    if world > 1:
+        # torchrun stops the other ranks with SIGTERM when one fails: end through Python, so a
+        # file being written is removed rather than left half-written beside the run.
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    prefix = f"rank {os.environ.get('RANK')} of {world}: " if world > 1 else ""
+    with one_line_errors(console, PRPError, prefix=prefix):
         overrides: dict[str, Any] = {
             "method": method,
             "objective": objective,
@@ -211,7 +234,7 @@ def train(
             "compute_device": compute_device,
             "init": init,
         }
-        cfg = preset(preset_name or "default", **overrides)
+        cfg = preset(preset_name or "default", **overrides).with_image_size(image_size)
         name = f"{cfg.space}-{cfg.objective}"
         run_dir = out or (_latest_run_dir if resume else _new_run_dir)(Path("runs"), name)
         if resume:
@@ -223,6 +246,8 @@ def train(
                 if preset_name
                 else {k: v for k, v in overrides.items() if v is not None}
             )
+            if image_size is not None and not preset_name:
+                given["space_overrides"] = saved.with_image_size(image_size).space_overrides
             differ = resume_differences(saved.to_json(), given)
             if differ:
                 raise PRPError(
@@ -233,16 +258,20 @@ def train(
                 saved,
                 **{k: v for k, v in overrides.items() if k in RESUME_MAY_CHANGE and v is not None},
             )
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            TextColumn("{task.completed}/{task.total}"),
-            TimeElapsedColumn(),
-            TextColumn("eta"),
-            TimeRemainingColumn(),
-            console=console,
-            transient=True,
-        ) as bar:
+        train_log = None if verbose or not main else run_dir / "train.log"
+        with (
+            third_party_log(train_log, "prp-train"),
+            Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TextColumn("{task.completed}/{task.total}"),
+                TimeElapsedColumn(),
+                TextColumn("eta"),
+                TimeRemainingColumn(),
+                console=console,
+                transient=True,
+            ) as bar,
+        ):
             tasks: dict[str, Any] = {}
 
             def progress(task: str, done: int, total: int) -> None:
@@ -253,13 +282,18 @@ def train(
                     tasks[task] = bar.add_task(task, total=total)
                 bar.update(tasks[task], completed=done)
 
-            trainer = Trainer(cfg, run_dir, progress=progress)
-            console.print(
-                f"run {run_dir}: {trainer.space.name} ({cfg.space_size}), {cfg.objective} by "
-                f"{trainer.cost_model.source} on {trainer.cost.device}; "
-                f"{len(trainer.data.train)} train / {len(trainer.data.val)} val images"
-            )
+            trainer = Trainer(cfg, run_dir, progress=progress if main else None)
+            if main:
+                console.print(
+                    f"run {run_dir}: {trainer.space.name} ({cfg.space_size}), {cfg.objective} "
+                    f"by {trainer.cost_model.source} on {trainer.cost.device}; "
+                    f"{len(trainer.data.train)} train / {len(trainer.data.val)} val images"
+                    + (f"; {world} processes" if world > 1 else "")
+                )
             front = trainer.run(resume=resume)
+        distributed.cleanup()
+        if not main:
+            return
         data = trainer.write_front(front, top=top)
         table = Table(
             title=f"Selected paths ({len(front)} evaluated, "

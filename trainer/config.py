@@ -80,6 +80,21 @@ class TrainConfig:
     # supernets (stage 1 is objective-independent).
     init: str = "scratch"
 
+    @property
+    def image_size(self) -> int | None:
+        """Image side in pixels asked for with `--image-size`, None: the space's own (32 for
+        nb201, fbnet and the tiny sizes, 224 for real proxyless). Kept as the space's
+        `input_size` override, so everything that rebuilds the space from this config (export,
+        evaluation) builds it at the size the run trained at."""
+        size = self.space_overrides.get("input_size")
+        return None if size is None else int(size)
+
+    def with_image_size(self, image_size: int | None) -> TrainConfig:
+        """This config at `image_size` pixels (None: unchanged)."""
+        if image_size is None:
+            return self
+        return replace(self, space_overrides={**self.space_overrides, "input_size": image_size})
+
     def resolved_cost_model(self) -> str:
         if self.cost_model:
             return self.cost_model
@@ -117,6 +132,9 @@ class TrainConfig:
                 f"--prune-after ({self.prune_after}) is beyond --epochs-pareto "
                 f"({self.epochs_pareto})"
             )
+        size = self.space_overrides.get("input_size")
+        if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 8):
+            raise PRPError(f"--image-size must be a whole number of pixels >= 8, got {size}")
         if self.batch_size < 2:
             raise PRPError(f"--batch-size must be at least 2 (BatchNorm), got {self.batch_size}")
         return self

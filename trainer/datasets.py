@@ -1,28 +1,46 @@
-"""Image data for the trainer: where images come from, how they split, and how they batch.
+"""Image data for the trainer: where images come from, how they split, and how they are read.
 
-Sources (`load_dataset(spec)`), all decoded once, up front, into 32x32 RGB uint8 arrays:
+Sources (`load_dataset(spec)` / `open_dataset(spec)`):
 
 - `"default"` or `None`: a CIFAR-10 subset shipped in the package (`data/cifar10_subset.npz`,
   5,000 train + 1,000 test images, the original JPEG bytes), so training works with no download;
 - CIFAR-10's python format: a `cifar-10-batches-py` folder, or the folder that holds one;
-- a folder of class sub-folders: `root/train/<class>/*` + `root/test/<class>/*`, or `root/<class>/*`
-  (then the last sixth of each class, by file name, is the test split);
-- a `.tar`/`.tar.gz` of such a folder, read in one pass without extracting it;
+- a folder of class sub-folders in the ImageNet layout: `root/<class>/*` (then the last sixth of
+  each class, by file name, is the test split), or `root/train/<class>/*` + `root/test/<class>/*`;
+- a `.tar`/`.tar.gz` of such a folder: its members are indexed once (name, offset, size) and an
+  image's bytes are read on demand, never the whole archive into memory;
 - an `.npz` written by `python -m prp.trainer.datasets make-default`.
 
+Images of any size are brought to the requested square resolution (`image_size`, the search
+space's input size): an image already that size is kept as it is, any other is resized so its
+shorter side is `image_size / 0.875` and center-cropped (the usual evaluation transform).
+
+Two ways to read a source, behind the same split logic:
+
+- `load_dataset` decodes every image once into uint8 arrays (`DataSplits` of `ImageSet`s). It is
+  what small 32 px data wants: the embedded subset decodes in a second, and batching whole
+  tensors (`to_tensor`, `batches`) avoids a per-image Python step that would dominate a small
+  supernet's step time (bench/scaling_data.py measures both).
+- `open_dataset` lists the images and decodes nothing up front (`StreamSplits` of
+  `ImageDataset`s, `torch.utils.data` datasets that decode one image per item with Pillow, in
+  the DataLoader's workers; see `loader.py`): for folders and archives of any size and
+  resolution, memory does not grow with the data set.
+
 The validation split is always held out of the source's train images (stratified, seeded), so the
-test split is never used for search decisions. Batching (`to_tensor`, `batches`) is plain torch on
-whole tensors: the data sets this trainer uses fit in memory, and per-image Python loops would
-dominate a small supernet's step time.
+test split is never used for search decisions.
 """
 
 from __future__ import annotations
 
 import argparse
+import bz2
+import gzip
 import hashlib
 import io
+import lzma
 import os
 import pickle
+import shutil
 import sys
 import tarfile
 import time
@@ -38,12 +56,19 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from prp.runtime.files import write_atomic
+from prp.runtime.files import atomic_path, write_atomic
 from torch import Tensor
+from torch.utils.data import Dataset
 
 from .errors import PRPError
 
-IMAGE_SIZE = 32  # pixels, height and width; the CIFAR-sized search spaces are built for it
+IMAGE_SIZE = 32  # pixels, height and width, when none is asked for: the CIFAR-sized spaces'
+# An image of another size is resized to image_size / CROP_FRACTION on its shorter side, then
+# center-cropped: the standard ImageNet evaluation transform (256 -> 224).
+CROP_FRACTION = 0.875
+STATS_IMAGES = 512  # train images a streamed source's mean and std are measured on
+# Where a compressed archive is inflated once for random access (gzip has none): disk, not memory.
+CACHE_ENV = "PRP_DATA_CACHE"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".ppm", ".webp", ".tif", ".tiff")
 DEFAULT_NAME = "default"
 DEFAULT_RESOURCE = "data/cifar10_subset.npz"
@@ -65,7 +90,8 @@ class DatasetError(PRPError, ValueError):
 
 @dataclass(frozen=True, eq=False)
 class ImageSet:
-    """One split: `images` uint8 [N, 32, 32, 3] (HWC, RGB), `labels` int64 [N] into `classes`.
+    """One split in memory: `images` uint8 [N, S, S, 3] (HWC, RGB; S = 32 unless another
+    `image_size` was asked for), `labels` int64 [N] into `classes`.
 
     `names` identify each image in its source (a file's relative path, or a CIFAR batch's file
     name); `index` is its position in the source split it was read from (the source's train
@@ -82,10 +108,16 @@ class ImageSet:
 
     def __post_init__(self) -> None:
         n = len(self.labels)
-        if self.images.shape != (n, IMAGE_SIZE, IMAGE_SIZE, 3) or self.images.dtype != np.uint8:
+        shape = self.images.shape
+        if (
+            self.images.dtype != np.uint8
+            or len(shape) != 4
+            or shape[0] != n
+            or shape[1] != shape[2]
+            or shape[3] != 3
+        ):
             raise ValueError(
-                f"images must be uint8 [{n}, {IMAGE_SIZE}, {IMAGE_SIZE}, 3], got "
-                f"{self.images.dtype} {list(self.images.shape)}"
+                f"images must be uint8 [{n}, S, S, 3], got {self.images.dtype} {list(shape)}"
             )
         if self.labels.dtype != np.int64 or len(self.names) != n or self.index.shape != (n,):
             raise ValueError("labels (int64), names and index must have one entry per image")
@@ -123,16 +155,121 @@ class DataSplits:
 
 
 # ---------------------------------------------------------------------------------------------
-# Listing: what a source holds, before anything is decoded
+# Listing: what a source holds, before anything is decoded. Readers are small picklable objects
+# (no closures), so a DataLoader worker can be handed one under any start method.
+
+
+class _FileReader:
+    """Image i of a listing is the file `root/names[i]`."""
+
+    def __init__(self, root: Path, names: Sequence[str]) -> None:
+        self.root, self.names = root, list(names)
+
+    def __call__(self, i: int) -> bytes:
+        try:
+            return (self.root / self.names[i]).read_bytes()
+        except OSError as e:
+            raise DatasetError(f"cannot read image {self.root}/{self.names[i]}: {e}") from None
+
+
+def _decompressor(path: Path) -> Callable[..., Any] | None:
+    """How to open a compressed archive (gzip, bz2, xz), by its magic bytes; None: plain."""
+    with path.open("rb") as f:
+        magic = f.read(6)
+    if magic.startswith(b"\x1f\x8b"):
+        return gzip.open
+    if magic.startswith(b"BZh"):
+        return bz2.open
+    if magic.startswith(b"\xfd7zXZ\x00"):
+        return lzma.open
+    return None
+
+
+class _TarReader:
+    """Image i of a listing is the member at `spans[i]` = (offset of its data, size) in a tar.
+
+    One seek and one read per image, through a handle each process opens for itself on first
+    use (a DataLoader worker must not share its parent's file position). On a compressed
+    archive a seek inflates from the last position (from the start when going back), so
+    `open_dataset` inflates such an archive once to a plain tar (`_inflated`) and reads that.
+    """
+
+    def __init__(self, path: Path, names: Sequence[str], spans: np.ndarray) -> None:
+        self.path, self.names, self.spans = path, list(names), spans
+        self._handle: Any = None
+        self._pid = -1
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_handle": None, "_pid": -1}
+
+    def __call__(self, i: int) -> bytes:
+        offset, size = (int(v) for v in self.spans[i])
+        try:
+            if self._handle is None or self._pid != os.getpid():
+                self._handle = (_decompressor(self.path) or open)(self.path, "rb")
+                self._pid = os.getpid()
+            self._handle.seek(offset)
+            blob: bytes = self._handle.read(size)
+        except (OSError, EOFError, zlib.error, lzma.LZMAError) as e:
+            raise DatasetError(
+                f"cannot read {self.names[i]} from archive {self.path} ({e}); check it is a "
+                f"whole .tar or .tar.gz file"
+            ) from None
+        if len(blob) != size:
+            raise DatasetError(
+                f"archive {self.path} ends inside {self.names[i]}; it is truncated: copy it again"
+            )
+        return blob
+
+
+class _BlobReader:
+    """Image i is `blob[offsets[rows[i]]:offsets[rows[i] + 1]]` (the .npz format's JPEG bytes)."""
+
+    def __init__(self, blob: np.ndarray, offsets: np.ndarray, rows: np.ndarray) -> None:
+        self.blob, self.offsets, self.rows = blob, offsets, rows
+
+    def __call__(self, i: int) -> bytes:
+        r = int(self.rows[i])
+        return self.blob[self.offsets[r] : self.offsets[r + 1]].tobytes()
+
+
+class _ArrayReader:
+    """Image i is `images[i]`, already decoded (CIFAR-10's python batches are raw pixels)."""
+
+    def __init__(self, images: np.ndarray) -> None:
+        self.images = images
+
+    def __call__(self, i: int) -> np.ndarray:
+        return self.images[i]
+
+
+_Reader = _FileReader | _TarReader | _BlobReader | _ArrayReader
 
 
 @dataclass(frozen=True)
 class _Listing:
-    """One split of a source, listed in a fixed order; `read` decodes the images at positions."""
+    """One split of a source, listed in a fixed order; `reader(i)` gives image i's encoded bytes
+    (or its pixels); `where` names the source in error messages."""
 
     names: list[str]
     labels: np.ndarray
-    read: Callable[[np.ndarray], np.ndarray]
+    reader: _Reader
+    where: str
+
+    def image(self, i: int, size: int, train_side: int | None = None) -> np.ndarray:
+        """Image i as uint8 [S, S, 3]: at `size` (see `_fit`), or for training at the square
+        `train_side` the batch augmentation crops from."""
+        return _fit(self.reader(i), self.names[i], self.where, size, train_side)
+
+    def read(self, positions: np.ndarray, size: int) -> np.ndarray:
+        """The images at `positions`, decoded at `size`: uint8 [N, size, size, 3]."""
+        out = np.empty((len(positions), size, size, 3), dtype=np.uint8)
+        order = np.arange(len(positions))
+        if isinstance(self.reader, _TarReader):  # archive order: a compressed one never seeks back
+            order = np.argsort(self.reader.spans[np.asarray(positions, dtype=np.int64), 0])
+        for k in order:
+            out[k] = self.image(int(positions[k]), size)
+        return out
 
 
 @dataclass(frozen=True)
@@ -143,28 +280,51 @@ class _Source:
     test: _Listing | None  # None: the source has no test split; carve one off the train listing
 
 
-def _decode(blobs: Sequence[bytes], names: Sequence[str], where: str) -> np.ndarray:
-    """Decodes encoded images into uint8 [N, 32, 32, 3]; names the first file that fails."""
+def _image_size(blob: bytes) -> tuple[int, int]:
     from PIL import Image
 
-    out = np.empty((len(blobs), IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.uint8)
-    for i, (blob, name) in enumerate(zip(blobs, names, strict=True)):
-        try:
-            with Image.open(io.BytesIO(blob)) as image:
-                size = image.size  # from the header: a wrong size is caught before decoding
-                if size == (IMAGE_SIZE, IMAGE_SIZE):
-                    out[i] = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
-        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-            raise DatasetError(
-                f"cannot decode image {where}/{name} ({e}); replace or remove that file"
-            ) from None
-        if size != (IMAGE_SIZE, IMAGE_SIZE):
-            raise DatasetError(
-                f"image {where}/{name} is {size[0]}x{size[1]} pixels but every image must be "
-                f"{IMAGE_SIZE}x{IMAGE_SIZE}; resize the data set to {IMAGE_SIZE}x{IMAGE_SIZE} "
-                f"(or remove that file)"
-            )
-    return out
+    with Image.open(io.BytesIO(blob)) as image:
+        return image.size
+
+
+def _fit(
+    data: bytes | np.ndarray, name: str, where: str, size: int, train_side: int | None = None
+) -> np.ndarray:
+    """Decodes one image (Pillow) to uint8 [S, S, 3] RGB. Evaluation (`train_side` None): an
+    image already size x size is kept as it is; any other is resized to shorter side
+    round(size / CROP_FRACTION) and center-cropped to size. Training: resized to shorter side
+    `train_side` and center-cropped to a square of that side, for the batch augmentation."""
+    from PIL import Image
+
+    try:
+        if isinstance(data, np.ndarray):
+            if data.shape == (size, size, 3) and train_side in (None, size):
+                return data
+            image = Image.fromarray(data)
+        else:
+            image = Image.open(io.BytesIO(data))
+        with image:
+            side = train_side or round(size / CROP_FRACTION)
+            crop = train_side or size
+            if image.size == (size, size) and train_side in (None, size):
+                side = crop = size
+            # A JPEG decodes at 1/2, 1/4 or 1/8 scale when that still covers `side`: large
+            # photos (ImageNet) then cost a fraction of a full decode.
+            image.draft("RGB", (side, side))
+            rgb = image if image.mode == "RGB" else image.convert("RGB")
+            w, h = rgb.size
+            if min(w, h) != side:
+                scale = side / min(w, h)
+                w, h = max(side, round(w * scale)), max(side, round(h * scale))
+                rgb = rgb.resize((w, h), Image.Resampling.BILINEAR)
+            left, top = (w - crop) // 2, (h - crop) // 2
+            if (w, h) != (crop, crop):
+                rgb = rgb.crop((left, top, left + crop, top + crop))
+            return np.asarray(rgb, dtype=np.uint8)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        raise DatasetError(
+            f"cannot decode image {where}/{name} ({e}); replace or remove that file"
+        ) from None
 
 
 def _is_hidden(part: str) -> bool:
@@ -262,18 +422,16 @@ def _arrange(
 
 
 def _tree_source(
-    origin: str, paths: Sequence[str], fetch: Callable[[str], bytes], where: str
+    origin: str, paths: Sequence[str], reader: Callable[[list[str]], _Reader], where: str
 ) -> _Source:
+    """A class-folder tree's source; `reader(names)` reads those images by position."""
     classes, train, test = _arrange(paths, where)
 
     def make(items: list[tuple[str, int]]) -> _Listing:
         names = [n for n, _ in items]
-
-        def read(positions: np.ndarray) -> np.ndarray:
-            chosen = [names[i] for i in positions]
-            return _decode([fetch(n) for n in chosen], chosen, where)
-
-        return _Listing(names, np.array([k for _, k in items], dtype=np.int64), read)
+        return _Listing(
+            names, np.array([k for _, k in items], dtype=np.int64), reader(names), where
+        )
 
     return _Source(origin, classes, make(train), make(test) if test is not None else None)
 
@@ -297,38 +455,67 @@ def _folder_source(root: Path) -> _Source:
                 paths.append(prefix + entry.name)
 
     walk(root, "", 1)
-
-    def fetch(name: str) -> bytes:
-        try:
-            return (root / name).read_bytes()
-        except OSError as e:
-            raise DatasetError(f"cannot read image {root}/{name}: {e}") from None
-
-    return _tree_source(str(root), paths, fetch, str(root))
+    return _tree_source(str(root), paths, lambda names: _FileReader(root, names), str(root))
 
 
-def _read_tar(path: Path) -> dict[str, bytes]:
-    """Every image file's bytes, by member name, in one streaming pass (no extraction)."""
-    blobs: dict[str, bytes] = {}
+def _tar_index(path: Path) -> dict[str, tuple[int, int]]:
+    """(offset of its data, size) of every image member, by normalised name, in one pass over
+    the headers (an uncompressed tar is read header by header, skipping the data)."""
+    spans: dict[str, tuple[int, int]] = {}
     try:
-        with tarfile.open(path, mode="r|*") as archive:
-            for member in archive:
+        with tarfile.open(path, mode="r:*") as archive:
+            while (member := archive.next()) is not None:
+                # TarFile keeps every member it has read; dropping them keeps the index's
+                # memory at two integers and a name per image (ImageNet: 1.28 M members).
+                archive.members.clear()  # type: ignore[attr-defined]
                 if member.isfile() and PurePosixPath(member.name).suffix.lower() in IMAGE_SUFFIXES:
-                    f = archive.extractfile(member)
-                    if f is not None:
-                        blobs[member.name] = f.read()
-    except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
+                    # Member names may carry a leading './'; _arrange works on the normal form.
+                    parts = [q for q in PurePosixPath(member.name).parts if q != "."]
+                    spans[str(PurePosixPath(*parts))] = (member.offset_data, member.size)
+    except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, OSError) as e:
         raise DatasetError(
             f"cannot read archive {path} ({e}); check it is a whole .tar or .tar.gz file"
         ) from None
-    return blobs
+    return spans
 
 
-def _tar_source(path: Path) -> _Source:
-    raw = _read_tar(path)
-    # Member names may carry a leading './'; _arrange works on the normalised form.
-    normal = {str(PurePosixPath(*[q for q in PurePosixPath(n).parts if q != "."])): n for n in raw}
-    return _tree_source(str(path), list(normal), lambda n: raw[normal[n]], str(path))
+def _tar_source(path: Path, data: Path) -> _Source:
+    """The archive `path`, read from `data` (itself, or its inflated copy)."""
+    spans = _tar_index(data)
+
+    def reader(names: list[str]) -> _TarReader:
+        table = np.array([spans[n] for n in names], dtype=np.int64).reshape(len(names), 2)
+        return _TarReader(data, names, table)
+
+    return _tree_source(str(path), list(spans), reader, str(path))
+
+
+def _cache_dir() -> Path:
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "prp-nas"
+
+
+def _inflated(path: Path) -> Path:
+    """A compressed archive inflated once to a plain tar in the cache folder (`$PRP_DATA_CACHE`,
+    else ~/.cache/prp-nas), keyed by the archive's path, size and modification time; `path`
+    itself when it is not compressed. Streamed through in 1 MB pieces, written atomically."""
+    opener = _decompressor(path)
+    if opener is None:
+        return path
+    stat = path.stat()
+    key = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+    out = _cache_dir() / f"{path.name.split('.')[0]}-{key.hexdigest()[:16]}.tar"
+    if not out.is_file():
+        try:
+            with opener(path) as src, atomic_path(out) as tmp, open(tmp, "wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+        except (OSError, EOFError, zlib.error, lzma.LZMAError) as e:
+            raise DatasetError(
+                f"cannot inflate archive {path} into {out.parent} ({e}); check the archive is "
+                f"whole and the folder writable (set {CACHE_ENV} to another folder)"
+            ) from None
+    return out
 
 
 _NPZ_KEYS = ("jpeg", "offsets", "labels", "split", "names", "classes")
@@ -373,13 +560,7 @@ def _npz_source(path: Path | None) -> _Source:
     def make(in_split: np.ndarray) -> _Listing:
         rows = np.flatnonzero(in_split)
         split_names = [names[r] for r in rows]
-
-        def read(positions: np.ndarray) -> np.ndarray:
-            chosen = rows[positions]
-            blobs = [jpeg[offsets[r] : offsets[r + 1]].tobytes() for r in chosen]
-            return _decode(blobs, [names[r] for r in chosen], origin)
-
-        return _Listing(split_names, labels[rows], read)
+        return _Listing(split_names, labels[rows], _BlobReader(jpeg, offsets, rows), origin)
 
     classes = tuple(str(c) for c in arrays["classes"])
     return _Source(origin, classes, make(arrays["split"] == 0), make(arrays["split"] == 1))
@@ -463,19 +644,22 @@ def _cifar_source(folder: Path) -> _Source:
         raise DatasetError(f"{folder}/batches.meta lists no 'label_names'; extract it again")
 
     def make(files: list[str]) -> _Listing:
+        # The batches are raw pixels in a pickle, with no per-image offsets to seek to: they
+        # are read whole (150 MB for the 50,000 train images), then served image by image.
         parts = [_cifar_batch(folder / f, len(classes)) for f in files]
-        images = np.concatenate([p[0] for p in parts])
         return _Listing(
             [n for p in parts for n in p[2]],
             np.concatenate([p[1] for p in parts]),
-            lambda positions: images[positions],
+            _ArrayReader(np.concatenate([p[0] for p in parts])),
+            str(folder),
         )
 
     train = make([f"data_batch_{i}" for i in range(1, 6)])
     return _Source(str(folder), classes, train, make(["test_batch"]))
 
 
-def _resolve(spec: str | Path | None) -> _Source:
+def _resolve(spec: str | Path | None, inflate: bool = False) -> _Source:
+    """The source `spec` names; `inflate`: read a compressed archive through `_inflated`."""
     if spec is None or (isinstance(spec, str) and spec == DEFAULT_NAME):
         return _npz_source(None)
     path = Path(spec).expanduser()
@@ -496,7 +680,7 @@ def _resolve(spec: str | Path | None) -> _Source:
     if path.suffix.lower() == ".npz":
         return _npz_source(path)
     if tarfile.is_tarfile(path):
-        return _tar_source(path)
+        return _tar_source(path, _inflated(path) if inflate else path)
     raise DatasetError(f"{path} is a file but neither a tar archive nor an .npz; {SPEC_HELP}")
 
 
@@ -556,27 +740,23 @@ def channel_stats(images: np.ndarray) -> tuple[tuple[float, ...], tuple[float, .
     return tuple(float(m) for m in mean / 255.0), tuple(float(s) for s in std / 255.0)
 
 
-def load_dataset(
-    spec: str | Path | None = None,
-    *,
-    val_fraction: float = 0.1,
-    seed: int = 0,
-    limit_per_class: int | None = None,
-) -> DataSplits:
-    """Reads a data set (see the module docstring for `spec`) into train/val/test splits.
+@dataclass(frozen=True)
+class _Plan:
+    """Rows of each split in its listing: train and val in the source's train listing (val in
+    class round-robin order), test in `test_listing`."""
 
-    `val_fraction` of each class of the source's train images is held out as the validation
-    split, chosen by `seed`. `limit_per_class` reads at most that many images of each class from
-    each of the source's splits (the first by file name or batch order), before the validation
-    split is held out, so every split holds at most that many per class: for quick runs and tests.
-    """
+    source: _Source
+    train_rows: np.ndarray
+    val_rows: np.ndarray
+    test_listing: _Listing
+    test_rows: np.ndarray
+
+
+def _plan(source: _Source, val_fraction: float, seed: int, limit_per_class: int | None) -> _Plan:
     if not 0.0 <= val_fraction < 1.0:
         raise DatasetError(f"val_fraction must be in [0, 1), got {val_fraction}")
     if limit_per_class is not None and limit_per_class < 1:
         raise DatasetError(f"limit_per_class must be at least 1 (or None), got {limit_per_class}")
-    source = _resolve(spec)
-    classes = source.classes
-
     chosen = _first_per_class(source.train.labels, limit_per_class)
     if source.test is None:
         # The last sixth of each class by file name: deterministic, and the same files whatever
@@ -594,32 +774,186 @@ def load_dataset(
     train_pos, val_pos = _hold_out(
         source.train.labels[chosen], val_fraction, lambda p, n: np.sort(rng.permutation(p)[:n])
     )
-    train_images = source.train.read(chosen)
+    val_pos = val_pos[_round_robin(source.train.labels[chosen[val_pos]])]
+    return _Plan(source, chosen[train_pos], chosen[val_pos], test_listing, test_rows)
 
-    def image_set(listing: _Listing, rows: np.ndarray, images: np.ndarray, split: str) -> ImageSet:
+
+def _check_size(image_size: int) -> int:
+    if not isinstance(image_size, int) or image_size < 8:
+        raise DatasetError(f"image_size must be a whole number of pixels >= 8, got {image_size}")
+    return image_size
+
+
+def load_dataset(
+    spec: str | Path | None = None,
+    *,
+    val_fraction: float = 0.1,
+    seed: int = 0,
+    limit_per_class: int | None = None,
+    image_size: int = IMAGE_SIZE,
+) -> DataSplits:
+    """Reads a data set (see the module docstring for `spec`) into train/val/test splits, every
+    image decoded once at `image_size` x `image_size` into memory.
+
+    `val_fraction` of each class of the source's train images is held out as the validation
+    split, chosen by `seed`. `limit_per_class` reads at most that many images of each class from
+    each of the source's splits (the first by file name or batch order), before the validation
+    split is held out, so every split holds at most that many per class: for quick runs and tests.
+    """
+    size = _check_size(image_size)
+    plan = _plan(_resolve(spec), val_fraction, seed, limit_per_class)
+    source = plan.source
+
+    def image_set(listing: _Listing, rows: np.ndarray, split: str) -> ImageSet:
         return ImageSet(
-            images=images,
+            images=listing.read(rows, size),
             labels=listing.labels[rows].copy(),
-            classes=classes,
+            classes=source.classes,
             source=f"{source.origin} [{split}]",
             names=tuple(listing.names[r] for r in rows),
             index=rows.astype(np.int64),
         )
 
-    val_pos = val_pos[_round_robin(source.train.labels[chosen[val_pos]])]
-    train = image_set(source.train, chosen[train_pos], train_images[train_pos], "train")
-    val = image_set(source.train, chosen[val_pos], train_images[val_pos], "val")
-    test = image_set(test_listing, test_rows, test_listing.read(test_rows), "test")
+    train = image_set(source.train, plan.train_rows, "train")
+    val = image_set(source.train, plan.val_rows, "val")
+    test = image_set(plan.test_listing, plan.test_rows, "test")
     mean, std = channel_stats(train.images)
     return DataSplits(
         train=train,
         val=val,
         test=test,
-        classes=classes,
+        classes=source.classes,
         mean=(mean[0], mean[1], mean[2]),
         std=(std[0], std[1], std[2]),
         source=source.origin,
     )
+
+
+class ImageDataset(Dataset[tuple[Tensor, int]]):
+    """One split read image by image, a `torch.utils.data.Dataset`: item i is (uint8 tensor
+    [3, S, S], label). Nothing is decoded until an item is asked for (in a DataLoader worker
+    when there are workers); the object pickles small (a listing and its rows).
+
+    `train_side` None: each item at `image_size` (the evaluation transform, `_fit`). Otherwise
+    each item is the square of that side the batch augmentation crops from (`loader.Augment`).
+    `labels`, `names` and `index` mean what they mean on `ImageSet`.
+    """
+
+    def __init__(
+        self,
+        listing: _Listing,
+        rows: np.ndarray,
+        classes: tuple[str, ...],
+        source: str,
+        image_size: int,
+        train_side: int | None = None,
+    ) -> None:
+        self._listing = listing
+        self.index = np.asarray(rows, dtype=np.int64)
+        self.labels = listing.labels[self.index].copy()
+        self.classes, self.source = classes, source
+        self.image_size, self.train_side = image_size, train_side
+        for array in (self.index, self.labels):
+            array.flags.writeable = False
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self._listing.names[r] for r in self.index)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> tuple[Tensor, int]:
+        pixels = self._listing.image(int(self.index[i]), self.image_size, self.train_side)
+        return torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1))), int(
+            self.labels[i]
+        )
+
+    def with_train_side(self, side: int | None) -> ImageDataset:
+        """The same images, delivered at `side` for training (None: evaluation transform)."""
+        return ImageDataset(
+            self._listing, self.index, self.classes, self.source, self.image_size, side
+        )
+
+    def decode(self, positions: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Items at `positions`, evaluation transform, as uint8 [N, S, S, 3] (for small pools:
+        statistics, calibration and evaluation images)."""
+        return self._listing.read(
+            self.index[np.asarray(positions, dtype=np.int64)], self.image_size
+        )
+
+    def class_counts(self) -> np.ndarray:
+        return np.bincount(self.labels, minlength=len(self.classes))
+
+
+@dataclass(frozen=True, eq=False)
+class StreamSplits:
+    """Train, validation and test splits of a source, listed but not decoded (`open_dataset`).
+
+    `mean` and `std` are per RGB channel on the [0, 1] scale, measured on up to `STATS_IMAGES`
+    train images spread evenly over the split (a full pass would read the whole data set).
+    """
+
+    train: ImageDataset
+    val: ImageDataset
+    test: ImageDataset
+    classes: tuple[str, ...]
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    source: str
+    image_size: int
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+
+def open_dataset(
+    spec: str | Path | None = None,
+    *,
+    val_fraction: float = 0.1,
+    seed: int = 0,
+    limit_per_class: int | None = None,
+    image_size: int = IMAGE_SIZE,
+) -> StreamSplits:
+    """The splits `load_dataset` gives (the same images, labels and order), as `ImageDataset`s
+    that decode on demand at `image_size`. A compressed archive is inflated once to the cache
+    folder (`_inflated`): shuffled reads need random access, which gzip lacks."""
+    size = _check_size(image_size)
+    plan = _plan(_resolve(spec, inflate=True), val_fraction, seed, limit_per_class)
+    source = plan.source
+
+    def split(listing: _Listing, rows: np.ndarray, name: str) -> ImageDataset:
+        return ImageDataset(listing, rows, source.classes, f"{source.origin} [{name}]", size)
+
+    train = split(source.train, plan.train_rows, "train")
+    sample = np.unique(np.linspace(0, len(train) - 1, min(len(train), STATS_IMAGES)).round())
+    mean, std = channel_stats(train.decode(sample.astype(np.int64)))
+    return StreamSplits(
+        train=train,
+        val=split(source.train, plan.val_rows, "val"),
+        test=split(plan.test_listing, plan.test_rows, "test"),
+        classes=source.classes,
+        mean=(mean[0], mean[1], mean[2]),
+        std=(std[0], std[1], std[2]),
+        source=source.origin,
+        image_size=size,
+    )
+
+
+def streams_by_default(spec: str | Path | None) -> bool:
+    """Whether the trainer reads `spec` through the DataLoader (`open_dataset`) rather than
+    decoding it into memory: folder trees and archives, whose size and resolution are open,
+    stream; the embedded subset, .npz files and CIFAR-10 batches (small, 32 px) stay in memory,
+    where whole-tensor batching is faster (bench/scaling_data.py)."""
+    if spec is None or (isinstance(spec, str) and spec == DEFAULT_NAME):
+        return False
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return not (
+            (path / "batches.meta").is_file() or (path / CIFAR10_BATCHES / "batches.meta").is_file()
+        )
+    return path.is_file() and path.suffix.lower() != ".npz"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -646,8 +980,8 @@ def build_default_subset(
     tar_path, out_path = Path(tar_path), Path(out_path)
     if not tar_path.is_file():
         raise DatasetError(f"archive {tar_path} does not exist; give the CIFAR-10 JPEG .tar.gz")
-    raw = _read_tar(tar_path)
-    classes, train, test = _arrange(list(raw), str(tar_path))
+    spans = _tar_index(tar_path)
+    classes, train, test = _arrange(list(spans), str(tar_path))
     if test is None:
         raise DatasetError(f"{tar_path} has no test/<class>/ folders; the default set needs both")
 
@@ -673,8 +1007,16 @@ def build_default_subset(
                 rows.append((items[p][0], int(labels[p]), split))
 
     names = [n for n, _, _ in rows]
-    blobs = [raw[n] for n in names]
-    _decode(blobs, names, str(tar_path))
+    reader = _TarReader(tar_path, names, np.array([spans[n] for n in names], dtype=np.int64))
+    blobs: list[bytes] = [b""] * len(names)
+    for i in np.argsort(reader.spans[:, 0]):  # archive order: the .tar.gz is inflated once
+        blobs[i] = reader(int(i))
+        _fit(blobs[i], names[i], str(tar_path), IMAGE_SIZE)  # decodes it: a check
+        if _image_size(blobs[i]) != (IMAGE_SIZE, IMAGE_SIZE):
+            raise DatasetError(
+                f"image {tar_path}/{names[i]} is not {IMAGE_SIZE}x{IMAGE_SIZE} pixels; the "
+                f"default set stores CIFAR-10's own {IMAGE_SIZE}x{IMAGE_SIZE} JPEGs"
+            )
     lengths = np.array([len(b) for b in blobs], dtype=np.int64)
     digest = hashlib.sha256(tar_path.read_bytes()).hexdigest()
     arrays: dict[str, Any] = {

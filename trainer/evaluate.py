@@ -143,6 +143,7 @@ def evaluate_run(
         val_fraction=run.cfg.val_fraction,
         seed=run.cfg.seed,
         limit_per_class=run.cfg.limit_per_class,
+        image_size=run.supernet.space.input_shape[-1],  # the size the run trained at
     )
     est, cfg, images_read = estimate_paths(
         run,
@@ -302,6 +303,7 @@ def estimate_paths(
             val_fraction=cfg.val_fraction,
             seed=cfg.seed,
             limit_per_class=cfg.limit_per_class,
+            image_size=run.supernet.space.input_shape[-1],
         )
     tensors = Tensors.of(data, device)
     est = np.empty(len(paths))

@@ -39,7 +39,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .datasets import DataSplits, to_tensor
+from .datasets import DataSplits, ImageSet, StreamSplits, to_tensor
 from .profiling import trace_ops
 from .spaces import SearchSpace
 from .supernet import Supernet
@@ -200,14 +200,16 @@ FREE_BASELINES = ("params", "macs", *PROXIES)
 NASWOT_IMAGES = 64
 
 
-def proxy_images(data: DataSplits, seed: int, n: int = NASWOT_IMAGES) -> Tensor:
+def proxy_images(data: DataSplits | StreamSplits, seed: int, n: int = NASWOT_IMAGES) -> Tensor:
     """`n` training images drawn with `seed` (sorted by position, no augmentation), normalised
     as training normalises them: the batch naswot scores every path on."""
     if len(data.train) < 2:
         raise ValueError(f"naswot needs at least 2 training images, the data has {len(data.train)}")
     rng = np.random.default_rng(seed)
     rows = np.sort(rng.choice(len(data.train), min(n, len(data.train)), replace=False))
-    return to_tensor(data.train.images[rows], data.mean, data.std)
+    train = data.train
+    images = train.images[rows] if isinstance(train, ImageSet) else train.decode(rows)
+    return to_tensor(images, data.mean, data.std)
 
 
 def free_scores(

@@ -41,6 +41,11 @@ class Supernet(nn.Module):
         for s, slot in enumerate(space.slots):
             mask[s, : len(slot.ops)] = True
         self.register_buffer("op_mask", mask)
+        # A host copy of op_mask, read on every forward (path validation) and by `live_ops`:
+        # reading the buffer there would wait for the GPU once per slot per call. `prune` and
+        # `load_state_dict` keep the two equal.
+        self._mask_host: np.ndarray = mask.numpy().copy()
+        self.register_load_state_dict_post_hook(_refresh_mask_host)
 
     # ----------------------------------------------------------------- paths
     @property
@@ -51,13 +56,17 @@ class Supernet(nn.Module):
         return (b for b in self._blocks if b.slot == slot)
 
     def live_ops(self, slot: int) -> list[int]:
-        return [int(i) for i in torch.nonzero(self.op_mask[slot]).flatten()]
+        return [int(i) for i in np.flatnonzero(self._mask_host[slot])]
+
+    def is_live(self, path: Sequence[int]) -> bool:
+        """True when every op of `path` is live (not pruned), read from the host copy."""
+        return all(bool(self._mask_host[s, i]) for s, i in enumerate(path))
 
     def validate(self, path: Sequence[int]) -> Path:
         """The path as a tuple, or PathError if it does not fit the space or uses a pruned op."""
         p = self.space.validate(path)
         for s, i in enumerate(p):
-            if not bool(self.op_mask[s, i]):
+            if not self._mask_host[s, i]:
                 slot = self.space.slots[s]
                 live = ", ".join(f"{j}={slot.ops[j]}" for j in self.live_ops(s))
                 raise PathError(
@@ -130,7 +139,7 @@ class Supernet(nn.Module):
         if not 0 <= slot < self.space.num_slots:
             raise PathError(f"slot {slot} does not exist; slots are 0..{self.space.num_slots - 1}")
         slot_def = self.space.slots[slot]
-        if not 0 <= op < len(slot_def.ops) or not bool(self.op_mask[slot, op]):
+        if not 0 <= op < len(slot_def.ops) or not self._mask_host[slot, op]:
             raise PathError(f"op {op} of slot {slot} ({slot_def.name}) is not a live op")
         if len(self.live_ops(slot)) == 1:
             raise PathError(
@@ -138,6 +147,7 @@ class Supernet(nn.Module):
                 f"{slot} ({slot_def.name}); every slot keeps at least one op"
             )
         self.op_mask[slot, op] = False
+        self._mask_host[slot, op] = False
         first_live = self.live_ops(slot)[0]
         freed = 0
         for b in self.blocks_of(slot):
@@ -186,6 +196,12 @@ class Supernet(nn.Module):
         net = copy.deepcopy(self.net)
         _replace_choice_blocks(net, p)
         return net
+
+
+def _refresh_mask_host(module: nn.Module, incompatible_keys: object) -> None:
+    """After `load_state_dict`, the host copy of op_mask follows the loaded buffer."""
+    assert isinstance(module, Supernet)
+    module._mask_host = module.op_mask.detach().cpu().numpy().copy()
 
 
 def _replace_choice_blocks(module: nn.Module, path: Path) -> None:

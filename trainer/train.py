@@ -27,12 +27,22 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from . import distributed
 from .benchmarks import NB201Table
 from .config import TrainConfig
 from .costs import get_cost_model, price_supernet
-from .datasets import DataSplits, batches, load_dataset, to_tensor
+from .datasets import (
+    DataSplits,
+    StreamSplits,
+    batches,
+    load_dataset,
+    open_dataset,
+    streams_by_default,
+    to_tensor,
+)
 from .errors import PRPError
 from .estimators import FREE_COMBINATION, calibrated_accuracy, combined_members
+from .loader import TrainLoader, load_tensor
 from .losses import alpha_loss
 from .pareto import pareto_ranks
 from .pretrained import resolve_init
@@ -81,20 +91,61 @@ class TrainingError(PRPError):
 
 @dataclass
 class Tensors:
+    """What training and estimates read, normalised, on the compute device.
+
+    In memory (`DataSplits`): the whole train and val splits; training batches are slices of
+    train_x (`batches`). Streamed (`StreamSplits`): training batches come from `loader` (a
+    DataLoader); train_x is a fixed pool of `bn_batches * batch_size` train images drawn by the
+    seed, for BatchNorm recalibration, and val_x the first `eval_images` validation images, the
+    ones an estimate reads: memory grows with those settings, not with the data set.
+    """
+
     train_x: Tensor
     train_y: Tensor
     val_x: Tensor
     val_y: Tensor
+    loader: TrainLoader | None = None
 
     @classmethod
-    def of(cls, data: DataSplits, device: torch.device) -> Tensors:
-        """`data`'s splits, normalised by its mean and std, on `device`."""
-        return cls(
-            to_tensor(data.train.images, data.mean, data.std).to(device),
-            torch.tensor(data.train.labels).to(device),
-            to_tensor(data.val.images, data.mean, data.std).to(device),
-            torch.tensor(data.val.labels).to(device),
+    def of(
+        cls, data: DataSplits | StreamSplits, device: torch.device, cfg: TrainConfig | None = None
+    ) -> Tensors:
+        """`data`'s splits, normalised by its mean and std, on `device` (`cfg` is needed, and
+        only read, for streamed data)."""
+        if isinstance(data, DataSplits):
+            return cls(
+                to_tensor(data.train.images, data.mean, data.std).to(device),
+                torch.tensor(data.train.labels).to(device),
+                to_tensor(data.val.images, data.mean, data.std).to(device),
+                torch.tensor(data.val.labels).to(device),
+            )
+        if cfg is None:
+            raise ValueError("Tensors.of needs the TrainConfig for streamed data")
+        n = len(data.train)
+        pool = np.sort(
+            np.random.default_rng([cfg.seed, 5]).permutation(n)[: cfg.bn_batches * cfg.batch_size]
         )
+        val = np.arange(min(cfg.eval_images, len(data.val)))
+        return cls(
+            load_tensor(data.train, pool, data.mean, data.std).to(device),
+            torch.from_numpy(data.train.labels[pool].copy()).to(device),
+            load_tensor(data.val, val, data.mean, data.std).to(device),
+            torch.from_numpy(data.val.labels[val].copy()).to(device),
+            TrainLoader(
+                data.train,
+                batch_size=cfg.batch_size,
+                seed=cfg.seed,
+                device=device,
+                mean=data.mean,
+                std=data.std,
+                augment=cfg.augment,
+            ),
+        )
+
+    def batches_per_epoch(self, batch_size: int) -> int:
+        if self.loader is not None:
+            return len(self.loader)
+        return math.ceil(len(self.train_y) / batch_size)
 
 
 def torch_device(name: str) -> torch.device:
@@ -102,7 +153,7 @@ def torch_device(name: str) -> torch.device:
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise PRPError("--compute-device cuda was asked for but no CUDA GPU is available")
-    return device
+    return distributed.local_device(device)  # under torchrun: this rank's GPU
 
 
 Progress = Callable[[str, int, int], None]  # (task, done, total)
@@ -145,6 +196,18 @@ def estimate_accuracy(
     return 100.0 * correct / n
 
 
+class MainRankLog(RunLog):
+    """The run's log, written by rank 0 alone: every rank computes the same records."""
+
+    def append(self, record: dict[str, Any]) -> None:
+        if distributed.is_main():
+            super().append(record)
+
+    def truncate_after(self, epoch: int) -> None:
+        if distributed.is_main():
+            super().truncate_after(epoch)
+
+
 class Trainer:
     """Owns one run directory. `run()` trains from the last checkpoint to the end."""
 
@@ -152,24 +215,29 @@ class Trainer:
         self,
         cfg: TrainConfig,
         run_dir: Path,
-        data: DataSplits | None = None,
+        data: DataSplits | StreamSplits | None = None,
         progress: Progress | None = None,
     ) -> None:
         self.cfg = cfg.validate()
         self.run_dir = Path(run_dir)
         self.progress = progress or (lambda task, done, total: None)
         self.device = torch_device(cfg.compute_device)
+        distributed.init(self.device)  # joins torchrun's process group; nothing for 1 process
         torch.manual_seed(cfg.seed)
         self.space = get_space(cfg.space, size=cfg.space_size, **cfg.space_overrides)
         self.supernet = Supernet(self.space).to(self.device)
-        self.data = (
+        # The space decides the resolution (`--image-size` sets its input_size). Folder trees
+        # and archives stream through a DataLoader; the small 32 px sources stay in memory.
+        read = open_dataset if streams_by_default(cfg.dataset) else load_dataset
+        self.data: DataSplits | StreamSplits = (
             data
             if data is not None
-            else load_dataset(
+            else read(
                 cfg.dataset,
                 val_fraction=cfg.val_fraction,
                 seed=cfg.seed,
                 limit_per_class=cfg.limit_per_class,
+                image_size=self.space.input_shape[-1],
             )
         )
         if self.data.num_classes != self.space.num_classes:
@@ -181,7 +249,7 @@ class Trainer:
             torch.manual_seed(cfg.seed)
             self.supernet = Supernet(self.space).to(self.device)
         self.init_sha256 = self._load_init(cfg.init) if cfg.init != "scratch" else None
-        self.tensors = Tensors.of(self.data, self.device)
+        self.tensors = Tensors.of(self.data, self.device, cfg)
         if tuple(self.tensors.train_x.shape[1:]) != self.space.input_shape:
             raise PRPError(
                 f"images are {tuple(self.tensors.train_x.shape[1:])} but search space "
@@ -199,7 +267,7 @@ class Trainer:
         self.opt_w = self._weight_optimizer()
         self.opt_a = torch.optim.Adam([self.supernet.alpha], lr=cfg.alpha_lr, betas=(0.5, 0.999))
         self.epoch = 0  # epochs completed
-        self.log = RunLog(self.run_dir / LOG)
+        self.log = MainRankLog(self.run_dir / LOG)
         self.evaluated: dict[ArchPath, float] = {}  # latest accuracy estimate of each path
         # Target accuracies: estimates of a pool of paths made once, right after stage 1.
         self.targets: dict[ArchPath, float] = {}
@@ -277,7 +345,10 @@ class Trainer:
     def save_checkpoint(self) -> None:
         """The last completed epoch, as tensors and plain Python data only: the checkpoint is
         read back with torch's weights-only unpickler (`read_checkpoint`), which refuses
-        anything else (numpy values, RNG states, objects) so that loading cannot run code."""
+        anything else (numpy values, RNG states, objects) so that loading cannot run code.
+        Rank 0 alone writes it: every rank holds the same state (`_sync_state`)."""
+        if not distributed.is_main():
+            return
         state = {
             "version": CHECKPOINT_VERSION,
             "epoch": int(self.epoch),
@@ -329,6 +400,9 @@ class Trainer:
 
     # ---------------------------------------------------------------- training
     def _train_batches(self, epoch: int) -> Iterator[tuple[Tensor, Tensor]]:
+        """The epoch's training batches: order and augmentation seeded by (seed, epoch)."""
+        if self.tensors.loader is not None:
+            return self.tensors.loader.epoch(epoch)
         _, g = self._rng(epoch, 0)
         return batches(
             self.tensors.train_x,
@@ -347,18 +421,70 @@ class Trainer:
                 f"or --alpha-lr (now {self.cfg.alpha_lr}) and --resume"
             )
 
-    def _step(self, x: Tensor, y: Tensor, paths: list[ArchPath], epoch: int, step: int) -> float:
-        """One W update: gradients of every path in `paths` accumulated (FairNAS), one step."""
+    def shard(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor, float] | None:
+        """This rank's part of a global batch, images rank, rank + world, ... (the split of
+        DistributedSampler), and its share of the batch's images; the whole batch for one
+        process. None, on every rank alike, when the batch is too small to give each rank the
+        two images BatchNorm needs in training mode (a short last batch)."""
+        world = distributed.world_size()
+        if world == 1:
+            return x, y, 1.0
+        n = len(y)
+        if n < 2 * world:
+            return None
+        mine = distributed.shard_indices(n)
+        return x[mine.start :: world], y[mine.start :: world], len(mine) / n
+
+    def _step(
+        self, x: Tensor, y: Tensor, paths: list[ArchPath], epoch: int, step: int
+    ) -> float | None:
+        """One W update: gradients of every path in `paths` accumulated (FairNAS), one step.
+
+        With several processes every rank runs the same paths on its shard of the batch; each
+        rank's loss is weighted by its share of the images, so the sum over the ranks, made by
+        one all-reduce of the flattened gradients (and the losses) per update, is the gradient
+        of the whole batch's mean loss. BatchNorm keeps per-rank batch statistics, as the
+        SPOS and FairNAS implementations do: SyncBatchNorm needs a GPU, and with weight sharing
+        it would add one collective per BN layer per path. Returns None for a skipped step."""
+        part = self.shard(x, y)
+        if part is None:
+            return None
+        x, y, share = part
         self.opt_w.zero_grad(set_to_none=True)
-        total = 0.0
+        losses = []
         for path in paths:
             loss = nn.functional.cross_entropy(self.supernet(x, path), y)
+            (loss if share == 1.0 else loss * share).backward()
+            losses.append(loss.detach() * share)
+        totals = self._all_reduce_gradients(torch.stack(losses))
+        for loss in totals:  # the whole batch's losses, the same on every rank
             self._check_finite(loss, epoch, step, "the task loss")
-            loss.backward()
-            total += loss.item()
         nn.utils.clip_grad_norm_(self.supernet.weight_parameters(), self.cfg.grad_clip)
         self.opt_w.step()
-        return total / len(paths)
+        return sum(totals.tolist()) / len(paths)  # one host sync per update, not per path
+
+    def _all_reduce_gradients(self, losses: Tensor) -> Tensor:
+        """The weight gradients and `losses` summed over the ranks in one all-reduce."""
+        if distributed.world_size() == 1:
+            return losses
+        grads = [p.grad for p in self.supernet.weight_parameters() if p.grad is not None]
+        flat = torch.cat([g.reshape(-1) for g in grads] + [losses.to(grads[0].dtype)])
+        distributed.all_reduce_sum(flat)
+        k = 0
+        for g in grads:
+            g.copy_(flat[k : k + g.numel()].view_as(g))
+            k += g.numel()
+        return flat[k:]
+
+    def _sync_state(self) -> None:
+        """Rank 0's alpha and BatchNorm buffers on every rank, before a checkpoint. The weights
+        are equal already (same all-reduced gradients); alpha is computed alike on every rank
+        from the same gathered estimates (tested), and the broadcast keeps it so where GPU
+        kernels are not deterministic; BN running statistics differ per rank (per-rank BN)."""
+        if distributed.world_size() == 1:
+            return
+        buffers = [b for name, b in self.supernet.named_buffers() if name != "op_mask"]
+        distributed.broadcast([self.supernet.alpha, *buffers])
 
     def train_epoch(self, epoch: int) -> dict[str, Any]:
         """One epoch of stage 1 or 2 (stage 2 ends with pruning at `prune_after`)."""
@@ -400,7 +526,7 @@ class Trainer:
         for group in self.opt_w.param_groups:
             group["lr"] = self._lr(epoch)
         self.supernet.train()
-        n_batches = math.ceil(len(self.tensors.train_y) / self.cfg.batch_size)
+        n_batches = self.tensors.batches_per_epoch(self.cfg.batch_size)
         losses, images, paths_run = [], 0, 0
         mode = stage if stage != "pareto" else self.cfg.pareto_w_paths
         front = self.predicted_front() if mode == "front" else []
@@ -415,7 +541,10 @@ class Trainer:
                 if front
                 else [self.supernet.argmax_path()]
             )
-            losses.append(self._step(x, y, paths, epoch, step))
+            loss = self._step(x, y, paths, epoch, step)
+            if loss is None:  # a last batch too small to split over the ranks
+                continue
+            losses.append(loss)
             images += len(y) * len(paths)
             paths_run += len(paths)
             self.progress(f"epoch {epoch + 1}/{self.total_epochs} ({stage})", step + 1, n_batches)
@@ -425,8 +554,9 @@ class Trainer:
             "lr": self._lr(epoch),
             "task_loss": float(np.mean(losses)),
             "train_seconds": seconds,
-            "images_per_s": images / seconds,
+            "images_per_s": images / seconds,  # the whole batch's images, over all ranks
             "path_steps": paths_run,
+            "world_size": distributed.world_size(),
         }
 
     # -------------------------------------------------------------- estimates
@@ -446,11 +576,18 @@ class Trainer:
         return list(seen)
 
     def evaluate(self, paths: list[ArchPath], epoch: int, task: str) -> np.ndarray:
-        acc = np.empty(len(paths))
-        for k, p in enumerate(paths):
-            acc[k] = self.estimate_accuracy(p, epoch)
-            self.evaluated[p] = float(acc[k])
-            self.progress(task, k + 1, len(paths))
+        """Accuracy estimates of `paths`. With several processes each rank estimates its share
+        of them (`distributed.shard_indices`) and the shares are gathered onto every rank: the
+        values are those one process computes, as each estimate draws its BN calibration
+        batches from its own generator, whichever rank runs it."""
+        mine = distributed.shard_indices(len(paths))
+        local = np.empty(len(mine))
+        for k, i in enumerate(mine):
+            local[k] = self.estimate_accuracy(paths[i], epoch)
+            self.progress(task, min(i + 1, len(paths)), len(paths))
+        acc = distributed.gather_shards(local, len(paths))
+        for p, a in zip(paths, acc, strict=True):
+            self.evaluated[p] = float(a)
         return acc
 
     def free_scores(self, paths: list[ArchPath]) -> dict[str, np.ndarray]:
@@ -461,16 +598,25 @@ class Trainer:
             start = time.perf_counter()
             if self._proxy_images is None:
                 self._proxy_images = proxy_images(self.data, self.cfg.seed)
-            scores, _ = free_scores(
-                self.space,
-                missing,
-                self._proxy_images,
-                self.cfg.seed,
-                self.device,
-                lambda name, done, total: self.progress(
-                    f"free proxies: {name} of {total} paths", done, total
-                ),
-            )
+            # Sharded over the ranks like the estimates: a path's scores do not depend on the
+            # other paths scored with it.
+            mine = [missing[i] for i in distributed.shard_indices(len(missing))]
+            scores: dict[str, np.ndarray] = {m: np.empty(0) for m in FREE_COMBINATION}
+            if mine:
+                scores, _ = free_scores(
+                    self.space,
+                    mine,
+                    self._proxy_images,
+                    self.cfg.seed,
+                    self.device,
+                    lambda name, done, total: self.progress(
+                        f"free proxies: {name} of {total} paths", done, total
+                    ),
+                )
+            if distributed.world_size() > 1:
+                scores = {
+                    m: distributed.gather_shards(scores[m], len(missing)) for m in FREE_COMBINATION
+                }
             for j, p in enumerate(missing):
                 self.free[p] = {m: float(scores[m][j]) for m in FREE_COMBINATION}
             self._proxy_seconds += time.perf_counter() - start
@@ -619,7 +765,7 @@ class Trainer:
         }
 
     def _is_live(self, path: ArchPath) -> bool:
-        return all(bool(self.supernet.op_mask[s, i]) for s, i in enumerate(path))
+        return self.supernet.is_live(path)
 
     def _rebuild_weight_optimizer(self) -> None:
         """A new optimizer over the surviving weights, carrying their momentum over."""
@@ -679,7 +825,7 @@ class Trainer:
                 f"{self.run_dir} already holds a run; pass --resume to continue it or choose "
                 f"another --out"
             )
-        else:
+        elif distributed.is_main():
             self.run_dir.mkdir(parents=True, exist_ok=True)
             write_json(config_path, self.cfg.to_json())
             self.log.append(
@@ -692,11 +838,14 @@ class Trainer:
                     "cost_unit": self.cost.unit,
                     "cost_device": self.cost.device,
                     **({"init_sha256": self.init_sha256} if self.init_sha256 else {}),
+                    "world_size": distributed.world_size(),
                 }
             )
+        distributed.barrier()  # every rank set up (a rank that failed to stops the others here)
         while self.epoch < self.total_epochs:
             record = self.train_epoch(self.epoch)
             self.epoch += 1
+            self._sync_state()
             self.save_checkpoint()
             self.log.append(record)
             if after_epoch is not None:

@@ -90,8 +90,16 @@ def export_bundle(
         val_fraction=cfg.val_fraction,
         seed=cfg.seed,
         limit_per_class=cfg.limit_per_class,
+        image_size=run.supernet.space.input_shape[-1],  # the size the run trained at
     )
     train_x = to_tensor(data.train.images, data.mean, data.std)
+    if tuple(train_x.shape[1:]) != run.supernet.space.input_shape:
+        # A fully convolutional path runs at any size, so a mismatch would pass every check
+        # and leave calibration and test accuracy measured at the wrong resolution.
+        raise ExportError(
+            f"the data's images are {tuple(train_x.shape[1:])}, but run {run_dir} trained at "
+            f"{run.supernet.space.input_shape}; pass data of the run's image size"
+        )
     train_y = torch.tensor(data.train.labels)
     val_x = to_tensor(data.val.images, data.mean, data.std)
     val_y = torch.tensor(data.val.labels)

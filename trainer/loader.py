@@ -1,0 +1,216 @@
+"""Training batches streamed through `torch.utils.data`: a seeded sampler, a DataLoader, and
+batch augmentation on the compute device.
+
+Images are decoded one by one with Pillow in the DataLoader's workers (`datasets.ImageDataset`);
+each batch is then moved to the compute device (from pinned memory on CUDA), normalised and
+augmented there as one tensor with kornia:
+
+- CIFAR recipe (image side <= `CIFAR_RECIPE_MAX_SIDE`): a random crop of the image padded by 4
+  pixels, then a horizontal flip with probability 1/2;
+- ImageNet recipe (larger): RandomResizedCrop (scale 0.08-1, ratio 3/4-4/3) of the image
+  resized to side round(S / 0.875) and center-cropped square by the worker, then a flip;
+- evaluation: resize + center crop (`datasets._fit`), no augmentation.
+
+Why kornia: it is pure PyTorch (no compiled extension tied to one torch build), batched, and runs
+on the GPU beside the model. torchvision, the usual choice, does not import beside the pinned CPU
+build of torch 2.13.0 here (PyPI's matching torch 2.14.1 + torchvision 0.29.1 pair is a 5.5 GB
+CUDA build, and executorch 1.5.1 is pinned to its torch).
+
+Reproducibility: the sampler's order comes from (seed, epoch) and each batch's augmentation
+from (seed, epoch, step), never from worker processes or the global RNG, so a run gives the same
+batches whatever the number of workers, and a run resumed at epoch k does what the whole run did.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Sampler
+
+from .datasets import CROP_FRACTION, DatasetError, ImageDataset
+
+CIFAR_RECIPE_MAX_SIDE = 64  # pixels: up to this, pad-crop + flip; above, RandomResizedCrop + flip
+CIFAR_PADDING = 4
+
+
+def _seed(*parts: int) -> int:
+    return int(np.random.SeedSequence(list(parts)).generate_state(1)[0])
+
+
+def recipe(image_size: int) -> str:
+    """`cifar` (pad-crop + flip) or `imagenet` (RandomResizedCrop + flip), by image side."""
+    return "cifar" if image_size <= CIFAR_RECIPE_MAX_SIDE else "imagenet"
+
+
+def train_side(image_size: int) -> int | None:
+    """Side of the square a worker delivers a training image at: the ImageNet recipe crops
+    from round(S / 0.875) (256 for 224); None for the CIFAR one (the evaluation transform)."""
+    return round(image_size / CROP_FRACTION) if recipe(image_size) == "imagenet" else None
+
+
+def default_workers(device: torch.device) -> int:
+    """DataLoader worker processes when none are asked for. CPU: 0, decoding in the training
+    process: there the step and the decode share the same cores (2 here), so a worker only adds
+    a process, a copy of the listing and a queue; the CIFAR-sized images of the CPU runs decode
+    in tens of microseconds. CUDA: the host cores are free while the GPU steps, so up to 8
+    workers, leaving one core to the training process."""
+    if device.type != "cuda":
+        return 0
+    return max(1, min(8, (os.cpu_count() or 2) - 1))
+
+
+class EpochSampler(Sampler[int]):
+    """Indices of a data set in an order drawn from (seed, epoch): call `set_epoch` before each
+    epoch. With `world_size` > 1, rank r takes every world_size-th index of that order (the
+    order padded by its first indices to a multiple of world_size), as DistributedSampler does;
+    unlike DistributedSampler, whose order comes from seed + epoch, (seed 0, epoch 1) and
+    (seed 1, epoch 0) do not give the same order."""
+
+    def __init__(self, n: int, seed: int, rank: int = 0, world_size: int = 1) -> None:
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank must be in [0, {world_size}), got {rank}")
+        self.n, self.seed, self.rank, self.world_size = n, seed, rank, world_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return math.ceil(self.n / self.world_size)
+
+    def __iter__(self) -> Iterator[int]:
+        g = torch.Generator().manual_seed(_seed(self.seed, self.epoch, 0))
+        order = torch.randperm(self.n, generator=g).tolist()
+        order += order[: len(self) * self.world_size - self.n]
+        return iter(order[self.rank :: self.world_size])
+
+
+class Augment:
+    """uint8 [B, 3, H, W] batch on the compute device -> float32 [B, 3, S, S], scaled to [0, 1],
+    normalised by `mean` and `std`, then augmented with the recipe of `image_size` when
+    `augment` (normalising first makes the CIFAR padding the mean colour, as `augment_batch`)."""
+
+    def __init__(
+        self,
+        image_size: int,
+        mean: Sequence[float],
+        std: Sequence[float],
+        augment: bool = True,
+    ) -> None:
+        import kornia.augmentation as K
+
+        self.mean = torch.tensor(list(mean), dtype=torch.float32).view(1, 3, 1, 1)
+        self.std = torch.tensor(list(std), dtype=torch.float32).view(1, 3, 1, 1)
+        size = (image_size, image_size)
+        self.ops: nn.Module | None = None
+        if augment and recipe(image_size) == "cifar":
+            self.ops = nn.Sequential(
+                K.RandomCrop(size, padding=CIFAR_PADDING), K.RandomHorizontalFlip()
+            )
+        elif augment:
+            self.ops = nn.Sequential(
+                K.RandomResizedCrop(size, scale=(0.08, 1.0)), K.RandomHorizontalFlip()
+            )
+
+    def __call__(self, x: Tensor, seed: int) -> Tensor:
+        out = x.float().div_(255.0)
+        out = out.sub_(self.mean.to(out.device)).div_(self.std.to(out.device))
+        if self.ops is None:
+            return out
+        # kornia draws its parameters from torch's global generator (on the CPU): fork it,
+        # so the batch's crops depend on `seed` alone and nothing else's randomness moves.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            result: Tensor = self.ops(out)
+        return result.contiguous()
+
+
+def _one_line(e: DatasetError) -> DatasetError:
+    """A DataLoader worker's error, re-raised by the DataLoader with the worker's traceback in
+    its message, back to the one line the worker raised."""
+    text = str(e).strip().splitlines()
+    last = text[-1] if text else ""
+    return DatasetError(last.split("DatasetError: ", 1)[-1])
+
+
+class TrainLoader:
+    """The training split as batches, one epoch at a time: `epoch(k)` yields (x, y) on
+    `device`, x float32 [B, 3, S, S] normalised and augmented, y int64 [B].
+
+    `dataset` is the split at its evaluation transform; the loader asks it for the training
+    transform of the recipe. `rank` and `world_size` shard each epoch's order across processes
+    (`EpochSampler`). `workers` None: `default_workers(device)`. Memory is a few batches in
+    flight (prefetch), whatever the size of the data set.
+    """
+
+    def __init__(
+        self,
+        dataset: ImageDataset,
+        *,
+        batch_size: int,
+        seed: int,
+        device: torch.device,
+        mean: Sequence[float],
+        std: Sequence[float],
+        augment: bool = True,
+        workers: int | None = None,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        size = dataset.image_size
+        self.dataset = dataset.with_train_side(train_side(size) if augment else None)
+        self.batch_size, self.seed, self.device = batch_size, seed, device
+        self.augment = Augment(size, mean, std, augment)
+        self.sampler = EpochSampler(len(dataset), seed, rank, world_size)
+        self.workers = default_workers(device) if workers is None else workers
+        self.loader = DataLoader(
+            self.dataset,
+            batch_size=batch_size,
+            sampler=self.sampler,
+            num_workers=self.workers,
+            pin_memory=device.type == "cuda",
+            # Workers live for the whole run: forking them (and reopening an archive) each
+            # epoch would cost more than a small epoch.
+            persistent_workers=self.workers > 0,
+        )
+
+    def __len__(self) -> int:
+        """Batches per epoch (a last batch of one image is left out: BatchNorm needs two)."""
+        n = len(self.sampler)
+        return n // self.batch_size + int(n % self.batch_size >= 2)
+
+    def epoch(self, epoch: int) -> Iterator[tuple[Tensor, Tensor]]:
+        self.sampler.set_epoch(epoch)
+        batches = iter(self.loader)
+        step = 0
+        while True:
+            try:
+                x, y = next(batches)
+            except StopIteration:
+                return
+            except DatasetError as e:
+                raise _one_line(e) from None
+            if len(y) < 2:
+                return
+            x = x.to(self.device, non_blocking=True)
+            y = y.to(self.device, non_blocking=True)
+            yield self.augment(x, _seed(self.seed, epoch, 0, step)), y
+            step += 1
+
+
+def load_tensor(
+    dataset: ImageDataset,
+    positions: Sequence[int] | np.ndarray,
+    mean: Sequence[float],
+    std: Sequence[float],
+) -> Tensor:
+    """Items at `positions` of `dataset` at the evaluation transform, normalised: float32
+    [N, 3, S, S] on the CPU (a bounded pool: estimate and calibration images)."""
+    pixels = dataset.decode(positions)
+    x = torch.from_numpy(np.ascontiguousarray(pixels.transpose(0, 3, 1, 2)))
+    return Augment(dataset.image_size, mean, std, augment=False)(x, 0)

@@ -27,7 +27,13 @@ from prp.trainer.datasets import (
     streams_by_default,
 )
 from prp.trainer.export import export_bundle
-from prp.trainer.loader import EpochSampler, TrainLoader, default_workers, recipe
+from prp.trainer.loader import (
+    EpochSampler,
+    RankBatches,
+    TrainLoader,
+    default_workers,
+    recipe,
+)
 from prp.trainer.runs import RunLog
 from prp.trainer.train import Trainer
 
@@ -156,19 +162,55 @@ def test_a_gzipped_archive_is_inflated_once_to_the_cache(tmp_path: Path, monkeyp
 
 
 def test_sampler_order_comes_from_seed_and_epoch() -> None:
-    def order(seed: int, epoch: int, rank: int = 0, world: int = 1) -> list[int]:
-        sampler = EpochSampler(50, seed, rank, world)
+    def order(seed: int, epoch: int) -> list[int]:
+        sampler = EpochSampler(50, seed)
         sampler.set_epoch(epoch)
         return list(sampler)
 
     assert sorted(order(0, 0)) == list(range(50))
     assert order(0, 3) == order(0, 3)
     assert order(0, 0) != order(0, 1) and order(0, 1) != order(1, 0)
-    shards = [order(0, 2, r, 3) for r in range(3)]
-    assert [len(s) for s in shards] == [17, 17, 17]
-    assert set().union(*shards) == set(range(50))
     with pytest.raises(ValueError, match="rank must be in"):
-        EpochSampler(5, 0, rank=2, world_size=2)
+        RankBatches(5, 2, 0, rank=2, world_size=2)
+
+
+@pytest.mark.parametrize("image_size", [32, 96])  # both recipes: pad-crop, RandomResizedCrop
+def test_under_two_ranks_each_loader_reads_its_part_of_every_global_batch(
+    tmp_path: Path, image_size: int
+) -> None:
+    # What one process trains on, each global batch split by `Trainer.shard` (images r, r + 2,
+    # ... to rank r), is what the two ranks' loaders yield, each reading only its own images:
+    # the same images, labels and augmentation, and the same short batches left out.
+    write_photos(tmp_path / "tree", per_class=9)
+    data = open_dataset(tmp_path / "tree", image_size=image_size)
+
+    def loader(batch: int, rank: int, world: int) -> TrainLoader:
+        return TrainLoader(
+            data.train,
+            batch_size=batch,
+            seed=3,
+            device=torch.device("cpu"),
+            mean=data.mean,
+            std=data.std,
+            rank=rank,
+            world_size=world,
+        )
+
+    assert len(data.train) == 12
+    # batch 5: global batches of 5, 5, 2; the last cannot give each of 2 ranks two images.
+    # batch 7: 7 and 5, both kept; odd sizes split 4 + 3 and 3 + 2.
+    for batch, kept in ((5, 2), (7, 2)):
+        whole = list(loader(batch, 0, 1).epoch(1))
+        ranks = [loader(batch, r, 2) for r in (0, 1)]
+        parts = [list(r.epoch(1)) for r in ranks]
+        assert len(whole) == -(-12 // batch) and len(parts[0]) == len(parts[1]) == kept
+        assert len(ranks[0]) == len(ranks[1]) == kept
+        for step, (x, y) in enumerate(whole[:kept]):
+            assert ranks[0].global_size(step) == ranks[1].global_size(step) == len(y)
+            for r in (0, 1):
+                xr, yr = parts[r][step]
+                assert torch.equal(yr, y[r::2]) and len(yr) == len(range(r, len(y), 2))
+                assert torch.equal(xr, x[r::2])  # bit for bit: the same crops and flips
 
 
 def test_loader_batches_are_reproducible_resumable_and_worker_independent(tmp_path: Path) -> None:

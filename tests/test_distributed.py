@@ -11,6 +11,7 @@ import shutil
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +69,17 @@ def leftovers(run_dir: Path) -> list[str]:
     return [p.name for p in run_dir.iterdir() if p.name.startswith(".")]
 
 
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    """Every in-process run here uses one thread, as each torchrun rank does (OMP_NUM_THREADS=1):
+    another thread count sums in another order, and a few epochs of a 4-channel network amplify
+    that last-bit difference into another front (CI's first full run failed on it)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def two_processes(tmp_path_factory) -> Path:
     """A finished 2-process run of the tiny preset through the command line."""
@@ -113,15 +125,8 @@ def test_two_processes_train_what_one_process_does_on_the_same_batches(
     # SPOS and FairNAS implementations; SyncBatchNorm needs a GPU). So the reference runs the
     # same global batches, split the same way, in one process. Tolerance: the front exactly
     # (same paths, accuracies and costs), W within 1e-6 (measured here: bit for bit).
-    # One thread, as each torchrun rank has: another thread count sums in another order, and
-    # four epochs of a 4-channel network amplify that last-bit difference into another front.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        reference = TwoRanksInOneProcess(CFG, tmp_path, data=data)
-        front = reference.run()
-    finally:
-        torch.set_num_threads(threads)
+    reference = TwoRanksInOneProcess(CFG, tmp_path, data=data)
+    front = reference.run()
     data2 = json.loads((two_processes / "front.json").read_text())
     assert [(list(m.path), m.accuracy, m.cost) for m in front] == [
         (p["path"], p["accuracy"], p["cost"]) for p in data2["paths"]
@@ -138,6 +143,43 @@ def test_two_processes_train_what_one_process_does_on_the_same_batches(
     assert [r["path_steps"] for r in logged] == [r["path_steps"] for r in epochs(tmp_path)]
     assert any(r.get("pruned_ops") for r in logged)  # the pruning stage ran on both ranks
     assert not leftovers(two_processes)
+
+
+def test_two_processes_streaming_a_folder_each_read_half_and_train_what_one_process_does(
+    tmp_path,
+) -> None:
+    # Streamed data (a class-folder tree through the DataLoader): each rank's loader reads and
+    # augments only its images of every global batch, and the run is the one-process reference
+    # that splits whole batches. Batch 7 splits 4 + 3 (shares 4/7 and 3/7).
+    from PIL import Image
+    from prp.trainer.runs import read_config
+
+    rng = np.random.default_rng(1)
+    for c in range(3):
+        (tmp_path / "tree" / f"class{c}").mkdir(parents=True)
+        for j in range(12):
+            pixels = rng.integers(0, 256, (36, 40, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(tmp_path / "tree" / f"class{c}" / f"{j:02d}.png")
+    run_dir = tmp_path / "run"
+    options = ["--preset", "tiny", "--dataset", str(tmp_path / "tree"), "--batch-size", "7"]
+    options += ["--epochs-fair", "1", "--epochs-pareto", "1", "--prune-after", "1"]
+    result = torchrun("--no-python", prp_train(), *options, "--out", str(run_dir))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    cfg = read_config(run_dir)
+    reference = TwoRanksInOneProcess(cfg, tmp_path / "reference")
+    assert reference.tensors.loader is not None and len(reference.data.train) % 7 not in (0, 1)
+    front = reference.run()
+    data2 = json.loads((run_dir / "front.json").read_text())
+    assert [(list(m.path), m.accuracy, m.cost) for m in front] == [
+        (p["path"], p["accuracy"], p["cost"]) for p in data2["paths"]
+    ]
+    theirs = read_checkpoint(run_dir / "checkpoint.pt")["supernet"]
+    for k, v in reference.supernet.state_dict().items():
+        if "running" not in k and "num_batches" not in k:  # BN running stats are per rank
+            torch.testing.assert_close(theirs[k], v, rtol=0, atol=1e-6, msg=k)
+    logged, mine = epochs(run_dir), epochs(tmp_path / "reference")
+    assert [r["world_size"] for r in logged] == [2, 2]
+    assert [r["path_steps"] for r in logged] == [r["path_steps"] for r in mine]
 
 
 def test_a_finished_two_process_run_resumes_with_one_process(two_processes, tmp_path, data):

@@ -23,9 +23,9 @@ batches whatever the number of workers, and a run resumed at epoch k does what t
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Iterator, Sequence
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -66,28 +66,54 @@ def default_workers(device: torch.device) -> int:
 
 class EpochSampler(Sampler[int]):
     """Indices of a data set in an order drawn from (seed, epoch): call `set_epoch` before each
-    epoch. With `world_size` > 1, rank r takes every world_size-th index of that order (the
-    order padded by its first indices to a multiple of world_size), as DistributedSampler does;
-    unlike DistributedSampler, whose order comes from seed + epoch, (seed 0, epoch 1) and
+    epoch. Unlike DistributedSampler, whose order comes from seed + epoch, (seed 0, epoch 1) and
     (seed 1, epoch 0) do not give the same order."""
 
-    def __init__(self, n: int, seed: int, rank: int = 0, world_size: int = 1) -> None:
-        if not 0 <= rank < world_size:
-            raise ValueError(f"rank must be in [0, {world_size}), got {rank}")
-        self.n, self.seed, self.rank, self.world_size = n, seed, rank, world_size
+    def __init__(self, n: int, seed: int) -> None:
+        self.n, self.seed = n, seed
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return math.ceil(self.n / self.world_size)
+        return self.n
 
     def __iter__(self) -> Iterator[int]:
         g = torch.Generator().manual_seed(_seed(self.seed, self.epoch, 0))
-        order = torch.randperm(self.n, generator=g).tolist()
-        order += order[: len(self) * self.world_size - self.n]
-        return iter(order[self.rank :: self.world_size])
+        return iter(torch.randperm(self.n, generator=g).tolist())
+
+
+class RankBatches(Sampler[list[int]]):
+    """One rank's part of each global batch of an epoch: the epoch's order (`EpochSampler`) cut
+    into global batches of `batch_size`, of which rank r takes the images at positions r,
+    r + world_size, ... (the split `Trainer.shard` makes of a whole batch), so each rank reads
+    and decodes only its own images. A global batch that cannot give every rank the two images
+    BatchNorm needs in training mode (a short last batch) is left out on every rank alike."""
+
+    def __init__(
+        self, n: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1
+    ) -> None:
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank must be in [0, {world_size}), got {rank}")
+        self.order = EpochSampler(n, seed)
+        self.n, self.batch_size, self.rank, self.world_size = n, batch_size, rank, world_size
+        sizes = [min(batch_size, n - i) for i in range(0, n, batch_size)]
+        # Only the last batch can be short, so the batches kept are the first ones.
+        self.global_sizes = tuple(b for b in sizes if b >= 2 * world_size)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.order.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.global_sizes)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        order = list(self.order)
+        for i in range(0, self.n, self.batch_size):
+            batch = order[i : i + self.batch_size]
+            if len(batch) >= 2 * self.world_size:
+                yield batch[self.rank :: self.world_size]
 
 
 class Augment:
@@ -107,7 +133,7 @@ class Augment:
         self.mean = torch.tensor(list(mean), dtype=torch.float32).view(1, 3, 1, 1)
         self.std = torch.tensor(list(std), dtype=torch.float32).view(1, 3, 1, 1)
         size = (image_size, image_size)
-        self.ops: nn.Module | None = None
+        self.ops: nn.Sequential | None = None
         if augment and recipe(image_size) == "cifar":
             self.ops = nn.Sequential(
                 K.RandomCrop(size, padding=CIFAR_PADDING), K.RandomHorizontalFlip()
@@ -117,7 +143,10 @@ class Augment:
                 K.RandomResizedCrop(size, scale=(0.08, 1.0)), K.RandomHorizontalFlip()
             )
 
-    def __call__(self, x: Tensor, seed: int) -> Tensor:
+    def __call__(self, x: Tensor, seed: int, of: tuple[int, slice] | None = None) -> Tensor:
+        """`x` augmented as the batch drawn from `seed`. `of` (n, positions): `x` holds only
+        the images at `positions` of a batch of n (one rank's share), and each of them gets
+        the crop and flip it gets when the whole batch is augmented."""
         out = x.float().div_(255.0)
         out = out.sub_(self.mean.to(out.device)).div_(self.std.to(out.device))
         if self.ops is None:
@@ -126,8 +155,34 @@ class Augment:
         # so the batch's crops depend on `seed` alone and nothing else's randomness moves.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            result: Tensor = self.ops(out)
+            if of is None:
+                result: Tensor = self.ops(out)
+            else:
+                # The whole batch's parameters, drawn in the order the ops draw them, then
+                # this share's rows: the same draws as augmenting the whole batch.
+                n, positions = of
+                result = out
+                for op in self.ops:  # kornia augmentations: forward_parameters(batch shape)
+                    draw = cast(Any, op).forward_parameters
+                    params = draw(torch.Size((n, *result.shape[1:])))
+                    result = op(result, params=_rows(params, n, positions, result.shape))
         return result.contiguous()
+
+
+def _rows(
+    params: dict[str, Tensor], n: int, positions: slice, shape: torch.Size
+) -> dict[str, Tensor]:
+    """kornia parameters drawn for a batch of n, cut to the images at `positions`: per-image
+    tensors keep those rows; the recorded input shape becomes the share's."""
+    out = {}
+    for key, value in params.items():
+        if key == "forward_input_shape":
+            value = value.clone()
+            value[0] = shape[0]
+        elif isinstance(value, Tensor) and value.dim() > 0 and value.shape[0] == n:
+            value = value[positions]
+        out[key] = value
+    return out
 
 
 def _one_line(e: DatasetError) -> DatasetError:
@@ -143,9 +198,11 @@ class TrainLoader:
     `device`, x float32 [B, 3, S, S] normalised and augmented, y int64 [B].
 
     `dataset` is the split at its evaluation transform; the loader asks it for the training
-    transform of the recipe. `rank` and `world_size` shard each epoch's order across processes
-    (`EpochSampler`). `workers` None: `default_workers(device)`. Memory is a few batches in
-    flight (prefetch), whatever the size of the data set.
+    transform of the recipe. With `world_size` > 1 each epoch's global batches of `batch_size`
+    are shared across processes (`RankBatches`): rank `rank` reads, decodes and augments only
+    its own images of each, `global_size(step)` is the whole batch's size. `workers` None:
+    `default_workers(device)`. Memory is a few batches in flight (prefetch), whatever the size
+    of the data set.
     """
 
     def __init__(
@@ -166,12 +223,11 @@ class TrainLoader:
         self.dataset = dataset.with_train_side(train_side(size) if augment else None)
         self.batch_size, self.seed, self.device = batch_size, seed, device
         self.augment = Augment(size, mean, std, augment)
-        self.sampler = EpochSampler(len(dataset), seed, rank, world_size)
+        self.batches = RankBatches(len(dataset), batch_size, seed, rank, world_size)
         self.workers = default_workers(device) if workers is None else workers
         self.loader = DataLoader(
             self.dataset,
-            batch_size=batch_size,
-            sampler=self.sampler,
+            batch_sampler=self.batches,
             num_workers=self.workers,
             pin_memory=device.type == "cuda",
             # Workers live for the whole run: forking them (and reopening an archive) each
@@ -179,13 +235,23 @@ class TrainLoader:
             persistent_workers=self.workers > 0,
         )
 
+    @property
+    def world_size(self) -> int:
+        return self.batches.world_size
+
     def __len__(self) -> int:
-        """Batches per epoch (a last batch of one image is left out: BatchNorm needs two)."""
-        n = len(self.sampler)
-        return n // self.batch_size + int(n % self.batch_size >= 2)
+        """Batches per epoch (a last batch that cannot give each process the two images
+        BatchNorm needs is left out)."""
+        return len(self.batches)
+
+    def global_size(self, step: int) -> int:
+        """Images of the whole global batch `step` of an epoch, over all processes."""
+        return self.batches.global_sizes[step]
 
     def epoch(self, epoch: int) -> Iterator[tuple[Tensor, Tensor]]:
-        self.sampler.set_epoch(epoch)
+        """This process's part of each batch of `epoch`, on the device, augmented."""
+        self.batches.set_epoch(epoch)
+        rank, world = self.batches.rank, self.batches.world_size
         batches = iter(self.loader)
         step = 0
         while True:
@@ -195,11 +261,11 @@ class TrainLoader:
                 return
             except DatasetError as e:
                 raise _one_line(e) from None
-            if len(y) < 2:
-                return
             x = x.to(self.device, non_blocking=True)
             y = y.to(self.device, non_blocking=True)
-            yield self.augment(x, _seed(self.seed, epoch, 0, step)), y
+            seed = _seed(self.seed, epoch, 0, step)
+            of = None if world == 1 else (self.global_size(step), slice(rank, None, world))
+            yield self.augment(x, seed, of), y
             step += 1
 
 

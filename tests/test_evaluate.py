@@ -150,6 +150,8 @@ def test_prp_eval_cli(run_dir, nb201_csv, tmp_path) -> None:
         timeout=600,
     )
     assert out.returncode == 0, out.stdout + out.stderr
+    # Third-party warnings and logs go to RUN/eval.log, never to the terminal (issue 19).
+    assert out.stderr == ""
     assert "Kendall tau-b, Pareto ranks" in out.stdout
     # The free baselines rank the same architectures beside the supernet, one row each, and
     # one sentence says whether the supernet adds information.
@@ -161,9 +163,11 @@ def test_prp_eval_cli(run_dir, nb201_csv, tmp_path) -> None:
     result = json.loads((run_dir / "eval_nb201.json").read_text())
     assert result["supernet_adds_information"]["sentence"] in " ".join(out.stdout.split())
     check_baselines(result)
-    # --no-baselines leaves them out.
+    # --no-baselines leaves them out; --verbose leaves third-party output on the terminal.
+    log = run_dir / "eval.log"
+    logged = log.read_bytes() if log.exists() else None
     bare = subprocess.run(
-        [exe, str(run_dir), "--truth", str(nb201_csv), "--k", "8", "--no-baselines"],
+        [exe, str(run_dir), "--truth", str(nb201_csv), "--k", "8", "--no-baselines", "--verbose"],
         capture_output=True,
         text=True,
         timeout=600,
@@ -171,6 +175,7 @@ def test_prp_eval_cli(run_dir, nb201_csv, tmp_path) -> None:
     assert bare.returncode == 0, bare.stdout + bare.stderr
     assert "supernet+free" not in bare.stdout
     assert "baselines" not in json.loads((run_dir / "eval_nb201.json").read_text())
+    assert (log.read_bytes() if log.exists() else None) == logged  # --verbose: no log written
     bad = subprocess.run(
         [exe, str(run_dir), "--truth", str(tmp_path / "none.csv")],
         capture_output=True,

@@ -4,6 +4,7 @@ an interruption, refused for another space, checked against whole paths, trained
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -159,6 +160,31 @@ def test_validation_runs_whole_paths(tiny_table, tmp_path) -> None:
     figures = validation_figures(predicted, measured)
     assert v["kendall_tau_b"] == pytest.approx(figures["kendall_tau_b"], abs=1e-4)
     assert v["mape_pct"] == pytest.approx(figures["mape_pct"], abs=1e-3)
+
+
+def _messages(text: str) -> set[str]:
+    """The distinct lines of `text`, less the time and process id of glog-style lines."""
+    glog = re.compile(r"^[IWEF]\d{4} [\d:.]+ +\d+ ")
+    return {glog.sub("", line).strip() for line in text.splitlines() if line.strip()}
+
+
+def test_prp_profile_keeps_third_party_output_in_a_log(tiny_table, tmp_path) -> None:
+    # What ExecuTorch, torch and their native code print while lowering and running paths goes
+    # to TABLE.log beside the table, not to the terminal; --verbose shows it there (issue 19).
+    table = tmp_path / "t.json"
+    shutil.copy(tiny_table[0], table)
+    exe = shutil.which("prp-profile") or str(Path(sys.executable).parent / "prp-profile")
+    args = [exe, "--validate", str(table), "--paths", "2", "--warmup", "0", "--repeats", "1"]
+    quiet = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert quiet.returncode == 0, quiet.stdout + quiet.stderr
+    log = tmp_path / "t.json.log"
+    logged = _messages(log.read_text())
+    assert logged, "t.json.log holds none of the third-party output of the validation"
+    assert quiet.stderr == "" and not logged & _messages(quiet.stdout)
+    assert "Kendall tau-b" in quiet.stdout and str(log) in " ".join(quiet.stdout.split())
+    verbose = subprocess.run([*args, "--verbose"], capture_output=True, text=True, timeout=600)
+    assert verbose.returncode == 0, verbose.stdout + verbose.stderr
+    assert logged <= _messages(verbose.stderr) and _messages(log.read_text()) == logged
 
 
 def test_table_of_another_space_is_refused(tiny_table, tmp_path) -> None:

@@ -9,7 +9,7 @@ augmented there as one tensor with kornia:
   pixels, then a horizontal flip with probability 1/2;
 - ImageNet recipe (larger): RandomResizedCrop (scale 0.08-1, ratio 3/4-4/3) of the image
   resized to side round(S / 0.875) and center-cropped square by the worker, then a flip;
-- evaluation: resize + center crop (`datasets._fit`), no augmentation.
+- evaluation: resize + center crop (`datasets.listing._fit`), no augmentation.
 
 Why kornia: it is pure PyTorch (no compiled extension tied to one torch build), batched, and runs
 on the GPU beside the model. torchvision, the usual choice, does not import beside the pinned CPU

@@ -1,0 +1,22 @@
+"""Command-line entry points of the trainer, one module per command: `info` (prp-info), `train`
+(prp-train), `export` (prp-export) and `evaluate` (prp-eval); `console` is the console they
+print to. (prp-profile is `device_profile.cli`.)
+"""
+
+from .console import _console
+from .evaluate import _estimator_table, eval_app
+from .export import _latest_finished_run, export_app
+from .info import info_app
+from .train import _latest_run_dir, _new_run_dir, train_app
+
+__all__ = [
+    "_console",
+    "_estimator_table",
+    "_latest_finished_run",
+    "_latest_run_dir",
+    "_new_run_dir",
+    "eval_app",
+    "export_app",
+    "info_app",
+    "train_app",
+]

@@ -1,0 +1,200 @@
+"""`profile_space`: measure every op signature of a space into a table, resumably."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..runs import write_json
+from ..spaces import SearchSpace
+from ..supernet import Supernet
+from .base import PROFILE_FORMAT, PROFILE_VERSION, RAPL_ROOT, ProfileError, ProgressFn
+from .programs import (
+    CALL_OVERHEAD_SHAPE,
+    _CallOverhead,
+    _identity_convs,
+    _shape_key,
+    check_backend,
+    layout_shapes,
+    op_programs,
+    set_threads,
+)
+from .table import (
+    _check_same_settings,
+    _cpu_name,
+    _space_json,
+    _versions,
+    assemble_table,
+    conversion_costs,
+    energy_path,
+    partial_path,
+    read_profile,
+)
+from .timing import RaplCounter, measure
+
+
+def profile_space(
+    space: SearchSpace,
+    out: Path,
+    backend: str = "executorch",
+    threads: int = 1,
+    warmup: int = 10,
+    repeats: int = 50,
+    device: str | None = None,
+    seed: int = 0,
+    progress: ProgressFn | None = None,
+    rapl_root: Path = RAPL_ROOT,
+) -> dict[str, Any]:
+    """Measure every signature of `space` and write the table to `out`; returns it.
+
+    Resumable: measurements go to `partial_path(out)` as they are made; a rerun with the same
+    settings keeps them and measures only the rest. `progress(signature, done, total)` is called
+    after each measurement (done counts the kept ones too).
+    """
+    check_backend(backend)
+    if warmup < 0 or repeats < 1:
+        raise ProfileError(f"--warmup must be >= 0 and --repeats >= 1, got {warmup}, {repeats}")
+    if out.exists() and not out.is_file():
+        raise ProfileError(f"--out {out} exists and is not a file; choose another --out")
+    torch.manual_seed(seed)
+    supernet = Supernet(space).eval()
+    programs = op_programs(supernet)
+    actual_threads = set_threads(backend, threads)
+    rapl = RaplCounter.find(rapl_root)
+    header: dict[str, Any] = {
+        "format": PROFILE_FORMAT,
+        "version": PROFILE_VERSION,
+        "space": _space_json(space),
+        "backend": backend,
+        "threads": actual_threads,
+    }
+    partial = partial_path(out)
+    measured: dict[str, dict[str, Any]] = {}
+    overhead: dict[str, Any] | None = None
+    baselines: dict[str, dict[str, Any]] = {}
+    spent_s = 0.0
+    for source in (out, partial):
+        if source.is_file():
+            data = read_profile(source)
+            _check_same_settings(source, data, header)
+            method = data.get("method", {})
+            if (
+                source == out
+                and data.get("complete")
+                and set(data["measurements"]) >= {s for s, p in programs.items() if not p.free}
+                and set(method.get("layout_baselines") or {})
+                >= {_shape_key(s) for s in layout_shapes(programs)}
+            ):
+                return data  # nothing left to measure; its validation stays valid
+            measured.update(data["measurements"])
+            overhead = method.get("call_overhead") or overhead
+            baselines.update(method.get("layout_baselines") or {})
+            spent_s = max(spent_s, float(data.get("profiling_s", 0.0)))
+    measured = {s: m for s, m in measured.items() if s in programs}
+    todo = [s for s, p in programs.items() if not p.free and s not in measured]
+    total = sum(not p.free for p in programs.values())
+    started = time.perf_counter()
+
+    def snapshot(complete: bool) -> dict[str, Any]:
+        return {
+            **header,
+            "complete": complete,
+            "objective": "latency",
+            "unit": "ms",
+            "device": device or _cpu_name(),
+            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "profiling_s": round(spent_s + time.perf_counter() - started, 2),
+            "method": {
+                "warmup": warmup,
+                "repeats": repeats,
+                "statistic": "median of the repeats; p25/p75 in measurements",
+                "call_overhead": overhead,
+                "layout_baselines": baselines,
+            },
+            "measurements": measured,
+        }
+
+    if overhead is None:
+        overhead = measure(
+            _CallOverhead(), CALL_OVERHEAD_SHAPE, backend, threads, warmup, repeats, rapl, seed
+        ).to_json()
+    for shape in layout_shapes(programs):
+        key = _shape_key(shape)
+        if key not in baselines:
+            baselines[key] = {
+                name: measure(
+                    _identity_convs(shape[1], k), shape, backend, threads, warmup, repeats, rapl
+                ).to_json()
+                for name, k in (("one", 1), ("two", 2))
+            }
+    done = total - len(todo)
+    for sig in todo:
+        p = programs[sig]
+        measured[sig] = {
+            **measure(
+                p.module, p.in_shape, backend, threads, warmup, repeats, rapl, seed
+            ).to_json(),
+            "in_shape": list(p.in_shape),
+            "uses": p.uses,
+        }
+        write_json(partial, snapshot(False))  # atomically: a kill loses one measurement at most
+        done += 1
+        if progress is not None:
+            progress(sig, done, total)
+    table = snapshot(True)
+    network_input = (1, *space.input_shape)
+    ops, target = assemble_table(programs, measured, overhead, baselines, network_input)
+    table["ops"] = ops
+    table["method"]["overhead_folded_into"] = target
+    table["method"]["layout_conversion_ms"] = {
+        k: round(v, 6) for k, v in conversion_costs(baselines, overhead).items()
+    }
+    table["method"]["free_ops"] = sorted(s for s, p in programs.items() if p.free)
+    table["provenance"] = {
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "versions": _versions(backend),
+        "machine": platform.machine(),
+        "cpu": _cpu_name(),
+        "cpu_count": os.cpu_count(),
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "seed": seed,
+    }
+    if rapl is None:
+        table["energy"] = (
+            f"not measured: no readable RAPL counter under {rapl_root}; the table is latency only"
+        )
+    elif any(
+        "energy_mj" not in m
+        for m in [
+            overhead,
+            *measured.values(),
+            *(t for b in baselines.values() for t in b.values()),
+        ]
+    ):
+        table["energy"] = "not measured: ops kept from an earlier run have no energy figure"
+    else:
+        energy_ops, _ = assemble_table(
+            programs, measured, overhead, baselines, network_input, "energy_mj"
+        )
+        energy_out = energy_path(out)
+        write_json(
+            energy_out,
+            {
+                **{k: v for k, v in table.items() if k not in ("ops", "energy")},
+                "objective": "energy",
+                "unit": "mJ",
+                "energy": "RAPL package energy per call (the whole package, idle share included)",
+                "ops": energy_ops,
+            },
+        )
+        table["energy"] = f"measured with RAPL, table in {energy_out.name}"
+    write_json(out, table)
+    partial.unlink(missing_ok=True)  # ours: written above under this name
+    return table

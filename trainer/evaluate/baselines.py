@@ -1,0 +1,186 @@
+"""Free baselines on the same architectures: their scores (computed once per setting and
+reused from a cache or an earlier evaluation file), every estimator's tau-b, and the paired
+bootstrap of the run's estimates against each."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from scipy import stats
+
+from ..datasets import DataSplits
+from ..errors import PRPError
+from ..estimators import FREE_COMBINATION, combined_members
+from ..export import LoadedRun
+from ..pareto import kendall_tau_b, pareto_ranks
+from ..proxies import FREE_BASELINES, NASWOT_IMAGES, free_scores, proxy_images
+from ..pruning import MAXIMIZE
+from ..runs import read_json
+from ..stats import log_rank_aggregate, paired_bootstrap
+from .report import COMBINATIONS, EVAL_FILE
+
+# settings key -> arch_str -> baseline name -> score: proxy scores already computed, shared by
+# the evaluations of several runs of one space (bench/ranking.py) so none is computed twice
+ProxyCache = dict[str, dict[str, dict[str, float]]]
+
+
+def proxy_settings(
+    run: LoadedRun, data: DataSplits, seed: int, device: torch.device
+) -> dict[str, Any]:
+    """What a proxy score depends on besides the architecture; scores are reused only when all
+    of it is equal."""
+    space = run.supernet.space
+    return {
+        "space": dataclasses.asdict(space) if dataclasses.is_dataclass(space) else space.describe(),
+        "init_seed": seed,
+        "init": "the space's PyTorch default initialisation after torch.manual_seed(init_seed)",
+        "naswot_images": min(NASWOT_IMAGES, len(data.train)),
+        "naswot_image_seed": seed,
+        "data": {
+            "dataset": run.cfg.dataset,
+            "source": data.source,
+            "seed": run.cfg.seed,
+            "val_fraction": run.cfg.val_fraction,
+            "limit_per_class": run.cfg.limit_per_class,
+        },
+        "device": device.type,
+        "baselines": list(FREE_BASELINES),
+    }
+
+
+def cached_free_scores(
+    run: LoadedRun,
+    paths: Sequence[tuple[int, ...]],
+    arch_strs: Sequence[str],
+    data: DataSplits,
+    seed: int,
+    device: torch.device,
+    cache: ProxyCache | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Free baseline scores of `paths`, computing only those neither `cache` nor the run's
+    earlier evaluation file holds for the same settings; returns them (name -> one per path)
+    and the settings, with the seconds per architecture of what was computed."""
+    key = json.dumps(proxy_settings(run, data, seed, device), sort_keys=True)
+    settings = json.loads(key)  # as an earlier file holds it (tuples as lists)
+    earlier = run.run_dir / EVAL_FILE
+    found: ProxyCache = {}
+    if earlier.is_file():
+        try:
+            remember_free_scores(found, read_json(earlier))
+        except (PRPError, KeyError, TypeError, AttributeError, ValueError):
+            pass  # a damaged earlier file is rewritten, its scores computed again
+    known = found.get(key, {})
+    if cache is not None:
+        known |= cache.get(key, {})
+    missing = [i for i, a in enumerate(arch_strs) if a not in known]
+    seconds: dict[str, float] = {}
+    if missing:
+        scores, seconds = free_scores(
+            run.supernet.space,
+            [paths[i] for i in missing],
+            proxy_images(data, seed),
+            seed,
+            device,
+            progress,
+        )
+        for j, i in enumerate(missing):
+            known[arch_strs[i]] = {b: float(scores[b][j]) for b in FREE_BASELINES}
+    if cache is not None:
+        cache.setdefault(key, {}).update({a: known[a] for a in arch_strs})
+    out = {b: np.array([known[a][b] for a in arch_strs]) for b in FREE_BASELINES}
+    info = {
+        "proxies": settings,
+        "computed": len(missing),
+        "reused": len(arch_strs) - len(missing),
+        "seconds_per_architecture": seconds,
+    }
+    return out, info
+
+
+def remember_free_scores(cache: ProxyCache, result: Mapping[str, Any]) -> None:
+    """Add the free baseline scores an evaluation file holds to `cache`, so that evaluating
+    the same architectures with the same settings again computes none of them."""
+    if "baseline_settings" not in result:
+        return
+    key = json.dumps(result["baseline_settings"]["proxies"], sort_keys=True)
+    known = cache.setdefault(key, {})
+    for a in result["architectures"]:
+        known[a["arch_str"]] = {
+            b: float("-inf") if v is None else float(v) for b, v in a["free_scores"].items()
+        }
+
+
+def estimator_scores(
+    est: np.ndarray | None, free: Mapping[str, np.ndarray], idx: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Every estimator's scores of the architectures `idx` (higher = predicted more accurate):
+    the shared weights' (`weights`, when `est` is given), each free baseline, and the log-rank
+    combinations, aggregated over `idx` itself (ranks depend on the set ranked)."""
+    out = {} if est is None else {"weights": est[idx]}
+    out |= {b: np.asarray(free[b])[idx] for b in FREE_BASELINES}
+    members = [out[m] for m in FREE_COMBINATION]
+    out["free"] = log_rank_aggregate(members)
+    if est is not None:
+        out["supernet+free"] = log_rank_aggregate(combined_members(out["weights"], out))
+    return out
+
+
+def baseline_comparison(
+    est: np.ndarray | None,
+    free: Mapping[str, np.ndarray],
+    true_acc: np.ndarray,
+    cost: np.ndarray,
+    resamples: int,
+    seed: int,
+) -> dict[str, Any]:
+    """Accuracy and Pareto-rank tau-b of every estimator (`estimator_scores`), each score used
+    as the accuracy estimate and combined with the true `cost` into Pareto ranks, as the
+    supernet's estimates are; and a paired bootstrap over the architectures of weights minus
+    each baseline and of supernet+free minus free (free minus each single baseline when `est`
+    is None: the free baselines alone)."""
+
+    def statistics(idx: np.ndarray) -> dict[str, float]:
+        c = cost[idx]
+        truth = pareto_ranks(np.column_stack([true_acc[idx], c]), MAXIMIZE)
+        out = {}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a constant ranking: tau-b NaN
+            for name, score in estimator_scores(est, free, idx).items():
+                r = stats.rankdata(score)  # order-preserving, and finite where naswot is -inf
+                ranks = pareto_ranks(np.column_stack([r, c]), MAXIMIZE)
+                out[f"{name} accuracy"] = kendall_tau_b(r, true_acc[idx])
+                out[f"{name} pareto"] = kendall_tau_b(ranks, truth)
+        return out
+
+    run = "weights" if est is not None else "free"
+    others = [*FREE_BASELINES, *([] if est is None else COMBINATIONS)]
+    pairs = [(f"{run} {m}", f"{b} {m}") for b in others for m in ("accuracy", "pareto")]
+    if est is not None:
+        # supernet+free against free, and (for runs whose estimator it is) against the
+        # shared weights alone and each single baseline
+        pairs += [
+            (f"supernet+free {m}", f"{b} {m}")
+            for b in ("free", "weights", *FREE_BASELINES)
+            for m in ("accuracy", "pareto")
+        ]
+    boot = paired_bootstrap(statistics, len(cost), pairs, resamples, seed)
+    names = dict.fromkeys(k.rsplit(" ", 1)[0] for k in boot["point"])
+    return {
+        "estimators": {
+            n: {
+                "kendall_tau_b_accuracy": boot["point"][f"{n} accuracy"],
+                "kendall_tau_b_pareto": boot["point"][f"{n} pareto"],
+            }
+            for n in names
+        },
+        "ci95": boot["ci95"],
+        "paired": boot["against"],
+        "resamples": resamples,
+    }

@@ -1,0 +1,145 @@
+"""What the evaluation file says about the estimators (the baselines section, verdicts and
+sentences) and the rank plot beside it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..proxies import FREE_BASELINES
+from ..runs import atomic_path
+
+EVAL_FILE = "eval_nb201.json"
+# prp-eval's third-party warnings and logs, in the run folder (`--verbose` shows them instead)
+EVAL_LOG = "eval.log"
+# Free combination of `FREE_COMBINATION` (log-rank sum, `stats.log_rank_aggregate`) and the
+# same with the supernet (`estimators.combined_members`: a run's estimator "weights+free").
+COMBINATIONS = ("free", "supernet+free")
+# The row of the baselines section that is a run's own estimator (`TrainConfig.estimator`).
+RUN_ESTIMATOR_ROW = {"weights": "weights", "weights+free": "supernet+free"}
+
+
+def _beats(d: Mapping[str, Any]) -> str:
+    low, high = d["ci95"]
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return "undefined (a ranking is constant on these architectures)"
+    if low > 0:
+        return "yes (interval excludes zero)"
+    if high < 0:
+        return "no (worse, interval excludes zero)"
+    return "no (interval includes zero)"
+
+
+def _paired(d: Mapping[str, Any]) -> dict[str, Any]:
+    return {"diff": d["difference"], "ci95": d["ci95"], "p_not_better": d["p_not_better"]}
+
+
+def baselines_section(comparison: Mapping[str, Any]) -> dict[str, Any]:
+    """The `baselines` section of the evaluation file: per free baseline and combination, its
+    accuracy and Pareto tau-b (with 95 % intervals), the paired interval of run (shared-weight
+    estimates) minus it, and a verdict; supernet+free also carries supernet+free minus free."""
+    paired, ci = comparison["paired"], comparison["ci95"]
+    section: dict[str, Any] = {}
+    for name in (*FREE_BASELINES, *COMBINATIONS):
+        taus = comparison["estimators"][name]
+        vs = {m: paired[f"weights {m} - {name} {m}"] for m in ("accuracy", "pareto")}
+        entry = {
+            **taus,
+            "ci95": {m: ci[f"{name} {m}"] for m in ("accuracy", "pareto")},
+            "paired_run_minus_baseline": {m: _paired(d) for m, d in vs.items()},
+            "verdict": f"supernet beats {name}: Pareto tau-b {_beats(vs['pareto'])}; "
+            f"accuracy tau-b {_beats(vs['accuracy'])}",
+        }
+        if name == "supernet+free":
+            gain = {m: paired[f"supernet+free {m} - free {m}"] for m in ("accuracy", "pareto")}
+            entry["paired_minus_free"] = {m: _paired(d) for m, d in gain.items()}
+            entry["verdict_against_free"] = (
+                f"supernet+free beats free: Pareto tau-b {_beats(gain['pareto'])}; "
+                f"accuracy tau-b {_beats(gain['accuracy'])}"
+            )
+        section[name] = entry
+    return section
+
+
+def run_estimator_verdict(comparison: Mapping[str, Any], estimator: str) -> dict[str, Any]:
+    """The run's own estimator (`TrainConfig.estimator`; its row: `RUN_ESTIMATOR_ROW`) against
+    each free baseline, `free` and (for weights+free) the shared weights alone: the paired
+    difference of Pareto and accuracy tau-b with its interval, a verdict per baseline and one
+    sentence."""
+    row = RUN_ESTIMATOR_ROW[estimator]
+    paired = comparison["paired"]
+    others = [*FREE_BASELINES, "free", *(["weights"] if row != "weights" else [])]
+    against: dict[str, dict[str, Any]] = {}
+    for b in others:
+        vs = {m: paired[f"{row} {m} - {b} {m}"] for m in ("accuracy", "pareto")}
+        against[b] = {
+            **{m: _paired(d) for m, d in vs.items()},
+            "verdict": f"{row} beats {b}: Pareto tau-b {_beats(vs['pareto'])}; "
+            f"accuracy tau-b {_beats(vs['accuracy'])}",
+        }
+    beaten = [b for b in others if against[b]["pareto"]["ci95"][0] > 0]
+    taus = comparison["estimators"][row]
+    sentence = (
+        f"The run's estimator {estimator!r} ({row}) reaches Pareto tau-b "
+        f"{taus['kendall_tau_b_pareto']:.3f} and beats {len(beaten)} of {len(others)} "
+        f"({', '.join(others)}) with a paired interval above zero"
+        f"{' (' + ', '.join(beaten) + ')' if beaten else ''}."
+    )
+    return {
+        "estimator": estimator,
+        "row": row,
+        **taus,
+        "against": against,
+        "beats": beaten,
+        "sentence": sentence,
+    }
+
+
+def adds_information(section: Mapping[str, Any]) -> dict[str, Any]:
+    """Whether the shared weights add information beyond the free baselines on Pareto tau-b:
+    supernet+free above free with an interval that excludes zero (the combination test the
+    issue asks of any estimator that mixes the two); and which baselines the weights beat
+    alone."""
+    gain = section["supernet+free"]["paired_minus_free"]["pareto"]
+    low, high = gain["ci95"]
+    adds = bool(np.isfinite(low) and low > 0)
+    beaten = [
+        b
+        for b in (*FREE_BASELINES, "free")
+        if section[b]["paired_run_minus_baseline"]["pareto"]["ci95"][0] > 0
+    ]
+    sentence = (
+        f"The supernet {'adds' if adds else 'does not add'} information beyond the free "
+        f"baselines: adding its estimates to the free combination changes Pareto tau-b by "
+        f"{gain['diff']:+.3f} (95 % interval {low:+.3f} to {high:+.3f}); alone it beats "
+        f"{len(beaten)} of {len(FREE_BASELINES) + 1} free baselines with an interval above "
+        f"zero{' (' + ', '.join(beaten) + ')' if beaten else ''}."
+    )
+    return {"answer": adds, "beats_alone": beaten, "sentence": sentence}
+
+
+def plot_ranks(
+    path: Path, est_rank: np.ndarray, true_rank: np.ndarray, result: dict[str, Any]
+) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    jitter = np.random.default_rng(0).uniform(-0.2, 0.2, (2, len(est_rank)))
+    ax.scatter(true_rank + jitter[0], est_rank + jitter[1], s=8, alpha=0.5)
+    top = max(int(true_rank.max()), int(est_rank.max()))
+    ax.plot([1, top], [1, top], c="0.6", lw=1, ls="--")
+    ax.set_xlabel(f"true Pareto rank ({result['accuracy_column']}, {result['cost_column']})")
+    ax.set_ylabel("estimated Pareto rank (supernet)")
+    ax.set_title(
+        f"{result['method']}: Kendall tau-b {result['kendall_tau_b_pareto']:.3f} (K={result['k']})"
+    )
+    ax.grid(alpha=0.3)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+    plt.close(fig)

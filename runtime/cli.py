@@ -17,6 +17,7 @@ from .cli_errors import one_line_errors
 from .images import load_images
 from .model import AdaptiveModel, InputError
 from .policies import PolicyError, policy_from_manifest
+from .quiet import third_party_log, user_log
 
 run_app = typer.Typer(add_completion=False, help="Classify images with an exported bundle.")
 
@@ -42,11 +43,23 @@ def run(
     battery: str = typer.Option("psutil", help="psutil, sysfs, or a level in percent."),
     path: str = typer.Option(None, help="Run this path (e.g. path_2); implies --policy fixed."),
     backend: str = typer.Option("auto", help=f"One of: {', '.join(BACKENDS)}."),
+    verbose: bool = typer.Option(
+        False,
+        "--verbose",
+        help="Show third-party warnings and logs here (by default the last call's go to "
+        "~/.cache/prp-nas/logs/prp-run.log, or $PRP_LOG_DIR).",
+    ),
 ) -> None:
     """Print, for each image, the class, the path that ran and why."""
     console = Console(width=None if sys.stdout.isatty() else 160)
-    with one_line_errors(
-        console, BundleError, InputError, PolicyError, BatteryError, ValueError, OSError
+    log = None if verbose else user_log("prp-run")
+    with (
+        one_line_errors(
+            console, BundleError, InputError, PolicyError, BatteryError, ValueError, OSError
+        ),
+        # ExecuTorch's Python runtime imports torch and torchao, which print warnings and
+        # cpuinfo probes while it loads.
+        third_party_log(log, "prp-run", append=False),
     ):
         name = choose_policy(policy, path)
         source = battery_source(battery)
@@ -69,3 +82,5 @@ def run(
             row = (Path(image).name, classes[int(label)], pred.path, pred.reason)
             table.add_row(*(Text(v) for v in row))
         console.print(table)
+    if log is not None and log.exists():
+        console.print(f"third-party warnings and logs: {log} (--verbose shows them)")

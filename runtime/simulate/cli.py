@@ -19,10 +19,13 @@ from ..images import load_images as read_images
 from ..model import InputError
 from ..policies import PolicyError
 from ..profiles import ProfileError, get_profile
+from ..quiet import third_party_log
 from .config import ENERGY_SOURCES, SimConfig, SimulationError
 from .engine import simulate
 from .real import measure_energies, simulate_real
 from .report import print_summary, write_outputs
+
+SIM_LOG = "simulate.log"  # third-party output of the last call, beside its results
 
 
 def load_images(folder: Path, shape_chw: Sequence[int]) -> np.ndarray:
@@ -69,15 +72,25 @@ def main(
     out: Path | None = typer.Option(
         None, help="Output folder (default: runs/simulation-<bundle name>)."
     ),
+    verbose: bool = typer.Option(
+        False,
+        "--verbose",
+        help=f"Show third-party warnings and logs here (by default they go to OUT/{SIM_LOG}).",
+    ),
 ) -> None:
     """Battery over the horizon for worst, best, schedule, battery and energy-budget scenarios:
     battery.png, timeline.csv, summary.json and a table."""
     console = Console(width=None if sys.stdout.isatty() else 160)
+    target = out or Path("runs") / f"simulation-{Path(bundle).resolve().name}"
+    log = None if verbose else target / SIM_LOG
     with (
         one_line_errors(console, OSError, prefix="cannot write the outputs: "),
         one_line_errors(
             console, BundleError, ProfileError, SimulationError, PolicyError, InputError
         ),
+        # The ExecuTorch backend (--energy measured, --real) imports torch and torchao, which
+        # print warnings and cpuinfo probes while it loads.
+        third_party_log(log, "prp-simulate", append=False),
     ):
         if energy not in ENERGY_SOURCES:
             raise SimulationError(f"--energy must be manifest or measured, got {energy!r}")
@@ -123,7 +136,6 @@ def main(
             x = None if images is None else load_images(images, b.data["input"]["shape"][1:])
             console.print("real mode: driving AdaptiveModel through every scenario...")
             real_runs = simulate_real(b, sim, engine, x, real_step_s)
-        target = out or Path("runs") / f"simulation-{Path(bundle).resolve().name}"
         summary = write_outputs(
             sim,
             target,
@@ -132,3 +144,5 @@ def main(
             extra={"bundle": str(b.directory), "profile": dev.name, "profile_sources": dev.sources},
         )
         print_summary(console, summary)
+    if log is not None and log.exists():
+        console.print(f"third-party warnings and logs: {log} (--verbose shows them)")

@@ -100,10 +100,10 @@ def evaluate(
 ) -> None:
     """Kendall's tau-b between estimated and true Pareto ranks, and hypervolume of the front,
     beside free baselines ranking the same architectures."""
+    from prp.runtime.quiet import third_party_log
     from rich.progress import Progress, TaskID
 
     from ..evaluate import EVAL_LOG, evaluate_run
-    from ..quiet import third_party_log
 
     console = _console()
     log = None if verbose else run / EVAL_LOG

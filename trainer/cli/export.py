@@ -53,8 +53,9 @@ def export(
     ),
 ) -> None:
     """Export RUN's pruned supernet with its top paths to a bundle, checked against PyTorch."""
+    from prp.runtime.quiet import third_party_log
+
     from ..export import EXPORT_LOG, export_bundle
-    from ..quiet import third_party_log
 
     console = _console()
     with one_line_errors(console, PRPError):

@@ -117,6 +117,7 @@ def train(
     """Train a supernet with Pareto rank preservation and write its front to the run directory."""
     from dataclasses import replace
 
+    from prp.runtime.quiet import third_party_log
     from rich.progress import (
         BarColumn,
         Progress,
@@ -127,7 +128,6 @@ def train(
 
     from .. import distributed
     from ..config import preset
-    from ..quiet import third_party_log
     from ..runs import read_config
     from ..train import RESUME_MAY_CHANGE, Trainer, resume_differences
 

@@ -67,10 +67,10 @@ def profile(
 ) -> None:
     """Profile SPACE's ops into --out, check a table with --validate TABLE, or write a kit for
     a phone with --kit DIR."""
+    from prp.runtime.quiet import third_party_log
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ..cli import _console
-    from ..quiet import third_party_log
 
     console = _console()
     bar = Progress(

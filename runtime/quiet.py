@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from prp.runtime.files import write_bytes_atomic
+from .files import write_bytes_atomic
 
 
 def _on_fd2(stream: object) -> bool:
@@ -53,11 +53,12 @@ def stderr_to(log: Path) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def third_party_log(final: Path | None, command: str) -> Iterator[None]:
+def third_party_log(final: Path | None, command: str, append: bool = True) -> Iterator[None]:
     """Third-party output of the block into a log that is appended to `final` once the block
     has succeeded (so `final` may be in a folder the block creates); nothing is written where
-    there was no such output. `final` None (`--verbose`): nothing is redirected. Where the
-    block fails, the log is kept in the temporary folder and its path printed on stderr."""
+    there was no such output (`append=False`: `final` then holds this block's output only).
+    `final` None (`--verbose`): nothing is redirected. Where the block fails, the log is kept in
+    the temporary folder and its path printed on stderr."""
     if final is None:
         yield
         return
@@ -75,6 +76,15 @@ def third_party_log(final: Path | None, command: str) -> Iterator[None]:
         raise
     logged = tmp.read_bytes()
     tmp.unlink()
+    if not logged and not append and final.is_file():
+        final.unlink()  # an earlier call's log, which this call's output would have replaced
     if logged:  # a resumed run appends to the log of the runs before
-        before = final.read_bytes() if final.is_file() else b""
+        before = final.read_bytes() if append and final.is_file() else b""
         write_bytes_atomic(final, before + logged)
+
+
+def user_log(command: str) -> Path:
+    """Where a command without an output folder of its own (`prp-run`) keeps the third-party
+    output of its last call: `$PRP_LOG_DIR`, else `~/.cache/prp-nas/logs`."""
+    folder = os.environ.get("PRP_LOG_DIR") or Path.home() / ".cache" / "prp-nas" / "logs"
+    return Path(folder) / f"{command}.log"

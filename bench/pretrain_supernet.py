@@ -61,16 +61,36 @@ def main() -> None:
         "trainer/data/supernets/nb201-c8-fair.pt (the file `prp-train --init nb201-c8-fair` "
         "and the default preset start from)",
     )
+    parser.add_argument(
+        "--cells-per-stage",
+        type=int,
+        default=1,
+        help="NB201 cells per stage (default 1, the default preset's space; 2 or 3: a deeper "
+        "supernet, in runs/pretrain/fair-c8-n<N>/)",
+    )
+    parser.add_argument(
+        "--keep-epochs",
+        default="",
+        help="also keep the checkpoints after these epochs, e.g. 4,6,8,10,12 (to choose the "
+        "epoch to ship with bench/supernet_probe.py)",
+    )
     args = parser.parse_args()
+    try:
+        kept = {int(e) for e in args.keep_epochs.split(",") if e.strip()} | {args.ship_epoch}
+    except ValueError:
+        raise SystemExit(f"--keep-epochs {args.keep_epochs!r}: give epochs like 4,6,8") from None
     data = args.out / "cifar10_disjoint.npz"
     if not data.is_file():
         build_default_subset(
             args.tar, data, train_per_class=4500, test_per_class=1000, train_skip_per_class=500
         )
         print(f"wrote {data}")
-    run_dir = args.out / "fair-c8"
+    deeper = args.cells_per_stage != 1
+    run_dir = args.out / (f"fair-c8-n{args.cells_per_stage}" if deeper else "fair-c8")
+    base = preset("default", init="scratch")
     cfg = replace(
-        preset("default", init="scratch"),
+        base,
+        space_overrides={**base.space_overrides, "cells_per_stage": args.cells_per_stage},
         method="fair",
         dataset=str(data),
         epochs_fair=args.epochs,
@@ -85,8 +105,10 @@ def main() -> None:
     snapshot = run_dir / f"checkpoint-epoch{args.ship_epoch}.pt"
 
     def keep(epochs_done: int) -> None:
-        if epochs_done == args.ship_epoch:  # the epoch to ship: kept beside the last one
-            shutil.copyfile(run_dir / "checkpoint.pt", snapshot)
+        if epochs_done in kept:  # the epoch to ship (and others asked for), beside the last
+            shutil.copyfile(
+                run_dir / "checkpoint.pt", run_dir / f"checkpoint-epoch{epochs_done}.pt"
+            )
 
     trainer = Trainer(cfg, run_dir, progress=progress)
     front = trainer.run(resume=(run_dir / CONFIG).is_file(), after_epoch=keep)

@@ -10,7 +10,7 @@ interleaved with ExecuTorch's runtime at batch 1. `--real-size` also exports 5 s
 paths of NB201 at its real size (C=16, N=5; untrained weights, each path with its own BatchNorm
 statistics) to measure the .pte against distinct weights where the weights are not tiny.
 
-    python bench/export.py RUN --quantize int8 [--top 5] [--reps 200]
+    python bench/export.py RUN --quantize int8 [--top 5] [--reps 200] [--real-size-only]
 
 Int8 bundles (issue 21), record `export_int8.json`: the same 5 real-size NB201 paths as int8
 (calibrated on random images: the weights are untrained) and RUN's top paths exported twice, in
@@ -19,6 +19,8 @@ float32 and in int8 (calibrated on the run's held-out images): .pte bytes int8 /
 of its paths (stored once: target <= 1.05) and the whole .pte against them (graph overhead),
 per-path test top-1 int8 against fp32 (target: drop <= 1.0 point) and per-path latency int8 /
 fp32 at batch 1, interleaved, ExecuTorch XNNPACK and ONNX Runtime (target <= 0.7).
+`--real-size-only` measures the real-size paths alone and replaces their figures
+(`real_size_nb201`) in the existing record, leaving RUN's bundle figures as they were.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import print_table, write_record  # noqa: E402
+from common import RESULTS, print_table, write_record  # noqa: E402
 from prp.runtime.bundle import load_manifest  # noqa: E402
 from prp.trainer.datasets import load_dataset, to_tensor  # noqa: E402
 from prp.trainer.export import calibrated_path_module, export_bundle, load_run, write_pte  # noqa: E402
@@ -157,6 +159,27 @@ def _latency(calls: dict, reps: int) -> dict[str, float]:
         for k, fn in calls.items():
             timings[k].append(median_ms_fn(fn, max(reps // 5, 1)))
     return {k: statistics.median(v) for k, v in timings.items()}
+
+
+def int8_real_size_main() -> None:
+    """`--quantize int8 --real-size-only`: refresh `real_size_nb201` of `export_int8.json`."""
+    import json
+
+    path = RESULTS / "export_int8.json"
+    record = json.loads(path.read_text()) if path.exists() else {}
+    record.pop("benchmark", None)
+    record.pop("machine", None)  # written again: the machine of this measurement
+    record["real_size_nb201"] = real = real_size_int8()
+    out = write_record("export_int8", record)
+    print_table(
+        "Int8 .pte against fp32 at NB201's real size (5 paths)",
+        ["fp32 .pte", "int8 .pte", "int8/fp32", "stored/distinct", "graph overhead B"],
+        [
+            [real[k] for k in ("fp32_pte_bytes", "int8_pte_bytes", "int8_over_fp32")]
+            + [real["stored_over_distinct"], real["graph_overhead_bytes"]]
+        ],
+    )
+    print(f"wrote {out}")
 
 
 def int8_main(args: argparse.Namespace) -> None:
@@ -302,7 +325,15 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=200)
     parser.add_argument("--real-size", action="store_true", help="also measure real-size NB201")
     parser.add_argument("--quantize", choices=["int8"], help="measure int8 bundles (issue 21)")
+    parser.add_argument(
+        "--real-size-only",
+        action="store_true",
+        help="with --quantize int8: only the real-size NB201 part (updates its figures)",
+    )
     args = parser.parse_args()
+    if args.quantize and args.real_size_only:
+        int8_real_size_main()
+        return
     if args.quantize:
         int8_main(args)
         return

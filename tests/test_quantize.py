@@ -28,6 +28,7 @@ from prp.trainer.export import (
     export_bundle,
     load_run,
     path_module,
+    write_pte,
 )
 from prp.trainer.quantize import (
     distinct_bytes,
@@ -166,6 +167,37 @@ def test_folded_bn_leaves_the_int8_weights_of_shared_convs_equal() -> None:
     assert distinct_bytes(_stored(quantized[0]) + _stored(quantized[1])) > distinct_bytes(
         _stored(quantized[0])
     )
+
+
+def test_int8_pte_stores_no_constants_beyond_those_of_its_paths(tmp_path) -> None:
+    """XNNPACK's own scales for the int32 biases (input scale x weight scales: a vector per conv
+    per method, never read) are not stored (`pte._bias_scales_from_weights`): the .pte's
+    constants weigh no more than the distinct constants of the PT2E modules, and every method
+    still computes what its reference computes."""
+    torch.manual_seed(0)
+    supernet = Supernet(get_space("nb201", size="tiny")).eval()
+    path = (3,) * supernet.space.num_slots  # every edge a biased conv after BN folding
+    shape = tuple(supernet.space.input_shape)
+    quantized = {}
+    for seed in (1, 2):
+        g = torch.Generator().manual_seed(seed)
+        supernet.recalibrate_bn(path, [torch.randn(8, *shape, generator=g)])
+        calib = [torch.randn(16, *shape, generator=g) * seed]
+        q = quantize_path(path_module(supernet, path), calib[0][:1], calib)
+        quantized[f"path_{seed}"] = q
+    pte = tmp_path / "int8.pte"
+    assert write_pte({k: q.program for k, q in quantized.items()}, calib[0][:1], pte) is None
+    stored = sum(len(v) for v in pte_named_data(pte).values())
+    assert stored <= distinct_bytes([t for q in quantized.values() for t in _stored(q)])
+    program = Runtime.get().load_program(str(pte))
+    x = torch.randn(2, *shape, generator=torch.Generator().manual_seed(3))
+    for name, q in quantized.items():
+        method = program.load_method(name)
+        for xi in x:
+            with torch.no_grad():
+                ref = q.reference(xi[None])
+            got = method.execute([xi[None]])[0]
+            assert float((got - ref).abs().max()) <= INT8_TOLERANCE * float(ref.abs().max())
 
 
 def test_mixed_bundle_runs_through_the_runtime(bundle, data) -> None:

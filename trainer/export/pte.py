@@ -4,6 +4,7 @@ the optional rewrite of XNNPACK's constant keys through ExecuTorch's private ser
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import os
 from collections.abc import Iterator, Mapping
@@ -125,6 +126,45 @@ def _short_xnnpack_keys() -> Iterator[None]:
         node_visitor.hashlib = saved
 
 
+@contextlib.contextmanager
+def _bias_scales_from_weights() -> Iterator[None]:
+    """While lowering, XNNPACK's int32 bias of each int8 conv or linear is stored with its
+    weight's per-channel scales as its scales, instead of their products with the input scale.
+
+    XNNPACK runs a static int8 conv from the int32 bias values, the weight's per-channel scales
+    and the input and output scales; the bias's own scales are never read. ExecuTorch stores
+    them anyway, a new fp32 vector per conv per method because the input scale is the method's
+    (measured at NB201's real size: 200 vectors, 30,280 bytes, 2 % of the int8 .pte). The bias
+    values are still quantized with the true scales; only the stored scales change, to a vector
+    stored already (the weight's). `check_pte` holds every method to its PT2E reference."""
+    from executorch.backends.xnnpack.operators.node_visitor import NodeVisitor
+    from executorch.backends.xnnpack.operators.quant_params import QuantParams
+
+    from_bias = QuantParams.__dict__["from_bias"]  # the classmethod itself, to put back
+    get_quant_params = NodeVisitor.get_quant_params
+
+    def bias_params(cls: Any, bias: Any, weight: Any, input_: Any) -> Any:
+        params = from_bias.__func__(cls, bias, weight, input_)
+        if params is not None and params.per_channel and not params.per_channel_group:
+            params.prp_stored_scale = weight.scale
+        return params
+
+    def serialized_params(self: Any, params: Any, graph: Any, external_tag: Any = None) -> Any:
+        scale = getattr(params, "prp_stored_scale", None)
+        if scale is not None:
+            params = copy.copy(params)
+            params.scale = scale
+        return get_quant_params(self, params, graph, external_tag)
+
+    setattr(QuantParams, "from_bias", classmethod(bias_params))  # noqa: B010 - private API
+    setattr(NodeVisitor, "get_quant_params", serialized_params)  # noqa: B010
+    try:
+        yield
+    finally:
+        setattr(QuantParams, "from_bias", from_bias)  # noqa: B010
+        setattr(NodeVisitor, "get_quant_params", get_quant_params)  # noqa: B010
+
+
 def write_pte(
     modules: Mapping[str, nn.Module | torch.export.ExportedProgram],
     example: Tensor,
@@ -135,8 +175,9 @@ def write_pte(
     An int8 path comes as the exported program of its quantized module (`quantize.py`).
 
     `shorten_keys`: rename XNNPACK's 64-character constant keys (`_shorten_named_keys`, or
-    `_short_xnnpack_keys` with int8 paths). Both reach into ExecuTorch 1.5.1's private
-    serialization, the first thing an upgrade breaks, so where the renaming fails the program is
+    `_short_xnnpack_keys` with int8 paths) and, with int8 paths, store no scales of XNNPACK's
+    own for the int32 biases (`_bias_scales_from_weights`). These reach into ExecuTorch 1.5.1's
+    private serialization, the first thing an upgrade breaks, so where they fail the program is
     lowered again without it and written with the long keys (the same weights, stored once; a
     larger file). Returns why it fell back, or None."""
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
@@ -151,7 +192,10 @@ def write_pte(
     quantized = any(isinstance(m, torch.export.ExportedProgram) for m in modules.values())
 
     def lower(shorten: bool) -> Any:
-        with _short_xnnpack_keys() if shorten and quantized else contextlib.nullcontext():
+        with contextlib.ExitStack() as stack:
+            if shorten and quantized:
+                stack.enter_context(_short_xnnpack_keys())
+                stack.enter_context(_bias_scales_from_weights())
             lowered = to_edge_transform_and_lower(programs, partitioner=[XnnpackPartitioner()])
         if shorten:
             _shorten_named_keys(lowered)

@@ -6,8 +6,8 @@ estimates), and ranked beside the free baselines (params, MACs, synflow, NASWOT)
 log-rank combinations, with paired bootstrap intervals (prp.trainer.evaluate.baseline_comparison).
 No label feeds any estimator; the table is the truth only.
 
-    OMP_NUM_THREADS=1 python bench/supernet_probe.py runs/pretrain/fair-c8/checkpoint.pt \
-        --truth ../shared/data/nasbench201/nb201_cifar10_hw.csv --label fair-c8-epoch8
+    OMP_NUM_THREADS=1 python bench/supernet_probe.py runs/pretrain/fair-c8-n2/checkpoint-epoch16.pt \
+        --truth ../shared/data/nasbench201/nb201_cifar10_hw.csv --label fair-c8-n2-epoch16
 
 Default: the default preset's space and its embedded data (whose images the pretraining in
 bench/pretrain_supernet.py never saw), 500 held-out images and 4 BN batches per estimate, as
@@ -48,10 +48,19 @@ def main() -> None:
     parser.add_argument("--bootstrap", type=int, default=1000)
     parser.add_argument("--accuracy-column", default="cifar10_test_acc")
     parser.add_argument("--cost-column", default="edgegpu_energy")
+    parser.add_argument(
+        "--cells-per-stage",
+        type=int,
+        default=int(preset("default").space_overrides["cells_per_stage"]),
+        help="the checkpoint's NB201 cells per stage (default: the default preset's, 2; 1 for "
+        "runs/pretrain/fair-c8)",
+    )
     args = parser.parse_args()
 
+    base = preset("default")
     cfg = replace(
-        preset("default"),
+        base,
+        space_overrides={**base.space_overrides, "cells_per_stage": args.cells_per_stage},
         dataset=args.dataset,
         eval_images=args.eval_images,
         bn_batches=args.bn_batches,
@@ -91,7 +100,12 @@ def main() -> None:
             "proxies": scored - estimated,
             "proxies_per_architecture": per_arch,
         },
-        "estimated_accuracy": {"mean": float(est.mean()), "max": float(est.max())},
+        "estimated_accuracy": {
+            "mean": float(est.mean()),
+            "max": float(est.max()),
+            "min": float(est.min()),
+            "p10_p90": [float(np.percentile(est, 10)), float(np.percentile(est, 90))],
+        },
         **comparison,
     }
     path = write_record(f"supernet_probe-{args.label}", record)

@@ -8,8 +8,9 @@ accuracies, and Pareto tau-b with the table's cost column, with bootstrap interv
     OMP_NUM_THREADS=1 python bench/free_baselines.py \
         --truth ../shared/data/nasbench201/nb201_cifar10_hw.csv --k 1000
 
-The default preset's space (nb201, 8 channels, 1 cell per stage); NASWOT reads 64 train images
-of the embedded default data. Writes bench/results/free_baselines.json.
+The default preset's space (nb201, 8 channels, 2 cells per stage since 2026-12-03; the record
+of 2026-12-02 is of the earlier 1-cell space); NASWOT reads 64 train images of the embedded
+default data. Writes bench/results/free_baselines.json.
 """
 
 from __future__ import annotations

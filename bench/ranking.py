@@ -10,8 +10,8 @@ edgegpu_energy, all on one common set of unseen architectures, and every method'
 paired with fairness's by a bootstrap over those architectures. Methods (default: uniform,
 fair, default):
 - default: the default preset as `prp-train` runs it: the Pareto-rank stage from the shipped
-  strict-fair supernet (`--init nb201-c8-fair`), strict-fair W, paths ranked by the shared
-  weights aggregated with free proxies (weights+free).
+  strict-fair supernet of its space (`--init nb201-c8n2-fair`), strict-fair W, paths ranked by
+  the shared weights aggregated with free proxies (weights+free).
 - uniform, fair: the baselines from random weights, the same epochs as a scratch prp run
   (single-path uniform sampling; strict fairness throughout).
 - prp: Algorithm 1 from random weights with target ranks from its own post-stage-1 estimates;

@@ -175,9 +175,9 @@ def shipped_paths() -> tuple[list[dict[str, Any]], str]:
 
 
 def test_the_shipped_front_gets_a_monotone_ladder() -> None:
-    """The defect seen in exported/default: its tables (schema 1) walk every path, so at 40 %
-    the battery policy left path_1 for path_2, dearer and less accurate. The exporter's tables
-    for the same paths leave every dominated path out."""
+    """The defect once seen in exported/default: its tables (schema 1) walked every path, so at
+    40 % the battery policy left path_1 for path_2, dearer and less accurate. The exporter's
+    tables for the shipped paths leave every dominated path out."""
     paths, objective = shipped_paths()
     tables = default_policies(paths, objective)
     m = {**BASE, "schema_version": SCHEMA_VERSION, "paths": paths, "policies": tables}
@@ -221,8 +221,8 @@ def test_a_bundle_whose_tables_break_the_ladder_is_refused_with_the_fix(tmp_path
 
 
 def test_bundles_before_the_ladder_schema_load_with_their_tables(tmp_path: Path) -> None:
-    """Bundles exported before schema 2 (exported/default today) load as they are; the
-    re-export gives them ladders."""
+    """Bundles exported before schema 2 (exported/default until 2026-12-03) load as they are;
+    the re-export gives them ladders."""
     ids = [p["id"] for p in shipped_paths()[0]]
     bundle = copy_with_tables(tmp_path, LADDER_SCHEMA_VERSION - 1, ids)
     battery = policy_from_manifest(Bundle.load(bundle).data, "battery")

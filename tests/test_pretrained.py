@@ -1,5 +1,6 @@
-"""The shipped strict-fair supernet (`--init nb201-c8-fair`) and the default preset that starts
-from it: installed, small, weights-only, really trained, and used only where it fits."""
+"""The shipped strict-fair supernets (`--init nb201-c8n2-fair`, the default space's, and
+`nb201-c8-fair`) and the default preset that starts from them: installed, small, weights-only,
+really trained, and used only where they fit."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from prp.trainer.datasets import DataSplits, ImageSet, load_dataset
 from prp.trainer.errors import PRPError
 from prp.trainer.pretrained import DEFAULT_INIT, PRETRAINED, pretrained_path, resolve_init
 from prp.trainer.runs import read_checkpoint
+from prp.trainer.spaces import get_space
+from prp.trainer.supernet import Supernet
 from prp.trainer.train import Tensors, Trainer, estimate_accuracy
 
 
@@ -22,13 +25,23 @@ def default_data():
     return load_dataset("default", val_fraction=0.2, seed=0, limit_per_class=40)
 
 
-def test_the_shipped_supernet_is_installed_small_unpruned_and_weights_only() -> None:
-    path = pretrained_path(DEFAULT_INIT)
+@pytest.mark.parametrize("name", sorted(PRETRAINED))
+def test_the_shipped_supernet_is_installed_small_unpruned_and_weights_only(name: str) -> None:
+    path = pretrained_path(name)
     assert path.stat().st_size < 10 * 2**20  # the issue's package budget
     state = read_checkpoint(path)  # torch's weights-only unpickler
     assert bool(state["op_mask"].all())
     assert state["opt_w"]["state"] == {}  # no optimizer state shipped
-    assert resolve_init(DEFAULT_INIT) == path
+    assert resolve_init(name) == path
+    # It loads into the space it claims to fit.
+    entry = PRETRAINED[name]
+    cfg = preset("default", space_overrides=entry.space_overrides)
+    assert cfg.init == name
+    space = get_space(entry.space, size=entry.space_size, **entry.space_overrides)
+    own = Supernet(space).state_dict()
+    assert {k: v.shape for k, v in own.items()} == {
+        k: v.shape for k, v in state["supernet"].items()
+    }
 
 
 def test_default_preset_starts_from_it_only_where_it_fits(tmp_path) -> None:

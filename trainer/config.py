@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from .errors import PRPError
-from .pretrained import DEFAULT_INIT, PRETRAINED
+from .pretrained import DEFAULT_INIT, PRETRAINED, fitting
 
 # Cost model used when none is named, per (space, objective).
 DEFAULT_COST_MODELS: dict[tuple[str, str], str] = {
@@ -155,14 +155,14 @@ class TrainConfig:
 
 PRESETS: dict[str, TrainConfig] = {
     # Finishes in minutes on 2 CPU cores on the embedded CIFAR-10 subset: NB201 cells at 8
-    # channels, one cell per stage, priced by the analytic energy model. Stage 1 is the shipped
+    # channels, two cells per stage, priced by the analytic energy model. Stage 1 is the shipped
     # strict-fair supernet (`pretrained.DEFAULT_INIT`, trained once on the 45,000 CIFAR-10
     # images the subset lacks); the run trains the Pareto-rank stage from it, W on strict-fair
     # groups at a lower learning rate, and ranks paths by the shared weights aggregated with
     # free proxies (bench/results/README.md measures why). Without the shipped supernet
     # (`--init scratch`, another space, a baseline method) it is `SCRATCH_RECIPE`.
     "default": TrainConfig(
-        space_overrides={"channels": 8, "cells_per_stage": 1},
+        space_overrides={"channels": 8, "cells_per_stage": 2},
         init=DEFAULT_INIT,
         epochs_fair=0,
         lr=0.01,
@@ -230,21 +230,25 @@ SCRATCH_RECIPE: dict[str, Any] = {
 
 def preset(name: str, **overrides: Any) -> TrainConfig:
     """A preset with `overrides` (None values ignored) applied on top. The default preset
-    starts from the shipped supernet only where it fits: with `init="scratch"`, another space
-    or size, or a baseline method (fair, uniform) it is `SCRATCH_RECIPE` below the overrides."""
+    starts from the shipped supernet that fits its space (`pretrained.fitting`: the default
+    space's, or the one-cell-per-stage space's); with `init="scratch"`, a space no shipped
+    supernet fits or a baseline method (fair, uniform) it is `SCRATCH_RECIPE` below the
+    overrides."""
     if name not in PRESETS:
         raise PRPError(f"unknown preset {name!r}; presets are: {', '.join(PRESETS)}")
     base = PRESETS[name]
     if name == "default" and base.init in PRETRAINED:
         init = overrides.get("init")
-        fits = PRETRAINED[base.init].fits(
+        shipped = fitting(
             overrides.get("space") or base.space,
             overrides.get("space_size") or base.space_size,
             overrides.get("space_overrides") or base.space_overrides,
         )
         baseline = overrides.get("method") not in (None, "prp")
-        if init == "scratch" or (init is None and (baseline or not fits)):
+        if init == "scratch" or (init is None and (baseline or shipped is None)):
             base = replace(base, **SCRATCH_RECIPE)
+        elif shipped is not None:  # the shipped supernet of the space asked for
+            base = replace(base, init=shipped)
     if name == "paper" and overrides.get("space", "nb201") != "nb201":
         base = replace(base, **PAPER_CHAIN_SPACES)
     return replace(base, **{k: v for k, v in overrides.items() if v is not None})

@@ -102,10 +102,10 @@ def train(
     compute_device: str = typer.Option(None, help="cpu or cuda."),
     init: str = typer.Option(
         None,
-        help="Where W starts: nb201-c8-fair (the shipped strict-fair supernet; the default "
-        "preset's start where its space fits), scratch (random weights, then 8 strict-fair "
-        "epochs), or a run folder (or its checkpoint.pt) of an unpruned supernet of the same "
-        "space, e.g. a --method fair run.",
+        help="Where W starts: nb201-c8n2-fair (the shipped strict-fair supernet of the default "
+        "space, the default preset's start; nb201-c8-fair fits 1 cell per stage), scratch "
+        "(random weights, then 8 strict-fair epochs), or a run folder (or its checkpoint.pt) "
+        "of an unpruned supernet of the same space, e.g. a --method fair run.",
     ),
     top: int = typer.Option(5, help="How many paths to label along the front."),
     verbose: bool = typer.Option(

@@ -6,7 +6,8 @@ estimates), and ranked beside the free baselines (params, MACs, synflow, NASWOT)
 log-rank combinations, with paired bootstrap intervals (prp.trainer.evaluate.baseline_comparison).
 No label feeds any estimator; the table is the truth only.
 
-    OMP_NUM_THREADS=1 python bench/supernet_probe.py runs/pretrain/fair-c8-n2/checkpoint-epoch16.pt \
+    OMP_NUM_THREADS=1 python bench/supernet_probe.py \
+        runs/pretrain/fair-c8-n2/checkpoint-epoch16.pt \
         --truth ../shared/data/nasbench201/nb201_cifar10_hw.csv --label fair-c8-n2-epoch16
 
 Default: the default preset's space and its embedded data (whose images the pretraining in

@@ -210,6 +210,16 @@ def test_pte_rewrites_keep_the_arithmetic() -> None:
     assert targets == [torch.ops.aten.relu.default, torch.ops.aten.mul.Tensor], targets
     torch.testing.assert_close(program.module()(x), NoneEdge()(x))
 
+    class NoneNode(torch.nn.Module):  # a node whose edges are all `none`: both terms zero
+        def forward(self, a: torch.Tensor) -> torch.Tensor:
+            return (a.mul(0.0) + torch.tanh(a).mul(0.0)) * 2
+
+    program = _drop_zero_terms(torch.export.export(NoneNode(), (x,)))
+    targets = [n.target for n in program.graph.nodes if n.op == "call_function"]
+    # The first zero stays; tanh, computed only to be multiplied by zero, is gone.
+    assert torch.ops.aten.tanh.default not in targets and len(targets) == 2, targets
+    torch.testing.assert_close(program.module()(x), NoneNode()(x))
+
 
 def test_the_private_key_rewrite_is_optional_and_falls_back(
     bundle, run_dir, data, tmp_path, monkeypatch

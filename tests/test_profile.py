@@ -3,6 +3,7 @@ an interruption, refused for another space, checked against whole paths, trained
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
@@ -29,7 +30,9 @@ from prp.trainer.device_profile import (
     validate_table,
     validation_figures,
 )
+from prp.trainer.device_profile.validation import live_sum
 from prp.trainer.errors import LUTKeyError
+from prp.trainer.export import path_module
 from prp.trainer.spaces import Priced, get_space, list_spaces
 from prp.trainer.supernet import Supernet
 from prp.trainer.train import Trainer
@@ -67,7 +70,44 @@ def test_signatures_cover_every_path(name: str, tmp_path: Path) -> None:
             h.remove()
         sigs = [s for s in seen if s is not None]
         assert set(sigs) <= set(programs)
-        assert priced(path) == pytest.approx(sum(values[s] for s in sigs))
+        live = supernet.space.live_slots(np.array([path]))
+        if live is None or live.all():
+            assert priced(path) == pytest.approx(sum(values[s] for s in sigs))
+        else:  # a dead op is not priced (exactly: test_lut_prices_what_the_program_runs)
+            assert priced(path) <= sum(values[s] for s in sigs)
+
+
+def test_lut_prices_what_the_exported_program_runs(tmp_path: Path) -> None:
+    """An NB201 edge whose result never reaches the cell's output is dropped from the exported
+    program; the lut model prices each path over exactly the ops its program still runs."""
+    supernet = Supernet(get_space("nb201", size="tiny")).eval()
+    programs = op_programs(supernet)
+    # Powers of two: a price equals a sum only where the same signatures are summed.
+    values = {s: float(2**k) for k, s in enumerate(sorted(programs))}
+    lut = tmp_path / "t.json"
+    lut.write_text(json.dumps({"unit": "ms", "ops": values}))
+    priced = price_supernet(supernet, get_cost_model("lut", "latency", path=lut))
+    space, shape = supernet.space, (1, *supernet.space.input_shape)
+    by_hand = [  # NB201 op names per edge 1<-0, 2<-0, 2<-1, 3<-0, 3<-1, 3<-2
+        # node 2 is zero (both edges none): its edge to 3 runs on zeros; node 1 feeds no one
+        ("avg_pool_3x3", "none", "none", "avg_pool_3x3", "none", "nor_conv_1x1"),
+        # node 3 takes only none edges: nothing of the cell runs
+        ("nor_conv_3x3", "nor_conv_3x3", "nor_conv_3x3", "none", "none", "none"),
+        # node 2 feeds only a none edge: the two convs into it are dead, node 1's too
+        ("nor_conv_3x3", "nor_conv_3x3", "nor_conv_3x3", "nor_conv_1x1", "none", "none"),
+        ("none",) * 6,
+        ("nor_conv_3x3",) * 6,
+    ]
+    rng = np.random.default_rng(0)
+    paths = [space.from_op_names(n) for n in by_hand]
+    paths += [supernet.sample_uniform(rng) for _ in range(10)]
+    every_op = dataclasses.replace(priced, live=None)  # the plain per-op sum
+    for path in paths:
+        runs = live_sum(path_module(supernet, path), shape, values)
+        assert priced(path) == runs, space.op_names(path)
+    assert priced.many(paths) == pytest.approx([priced(p) for p in paths])
+    assert all(priced(p) < every_op(p) for p in paths[:3])  # the by-hand cases do drop ops
+    assert priced(paths[4]) == every_op(paths[4])  # all convs: every op runs
 
 
 @pytest.fixture(scope="module")

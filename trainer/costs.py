@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import csv
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -71,7 +71,13 @@ def price_supernet(supernet: Supernet, model: CostModel, trace: OpTrace | None =
     trace = trace if trace is not None else trace_ops(supernet)
     if isinstance(model, SlotTableCostModel):
         return model.price(trace)
-    return trace.table(model.op_cost, model.objective, model.unit, model.device)
+    table = trace.table(model.op_cost, model.objective, model.unit, model.device)
+    if isinstance(model, LUTCostModel):
+        # A measured table times the programs prp-export writes, which no longer run an op
+        # whose result never reaches the output (an NB201 edge into a node that feeds only
+        # `none` edges): price a path over its live ops, as the device runs it.
+        table = replace(table, live=supernet.space.live_slots)
+    return table
 
 
 # --------------------------------------------------------------------------- lookup tables

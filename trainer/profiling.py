@@ -39,7 +39,9 @@ class OpRecord:
 class PathTable:
     """A per-path figure that adds up over ops: fixed part plus one entry per (slot, op).
 
-    `per_op[slot, op]` is NaN where the op is pruned or does not exist.
+    `per_op[slot, op]` is NaN where the op is pruned or does not exist. With `live` (a space's
+    `live_slots`), a path is priced only over the slots whose op its exported program still
+    runs: an NB201 edge whose result never reaches the cell's output costs nothing there.
     """
 
     name: str  # "energy", "latency", "macs", "params"
@@ -47,14 +49,19 @@ class PathTable:
     device: str
     fixed: float
     per_op: np.ndarray
+    live: Callable[[np.ndarray], np.ndarray | None] | None = None
 
     def __call__(self, path: Sequence[int]) -> float:
-        return float(self.fixed + sum(self.per_op[s, i] for s, i in enumerate(path)))
+        return float(self.many([path])[0])
 
     def many(self, paths: Sequence[Sequence[int]]) -> np.ndarray:
         """Figures of many paths at once (vectorised)."""
         idx = np.asarray(paths, dtype=np.int64).reshape(len(paths), -1)
-        return self.fixed + self.per_op[np.arange(idx.shape[1])[None, :], idx].sum(axis=1)
+        each = self.per_op[np.arange(idx.shape[1])[None, :], idx]
+        mask = self.live(idx) if self.live is not None else None
+        if mask is not None:
+            each = np.where(mask, each, 0.0)
+        return self.fixed + each.sum(axis=1)
 
 
 @dataclass(frozen=True)

@@ -84,7 +84,12 @@ def _drop_zero_terms(program: Any) -> Any:
     """Rewrite `y + x * 0` as `y` in an exported program, where y already has the sum's shape
     and dtype (each `none` edge of an NB201 cell is such a term). Exact for finite x: adding a
     zero changes no value. XNNPACK would run every such term as a multiply between two
-    transposes (its scalar operand is NCHW) plus an add, ~4 nodes and values per edge."""
+    transposes (its scalar operand is NCHW) plus an add, ~4 nodes and values per edge.
+
+    Where both terms are zeros (a node whose edges are all `none`), the first is kept: it is
+    the earliest node's, the cell input's in a cell, which runs anyway, whereas keeping the
+    later one would keep the ops that compute it running only to be multiplied by zero. So the
+    program runs exactly the ops whose results reach the output (`SearchSpace.live_slots`)."""
     graph = program.graph
     changed = False
     for add in list(graph.nodes):
@@ -92,7 +97,7 @@ def _drop_zero_terms(program: Any) -> Any:
             continue
         if len(add.args) != 2 or add.kwargs or any(u.op == "output" for u in add.users):
             continue
-        for i in (0, 1):
+        for i in (1, 0):  # drop the second term first: of two zeros, the first stays
             zero, other = add.args[i], add.args[1 - i]
             if not (hasattr(zero, "op") and hasattr(other, "op") and _is_times_zero(zero)):
                 continue

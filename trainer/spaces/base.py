@@ -7,6 +7,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 from torch import Tensor, nn
 
 from ..errors import PathError, UnknownNameError
@@ -138,6 +139,11 @@ class SearchSpace(ABC):
 
     def benchmark_key(self, path: Sequence[int]) -> str | None:
         """The key of this path in a public per-architecture benchmark, if one exists."""
+        return None
+
+    def live_slots(self, paths: np.ndarray) -> np.ndarray | None:
+        """For paths [n, slots] of op indices, whether each slot's op is still computed by the
+        path's exported program ([n, slots] bool), or None where every op always is."""
         return None
 
     def describe(self) -> dict[str, object]:

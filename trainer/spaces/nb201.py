@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -205,6 +206,21 @@ class NB201Space(SearchSpace):
 
     def benchmark_key(self, path: Sequence[int]) -> str | None:
         return self.encode(path)
+
+    def live_slots(self, paths: np.ndarray) -> np.ndarray:
+        """An edge is computed by the exported program unless its op is `none` or its target
+        node never reaches the cell's output: prp-export drops each `none` term of a node's
+        sum, and then every op that fed only dropped terms (node 3 is the output; node j < 3
+        is used where one of its outgoing edges is not `none` and ends at a used node)."""
+        p = np.asarray(paths, dtype=np.int64).reshape(-1, len(EDGES))
+        on = p != OPS.index("none")
+        used = {3: np.ones(len(p), dtype=bool)}
+        for node in (2, 1):  # the nodes an edge from `node` can reach are decided first
+            used[node] = np.zeros(len(p), dtype=bool)
+            for s, (to, frm) in enumerate(EDGES):
+                if frm == node:
+                    used[node] |= on[:, s] & used[to]
+        return np.stack([on[:, s] & used[to] for s, (to, _) in enumerate(EDGES)], axis=1)
 
 
 @SPACES.register("nb201", "NAS-Bench-201 cell space (6 edges x 5 ops), CIFAR skeleton")

@@ -200,6 +200,12 @@ def test_validation_runs_whole_paths(tiny_table, tmp_path) -> None:
     figures = validation_figures(predicted, measured)
     assert v["kendall_tau_b"] == pytest.approx(figures["kendall_tau_b"], abs=1e-4)
     assert v["mape_pct"] == pytest.approx(figures["mape_pct"], abs=1e-3)
+    # Each path was timed a second time, after all of them, from the same lowered program.
+    again = [p["remeasured_ms"] for p in v["per_path"]]
+    assert min(again) > 0 and again != measured
+    assert v["repeat"]["kendall_tau_b"] == pytest.approx(
+        validation_figures(again, measured)["kendall_tau_b"], abs=1e-4
+    )
 
 
 def _messages(text: str) -> set[str]:

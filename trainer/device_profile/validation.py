@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import tempfile
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +21,9 @@ from ..runs import write_json
 from ..spaces import Priced, SearchSpace, Shape, get_space
 from ..supernet import Supernet
 from .base import BACKENDS, MIN_VALIDATION_PATHS, ProfileError, ProgressFn
-from .programs import check_backend, set_threads
+from .programs import check_backend, lower, set_threads
 from .table import _space_json, _space_label, read_profile
-from .timing import measure
+from .timing import time_calls
 
 
 def validation_figures(
@@ -104,6 +106,21 @@ def live_sum(module: nn.Module, in_shape: Shape, ops: dict[str, float]) -> float
     return float(sum(ops[sig] for name, sig in seen.items() if sig is not None and name in live))
 
 
+def lower_quietly(
+    module: nn.Module,
+    example: torch.Tensor,
+    backend: str,
+    threads: int,
+    keep: contextlib.ExitStack,
+) -> Callable[[], object]:
+    """`module` lowered as `measure` lowers it, its files kept until `keep` closes."""
+    workdir = Path(keep.enter_context(tempfile.TemporaryDirectory(prefix="prp-validate-")))
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return lower(module, example, backend, workdir, threads)
+
+
 def sample_paths(supernet: Supernet, n: int, seed: int) -> list[tuple[int, ...]]:
     """`n` distinct paths drawn uniformly (all of them where the space has fewer)."""
     rng = np.random.default_rng(seed)
@@ -162,15 +179,20 @@ def validate_table(
     priced = price_supernet(supernet, get_cost_model("lut", "latency", path=table_path))
     chosen = sample_paths(supernet, paths, seed)
     started = time.perf_counter()
-    measured, live = [], []
+    measured, live, calls = [], [], []
     shape = (1, *built.input_shape)
-    for k, path in enumerate(chosen):
-        module = path_module(supernet, path)
-        t = measure(module, shape, backend, threads, warmup, repeats, seed=seed)
-        measured.append(t.median_ms)
-        live.append(live_sum(module, shape, data["ops"]))
-        if progress is not None:
-            progress(built.encode(path), k + 1, len(chosen))
+    example = torch.randn(shape, generator=torch.Generator().manual_seed(seed))
+    with contextlib.ExitStack() as programs:
+        for k, path in enumerate(chosen):
+            module = path_module(supernet, path)
+            calls.append(lower_quietly(module, example, backend, threads, programs))
+            measured.append(time_calls(calls[-1], warmup, repeats).median_ms)
+            live.append(live_sum(module, shape, data["ops"]))
+            if progress is not None:
+                progress(built.encode(path), k + 1, len(chosen))
+        # Every path timed once more, after all of them and in reverse order: how far the
+        # measurements agree with themselves, about the most a table can agree with them.
+        again = [time_calls(c, warmup, repeats).median_ms for c in reversed(calls)][::-1]
     predicted = priced.many(chosen)
     section: dict[str, Any] = {
         **{k: round(v, 4) for k, v in validation_figures(predicted, measured).items()},
@@ -183,14 +205,22 @@ def validate_table(
         # The same figures for the sum over only the ops the exported program still runs:
         # the gap between the two is what the additive cost model over-counts, not the table.
         "live_ops_only": {k: round(v, 4) for k, v in validation_figures(live, measured).items()},
+        # The second timing of every path against the first (the first is `measured_ms`).
+        "repeat": {
+            "kendall_tau_b": round(kendall_tau_b(again, measured), 4),
+            "mape_pct": round(
+                float(np.mean(np.abs(np.subtract(again, measured)) / measured)) * 100, 4
+            ),
+        },
         "per_path": [
             {
                 "path": list(p),
                 "predicted_ms": round(float(a), 6),
                 "live_ops_ms": round(c, 6),
                 "measured_ms": round(b, 6),
+                "remeasured_ms": round(r, 6),
             }
-            for p, a, c, b in zip(chosen, predicted, live, measured, strict=True)
+            for p, a, c, b, r in zip(chosen, predicted, live, measured, again, strict=True)
         ],
     }
     data["validation"] = section

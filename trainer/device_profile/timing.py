@@ -112,8 +112,16 @@ def measure(
     """Lower `module` for `backend` and time it on a random input of `in_shape`."""
     example = torch.randn(in_shape, generator=torch.Generator().manual_seed(seed))
     with tempfile.TemporaryDirectory(prefix="prp-profile-") as d, torch.no_grad():
-        with warnings.catch_warnings():  # the exporters' deprecation notes, once per op
-            warnings.simplefilter("ignore", FutureWarning)
-            warnings.simplefilter("ignore", DeprecationWarning)
-            call = lower(module, example, backend, Path(d), threads)
+        call = lower_quietly(module, example, backend, Path(d), threads)
         return time_calls(call, warmup, repeats, rapl)
+
+
+def lower_quietly(
+    module: nn.Module, example: torch.Tensor, backend: str, workdir: Path, threads: int
+) -> Callable[[], object]:
+    """`lower` without the exporters' deprecation notes (once per op); the call needs
+    `workdir` kept until it is no longer run."""
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return lower(module, example, backend, workdir, threads)

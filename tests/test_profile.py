@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 from prp.trainer.config import preset
-from prp.trainer.costs import get_cost_model, price_supernet
+from prp.trainer.costs import LUTCostModel, get_cost_model, price_supernet
 from prp.trainer.device_profile import (
     OpProgram,
     ProfileError,
@@ -30,7 +30,7 @@ from prp.trainer.device_profile import (
     validate_table,
     validation_figures,
 )
-from prp.trainer.device_profile.validation import live_sum
+from prp.trainer.device_profile.validation import affine_fit, live_sum
 from prp.trainer.errors import LUTKeyError
 from prp.trainer.export import path_module
 from prp.trainer.spaces import Priced, get_space, list_spaces
@@ -188,24 +188,51 @@ def test_validation_runs_whole_paths(tiny_table, tmp_path) -> None:
     out, *_ = tiny_table
     copy = tmp_path / "t.json"
     shutil.copy(out, copy)
-    v = validate_table(copy, paths=4, warmup=1, repeats=3)
+    v = validate_table(copy, paths=4, warmup=1, repeats=3, rounds=3)
     assert read_profile(copy)["validation"] == v
     predicted = [p["predicted_ms"] for p in v["per_path"]]
     measured = [p["measured_ms"] for p in v["per_path"]]
     assert len({tuple(p["path"]) for p in v["per_path"]}) == 4 and min(measured) > 0
-    priced = price_supernet(
-        Supernet(get_space("nb201", size="tiny")), get_cost_model("lut", "latency", path=copy)
-    )
-    assert predicted == pytest.approx([priced(p["path"]) for p in v["per_path"]], abs=1e-6)
+    supernet = Supernet(get_space("nb201", size="tiny"))
+    lut = get_cost_model("lut", "latency", path=copy)
+    assert isinstance(lut, LUTCostModel)
+    raw = price_supernet(supernet, dataclasses.replace(lut, correction=None))
+    assert predicted == pytest.approx([raw(p["path"]) for p in v["per_path"]], abs=1e-6)
     figures = validation_figures(predicted, measured)
     assert v["kendall_tau_b"] == pytest.approx(figures["kendall_tau_b"], abs=1e-4)
     assert v["mape_pct"] == pytest.approx(figures["mape_pct"], abs=1e-3)
-    # Each path was timed a second time, after all of them, from the same lowered program.
-    again = [p["remeasured_ms"] for p in v["per_path"]]
-    assert min(again) > 0 and again != measured
-    assert v["repeat"]["kendall_tau_b"] == pytest.approx(
-        validation_figures(again, measured)["kendall_tau_b"], abs=1e-4
+    # The fitted correction: least squares of measured on predicted, applied by the lut cost
+    # model exactly where it lowers the 2-fold error.
+    fix = v["correction"]
+    assert (fix["scale"], fix["offset_ms"]) == pytest.approx(
+        affine_fit(predicted, measured), abs=1e-5
     )
+    assert fix["applied"] == (
+        fix["scale"] > 0 and figures["mape_pct_affine_2fold"] < figures["mape_pct"]
+    )
+    data = read_profile(copy)
+    for applied in (True, False):
+        data["validation"]["correction"] = {"scale": 2.0, "offset_ms": 0.5, "applied": applied}
+        copy.write_text(json.dumps(data))
+        priced = price_supernet(supernet, get_cost_model("lut", "latency", path=copy))
+        want = [2.0 * raw(p["path"]) + 0.5 if applied else raw(p["path"]) for p in v["per_path"]]
+        assert [priced(p["path"]) for p in v["per_path"]] == pytest.approx(want, abs=1e-9)
+    # A new validation compares the table's own sums, not an earlier correction's.
+    data["validation"]["correction"]["applied"] = True
+    copy.write_text(json.dumps(data))
+    again = validate_table(copy, paths=4, warmup=1, repeats=1, rounds=2)
+    assert [p["predicted_ms"] for p in again["per_path"]] == pytest.approx(predicted, abs=1e-6)
+    # Each path was timed in 3 rounds once all were lowered; the table meets their mean, and
+    # the repeat figure compares the mean of the odd rounds with that of the even ones.
+    rounds = np.array([p["rounds_ms"] for p in v["per_path"]])
+    assert rounds.shape == (4, 3) and v["rounds"] == 3 and (rounds > 0).all()
+    assert measured == pytest.approx(rounds.mean(axis=1), abs=1e-5)
+    assert v["repeat"]["kendall_tau_b"] == pytest.approx(
+        validation_figures(rounds[:, 1], (rounds[:, 0] + rounds[:, 2]) / 2)["kendall_tau_b"],
+        abs=1e-4,
+    )
+    with pytest.raises(ProfileError, match="--rounds must be at least 2"):
+        validate_table(copy, paths=4, warmup=1, repeats=3, rounds=1)
 
 
 def _messages(text: str) -> set[str]:
@@ -265,6 +292,14 @@ def test_validation_arithmetic_on_a_hand_made_table() -> None:
     assert v["mape_pct"] == pytest.approx(100 * (0.5 / 1.5 + 0.5 / 2.5 + 0.5 / 3.5 + 0.5 / 4.5) / 4)
     assert v["mean_missing_ms"] == pytest.approx(0.5)
     assert v["mape_pct_with_offset_2fold"] == pytest.approx(0.0, abs=1e-12)
+    assert v["mape_pct_affine_2fold"] == pytest.approx(0.0, abs=1e-9)
+    # Every path 20 % slower plus 0.1 ms: an offset alone leaves an error, scale and offset none.
+    sums = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    v = validation_figures(sums, [1.2 * s + 0.1 for s in sums])
+    assert v["mape_pct_with_offset_2fold"] > 1.0
+    assert v["mape_pct_affine_2fold"] == pytest.approx(0.0, abs=1e-9)
+    assert affine_fit(sums, [1.2 * s + 0.1 for s in sums]) == pytest.approx((1.2, 0.1))
+    assert affine_fit([2.0, 2.0], [2.5, 2.7]) == pytest.approx((1.0, 0.6))  # only an offset
     # One discordant pair of six: tau-b = (5 - 1) / 6.
     v = validation_figures([1.0, 2.0, 3.0, 4.0], [2.0, 1.0, 3.0, 4.0])
     assert v["kendall_tau_b"] == pytest.approx(4 / 6)

@@ -77,19 +77,27 @@ def price_supernet(supernet: Supernet, model: CostModel, trace: OpTrace | None =
         # whose result never reaches the output (an NB201 edge into a node that feeds only
         # `none` edges): price a path over its live ops, as the device runs it.
         table = replace(table, live=supernet.space.live_slots)
+        if model.correction is not None:
+            scale, offset = model.correction
+            table = replace(table, fixed=scale * table.fixed + offset, per_op=scale * table.per_op)
     return table
 
 
 # --------------------------------------------------------------------------- lookup tables
 @dataclass
 class LUTCostModel:
-    """A per-op lookup table: signature -> cost. Free ops (identity, zero) cost 0."""
+    """A per-op lookup table: signature -> cost. Free ops (identity, zero) cost 0.
+
+    `correction` (scale, offset), where set, prices a path as scale x (the table's sum) +
+    offset (`price_supernet`): what `prp-profile --validate` found the sums miss on whole paths.
+    """
 
     objective: str
     unit: str
     device: str
     source: str
     table: dict[str, float] = field(repr=False)
+    correction: tuple[float, float] | None = None
 
     def op_cost(self, record: OpRecord) -> float:
         if record.signature is None:
@@ -185,6 +193,7 @@ def user_lut(
         raise PRPError(f"lookup table {p} does not exist; give the path of a JSON or CSV file")
     table: dict[str, float] = {}
     source = str(p)
+    correction: tuple[float, float] | None = None
     try:
         if p.suffix.lower() == ".csv":
             with p.open(newline="") as f:
@@ -208,6 +217,11 @@ def user_lut(
                 space = data.get("space")
                 if isinstance(space, dict):  # a prp-profile table: its space names the misfit
                     source = f"{p} (measured for space {space.get('name')} ({space.get('size')}))"
+                correction = _validated_correction(data) if unit == "ms" else None
+                if correction is not None:
+                    scale, offset = correction
+                    sign = "-" if offset < 0 else "+"
+                    source += f" x {scale:.4g} {sign} {abs(offset):.4g} {unit} per path"
                 data = data["ops"]
             table = {str(k): float(v) for k, v in data.items()}
     except (ValueError, IndexError, TypeError, AttributeError) as e:
@@ -217,7 +231,17 @@ def user_lut(
         ) from None
     if not table:
         raise PRPError(f"lookup table {p} has no entries")
-    return LUTCostModel(objective, unit, device or "custom", source, table)
+    return LUTCostModel(objective, unit, device or "custom", source, table, correction)
+
+
+def _validated_correction(data: dict[str, object]) -> tuple[float, float] | None:
+    """The (scale, offset) `prp-profile --validate` fitted to whole paths and found to lower
+    the error on paths it was not fitted on (`validation.correction.applied`), else None."""
+    validation = data.get("validation")
+    fit = validation.get("correction") if isinstance(validation, dict) else None
+    if not isinstance(fit, dict) or not fit.get("applied"):
+        return None
+    return float(fit["scale"]), float(fit["offset_ms"])
 
 
 # ------------------------------------------------------------- NB201 fitted to HW-NAS-Bench

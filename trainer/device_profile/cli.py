@@ -10,7 +10,7 @@ from prp.runtime.cli_errors import one_line_errors
 
 from ..errors import PRPError
 from ..spaces import SIZES, SPACES, SearchSpace, get_space
-from .base import MIN_VALIDATION_PATHS, ProfileError
+from .base import MIN_VALIDATION_PATHS, VALIDATION_ROUNDS, ProfileError
 from .measuring import profile_space
 from .table import log_path, partial_path
 from .validation import validate_table
@@ -51,6 +51,9 @@ def profile(
         None, "--validate", help="Check this table against whole paths run end to end."
     ),
     paths: int = typer.Option(MIN_VALIDATION_PATHS, help="--validate: random paths to run."),
+    rounds: int = typer.Option(
+        VALIDATION_ROUNDS, help="--validate: times each path is timed; the table meets the mean."
+    ),
     seed: int = typer.Option(0, help="Seed of the weights, inputs and validation paths."),
     kit: Path = typer.Option(
         None,
@@ -115,13 +118,27 @@ def profile(
                         f">= {MIN_VALIDATION_PATHS}"
                     )
                 with quiet(log_path(validate)), bar:
-                    v = validate_table(validate, paths, warmup, repeats, seed, space, size, step)
+                    v = validate_table(
+                        validate, paths, warmup, repeats, seed, space, size, step, rounds
+                    )
+                fix = v["correction"]
+                fixed = (
+                    "prp-train --cost-model lut applies it"
+                    if fix["applied"]
+                    else "not applied: it does not lower the error"
+                )
                 console.print(
                     f"{validate}: {v['paths']} paths, Kendall tau-b {v['kendall_tau_b']:.3f}, "
                     f"MAPE {v['mape_pct']:.1f} %, table misses {v['mean_missing_ms']:.4f} ms per "
                     f"path on average (MAPE {v['mape_pct_with_offset_2fold']:.1f} % with that "
-                    f"offset, 2-fold); the same paths timed again agree at Kendall tau-b "
+                    f"offset, 2-fold), against the mean of {v['rounds']} rounds; half of the "
+                    f"rounds agree with the other half at Kendall tau-b "
                     f"{v['repeat']['kendall_tau_b']:.3f}; {v['validation_s']:.0f} s"
+                )
+                console.print(
+                    f"correction x {fix['scale']:.3f} {'-' if fix['offset_ms'] < 0 else '+'} "
+                    f"{abs(fix['offset_ms']):.4f} ms per path: MAPE "
+                    f"{v['mape_pct_affine_2fold']:.1f} % (2-fold); {fixed}"
                 )
                 say_where(log_path(validate))
                 return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import tempfile
 import time
@@ -20,10 +21,24 @@ from ..pareto import kendall_tau_b
 from ..runs import write_json
 from ..spaces import Priced, SearchSpace, Shape, get_space
 from ..supernet import Supernet
-from .base import BACKENDS, MIN_VALIDATION_PATHS, ProfileError, ProgressFn
+from .base import BACKENDS, MIN_VALIDATION_PATHS, VALIDATION_ROUNDS, ProfileError, ProgressFn
 from .programs import check_backend, set_threads
 from .table import _space_json, _space_label, read_profile
 from .timing import lower_quietly, time_calls
+
+
+def affine_fit(
+    predicted: Sequence[float] | np.ndarray, measured: Sequence[float] | np.ndarray
+) -> tuple[float, float]:
+    """Least-squares (scale, offset) taking the table's sums to the measured latencies; only
+    an offset (scale 1) where the sums do not differ. What an additive table misses grows with
+    the path in some spaces (NB201 here: cache effects, the additions joining a cell's edges)
+    and is a fixed amount per path in others (FBNet); the two terms cover both."""
+    p, m = np.asarray(predicted, dtype=float), np.asarray(measured, dtype=float)
+    if np.ptp(p) == 0:
+        return 1.0, float(np.median(m - p))
+    scale, offset = np.polyfit(p, m, 1)
+    return float(scale), float(offset)
 
 
 def validation_figures(
@@ -32,9 +47,10 @@ def validation_figures(
     """How well the table's sums predict measured path latencies.
 
     Kendall tau-b (ranking, what training needs), mean absolute percentage error, the mean of
-    measured minus predicted (what the table misses per path, e.g. fixed overhead) and the MAPE
-    once a constant per-path offset is added, fitted on one half of the paths and scored on the
-    other (2-fold, so the offset is never scored on the paths it was fitted on).
+    measured minus predicted (what the table misses per path, e.g. fixed overhead), and the
+    MAPE once a constant per-path offset, or a scale and an offset (`affine_fit`), is applied:
+    each fitted on one half of the paths and scored on the other (2-fold, so a correction is
+    never scored on the paths it was fitted on).
     """
     p, m = np.asarray(predicted, dtype=float), np.asarray(measured, dtype=float)
     if p.shape != m.shape or p.ndim != 1 or len(p) < 2:
@@ -42,14 +58,18 @@ def validation_figures(
     if (m <= 0).any():
         raise ProfileError("a measured path latency is not positive; measure again")
     folds = np.arange(len(p)) % 2
-    corrected = p.copy()
+    shifted, affine = p.copy(), p.copy()
     for k in (0, 1):
-        corrected[folds == k] += float(np.median((m - p)[folds != k]))
+        fit, score = folds != k, folds == k
+        shifted[score] += float(np.median((m - p)[fit]))
+        scale, offset = affine_fit(p[fit], m[fit])
+        affine[score] = scale * p[score] + offset
     return {
         "kendall_tau_b": kendall_tau_b(p, m),
         "mape_pct": float(np.mean(np.abs(p - m) / m) * 100),
         "mean_missing_ms": float(np.mean(m - p)),
-        "mape_pct_with_offset_2fold": float(np.mean(np.abs(corrected - m) / m) * 100),
+        "mape_pct_with_offset_2fold": float(np.mean(np.abs(shifted - m) / m) * 100),
+        "mape_pct_affine_2fold": float(np.mean(np.abs(affine - m) / m) * 100),
     }
 
 
@@ -125,11 +145,13 @@ def validate_table(
     space: str | None = None,
     size: str | None = None,
     progress: ProgressFn | None = None,
+    rounds: int = VALIDATION_ROUNDS,
 ) -> dict[str, Any]:
     """Run `paths` random whole paths end to end on the table's backend and thread count,
-    compare them with the table's sums (priced by the `lut` cost model, as prp-train prices
-    them) and write the figures into the table's `validation`. Returns that section."""
-    from ..costs import get_cost_model, price_supernet
+    `rounds` times each, compare the mean of the rounds with the table's sums (priced by the
+    `lut` cost model, as prp-train prices them) and write the figures into the table's
+    `validation`. Returns that section."""
+    from ..costs import LUTCostModel, get_cost_model, price_supernet
     from ..export import path_module
 
     data = read_profile(table_path)
@@ -147,6 +169,11 @@ def validate_table(
             )
     if paths < 2:
         raise ProfileError(f"--paths must be at least 2 (50 or more to quote), got {paths}")
+    if rounds < 2:
+        raise ProfileError(
+            f"--rounds must be at least 2 (two halves to compare; {VALIDATION_ROUNDS} by "
+            f"default), got {rounds}"
+        )
     built = space_of(data, table_path)
     backend, threads = str(data["backend"]), int(data["threads"])
     if backend not in BACKENDS:  # e.g. executorch-android: the Android bridge's OpProfiler
@@ -161,10 +188,13 @@ def validate_table(
     repeats = int(method.get("repeats", 50)) if repeats is None else repeats
     torch.manual_seed(seed)
     supernet = Supernet(built).eval()
-    priced = price_supernet(supernet, get_cost_model("lut", "latency", path=table_path))
+    # The table's own sums: without the correction an earlier validation fitted.
+    lut = get_cost_model("lut", "latency", path=table_path)
+    assert isinstance(lut, LUTCostModel)
+    priced = price_supernet(supernet, dataclasses.replace(lut, correction=None))
     chosen = sample_paths(supernet, paths, seed)
     started = time.perf_counter()
-    measured, live, calls = [], [], []
+    live, calls = [], []
     shape = (1, *built.input_shape)
     example = torch.randn(shape, generator=torch.Generator().manual_seed(seed))
     with contextlib.ExitStack() as programs:
@@ -172,40 +202,60 @@ def validate_table(
             module = path_module(supernet, path)
             workdir = programs.enter_context(tempfile.TemporaryDirectory(prefix="prp-validate-"))
             calls.append(lower_quietly(module, example, backend, Path(workdir), threads))
-            measured.append(time_calls(calls[-1], warmup, repeats).median_ms)
             live.append(live_sum(module, shape, data["ops"]))
             if progress is not None:
                 progress(built.encode(path), k + 1, len(chosen))
-        # Every path timed once more, after all of them and in reverse order: how far the
-        # measurements agree with themselves, about the most a table can agree with them.
-        again = [time_calls(c, warmup, repeats).median_ms for c in reversed(calls)][::-1]
+        # Timed only once every path is lowered, in rounds that alternate between forward and
+        # reverse order: a slow spell of the machine (another process, a clock change) is then
+        # spread over all paths instead of landing on the few timed during it, and the mean of
+        # the rounds is steadier than any one of them.
+        timed = np.empty((rounds, len(calls)))
+        for r in range(rounds):
+            order = range(len(calls)) if r % 2 == 0 else reversed(range(len(calls)))
+            for i in order:
+                timed[r, i] = time_calls(calls[i], warmup, repeats).median_ms
+    measured = timed.mean(axis=0)
+    # Two halves of the rounds (even against odd) against each other: how far the
+    # measurements agree with themselves, about the most a table can agree with half of them.
+    halves = timed[0::2].mean(axis=0), timed[1::2].mean(axis=0)
     predicted = priced.many(chosen)
+    figures = validation_figures(predicted, measured)
+    scale, offset = affine_fit(predicted, measured)
     section: dict[str, Any] = {
-        **{k: round(v, 4) for k, v in validation_figures(predicted, measured).items()},
+        **{k: round(v, 4) for k, v in figures.items()},
         "paths": len(chosen),
         "seed": seed,
         "warmup": warmup,
         "repeats": repeats,
+        "rounds": rounds,
         "validation_s": round(time.perf_counter() - started, 2),
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         # The same figures for the table's sum over the ops found in each exported program: a
         # cross-check of the pricing, equal to it where the cost model prices exactly those.
         "live_ops_only": {k: round(v, 4) for k, v in validation_figures(live, measured).items()},
-        # The second timing of every path against the first (the first is `measured_ms`).
+        # The mean of the odd rounds against that of the even ones.
         "repeat": {
             k: round(v, 4)
-            for k, v in validation_figures(again, measured).items()
+            for k, v in validation_figures(halves[1], halves[0]).items()
             if k in ("kendall_tau_b", "mape_pct")
+        },
+        # What the table misses, modelled: `--cost-model lut` prices a path as
+        # scale x (the table's sum) + offset where that lowers the error on paths it was not
+        # fitted on (`applied`). A positive scale and a shared offset keep every ranking.
+        "correction": {
+            "scale": round(scale, 6),
+            "offset_ms": round(offset, 6),
+            "applied": bool(scale > 0 and figures["mape_pct_affine_2fold"] < figures["mape_pct"]),
         },
         "per_path": [
             {
                 "path": list(p),
                 "predicted_ms": round(float(a), 6),
                 "live_ops_ms": round(c, 6),
-                "measured_ms": round(b, 6),
-                "remeasured_ms": round(r, 6),
+                "measured_ms": round(float(b), 6),
+                "rounds_ms": [round(float(x), 6) for x in r],
             }
-            for p, a, c, b, r in zip(chosen, predicted, live, measured, again, strict=True)
+            for p, a, c, b, r in zip(chosen, predicted, live, measured, timed.T, strict=True)
         ],
     }
     data["validation"] = section

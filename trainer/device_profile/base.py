@@ -14,7 +14,7 @@ BACKENDS = ("executorch", "onnxruntime")
 MIN_VALIDATION_PATHS = 50  # the floor for figures worth quoting
 # --validate times every path in this many rounds and compares the table with their mean. Where
 # paths differ little one round is too noisy to judge a table by: FBNet's 50 paths here
-# (1.3-2.5 ms, 50 calls each) are ordered differently by two single rounds (Kendall tau-b 0.85),
+# (1.3-2.7 ms, 50 calls each) are ordered differently by two single rounds (Kendall tau-b 0.85),
 # and the means of two halves of 4 rounds agree at 0.905 (docs/research-log.md, 2026-12-03). A
 # round of 50 such paths takes seconds, lowering them minutes, so rounds are cheap.
 VALIDATION_ROUNDS = 8

@@ -248,13 +248,18 @@ def test_prp_profile_keeps_third_party_output_in_a_log(tiny_table, tmp_path) -> 
     shutil.copy(tiny_table[0], table)
     exe = shutil.which("prp-profile") or str(Path(sys.executable).parent / "prp-profile")
     args = [exe, "--validate", str(table), "--paths", "2", "--warmup", "0", "--repeats", "1"]
+    args += ["--rounds", "2"]
     quiet = subprocess.run(args, capture_output=True, text=True, timeout=600)
     assert quiet.returncode == 0, quiet.stdout + quiet.stderr
     log = tmp_path / "t.json.log"
     logged = _messages(log.read_text())
     assert logged, "t.json.log holds none of the third-party output of the validation"
     assert quiet.stderr == "" and not logged & _messages(quiet.stdout)
-    assert "Kendall tau-b" in quiet.stdout and str(log) in " ".join(quiet.stdout.split())
+    said = " ".join(quiet.stdout.split())
+    assert "Kendall tau-b" in said and str(log) in said
+    fix = read_profile(table)["validation"]["correction"]
+    assert "mean of 2 rounds" in said and f"correction x {fix['scale']:.3f}" in said
+    assert ("applies it" if fix["applied"] else "not applied") in said
     verbose = subprocess.run([*args, "--verbose"], capture_output=True, text=True, timeout=600)
     assert verbose.returncode == 0, verbose.stdout + verbose.stderr
     assert logged <= _messages(verbose.stderr) and _messages(log.read_text()) == logged

@@ -204,7 +204,7 @@ def validate_table(
             calls.append(lower_quietly(module, example, backend, Path(workdir), threads))
             live.append(live_sum(module, shape, data["ops"]))
             if progress is not None:
-                progress(built.encode(path), k + 1, len(chosen))
+                progress(f"lowering {built.encode(path)}", k + 1, len(chosen))
         # Timed only once every path is lowered, in rounds that alternate between forward and
         # reverse order: a slow spell of the machine (another process, a clock change) is then
         # spread over all paths instead of landing on the few timed during it, and the mean of
@@ -214,6 +214,8 @@ def validate_table(
             order = range(len(calls)) if r % 2 == 0 else reversed(range(len(calls)))
             for i in order:
                 timed[r, i] = time_calls(calls[i], warmup, repeats).median_ms
+            if progress is not None:
+                progress(f"timing: round {r + 1} of {rounds}", r + 1, rounds)
     measured = timed.mean(axis=0)
     # Two halves of the rounds (even against odd) against each other: how far the
     # measurements agree with themselves, about the most a table can agree with half of them.

@@ -10,8 +10,8 @@ No label feeds any estimator; the table is the truth only.
         runs/pretrain/fair-c8-n2/checkpoint-epoch16.pt \
         --truth ../shared/data/nasbench201/nb201_cifar10_hw.csv --label fair-c8-n2-epoch16
 
-Default: the default preset's space and its embedded data (whose images the pretraining in
-bench/pretrain_supernet.py never saw), 500 held-out images and 4 BN batches per estimate, as
+Default: the default preset's space and its embedded data (whose images the pretraining by
+`prp-pretrain` never saw), 500 held-out images and 4 BN batches per estimate, as
 the default run. Writes bench/results/supernet_probe-<label>.json.
 """
 

@@ -169,16 +169,16 @@ def test_unknown_cost_model_device_and_objective() -> None:
 
 
 # ------------------------------------------------------------------ NB201 fit of HW-NAS-Bench
-def test_packaged_nb201_fit_is_a_fresh_fit_of_the_shared_table(nb201_csv) -> None:
+def test_packaged_nb201_fit_is_a_fresh_fit_of_the_shared_table(nb201_csv, tmp_path) -> None:
+    """The shipped table is, byte for byte, what `prp-fit-costs` writes from the shared CSV."""
     from importlib import resources
 
-    from prp.trainer.benchmarks import NB201Table
-    from prp.trainer.costs import nb201_fit_table
+    from prp.trainer.cost_fit import write_nb201_fit
 
-    shipped = json.loads(
-        resources.files("prp.trainer").joinpath("data/hwnasbench_nb201_fit.json").read_text()
-    )
-    assert shipped == json.loads(json.dumps(nb201_fit_table(NB201Table.load(nb201_csv))))
+    shipped = resources.files("prp.trainer").joinpath("data/hwnasbench_nb201_fit.json")
+    data = write_nb201_fit(nb201_csv, tmp_path / "fit.json")
+    assert (tmp_path / "fit.json").read_bytes() == shipped.read_bytes()
+    assert json.loads(shipped.read_text()) == json.loads(json.dumps(data))
 
 
 @pytest.mark.parametrize("objective,device", [("energy", "edgegpu"), ("latency", "pixel3")])

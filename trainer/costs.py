@@ -328,7 +328,7 @@ def fit_nb201_costs(table: NB201Table, column: str) -> dict[str, Any]:
 def nb201_fit_table(table: NB201Table) -> dict[str, Any]:
     """The `hwnasbench-nb201` cost model's whole table (NB201_FIT_FILE): one `fit_nb201_costs`
     per NB201_COST_COLUMNS entry, with what it is and where it comes from. Rebuilt by
-    `bench/fit_nb201_costs.py`; a test checks the shipped file equals a fresh build."""
+    `prp-fit-costs` (`cost_fit`); a test checks the shipped file equals a fresh build."""
     from .benchmarks import NB201_COST_COLUMNS
     from .spaces import get_space
 

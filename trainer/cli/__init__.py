@@ -1,12 +1,15 @@
 """Command-line entry points of the trainer, one module per command: `info` (prp-info), `train`
-(prp-train), `export` (prp-export) and `evaluate` (prp-eval); `console` is the console they
-print to. (prp-profile is `device_profile.cli`.)
+(prp-train), `export` (prp-export), `evaluate` (prp-eval), `pretrain` (prp-pretrain) and
+`fit_costs` (prp-fit-costs); `console` is the console they print to. (prp-profile is
+`device_profile.cli`.)
 """
 
 from .console import _console
 from .evaluate import _estimator_table, eval_app
 from .export import _latest_finished_run, export_app
+from .fit_costs import fit_costs_app
 from .info import info_app
+from .pretrain import pretrain_app
 from .train import _latest_run_dir, _new_run_dir, train_app
 
 __all__ = [
@@ -17,6 +20,8 @@ __all__ = [
     "_new_run_dir",
     "eval_app",
     "export_app",
+    "fit_costs_app",
     "info_app",
+    "pretrain_app",
     "train_app",
 ]

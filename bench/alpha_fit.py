@@ -13,21 +13,18 @@ hinge weight move it. Mean tau-b over seeds; writes bench/results/alpha_fit.json
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import print_table, write_record  # noqa: E402
-from prp.trainer.benchmarks import NB201Table  # noqa: E402
-from prp.trainer.costs import get_cost_model, price_supernet  # noqa: E402
-from prp.trainer.losses import alpha_loss  # noqa: E402
-from prp.trainer.pareto import kendall_tau_b, pareto_ranks  # noqa: E402
-from prp.trainer.pruning import MAXIMIZE  # noqa: E402
-from prp.trainer.spaces import get_space  # noqa: E402
-from prp.trainer.supernet import Supernet  # noqa: E402
+from common import print_table, write_record
+from prp.trainer.benchmarks import NB201Table
+from prp.trainer.costs import get_cost_model, price_supernet
+from prp.trainer.losses import alpha_loss
+from prp.trainer.pareto import kendall_tau_b, pareto_ranks
+from prp.trainer.pruning import MAXIMIZE
+from prp.trainer.spaces import get_space
+from prp.trainer.supernet import Supernet
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_TRUTH = ROOT.parent / "shared" / "data" / "nasbench201" / "nb201_cifar10_hw.csv"

@@ -23,8 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import print_table, write_record  # noqa: E402
+from common import print_table, write_record
 
 
 def _cli(app: str, *args: str) -> list[str]:

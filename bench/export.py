@@ -27,18 +27,15 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, print_table, write_record  # noqa: E402
-from prp.runtime.bundle import load_manifest  # noqa: E402
-from prp.trainer.datasets import load_dataset, to_tensor  # noqa: E402
-from prp.trainer.export import calibrated_path_module, export_bundle, load_run, write_pte  # noqa: E402
+from common import print_table, update_record, write_record
+from prp.runtime.bundle import load_manifest
+from prp.trainer.datasets import load_dataset, to_tensor
+from prp.trainer.export import calibrated_path_module, export_bundle, load_run, write_pte
 
 
 def median_ms(method, x, reps: int) -> float:
@@ -163,14 +160,9 @@ def _latency(calls: dict, reps: int) -> dict[str, float]:
 
 def int8_real_size_main() -> None:
     """`--quantize int8 --real-size-only`: refresh `real_size_nb201` of `export_int8.json`."""
-    import json
-
-    path = RESULTS / "export_int8.json"
-    record = json.loads(path.read_text()) if path.exists() else {}
-    record.pop("benchmark", None)
-    record.pop("machine", None)  # written again: the machine of this measurement
-    record["real_size_nb201"] = real = real_size_int8()
-    out = write_record("export_int8", record)
+    real = real_size_int8()
+    # The rest of the record is the full run's; this part carries its own machine and command.
+    out = update_record("export_int8", ("real_size_nb201",), real)
     print_table(
         "Int8 .pte against fp32 at NB201's real size (5 paths)",
         ["fp32 .pte", "int8 .pte", "int8/fp32", "stored/distinct", "graph overhead B"],

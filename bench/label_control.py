@@ -23,31 +23,28 @@ Writes bench/results/label_control[-seedN].json.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import paired_bootstrap, print_table, write_record  # noqa: E402
-from prp.trainer.benchmarks import NB201Table  # noqa: E402
-from prp.trainer.config import TrainConfig  # noqa: E402
-from prp.trainer.costs import get_cost_model, price_supernet  # noqa: E402
-from prp.trainer.evaluate import (  # noqa: E402
+from common import paired_bootstrap, print_table, write_record
+from prp.trainer.benchmarks import NB201Table
+from prp.trainer.config import TrainConfig
+from prp.trainer.costs import get_cost_model, price_supernet
+from prp.trainer.evaluate import (
     EVAL_FILE,
     alpha_estimators,
     estimate_paths,
     unseen_live_pool,
 )
-from prp.trainer.export import load_run  # noqa: E402
-from prp.trainer.losses import alpha_loss  # noqa: E402
-from prp.trainer.pareto import kendall_tau_b, pareto_ranks  # noqa: E402
-from prp.trainer.pruning import MAXIMIZE  # noqa: E402
-from prp.trainer.runs import read_json  # noqa: E402
-from prp.trainer.spaces import SearchSpace  # noqa: E402
-from prp.trainer.supernet import Supernet  # noqa: E402
+from prp.trainer.export import load_run
+from prp.trainer.losses import alpha_loss
+from prp.trainer.pareto import kendall_tau_b, pareto_ranks
+from prp.trainer.pruning import MAXIMIZE
+from prp.trainer.runs import read_json
+from prp.trainer.spaces import SearchSpace
+from prp.trainer.supernet import Supernet
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_TRUTH = ROOT.parent / "shared" / "data" / "nasbench201" / "nb201_cifar10_hw.csv"

@@ -37,7 +37,6 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
-import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -47,13 +46,11 @@ from typing import Any
 
 import numpy as np
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, paired_bootstrap, print_table, write_record  # noqa: E402
-from prp.trainer.benchmarks import NB201_COST_COLUMNS  # noqa: E402
-from prp.trainer.config import preset  # noqa: E402
-from prp.trainer.datasets import load_dataset  # noqa: E402
-from prp.trainer.evaluate import (  # noqa: E402
+from common import RESULTS, paired_bootstrap, print_table, write_record
+from prp.trainer.benchmarks import NB201_COST_COLUMNS
+from prp.trainer.config import preset
+from prp.trainer.datasets import load_dataset
+from prp.trainer.evaluate import (
     EVAL_FILE,
     ProxyCache,
     alpha_estimators,
@@ -61,12 +58,12 @@ from prp.trainer.evaluate import (  # noqa: E402
     remember_free_scores,
     unseen_live_pool,
 )
-from prp.trainer.export import LoadedRun, load_run  # noqa: E402
-from prp.trainer.pareto import kendall_tau_b, pareto_ranks  # noqa: E402
-from prp.trainer.pruning import MAXIMIZE  # noqa: E402
-from prp.trainer.runs import CHECKPOINT, FRONT, LOG, RunLog, read_json  # noqa: E402
-from prp.trainer.spaces import SearchSpace  # noqa: E402
-from prp.trainer.train import Trainer  # noqa: E402
+from prp.trainer.export import LoadedRun, load_run
+from prp.trainer.pareto import kendall_tau_b, pareto_ranks
+from prp.trainer.pruning import MAXIMIZE
+from prp.trainer.runs import CHECKPOINT, FRONT, LOG, RunLog, read_json
+from prp.trainer.spaces import SearchSpace
+from prp.trainer.train import Trainer
 
 
 def main() -> None:

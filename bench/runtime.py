@@ -36,10 +36,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, machine, print_table, write_record  # noqa: E402
-from prp.runtime import AdaptiveModel, PushedBattery  # noqa: E402
+from common import RESULTS, machine, print_table, update_record, write_record
+from prp.runtime import AdaptiveModel, PushedBattery
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -418,14 +416,7 @@ def memory_main(bundle: Path, repeats: int, label: str) -> None:
     if not (bundle / "manifest.json").is_file():
         raise SystemExit(f"error: {bundle} is not a bundle (no manifest.json); export one first")
     mem = measure_memory(bundle, repeats)
-    mem["command"] = " ".join(["python", "bench/runtime.py", *sys.argv[1:]])
-    record = _previous_record()
-    record.setdefault("memory", {})[label] = mem
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / "runtime.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({"benchmark": "runtime", **record}, indent=2))
-    tmp.replace(path)
+    path = update_record("runtime", ("memory", label), mem)  # stamped with its own provenance
     w = mem["weights"]
     mib = 2**20
     print_table(

@@ -42,19 +42,17 @@ from typing import Any
 
 import numpy as np
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, machine, print_table, write_record  # noqa: E402
-from prp.trainer.config import preset  # noqa: E402
-from prp.trainer.datasets import (  # noqa: E402
+from common import RESULTS, machine, print_table, provenance, write_record
+from prp.trainer.config import preset
+from prp.trainer.datasets import (
     DEFAULT_SUBSET_PATH,
     batches,
     load_dataset,
     open_dataset,
     to_tensor,
 )
-from prp.trainer.loader import TrainLoader  # noqa: E402
-from prp.trainer.train import Trainer  # noqa: E402
+from prp.trainer.loader import TrainLoader
+from prp.trainer.train import Trainer
 
 CPU = torch.device("cpu")
 SECTIONS = ("processes", "loader", "memory")
@@ -363,7 +361,7 @@ def main() -> None:
                 "loader": lambda: loader_section(args, Path(tmp)),
                 "memory": lambda: memory_section(args, Path(tmp)),
             }[name]
-            sections[name] = {"machine": machine(), **measure()}
+            sections[name] = {"machine": machine(), "provenance": provenance(), **measure()}
     printers = {"processes": print_processes, "loader": print_loader, "memory": print_memory}
     for name in args.only:
         printers[name](sections[name])

@@ -19,22 +19,19 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import print_table, write_record  # noqa: E402
-from prp.runtime.bundle import Bundle  # noqa: E402
-from prp.runtime.policies import battery_levels_for  # noqa: E402
-from prp.runtime.profiles import get_profile  # noqa: E402
-from prp.runtime.simulate import SimConfig, simulate, summarise  # noqa: E402
-from prp.trainer.benchmarks import NB201Table  # noqa: E402
-from prp.trainer.pareto import pareto_ranks  # noqa: E402
-from prp.trainer.pruning import MAXIMIZE  # noqa: E402
+from common import print_table, write_record
+from prp.runtime.bundle import Bundle
+from prp.runtime.policies import battery_levels_for
+from prp.runtime.profiles import get_profile
+from prp.runtime.simulate import SimConfig, simulate, summarise
+from prp.trainer.benchmarks import NB201Table
+from prp.trainer.pareto import pareto_ranks
+from prp.trainer.pruning import MAXIMIZE
 
 ROOT = Path(__file__).resolve().parent.parent
 PAPER = {"battery_saved_pct": 34.0, "avg_accuracy_pct": 75.2}

@@ -10,17 +10,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import print_table, write_record  # noqa: E402
-from prp.trainer.spaces import get_space  # noqa: E402
-from prp.trainer.supernet import Supernet  # noqa: E402
+from common import print_table, write_record
+from prp.trainer.spaces import get_space
+from prp.trainer.supernet import Supernet
 
 
 def step_time(model, x, y, loss_fn) -> float:

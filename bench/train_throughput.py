@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from dataclasses import replace
@@ -18,12 +17,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import print_table, write_record  # noqa: E402
-from prp.trainer.config import preset  # noqa: E402
-from prp.trainer.datasets import load_dataset  # noqa: E402
-from prp.trainer.train import Trainer  # noqa: E402
+from common import print_table, write_record
+from prp.trainer.config import preset
+from prp.trainer.datasets import load_dataset
+from prp.trainer.train import Trainer
 
 
 def time_fair_steps(trainer: Trainer, batches, paths) -> tuple[float, int]:

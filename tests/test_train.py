@@ -124,7 +124,7 @@ def test_front_is_nondominated_and_priced_by_the_cost_model(finished) -> None:
     assert (run_dir / "front.png").stat().st_size > 10_000
     assert (run_dir / "alpha.png").stat().st_size > 10_000
     # Only live ops in the final front: it is the pruned supernet's.
-    assert all(trainer._is_live(tuple(p["path"])) for p in data["paths"])
+    assert all(trainer.supernet.is_live(tuple(p["path"])) for p in data["paths"])
 
 
 class Crash(Exception):

@@ -1,30 +1,99 @@
-"""A run's checkpoint: the last completed epoch, written by rank 0 and read back on resume; the
-check that a resumed run is given the options it was started with; and `--init`, a run's
-weights started from another run's checkpoint."""
+"""A run's checkpoint file: the last completed epoch, written by rank 0 and read back (with
+torch's weights-only unpickler) on resume, and the check that a resumed run is given the options
+it was started with. Torch is imported where a checkpoint is read or written, so that the run
+folder's other files can be read without it."""
 
 from __future__ import annotations
 
-import hashlib
+import re
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import torch
+from prp.runtime.files import atomic_path
 
-from . import distributed
-from .costs import price_supernet
-from .errors import PRPError
-from .pretrained import resolve_init
-from .runs import (
-    CHECKPOINT,
-    CHECKPOINT_VERSION,
-    RunError,
-    atomic_path,
-    one_line,
-    read_checkpoint,
-)
-from .supernet import Supernet
+from .errors import RunError, one_line
 
 if TYPE_CHECKING:
-    from .train import Trainer
+    import torch
+
+    from .spaces import Path as ArchPath
+    from .supernet import Supernet
+
+CHECKPOINT = "checkpoint.pt"
+CHECKPOINT_VERSION = 1
+# Everything `save_checkpoint` writes, all of it tensors and plain data (dicts, lists,
+# tuples, numbers, strings, None), so that it loads with torch's weights-only unpickler.
+CHECKPOINT_KEYS = (
+    "version",
+    "epoch",
+    "op_mask",
+    "supernet",
+    "opt_w",
+    "opt_a",
+    "evaluated",
+    "targets",
+)
+
+_UNSAFE_GLOBAL = re.compile(r"Unsupported global: GLOBAL (\S+)")
+
+
+def read_checkpoint(path: Path, map_location: Any = "cpu") -> dict[str, Any]:
+    """The checkpoint at `path`, read with torch's weights-only unpickler (a crafted pickle
+    cannot run code while loading): refused with a one-line `RunError` when it holds anything
+    but tensors and plain data, cannot be read, lacks a key or has another version."""
+    import pickle
+
+    import torch
+
+    try:
+        with warnings.catch_warnings():  # the unpickler warns about old pickle protocols
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise RunError(f"checkpoint {path} does not exist") from None
+    except pickle.UnpicklingError as e:
+        if "Weights only load failed" not in str(e):
+            raise RunError(
+                f"checkpoint {path} cannot be read ({one_line(e)}); it is damaged: restore it "
+                f"from a backup or train again"
+            ) from None
+        found = _UNSAFE_GLOBAL.search(str(e))
+        what = f"a Python object ({found.group(1)})" if found else "pickle instructions"
+        raise RunError(
+            f"checkpoint {path} refused: it holds {what} beyond tensors and plain data, and "
+            f"loading it could run code; prp-train never writes such a file: use a checkpoint "
+            f"from a run you trust, or train again"
+        ) from None
+    except Exception as e:  # noqa: BLE001 - zip, I/O and format errors all mean "damaged"
+        raise RunError(
+            f"checkpoint {path} cannot be read ({type(e).__name__}: {one_line(e)}); it is "
+            f"damaged: restore it from a backup or train again"
+        ) from None
+    if not isinstance(state, dict):
+        raise RunError(
+            f"checkpoint {path} holds a {type(state).__name__}, not a prp-train checkpoint"
+        )
+    missing = [k for k in CHECKPOINT_KEYS if k not in state]
+    if missing:
+        raise RunError(
+            f"checkpoint {path} lacks {', '.join(map(repr, missing))}; it is damaged or not "
+            f"written by prp-train: restore it from a backup or train again"
+        )
+    if state["version"] != CHECKPOINT_VERSION:
+        raise RunError(
+            f"checkpoint {path} has version {state['version']!r}, this trainer reads version "
+            f"{CHECKPOINT_VERSION}"
+        )
+    if not isinstance(state["op_mask"], torch.Tensor) or not isinstance(state["supernet"], dict):
+        raise RunError(
+            f"checkpoint {path}: 'op_mask' must be a tensor and 'supernet' a state dict; it is "
+            f"damaged: restore it from a backup or train again"
+        )
+    return state
+
 
 # Config keys `--resume` may change: they decide where the run computes, not what it computes.
 RESUME_MAY_CHANGE = frozenset({"compute_device"})
@@ -44,93 +113,82 @@ def resume_differences(saved: dict[str, Any], given: dict[str, Any]) -> list[str
     ]
 
 
-def save_checkpoint(t: Trainer) -> None:
-    """The last completed epoch of `t`, as tensors and plain Python data only: the checkpoint
-    is read back with torch's weights-only unpickler (`read_checkpoint`), which refuses anything
-    else (numpy values, RNG states, objects) so that loading cannot run code. Rank 0 alone
-    writes it: every rank holds the same state (`weight_step.sync_state`)."""
-    if not distributed.is_main():
-        return
+def save_checkpoint(
+    path: Path,
+    epoch: int,
+    supernet: Supernet,
+    opt_w: torch.optim.Optimizer,
+    opt_a: torch.optim.Optimizer,
+    evaluated: dict[ArchPath, float],
+    targets: dict[ArchPath, float],
+) -> None:
+    """The last completed `epoch`, as tensors and plain Python data only: the checkpoint is read
+    back with torch's weights-only unpickler (`read_checkpoint`), which refuses anything else
+    (numpy values, RNG states, objects) so that loading cannot run code. Rank 0 alone writes
+    it: every rank holds the same state (`weight_step.sync_state`), so only rank 0 calls
+    this."""
+    import torch
+
     state = {
         "version": CHECKPOINT_VERSION,
-        "epoch": int(t.epoch),
-        "op_mask": t.supernet.op_mask.cpu(),
-        "supernet": t.supernet.state_dict(),
-        "opt_w": t.opt_w.state_dict(),
-        "opt_a": t.opt_a.state_dict(),
-        "evaluated": [[[int(i) for i in p], float(a)] for p, a in t.evaluated.items()],
-        "targets": [[[int(i) for i in p], float(a)] for p, a in t.targets.items()],
+        "epoch": int(epoch),
+        "op_mask": supernet.op_mask.cpu(),
+        "supernet": supernet.state_dict(),
+        "opt_w": opt_w.state_dict(),
+        "opt_a": opt_a.state_dict(),
+        "evaluated": [[[int(i) for i in p], float(a)] for p, a in evaluated.items()],
+        "targets": [[[int(i) for i in p], float(a)] for p, a in targets.items()],
     }
-    with atomic_path(t.run_dir / CHECKPOINT) as tmp:
+    with atomic_path(path) as tmp:
         torch.save(state, tmp)
 
 
-def load_checkpoint(t: Trainer) -> bool:
-    """Resume `t` from its run directory's checkpoint; False if there is none."""
-    path = t.run_dir / CHECKPOINT
+@dataclass
+class Restored:
+    """What a checkpoint gives back besides the supernet it loads into."""
+
+    epoch: int
+    opt_w: torch.optim.SGD
+    evaluated: dict[ArchPath, float]
+    targets: dict[ArchPath, float]
+
+
+def load_checkpoint(
+    path: Path,
+    device: torch.device,
+    supernet: Supernet,
+    opt_a: torch.optim.Optimizer,
+    new_opt_w: Callable[[], torch.optim.SGD],
+    total_epochs: int,
+) -> Restored | None:
+    """Load the checkpoint at `path` into `supernet` (pruning it as it was) and `opt_a`; the
+    weight optimizer is made anew by `new_opt_w` once the supernet is pruned. None if there is
+    no checkpoint."""
     if not path.exists():
-        return False
-    state = read_checkpoint(path, t.device)
+        return None
+    state = read_checkpoint(path, device)
     try:
         mask = state["op_mask"]
-        if tuple(mask.shape) != tuple(t.supernet.op_mask.shape):
+        if tuple(mask.shape) != tuple(supernet.op_mask.shape):
             raise ValueError(
-                f"op_mask is {tuple(mask.shape)}, the supernet's {tuple(t.supernet.op_mask.shape)}"
+                f"op_mask is {tuple(mask.shape)}, the supernet's {tuple(supernet.op_mask.shape)}"
             )
         epoch = int(state["epoch"])
-        if not 0 <= epoch <= t.total_epochs:
-            raise ValueError(f"epoch {epoch} is outside 0..{t.total_epochs}")
-        for s in range(t.space.num_slots):
-            for op in t.supernet.live_ops(s):
+        if not 0 <= epoch <= total_epochs:
+            raise ValueError(f"epoch {epoch} is outside 0..{total_epochs}")
+        for s in range(supernet.space.num_slots):
+            for op in supernet.live_ops(s):
                 if not bool(mask[s, op]):
-                    t.supernet.prune(s, op)
-        t.supernet.load_state_dict(state["supernet"])
-        t.opt_w = t._weight_optimizer()
-        t.opt_w.load_state_dict(state["opt_w"])
-        t.opt_a.load_state_dict(state["opt_a"])
+                    supernet.prune(s, op)
+        supernet.load_state_dict(state["supernet"])
+        opt_w = new_opt_w()
+        opt_w.load_state_dict(state["opt_w"])
+        opt_a.load_state_dict(state["opt_a"])
         evaluated = {tuple(int(i) for i in p): float(a) for p, a in state["evaluated"]}
         targets = {tuple(int(i) for i in p): float(a) for p, a in state["targets"]}
     except (RuntimeError, ValueError, TypeError, KeyError, IndexError) as e:
         raise RunError(
-            f"checkpoint {path} does not fit run {t.run_dir} ({one_line(e)}); it is "
+            f"checkpoint {path} does not fit run {path.parent} ({one_line(e)}); it is "
             f"damaged or from another run: restore it from a backup or train again"
         ) from None
-    t.epoch, t.evaluated, t.targets = epoch, evaluated, targets
-    t.cost = price_supernet(t.supernet, t.cost_model)
-    t.log.truncate_after(t.epoch - 1)
-    return True
-
-
-def load_init(supernet: Supernet, spec: str, device: torch.device) -> str:
-    """Start W of `supernet` (weights and BatchNorm buffers, not alpha) from a trained supernet
-    (`spec`: a shipped one's name, a run folder or its checkpoint file); returns the file's
-    sha256 for the log. A classifier of another class count is left at its initialisation (the
-    cells transfer to another data set; the classifier is learnt by this run)."""
-    path = resolve_init(spec)
-    state = read_checkpoint(path, device)  # weights-only: cannot run code
-    if not bool(state["op_mask"].all()):
-        raise PRPError(
-            f"--init {spec}: that supernet was pruned ({int((~state['op_mask']).sum())} ops "
-            f"removed); start from an unpruned one, such as a --method fair run"
-        )
-    own = supernet.state_dict()
-    weights = {k: v for k, v in state["supernet"].items() if k != "alpha"}
-    missing = sorted(set(own) - set(weights) - {"alpha"})
-    unknown = sorted(set(weights) - set(own))
-    wrong = [k for k in weights if k in own and weights[k].shape != own[k].shape]
-    head = [k for k in wrong if k.split(".")[-2:-1] == ["classifier"]]
-    wrong = [k for k in wrong if k not in head]
-    if missing or unknown or wrong:
-        what = (
-            f"{own[wrong[0]].shape} wanted for {wrong[0]}, got {weights[wrong[0]].shape}"
-            if wrong
-            else f"keys missing {missing[:3]}, unknown {unknown[:3]}"
-        )
-        raise PRPError(
-            f"--init {spec}: its supernet does not fit this run's space ({what}); train it "
-            f"with the same --space, --size and channels, or use --init scratch"
-        )
-    for k in head:
-        del weights[k]
-    supernet.load_state_dict(weights, strict=False)
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return Restored(epoch, opt_w, evaluated, targets)

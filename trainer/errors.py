@@ -23,3 +23,13 @@ class LUTKeyError(PRPError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
+
+
+class RunError(PRPError):
+    """A run folder, or one of its files, that is missing, damaged or not to be trusted."""
+
+
+def one_line(e: BaseException, limit: int = 240) -> str:
+    """`e`'s message on one line, cut to `limit` characters (torch's can span a screen)."""
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."

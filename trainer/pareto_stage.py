@@ -1,163 +1,143 @@
-"""Stages 2 and 3 of the paper: the Pareto-rank update of alpha (target pool, target ranks,
-listwise ranking loss plus hinge loss) and the pruning of the ops the best paths do not use.
-Functions of the `Trainer` they act on, called once per epoch."""
+"""Stages 2 and 3 of the paper on explicit values: the target accuracies that define the Pareto
+ranks, the paths each alpha update ranks, the alpha-fitting loop (listwise ranking loss plus
+hinge loss) and the pruning of the ops the best paths do not use. The `Trainer` calls them once
+per epoch with its state."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import itertools
+import math
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import torch
 
-from .costs import price_supernet
+from .benchmarks import NB201Table
 from .losses import alpha_loss
-from .pareto import pareto_ranks
-from .pruning import MAXIMIZE, prune_by_pareto
+from .pruning import PruneResult, prune_by_pareto
 from .spaces import Path as ArchPath
+from .spaces import SearchSpace
+from .supernet import Supernet
 
-if TYPE_CHECKING:
-    from .train import Trainer
-
-
-def target_accuracy(t: Trainer, paths: list[ArchPath], estimates: np.ndarray) -> np.ndarray:
-    """Accuracies that define the target Pareto ranks: the benchmark table's if one was given,
-    else the post-stage-1 targets of the target pool, else the run's estimator over `paths`
-    (`Trainer.estimator_accuracy` of `estimates`)."""
-    if t.truth is not None:
-        return t.truth.lookup(t.space, paths, t.cfg.truth_column)
-    if all(p in t.targets for p in paths):
-        return np.array([t.targets[p] for p in paths])
-    base = t.estimator_accuracy(paths, estimates)
-    return np.array([t.targets.get(p, e) for p, e in zip(paths, base, strict=True)])
+# Accuracy a run ranks paths by, given their shared-weight estimates (the run's estimator).
+RankBy = Callable[[list[ArchPath], np.ndarray], np.ndarray]
 
 
-def ensure_target_pool(t: Trainer, epoch: int) -> None:
-    """Estimate the target pool once, with the weights stage 1 left (DESIGN: target ranks come
-    from the supernet's own estimates after strict fairness, which trains every path alike;
-    later estimates favour the paths stage 2 trains and would feed back into alpha)."""
-    if t.truth is not None or t.targets or not t.cfg.target_pool:
-        return
-    rng, _ = t._rng(epoch, 4)
-    pool = t.sample_paths(rng, t.cfg.target_pool)
-    acc = t.evaluate(pool, epoch, f"target pool: estimating {len(pool)} paths")
-    target = t.estimator_accuracy(pool, acc)
-    t.targets = {p: float(a) for p, a in zip(pool, target, strict=True)}
-    t.log.append(
-        {
-            "event": "target_pool",
-            "epoch": epoch,
-            "paths": len(pool),
-            "acc_mean": float(acc.mean()),
-            "acc_max": float(acc.max()),
-            **t._proxy_record(),
-        }
-    )
-
-
-def sample_targets(t: Trainer, rng: np.random.Generator) -> list[ArchPath]:
-    """n paths for an alpha update: from the live part of the target pool when it has at least
-    two, else fresh samples of the supernet."""
-    live = [p for p in t.targets if t._is_live(p)]
-    if len(live) >= 2:
-        take = rng.choice(len(live), min(t.cfg.samples, len(live)), replace=False)
-        return [live[int(k)] for k in sorted(take)]
-    return t.sample_paths(rng, t.cfg.samples)
-
-
-def known_targets(t: Trainer, fresh: list[ArchPath]) -> list[ArchPath]:
-    """`fresh` and every earlier live path whose target is known: the whole live target pool,
-    or (with a benchmark table) every path sampled so far. Ranking them together gives alpha a
-    listwise target over many paths instead of a new small list each epoch."""
-    earlier = t.targets if t.targets else t.evaluated
-    seen = dict.fromkeys(fresh)
-    seen |= dict.fromkeys(p for p in earlier if t._is_live(p))
+def sample_paths(supernet: Supernet, rng: np.random.Generator, n: int) -> list[ArchPath]:
+    """n distinct paths of the (possibly pruned) supernet; all of them if there are fewer."""
+    live = [supernet.live_ops(s) for s in range(supernet.space.num_slots)]
+    if math.prod(len(o) for o in live) <= n:
+        return [tuple(p) for p in itertools.product(*live)]
+    seen: dict[ArchPath, None] = {}
+    while len(seen) < n:
+        seen[supernet.sample_uniform(rng)] = None
     return list(seen)
 
 
-def predicted_front(t: Trainer) -> list[ArchPath]:
-    """alpha's predicted front: the top-N (`top_n`) live paths with a known target by P_s, the
-    paths stage 2 trains with `pareto_w_paths="front"`; empty if none is known."""
-    paths = known_targets(t, [])
+def target_accuracy(
+    paths: list[ArchPath],
+    estimates: np.ndarray,
+    targets: Mapping[ArchPath, float],
+    truth: NB201Table | None,
+    truth_column: str,
+    rank_by: RankBy,
+    space: SearchSpace,
+) -> np.ndarray:
+    """Accuracies that define the target Pareto ranks: the benchmark table's if one was given,
+    else the post-stage-1 `targets` of the target pool, else the run's estimator over `paths`
+    (`rank_by` of `estimates`)."""
+    if truth is not None:
+        return truth.lookup(space, paths, truth_column)
+    if all(p in targets for p in paths):
+        return np.array([targets[p] for p in paths])
+    base = rank_by(paths, estimates)
+    return np.array([targets.get(p, e) for p, e in zip(paths, base, strict=True)])
+
+
+def sample_targets(
+    supernet: Supernet, targets: Mapping[ArchPath, float], rng: np.random.Generator, n: int
+) -> list[ArchPath]:
+    """n paths for an alpha update: from the live part of the target pool when it has at least
+    two, else fresh samples of the supernet."""
+    live = [p for p in targets if supernet.is_live(p)]
+    if len(live) >= 2:
+        take = rng.choice(len(live), min(n, len(live)), replace=False)
+        return [live[int(k)] for k in sorted(take)]
+    return sample_paths(supernet, rng, n)
+
+
+def known_targets(
+    supernet: Supernet,
+    fresh: list[ArchPath],
+    targets: Mapping[ArchPath, float],
+    evaluated: Mapping[ArchPath, float],
+) -> list[ArchPath]:
+    """`fresh` and every earlier live path whose target is known: the whole live target pool,
+    or (with a benchmark table) every path sampled so far. Ranking them together gives alpha a
+    listwise target over many paths instead of a new small list each epoch."""
+    earlier = targets if targets else evaluated
+    seen = dict.fromkeys(fresh)
+    seen |= dict.fromkeys(p for p in earlier if supernet.is_live(p))
+    return list(seen)
+
+
+def predicted_front(
+    supernet: Supernet,
+    targets: Mapping[ArchPath, float],
+    evaluated: Mapping[ArchPath, float],
+    top_n: int,
+) -> list[ArchPath]:
+    """alpha's predicted front: the `top_n` live paths with a known target by P_s, the paths
+    stage 2 trains with `pareto_w_paths="front"`; empty if none is known."""
+    paths = known_targets(supernet, [], targets, evaluated)
     if not paths:
         return []
     with torch.no_grad():
-        scores = t.supernet.path_scores(paths).cpu().numpy()
-    order = np.argsort(-scores, kind="stable")[: min(t.cfg.top_n, len(paths))]
+        scores = supernet.path_scores(paths).cpu().numpy()
+    order = np.argsort(-scores, kind="stable")[: min(top_n, len(paths))]
     return [paths[int(k)] for k in order]
 
 
-def update_alpha(t: Trainer, epoch: int) -> dict[str, Any]:
-    """One Pareto-rank update of alpha: estimate the sampled paths, rank them (with the known
-    targets when `alpha_history`) by target accuracy and cost, and take `alpha_steps` steps of
-    the ranking loss plus the hinge loss. Returns the epoch record's fields."""
-    ensure_target_pool(t, epoch)
-    rng, _ = t._rng(epoch, 3)
-    paths = sample_targets(t, rng)
-    est = t.evaluate(paths, epoch, f"epoch {epoch + 1}: estimating {len(paths)} paths")
-    sampled = len(paths)
-    if t.cfg.alpha_history:
-        paths = known_targets(t, paths)
-        est = np.array([t.evaluated.get(p, t.targets.get(p, 0.0)) for p in paths])
-    cost = t.cost.many(paths)
-    ranks = pareto_ranks(np.column_stack([target_accuracy(t, paths, est), cost]), MAXIMIZE)
-    top_n = min(t.cfg.top_n, len(paths))
+def fit_alpha(
+    supernet: Supernet,
+    optimizer: torch.optim.Optimizer,
+    paths: list[ArchPath],
+    ranks: np.ndarray,
+    steps: int,
+    temperature: float,
+    hinge_weight: float,
+    top_n: int,
+    check_finite: Callable[[torch.Tensor, int], None],
+) -> tuple[list[float], list[float]]:
+    """`steps` steps of `optimizer` on alpha, each on the listwise ranking loss of `paths` at
+    Pareto `ranks` plus the hinge loss over their `top_n`; returns the ranking and hinge losses
+    of each step. `check_finite(loss, step)` raises for a loss that is not finite."""
+    top_n = min(top_n, len(paths))
     rank_losses, hinge_losses = [], []
-    for step in range(t.cfg.alpha_steps):
-        t.opt_a.zero_grad(set_to_none=True)
-        loss, l_rank, l_hinge = alpha_loss(
-            t.supernet,
-            paths,
-            ranks,
-            t.cfg.rank_temperature,
-            t.cfg.hinge_weight,
-            top_n,
-        )
-        t._check_finite(loss, epoch, step, "the alpha loss")
+    for step in range(steps):
+        optimizer.zero_grad(set_to_none=True)
+        loss, l_rank, l_hinge = alpha_loss(supernet, paths, ranks, temperature, hinge_weight, top_n)
+        check_finite(loss, step)
         loss.backward()
-        t.opt_a.step()
+        optimizer.step()
         with torch.no_grad():  # pruned ops and padding keep alpha 0 (masked anyway)
-            t.supernet.alpha.masked_fill_(~t.supernet.op_mask, 0.0)
+            supernet.alpha.masked_fill_(~supernet.op_mask, 0.0)
         rank_losses.append(l_rank.item())
         hinge_losses.append(l_hinge.item())
-    return {
-        "rank_loss": rank_losses[-1],
-        "rank_loss_first": rank_losses[0],
-        "hinge_loss": hinge_losses[-1],
-        "sampled": sampled,
-        "ranked": len(paths),
-        "acc_mean": float(est.mean()),
-        "acc_max": float(est.max()),
-        "front_size": int((ranks == 1).sum()),
-        **t._proxy_record(),
-    }
+    return rank_losses, hinge_losses
 
 
-def prune(t: Trainer, epoch: int) -> dict[str, Any]:
-    """Stage 3 on the paths estimated so far that are still live: ops none of the best paths
-    uses go, the weight optimizer is rebuilt over what is left and the supernet priced again."""
-    paths = [p for p in (t.targets or t.evaluated) if t._is_live(p)]
-    est = np.array([t.evaluated[p] for p in paths])
-    points = np.column_stack([target_accuracy(t, paths, est), t.cost.many(paths)])
-    params_before = sum(p.numel() for p in t.supernet.weight_parameters())
-    result = prune_by_pareto(t.supernet, paths, points, t.cfg.samples)
-    t._rebuild_weight_optimizer()
-    t.cost = price_supernet(t.supernet, t.cost_model)
-    for r in result.pruned:
-        t.log.append(
-            {
-                "event": "pruned",
-                "epoch": epoch,
-                "slot": r.slot,
-                "op": r.op,
-                "op_name": r.op_name,
-                "hvi": r.hvi,
-                "reason": r.reason,
-            }
-        )
-    return {
+def prune(
+    supernet: Supernet, paths: list[ArchPath], points: np.ndarray, keep: int
+) -> tuple[PruneResult, dict[str, int]]:
+    """Stage 3: ops none of the best `keep` of `paths` (at `points`: accuracy, cost) uses go.
+    Returns the result and the epoch record's fields."""
+    params_before = sum(p.numel() for p in supernet.weight_parameters())
+    result = prune_by_pareto(supernet, paths, points, keep)
+    return result, {
         "pruned_ops": len(result.pruned),
         "freed_bytes": result.freed_bytes,
         "params_before": params_before,
-        "params_after": sum(p.numel() for p in t.supernet.weight_parameters()),
+        "params_after": sum(p.numel() for p in supernet.weight_parameters()),
         "kept_paths": len(result.kept),
     }

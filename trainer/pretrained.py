@@ -10,12 +10,19 @@ read like any other with torch's weights-only unpickler.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from .checkpoint import CHECKPOINT
 from .errors import PRPError
+
+if TYPE_CHECKING:
+    import torch
+
+    from .supernet import Supernet
 
 
 @dataclass(frozen=True)
@@ -87,7 +94,7 @@ def resolve_init(spec: str) -> Path:
         return pretrained_path(spec)
     path = Path(spec)
     if path.is_dir():
-        return path / "checkpoint.pt"
+        return path / CHECKPOINT
     if not path.exists():
         raise PRPError(
             f"--init {spec}: that run folder or checkpoint does not exist; use scratch, a run "
@@ -101,8 +108,9 @@ def ship(checkpoint: Path, dest: Path) -> None:
     the same format with the optimizer state left out (it halves the file and no run resumes
     from it), written atomically."""
     import torch
+    from prp.runtime.files import atomic_path
 
-    from .runs import atomic_path, read_checkpoint
+    from .checkpoint import read_checkpoint
 
     state = read_checkpoint(checkpoint)
     for key in ("opt_w", "opt_a"):
@@ -111,3 +119,40 @@ def ship(checkpoint: Path, dest: Path) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(dest) as tmp:
         torch.save(state, tmp)
+
+
+def load_init(supernet: Supernet, spec: str, device: torch.device) -> str:
+    """Start W of `supernet` (weights and BatchNorm buffers, not alpha) from a trained supernet
+    (`spec`: a shipped one's name, a run folder or its checkpoint file); returns the file's
+    sha256 for the log. A classifier of another class count is left at its initialisation (the
+    cells transfer to another data set; the classifier is learnt by this run)."""
+    from .checkpoint import read_checkpoint
+
+    path = resolve_init(spec)
+    state = read_checkpoint(path, device)  # weights-only: cannot run code
+    if not bool(state["op_mask"].all()):
+        raise PRPError(
+            f"--init {spec}: that supernet was pruned ({int((~state['op_mask']).sum())} ops "
+            f"removed); start from an unpruned one, such as a --method fair run"
+        )
+    own = supernet.state_dict()
+    weights = {k: v for k, v in state["supernet"].items() if k != "alpha"}
+    missing = sorted(set(own) - set(weights) - {"alpha"})
+    unknown = sorted(set(weights) - set(own))
+    wrong = [k for k in weights if k in own and weights[k].shape != own[k].shape]
+    head = [k for k in wrong if k.split(".")[-2:-1] == ["classifier"]]
+    wrong = [k for k in wrong if k not in head]
+    if missing or unknown or wrong:
+        what = (
+            f"{own[wrong[0]].shape} wanted for {wrong[0]}, got {weights[wrong[0]].shape}"
+            if wrong
+            else f"keys missing {missing[:3]}, unknown {unknown[:3]}"
+        )
+        raise PRPError(
+            f"--init {spec}: its supernet does not fit this run's space ({what}); train it "
+            f"with the same --space, --size and channels, or use --init scratch"
+        )
+    for k in head:
+        del weights[k]
+    supernet.load_state_dict(weights, strict=False)
+    return hashlib.sha256(path.read_bytes()).hexdigest()

@@ -8,8 +8,6 @@ the same folder and renamed into place, so a crash never leaves a half-written f
 from __future__ import annotations
 
 import json
-import re
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -18,95 +16,18 @@ from typing import Any
 from prp.runtime.files import atomic_path as atomic_path
 from prp.runtime.files import write_atomic as write_atomic
 
+from .checkpoint import CHECKPOINT as CHECKPOINT
+from .checkpoint import CHECKPOINT_KEYS as CHECKPOINT_KEYS
+from .checkpoint import CHECKPOINT_VERSION as CHECKPOINT_VERSION
+from .checkpoint import read_checkpoint as read_checkpoint
 from .config import TrainConfig
 from .errors import PRPError
+from .errors import RunError as RunError
+from .errors import one_line as one_line
 
-CHECKPOINT = "checkpoint.pt"
 CONFIG = "config.json"
 LOG = "log.jsonl"
 FRONT = "front.json"
-
-CHECKPOINT_VERSION = 1
-# Everything `Trainer.save_checkpoint` writes, all of it tensors and plain data (dicts, lists,
-# tuples, numbers, strings, None), so that it loads with torch's weights-only unpickler.
-CHECKPOINT_KEYS = (
-    "version",
-    "epoch",
-    "op_mask",
-    "supernet",
-    "opt_w",
-    "opt_a",
-    "evaluated",
-    "targets",
-)
-
-
-class RunError(PRPError):
-    """A run folder, or one of its files, that is missing, damaged or not to be trusted."""
-
-
-def one_line(e: BaseException, limit: int = 240) -> str:
-    """`e`'s message on one line, cut to `limit` characters (torch's can span a screen)."""
-    text = " ".join(str(e).split()) or type(e).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-_UNSAFE_GLOBAL = re.compile(r"Unsupported global: GLOBAL (\S+)")
-
-
-def read_checkpoint(path: Path, map_location: Any = "cpu") -> dict[str, Any]:
-    """The checkpoint at `path`, read with torch's weights-only unpickler (a crafted pickle
-    cannot run code while loading): refused with a one-line `RunError` when it holds anything
-    but tensors and plain data, cannot be read, lacks a key or has another version."""
-    import pickle
-
-    import torch
-
-    try:
-        with warnings.catch_warnings():  # the unpickler warns about old pickle protocols
-            warnings.simplefilter("ignore")
-            state = torch.load(path, map_location=map_location, weights_only=True)
-    except FileNotFoundError:
-        raise RunError(f"checkpoint {path} does not exist") from None
-    except pickle.UnpicklingError as e:
-        if "Weights only load failed" not in str(e):
-            raise RunError(
-                f"checkpoint {path} cannot be read ({one_line(e)}); it is damaged: restore it "
-                f"from a backup or train again"
-            ) from None
-        found = _UNSAFE_GLOBAL.search(str(e))
-        what = f"a Python object ({found.group(1)})" if found else "pickle instructions"
-        raise RunError(
-            f"checkpoint {path} refused: it holds {what} beyond tensors and plain data, and "
-            f"loading it could run code; prp-train never writes such a file: use a checkpoint "
-            f"from a run you trust, or train again"
-        ) from None
-    except Exception as e:  # noqa: BLE001 - zip, I/O and format errors all mean "damaged"
-        raise RunError(
-            f"checkpoint {path} cannot be read ({type(e).__name__}: {one_line(e)}); it is "
-            f"damaged: restore it from a backup or train again"
-        ) from None
-    if not isinstance(state, dict):
-        raise RunError(
-            f"checkpoint {path} holds a {type(state).__name__}, not a prp-train checkpoint"
-        )
-    missing = [k for k in CHECKPOINT_KEYS if k not in state]
-    if missing:
-        raise RunError(
-            f"checkpoint {path} lacks {', '.join(map(repr, missing))}; it is damaged or not "
-            f"written by prp-train: restore it from a backup or train again"
-        )
-    if state["version"] != CHECKPOINT_VERSION:
-        raise RunError(
-            f"checkpoint {path} has version {state['version']!r}, this trainer reads version "
-            f"{CHECKPOINT_VERSION}"
-        )
-    if not isinstance(state["op_mask"], torch.Tensor) or not isinstance(state["supernet"], dict):
-        raise RunError(
-            f"checkpoint {path}: 'op_mask' must be a tensor and 'supernet' a state dict; it is "
-            f"damaged: restore it from a backup or train again"
-        )
-    return state
 
 
 def write_json(path: Path, data: object) -> None:

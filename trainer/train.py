@@ -14,7 +14,6 @@ the checkpoint of epoch k does exactly what the uninterrupted run did from epoch
 
 from __future__ import annotations
 
-import itertools
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -25,12 +24,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from . import distributed, pareto_stage
+from . import distributed
 from .benchmarks import NB201Table
 from .checkpoint import (
+    CHECKPOINT,
     RESUME_MAY_CHANGE,
     load_checkpoint,
-    load_init,
     resume_differences,
     save_checkpoint,
 )
@@ -47,17 +46,27 @@ from .datasets import (
 from .errors import PRPError
 from .estimates import FreeProxies, Progress, estimate_accuracy, estimate_sharded
 from .estimators import calibrated_accuracy, combined_members
-from .pareto_stage import predicted_front
+from .pareto import pareto_ranks
+from .pareto_stage import (
+    fit_alpha,
+    known_targets,
+    predicted_front,
+    prune,
+    sample_paths,
+    sample_targets,
+    target_accuracy,
+)
+from .pretrained import load_init
 from .profiling import PathTable
-from .runs import CHECKPOINT, CONFIG, LOG, RunLog, read_config, write_json
+from .pruning import MAXIMIZE
+from .runs import CONFIG, LOG, RunLog, read_config, write_json
 from .search import PathMetrics, build_front
 from .spaces import Path as ArchPath
 from .spaces import get_space
 from .supernet import Supernet
 from .tensors import Tensors, torch_device
-from .weight_step import shard, sync_state, weight_step
+from .weight_step import shard, sync_state, weight_optimizer, weight_step
 
-# Importable from here as before the stages moved to their own modules.
 __all__ = [
     "RESUME_MAY_CHANGE",
     "MainRankLog",
@@ -90,9 +99,10 @@ class MainRankLog(RunLog):
 class Trainer:
     """Owns one run directory. `run()` trains from the last checkpoint to the end.
 
-    The loop is here; its stages live beside it: `weight_step` (one W update, the gradient
-    all-reduce), `pareto_stage` (alpha update, target pool, pruning), `estimates` (sharded
-    accuracy estimates, free proxies) and `checkpoint` (save, resume, --init)."""
+    The loop and the state it changes are here; the stages work on explicit values beside
+    it: `weight_step` (one W update, the gradient all-reduce), `pareto_stage` (target
+    accuracies, the alpha-fitting loop, pruning), `estimates` (sharded accuracy estimates,
+    free proxies) and `checkpoint` (save, resume, --init)."""
 
     def __init__(
         self,
@@ -170,14 +180,9 @@ class Trainer:
             return self.cfg.method
         return "fair" if epoch < self.cfg.epochs_fair else "pareto"
 
-    def _weight_optimizer(self) -> torch.optim.SGD:
-        return torch.optim.SGD(
-            self.supernet.weight_parameters(),
-            lr=self.cfg.lr,
-            momentum=self.cfg.momentum,
-            weight_decay=self.cfg.weight_decay,
-            nesterov=True,
-        )
+    def _weight_optimizer(self, carry_from: torch.optim.Optimizer | None = None) -> torch.optim.SGD:
+        cfg = self.cfg
+        return weight_optimizer(self.supernet, cfg.lr, cfg.momentum, cfg.weight_decay, carry_from)
 
     def _lr(self, epoch: int) -> float:
         """Cosine decay over the whole run, evaluated per epoch (no scheduler state to save)."""
@@ -191,11 +196,35 @@ class Trainer:
     # ------------------------------------------------------------- checkpoint
     def save_checkpoint(self) -> None:
         """The last completed epoch (`checkpoint.save_checkpoint`); rank 0 alone writes it."""
-        save_checkpoint(self)
+        if not distributed.is_main():
+            return
+        save_checkpoint(
+            self.run_dir / CHECKPOINT,
+            self.epoch,
+            self.supernet,
+            self.opt_w,
+            self.opt_a,
+            self.evaluated,
+            self.targets,
+        )
 
     def load_checkpoint(self) -> bool:
         """Resume from the run directory's checkpoint; False if there is none."""
-        return load_checkpoint(self)
+        restored = load_checkpoint(
+            self.run_dir / CHECKPOINT,
+            self.device,
+            self.supernet,
+            self.opt_a,
+            self._weight_optimizer,
+            self.total_epochs,
+        )
+        if restored is None:
+            return False
+        self.epoch, self.opt_w = restored.epoch, restored.opt_w
+        self.evaluated, self.targets = restored.evaluated, restored.targets
+        self.cost = price_supernet(self.supernet, self.cost_model)
+        self.log.truncate_after(self.epoch - 1)
+        return True
 
     # ---------------------------------------------------------------- training
     def _train_batches(self, epoch: int) -> Iterator[tuple[Tensor, Tensor]]:
@@ -284,7 +313,11 @@ class Trainer:
         n_batches = self.tensors.batches_per_epoch(self.cfg.batch_size)
         losses, images, paths_run = [], 0, 0
         mode = stage if stage != "pareto" else self.cfg.pareto_w_paths
-        front = predicted_front(self) if mode == "front" else []
+        front = (
+            predicted_front(self.supernet, self.targets, self.evaluated, self.cfg.top_n)
+            if mode == "front"
+            else []
+        )
         loader = self.tensors.loader
         # Under torchrun a streamed loader reads only this rank's part of each global batch.
         global_size = loader.global_size if loader is not None and loader.world_size > 1 else None
@@ -327,16 +360,6 @@ class Trainer:
         _, g = self._rng(epoch, 2)
         return estimate_accuracy(self.supernet, path, self.tensors, self.cfg, g)
 
-    def sample_paths(self, rng: np.random.Generator, n: int) -> list[ArchPath]:
-        """n distinct paths of the (possibly pruned) supernet; all of them if there are fewer."""
-        live = [self.supernet.live_ops(s) for s in range(self.space.num_slots)]
-        if math.prod(len(o) for o in live) <= n:
-            return [tuple(p) for p in itertools.product(*live)]
-        seen: dict[ArchPath, None] = {}
-        while len(seen) < n:
-            seen[self.supernet.sample_uniform(rng)] = None
-        return list(seen)
-
     def evaluate(self, paths: list[ArchPath], epoch: int, task: str) -> np.ndarray:
         """Accuracy estimates of `paths`, sharded across the ranks and gathered
         (`estimates.estimate_sharded`); each also becomes the path's latest estimate."""
@@ -348,15 +371,6 @@ class Trainer:
         for p, a in zip(paths, acc, strict=True):
             self.evaluated[p] = float(a)
         return acc
-
-    @property
-    def free(self) -> dict[ArchPath, dict[str, float]]:
-        """Free proxy scores of each path scored so far (`estimates.FreeProxies`)."""
-        return self.proxies.scores
-
-    def free_scores(self, paths: list[ArchPath]) -> dict[str, np.ndarray]:
-        """The free proxies of `FREE_COMBINATION` for `paths` (name -> one score per path)."""
-        return self.proxies.of(paths)
 
     def _proxy_record(self) -> dict[str, Any]:
         """Seconds spent on free proxies (and paths scored) since the last call, for the log."""
@@ -373,24 +387,103 @@ class Trainer:
         return calibrated_accuracy(estimates, combined_members(estimates, free))
 
     # ------------------------------------------------------- alpha and pruning
+    def target_accuracy(self, paths: list[ArchPath], estimates: np.ndarray) -> np.ndarray:
+        """Accuracies that define the target Pareto ranks (`pareto_stage.target_accuracy`)."""
+        return target_accuracy(
+            paths,
+            estimates,
+            self.targets,
+            self.truth,
+            self.cfg.truth_column,
+            self.estimator_accuracy,
+            self.space,
+        )
+
+    def ensure_target_pool(self, epoch: int) -> None:
+        """Estimate the target pool once, with the weights stage 1 left (DESIGN: target ranks
+        come from the supernet's own estimates after strict fairness, which trains every path
+        alike; later estimates favour the paths stage 2 trains and would feed back into
+        alpha)."""
+        if self.truth is not None or self.targets or not self.cfg.target_pool:
+            return
+        rng, _ = self._rng(epoch, 4)
+        pool = sample_paths(self.supernet, rng, self.cfg.target_pool)
+        acc = self.evaluate(pool, epoch, f"target pool: estimating {len(pool)} paths")
+        target = self.estimator_accuracy(pool, acc)
+        self.targets = {p: float(a) for p, a in zip(pool, target, strict=True)}
+        self.log.append(
+            {
+                "event": "target_pool",
+                "epoch": epoch,
+                "paths": len(pool),
+                "acc_mean": float(acc.mean()),
+                "acc_max": float(acc.max()),
+                **self._proxy_record(),
+            }
+        )
+
     def update_alpha(self, epoch: int) -> dict[str, Any]:
-        """Stage 2's alpha update of this epoch (`pareto_stage.update_alpha`)."""
-        return pareto_stage.update_alpha(self, epoch)
+        """One Pareto-rank update of alpha: estimate the sampled paths, rank them (with the
+        known targets when `alpha_history`) by target accuracy and cost, and take
+        `alpha_steps` steps of the ranking loss plus the hinge loss. Returns the epoch
+        record's fields."""
+        cfg = self.cfg
+        self.ensure_target_pool(epoch)
+        rng, _ = self._rng(epoch, 3)
+        paths = sample_targets(self.supernet, self.targets, rng, cfg.samples)
+        est = self.evaluate(paths, epoch, f"epoch {epoch + 1}: estimating {len(paths)} paths")
+        sampled = len(paths)
+        if cfg.alpha_history:
+            paths = known_targets(self.supernet, paths, self.targets, self.evaluated)
+            est = np.array([self.evaluated.get(p, self.targets.get(p, 0.0)) for p in paths])
+        points = np.column_stack([self.target_accuracy(paths, est), self.cost.many(paths)])
+        ranks = pareto_ranks(points, MAXIMIZE)
+        rank_losses, hinge_losses = fit_alpha(
+            self.supernet,
+            self.opt_a,
+            paths,
+            ranks,
+            cfg.alpha_steps,
+            cfg.rank_temperature,
+            cfg.hinge_weight,
+            cfg.top_n,
+            lambda loss, step: self._check_finite(loss, epoch, step, "the alpha loss"),
+        )
+        return {
+            "rank_loss": rank_losses[-1],
+            "rank_loss_first": rank_losses[0],
+            "hinge_loss": hinge_losses[-1],
+            "sampled": sampled,
+            "ranked": len(paths),
+            "acc_mean": float(est.mean()),
+            "acc_max": float(est.max()),
+            "front_size": int((ranks == 1).sum()),
+            **self._proxy_record(),
+        }
 
     def prune(self, epoch: int) -> dict[str, Any]:
-        """Stage 3 on the paths estimated so far that are still live (`pareto_stage.prune`)."""
-        return pareto_stage.prune(self, epoch)
-
-    def _is_live(self, path: ArchPath) -> bool:
-        return self.supernet.is_live(path)
-
-    def _rebuild_weight_optimizer(self) -> None:
-        """A new optimizer over the surviving weights, carrying their momentum over."""
-        old = self.opt_w
-        self.opt_w = self._weight_optimizer()
-        for p in self.opt_w.param_groups[0]["params"]:
-            if p in old.state:
-                self.opt_w.state[p] = old.state[p]
+        """Stage 3 on the paths estimated so far that are still live: ops none of the best
+        paths uses go, the weight optimizer is rebuilt over what is left and the supernet
+        priced again."""
+        paths = [p for p in (self.targets or self.evaluated) if self.supernet.is_live(p)]
+        est = np.array([self.evaluated[p] for p in paths])
+        points = np.column_stack([self.target_accuracy(paths, est), self.cost.many(paths)])
+        result, record = prune(self.supernet, paths, points, self.cfg.samples)
+        self.opt_w = self._weight_optimizer(carry_from=self.opt_w)
+        self.cost = price_supernet(self.supernet, self.cost_model)
+        for r in result.pruned:
+            self.log.append(
+                {
+                    "event": "pruned",
+                    "epoch": epoch,
+                    "slot": r.slot,
+                    "op": r.op,
+                    "op_name": r.op_name,
+                    "hvi": r.hvi,
+                    "reason": r.reason,
+                }
+            )
+        return record
 
     def alpha_entropy(self) -> float:
         """Mean over slots of the entropy of softmax(alpha) over live ops (nats)."""
@@ -472,7 +565,7 @@ class Trainer:
     def final_front(self) -> list[PathMetrics]:
         epoch = self.total_epochs  # its own random stream, after the last training epoch
         rng, _ = self._rng(epoch, 3)
-        paths = self.sample_paths(rng, self.cfg.final_samples)
+        paths = sample_paths(self.supernet, rng, self.cfg.final_samples)
         acc = self.evaluate(paths, epoch, f"final front: estimating {len(paths)} paths")
         ranked = self.estimator_accuracy(paths, acc)
         proxies = self._proxy_record()

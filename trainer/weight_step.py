@@ -86,3 +86,26 @@ def sync_state(supernet: Supernet) -> None:
         return
     buffers = [b for name, b in supernet.named_buffers() if name != "op_mask"]
     distributed.broadcast([supernet.alpha, *buffers])
+
+
+def weight_optimizer(
+    supernet: Supernet,
+    lr: float,
+    momentum: float,
+    weight_decay: float,
+    carry_from: torch.optim.Optimizer | None = None,
+) -> torch.optim.SGD:
+    """SGD (Nesterov) over the supernet's live weights. With `carry_from`, the optimizer these
+    weights trained with before a pruning: the surviving weights keep their momentum."""
+    opt = torch.optim.SGD(
+        supernet.weight_parameters(),
+        lr=lr,
+        momentum=momentum,
+        weight_decay=weight_decay,
+        nesterov=True,
+    )
+    if carry_from is not None:
+        for p in opt.param_groups[0]["params"]:
+            if p in carry_from.state:
+                opt.state[p] = carry_from.state[p]
+    return opt

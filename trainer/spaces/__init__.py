@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from ..registry import Registry
-from .base import ChoiceBlock, Path, Priced, PrunedOp, SearchSpace, Shape, Slot
-
-SPACES: Registry[SearchSpace] = Registry("search space")
-SIZES = ("tiny", "real")
+from .base import SIZES, SPACES, ChoiceBlock, Path, Priced, PrunedOp, SearchSpace, Shape, Slot
 
 
 def get_space(name: str, size: str = "real", **overrides: object) -> SearchSpace:

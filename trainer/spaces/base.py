@@ -11,6 +11,7 @@ import numpy as np
 from torch import Tensor, nn
 
 from ..errors import PathError, UnknownNameError
+from ..registry import Registry
 
 Path = tuple[int, ...]
 Shape = tuple[int, ...]
@@ -156,3 +157,8 @@ class SearchSpace(ABC):
             "input_shape": list(self.input_shape),
             "num_classes": self.num_classes,
         }
+
+
+# Each space module registers its own spaces here; `spaces/__init__.py` imports them all.
+SPACES: Registry[SearchSpace] = Registry("search space")
+SIZES = ("tiny", "real")

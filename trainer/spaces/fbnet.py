@@ -14,8 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from . import SPACES
-from .base import ChoiceBlock, Priced, SearchSpace, Shape, Slot
+from .base import SPACES, ChoiceBlock, Priced, SearchSpace, Shape, Slot
 
 # (expansion, kernel, groups), in HW-NAS-Bench's order of operations.
 BLOCKS = ((1, 3, 1), (1, 3, 2), (3, 3, 1), (6, 3, 1), (1, 5, 1), (1, 5, 2), (3, 5, 1), (6, 5, 1))

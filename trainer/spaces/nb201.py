@@ -15,8 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import PathError
-from . import SPACES
-from .base import ChoiceBlock, Path, Priced, SearchSpace, Shape, Slot
+from .base import SPACES, ChoiceBlock, Path, Priced, SearchSpace, Shape, Slot
 
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 # Edges (to_node, from_node) in the order NB201's arch_str lists them.

@@ -17,8 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from . import SPACES
-from .base import ChoiceBlock, Priced, SearchSpace, Shape, Slot
+from .base import SPACES, ChoiceBlock, Priced, SearchSpace, Shape, Slot
 
 # Searchable MBConv variants, as (kernel, expansion), in op order.
 MB_CHOICES = ((3, 3), (3, 6), (5, 3), (5, 6), (7, 3), (7, 6))

@@ -2,8 +2,8 @@
 
 Stage 1 of the paper (strict fairness) does not depend on the cost objective, so, the way
 Once-for-All ships trained supernets, it is trained once on more data than a default run can
-afford (`bench/pretrain_supernet.py`, about 2.5 hours on one core) and every default run starts
-its Pareto-rank stage from it (`bench/pretrain_supernet.py` says which epoch is shipped and
+afford (`prp-pretrain`, `pretraining.py`: about 2 hours on one core) and every default run
+starts its Pareto-rank stage from it (`pretraining.SHIP_EPOCH` says which epoch is shipped and
 why). A shipped file is a prp-train checkpoint without optimizer state,
 read like any other with torch's weights-only unpickler.
 """

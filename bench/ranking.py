@@ -42,13 +42,13 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 from common import RESULTS, paired_bootstrap, print_table, write_record
 from prp.trainer.benchmarks import NB201_COST_COLUMNS
-from prp.trainer.config import preset
+from prp.trainer.config import TrainConfig, preset
 from prp.trainer.datasets import load_dataset
 from prp.trainer.evaluate import (
     EVAL_FILE,
@@ -66,7 +66,88 @@ from prp.trainer.spaces import SearchSpace
 from prp.trainer.train import Trainer
 
 
+class Trained(NamedTuple):
+    """One method's finished run in this comparison."""
+
+    run_dir: Path
+    label: str
+    train_s: float  # wall seconds of this call's training, or the logged epochs' (reused)
+    ops_left: int
+    reused: bool  # reused or resumed: train_s is from the log
+
+
 def main() -> None:
+    args = parse_args()
+    started = time.perf_counter()
+    threads_per_job = max(1, torch.get_num_threads() // args.jobs)
+    # Every method trains from random weights (the default preset's `SCRATCH_RECIPE`), except
+    # "default": the preset as prp-train runs it, from its shipped strict-fair supernet.
+    base = bench_settings(preset(args.preset, init="scratch"), args)
+    if args.epochs_fair is not None:
+        base = replace(base, epochs_fair=args.epochs_fair)
+    recipe = bench_settings(preset(args.preset), args)
+    data = load_dataset(
+        base.dataset,
+        val_fraction=base.val_fraction,
+        seed=base.seed,
+        limit_per_class=base.limit_per_class,
+    )
+    print(f"data: {len(data.train.labels)} train / {len(data.val.labels)} validation images")
+    methods = [m for m in args.methods.split(",") if m]
+    with tempfile.TemporaryDirectory() as tmp:
+        root = args.out or Path(tmp)
+        configs = {m: method_config(m, args, base, recipe) for m in methods}
+        trained = train_methods(configs, root, args.jobs, threads_per_job, data)
+        add_compared_runs(trained, args.compare_with)
+        loaded = {method: load_run(t.run_dir) for method, t in trained.items()}
+        archs, common = common_architectures(loaded, args.k, args.seed)
+        print(f"evaluating {len(archs)} architectures of {len(common)} common unseen ones")
+        evaluation = {
+            "truth": args.truth,
+            "cost_column": args.cost_column,
+            "archs": archs,
+            "seed": args.seed,
+            "eval_images": args.eval_images,
+            "bn_batches": args.bn_batches,
+            "compute_device": base.compute_device,
+            "bootstrap": args.bootstrap,
+        }
+        images = min(args.eval_images, len(data.val.labels))
+        # With --jobs, the methods are evaluated in parallel processes first (each scores the
+        # free proxies itself, about 2 min for 1,000 architectures); the loop below then reads
+        # their evaluation files.
+        eval_seconds = evaluate_in_parallel(
+            trained, loaded, evaluation, args, images, threads_per_job
+        )
+        # Free baseline scores of the common architectures, computed once for all methods
+        # whose runs share the space, data and seed (and kept in each evaluation file).
+        proxy_cache: ProxyCache = {}
+        results, rows, evals = [], [], {}
+        for method, t in trained.items():
+            space = loaded[method].supernet.space
+            r, eval_s = evaluation_of(
+                method, t.run_dir, space, evaluation, args, images, proxy_cache, eval_seconds
+            )
+            evals[method] = r
+            record = method_record(method, t, r, eval_s, len(common), loaded[method])
+            results.append(record)
+            rows.append(table_row(method, r, t.train_s))
+            print(record, flush=True)
+        paired = (
+            paired_against(evals, loaded, "fair", args.bootstrap, args.seed)
+            if "fair" in evals
+            else {}
+        )
+    wall_s = time.perf_counter() - started
+    record = ranking_record(args, base, recipe, data, results, paired, wall_s, threads_per_job)
+    name = args.name or ("ranking" if args.seed == 0 else f"ranking-seed{args.seed}")
+    out = write_record(name, record, results=args.results_dir)
+    print_tables(args, rows, paired, len(archs))
+    print_baselines(results)
+    print(f"wrote {out}")
+
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--truth", type=Path, required=True)
     parser.add_argument("--k", type=int, default=300)
@@ -147,260 +228,286 @@ def main() -> None:
     args = parser.parse_args()
     if args.jobs < 1:
         raise SystemExit(f"--jobs must be at least 1, got {args.jobs}")
-    started = time.perf_counter()
-    threads_per_job = max(1, torch.get_num_threads() // args.jobs)
+    return args
 
-    def bench_settings(cfg: Any) -> Any:
-        """The bench's data, seed, estimation and cost settings on top of a preset's config."""
-        objective = NB201_COST_COLUMNS[args.cost_column][0]
-        device = NB201_COST_COLUMNS[args.cost_column][2]
-        cfg = replace(
-            cfg,
-            dataset=str(args.data),
-            limit_per_class=args.limit_per_class,
-            seed=args.seed,
-            eval_images=args.eval_images,
-            bn_batches=args.bn_batches,
-            cost_model=args.cost_model,
-            objective=objective,
-            cost_device=None if args.cost_model == "analytic" else device,
-        )
-        if args.compute_device is not None:
-            cfg = replace(cfg, compute_device=args.compute_device)
-        if args.epochs_pareto is not None:
-            cfg = replace(cfg, epochs_pareto=args.epochs_pareto)
-        return cfg
 
-    # Every method trains from random weights (the default preset's `SCRATCH_RECIPE`), except
-    # "default": the preset as prp-train runs it, from its shipped strict-fair supernet.
-    base = bench_settings(preset(args.preset, init="scratch"))
-    if args.epochs_fair is not None:
-        base = replace(base, epochs_fair=args.epochs_fair)
-    recipe = bench_settings(preset(args.preset))
-    data = load_dataset(
-        base.dataset,
-        val_fraction=base.val_fraction,
-        seed=base.seed,
-        limit_per_class=base.limit_per_class,
+def bench_settings(cfg: TrainConfig, args: argparse.Namespace) -> TrainConfig:
+    """The bench's data, seed, estimation and cost settings on top of a preset's config."""
+    objective = NB201_COST_COLUMNS[args.cost_column][0]
+    device = NB201_COST_COLUMNS[args.cost_column][2]
+    cfg = replace(
+        cfg,
+        dataset=str(args.data),
+        limit_per_class=args.limit_per_class,
+        seed=args.seed,
+        eval_images=args.eval_images,
+        bn_batches=args.bn_batches,
+        cost_model=args.cost_model,
+        objective=objective,
+        cost_device=None if args.cost_model == "analytic" else device,
     )
-    print(f"data: {len(data.train.labels)} train / {len(data.val.labels)} validation images")
-    methods = [m for m in args.methods.split(",") if m]
-    # name -> (run folder, label, training seconds, ops left, reused)
-    trained: dict[str, tuple[Path, str, float, int, bool]] = {}
+    if args.compute_device is not None:
+        cfg = replace(cfg, compute_device=args.compute_device)
+    if args.epochs_pareto is not None:
+        cfg = replace(cfg, epochs_pareto=args.epochs_pareto)
+    return cfg
 
-    def label(cfg: Any) -> str:
-        variant = (
-            f" ({cfg.pareto_w_paths} W)"
-            if cfg.method == "prp" and cfg.pareto_w_paths != "argmax"
-            else ""
+
+def run_label(cfg: TrainConfig) -> str:
+    """How a run's method reads in the table, e.g. `prp (fair W) (truth targets) 8+8 ep`."""
+    variant = (
+        f" ({cfg.pareto_w_paths} W)"
+        if cfg.method == "prp" and cfg.pareto_w_paths != "argmax"
+        else ""
+    )
+    variant += " (truth targets)" if cfg.method == "prp" and cfg.truth_table else ""
+    variant += f" (ranks by {cfg.estimator})" if cfg.estimator != "weights" else ""
+    start = f" from {cfg.init}, lr {cfg.lr:g}" if cfg.init != "scratch" else ""
+    return f"{cfg.method}{variant} {cfg.epochs_fair}+{cfg.epochs_pareto} ep{start}"
+
+
+def method_config(
+    name: str, args: argparse.Namespace, base: TrainConfig, recipe: TrainConfig
+) -> TrainConfig:
+    """The config method `name` trains with: `recipe` for default (and default-lr<LR>), else
+    `base` (from random weights) with the method and its variant's settings."""
+    variants = {
+        "prp-truth": {"truth_table": str(args.truth)},
+        "prp-fairw": {"pareto_w_paths": "fair"},
+        "prp-frontw": {"pareto_w_paths": "front"},
+        "prp-truth-fairw": {"truth_table": str(args.truth), "pareto_w_paths": "fair"},
+    }
+    if name == "default":
+        return recipe
+    if name.startswith("default-lr"):  # the recipe with another stage-2 weight lr
+        try:
+            return replace(recipe, lr=float(name.removeprefix("default-lr")))
+        except ValueError:
+            raise SystemExit(f"{name!r}: write the lr as default-lr0.003") from None
+    if name not in ("uniform", "fair", "prp", *variants):
+        raise SystemExit(
+            f"unknown method {name!r}: default, uniform, fair, prp, {', '.join(variants)}"
         )
-        variant += " (truth targets)" if cfg.method == "prp" and cfg.truth_table else ""
-        variant += f" (ranks by {cfg.estimator})" if cfg.estimator != "weights" else ""
-        start = f" from {cfg.init}, lr {cfg.lr:g}" if cfg.init != "scratch" else ""
-        return f"{cfg.method}{variant} {cfg.epochs_fair}+{cfg.epochs_pareto} ep{start}"
+    return replace(base, method=name.split("-")[0], **variants.get(name, {}))
 
-    def method_config(name: str) -> Any:
-        variants = {
-            "prp-truth": {"truth_table": str(args.truth)},
-            "prp-fairw": {"pareto_w_paths": "fair"},
-            "prp-frontw": {"pareto_w_paths": "front"},
-            "prp-truth-fairw": {"truth_table": str(args.truth), "pareto_w_paths": "fair"},
-        }
-        if name == "default":
-            return recipe
-        if name.startswith("default-lr"):  # the recipe with another stage-2 weight lr
-            try:
-                return replace(recipe, lr=float(name.removeprefix("default-lr")))
-            except ValueError:
-                raise SystemExit(f"{name!r}: write the lr as default-lr0.003") from None
-        if name not in ("uniform", "fair", "prp", *variants):
-            raise SystemExit(
-                f"unknown method {name!r}: default, uniform, fair, prp, {', '.join(variants)}"
-            )
-        return replace(base, method=name.split("-")[0], **variants.get(name, {}))
 
-    with tempfile.TemporaryDirectory() as tmp:
-        root = args.out or Path(tmp)
-        to_train: list[tuple[str, Any, Path]] = []
-        for method in methods:
-            cfg = method_config(method)
-            run_dir = root / f"ranking-{method}"
-            if (run_dir / FRONT).is_file():  # finished by an earlier call with this --out
-                run = load_run(run_dir)
-                if run.cfg.to_json() != cfg.to_json():
-                    raise SystemExit(
-                        f"{run_dir} holds a {method} run trained with other options; "
-                        f"choose another --out"
-                    )
-                train_s, ops_left = logged_seconds(run_dir), int(run.supernet.op_mask.sum())
-                trained[method] = (run_dir, label(cfg), train_s, ops_left, True)
-                print(f"{method}: reusing the finished run in {run_dir} ({train_s:.0f} s logged)")
-            else:
-                to_train.append((method, cfg, run_dir))
-        if args.jobs > 1 and len(to_train) > 1:
-            # Longest first (scratch methods train all stages), so the pool ends together.
-            to_train.sort(key=lambda m: -(m[1].epochs_fair + m[1].epochs_pareto))
-            with job_pool(args.jobs, threads_per_job) as pool:
-                futures = {m: pool.submit(train_method, cfg, d) for m, cfg, d in to_train}
-                done = {m: f.result() for m, f in futures.items()}
-        else:
-            done = {m: train_method(cfg, d, data) for m, cfg, d in to_train}
-        for method, cfg, run_dir in to_train:
-            train_s, ops_left, resumed = done[method]
-            trained[method] = (run_dir, label(cfg), train_s, ops_left, resumed)
-            print(f"{method}: trained in {train_s:.0f} s, {ops_left} ops left")
-        for d in args.compare_with:  # runs trained earlier: training time from their logs
-            run = load_run(d)
-            name = d.name.removeprefix("ranking-")  # a bench folder's run keeps its method name
-            if name in trained:
-                raise SystemExit(f"{d}: a {name} run is already in this comparison")
-            trained[name] = (
-                d,
-                label(run.cfg),
-                logged_seconds(d),
-                int(run.supernet.op_mask.sum()),
-                True,
-            )
-        # One set of architectures for all methods: unseen by every run and live in every pruned
-        # space, so the methods are ranked on the same K architectures.
-        loaded = {method: load_run(d) for method, (d, *_) in trained.items()}
-        pools = [set(unseen_live_pool(run)) for run in loaded.values()]
-        common = sorted(set.intersection(*pools))
-        rng = np.random.default_rng(args.seed)
-        picks = rng.choice(len(common), min(args.k, len(common)), replace=False)
-        archs = [common[i] for i in sorted(picks)]
-        print(f"evaluating {len(archs)} architectures of {len(common)} common unseen ones")
-        images = min(args.eval_images, len(data.val.labels))
-        rows, results, evals = [], [], {}
-        # Free baseline scores of the common architectures, computed once for all methods
-        # whose runs share the space, data and seed (and kept in each evaluation file).
-        proxy_cache: ProxyCache = {}
-        evaluation = {
-            "truth": args.truth,
-            "cost_column": args.cost_column,
-            "archs": archs,
-            "seed": args.seed,
-            "eval_images": args.eval_images,
-            "bn_batches": args.bn_batches,
-            "compute_device": base.compute_device,
-            "bootstrap": args.bootstrap,
-        }
-        # With --jobs, the methods are evaluated in parallel processes first (each scores the
-        # free proxies itself, about 2 min for 1,000 architectures); the loop below then reads
-        # their evaluation files.
-        eval_seconds: dict[str, float] = {}
-        to_evaluate = [
-            m
-            for m, (d, *_) in trained.items()
-            if earlier_evaluation(d, loaded[m].supernet.space, archs, args, images) is None
-        ]
-        if args.jobs > 1 and len(to_evaluate) > 1:
-            with job_pool(args.jobs, threads_per_job) as eval_pool:
-                evaluating = {
-                    m: eval_pool.submit(evaluate_method, trained[m][0], evaluation)
-                    for m in to_evaluate
-                }
-                eval_seconds = {m: f.result() for m, f in evaluating.items()}
-        for method, (run_dir, method_label, train_s, ops_left, reused) in trained.items():
-            t = time.perf_counter()
-            r = earlier_evaluation(run_dir, loaded[method].supernet.space, archs, args, images)
-            if r is None:
-                r = evaluate_run(run_dir, proxy_cache=proxy_cache, **evaluation)
-                eval_s = time.perf_counter() - t
-            elif method in eval_seconds:  # evaluated by a parallel job of this call
-                remember_free_scores(proxy_cache, r)
-                eval_s = eval_seconds[method]
-            else:
-                print(f"{method}: reusing its evaluation of the same architectures")
-                remember_free_scores(proxy_cache, r)
-                eval_s = None
-            evals[method] = r
-            record = {
-                key: r[key]
-                for key in (
-                    "method",
-                    "k",
-                    "kendall_tau_b_pareto",
-                    "kendall_tau_b_accuracy",
-                    "hypervolume_ratio",
-                    "live_architectures",
-                    "kendall_tau_b_pareto_by_estimator",
-                    "eval_images",
-                    "bn_batches",
-                    # free baselines on the same architectures, paired with this run's weights
-                    "baselines",
-                    "baseline_settings",
-                    "supernet_adds_information",
-                    # what the run itself ranks by (weights, or weights+free) and how that
-                    # estimator fares against every free baseline and the weights alone
-                    "run_estimator",
+def train_methods(
+    configs: dict[str, TrainConfig], root: Path, jobs: int, threads: int, data: Any
+) -> dict[str, Trained]:
+    """Each method's run in root/ranking-<method>: reused where an earlier call with this
+    --out finished it, else trained (or resumed), `jobs` at a time."""
+    trained: dict[str, Trained] = {}
+    to_train: list[tuple[str, TrainConfig, Path]] = []
+    for method, cfg in configs.items():
+        run_dir = root / f"ranking-{method}"
+        if (run_dir / FRONT).is_file():  # finished by an earlier call with this --out
+            run = load_run(run_dir)
+            if run.cfg.to_json() != cfg.to_json():
+                raise SystemExit(
+                    f"{run_dir} holds a {method} run trained with other options; "
+                    f"choose another --out"
                 )
-            }
-            if "run_estimator_verdict" in r:
-                record["run_estimator_verdict"] = r["run_estimator_verdict"]
-            record |= {
-                "name": method,
-                "label": method_label,
-                "train_s": train_s,
-                # wall time of this call's training, or the epochs' logged seconds for a run
-                # reused or resumed (those leave out the final front's estimates)
-                "train_s_from": "log" if reused else "wall",
-                "eval_s": eval_s,
-                "ops_left": ops_left,
-                "common_pool": len(common),
-                # Estimation settings the run trained with (target pool, final front); runs
-                # passed with --compare-with may differ from this evaluation's.
-                "trained_with": {
-                    k: getattr(loaded[method].cfg, k) for k in ("eval_images", "bn_batches")
-                },
-            }
-            results.append(record)
-            by = r["kendall_tau_b_pareto_by_estimator"]
-            own = r.get("run_estimator_verdict", {})
-            rows.append(
-                [
-                    method,
-                    own.get("kendall_tau_b_accuracy", r["kendall_tau_b_accuracy"]),
-                    own.get("kendall_tau_b_pareto", r["kendall_tau_b_pareto"]),
-                    r["kendall_tau_b_pareto"],
-                    by.get("alpha", "-"),
-                    by.get("combined", "-"),
-                    r["kendall_tau_b_accuracy"],
-                    r["hypervolume_ratio"],
-                    train_s,
-                    r["k"],
-                ]
-            )
-            print(record, flush=True)
-        paired = (
-            paired_against(evals, loaded, "fair", args.bootstrap, args.seed)
-            if "fair" in evals
-            else {}
+            train_s, ops_left = logged_seconds(run_dir), int(run.supernet.op_mask.sum())
+            trained[method] = Trained(run_dir, run_label(cfg), train_s, ops_left, True)
+            print(f"{method}: reusing the finished run in {run_dir} ({train_s:.0f} s logged)")
+        else:
+            to_train.append((method, cfg, run_dir))
+    if jobs > 1 and len(to_train) > 1:
+        # Longest first (scratch methods train all stages), so the pool ends together.
+        to_train.sort(key=lambda m: -(m[1].epochs_fair + m[1].epochs_pareto))
+        with job_pool(jobs, threads) as pool:
+            futures = {m: pool.submit(train_method, cfg, d) for m, cfg, d in to_train}
+            done = {m: f.result() for m, f in futures.items()}
+    else:
+        done = {m: train_method(cfg, d, data) for m, cfg, d in to_train}
+    for method, cfg, run_dir in to_train:
+        train_s, ops_left, resumed = done[method]
+        trained[method] = Trained(run_dir, run_label(cfg), train_s, ops_left, resumed)
+        print(f"{method}: trained in {train_s:.0f} s, {ops_left} ops left")
+    return trained
+
+
+def add_compared_runs(trained: dict[str, Trained], run_dirs: list[Path]) -> None:
+    """Add the runs of --compare-with, trained earlier: training time from their logs."""
+    for d in run_dirs:
+        run = load_run(d)
+        name = d.name.removeprefix("ranking-")  # a bench folder's run keeps its method name
+        if name in trained:
+            raise SystemExit(f"{d}: a {name} run is already in this comparison")
+        trained[name] = Trained(
+            d, run_label(run.cfg), logged_seconds(d), int(run.supernet.op_mask.sum()), True
         )
-    out = write_record(
-        args.name or ("ranking" if args.seed == 0 else f"ranking-seed{args.seed}"),
-        {
-            "seed": args.seed,
-            "truth": str(args.truth),
-            "cost_column": args.cost_column,
-            "training_cost_model": args.cost_model,
-            "config": base.to_json(),
-            "default_config": recipe.to_json(),  # the "default" method's (shipped init)
-            "data": str(args.data),
-            "train_images": len(data.train.labels),
-            "val_images": len(data.val.labels),
-            "limit_per_class": args.limit_per_class,
-            "results": results,
-            "bootstrap": args.bootstrap,
-            # this call's wall time (training and evaluation of what it did not reuse)
-            "wall_s": time.perf_counter() - started,
-            "jobs": args.jobs,
-            "threads_per_job": threads_per_job if args.jobs > 1 else torch.get_num_threads(),
-            # every method's estimators minus fairness's, paired over the K architectures
-            "paired_against_fair": paired,
-        },
-        results=args.results_dir,
-    )
+
+
+def common_architectures(
+    loaded: dict[str, LoadedRun], k: int, seed: int
+) -> tuple[list[tuple[int, ...]], list[tuple[int, ...]]]:
+    """K architectures drawn with `seed` from those unseen by every run and live in every
+    pruned space, so the methods are ranked on the same ones; and that common pool."""
+    pools = [set(unseen_live_pool(run)) for run in loaded.values()]
+    common = sorted(set.intersection(*pools))
+    rng = np.random.default_rng(seed)
+    picks = rng.choice(len(common), min(k, len(common)), replace=False)
+    return [common[i] for i in sorted(picks)], common
+
+
+def evaluate_in_parallel(
+    trained: dict[str, Trained],
+    loaded: dict[str, LoadedRun],
+    evaluation: dict[str, Any],
+    args: argparse.Namespace,
+    images: int,
+    threads: int,
+) -> dict[str, float]:
+    """With --jobs > 1, evaluate the runs without an evaluation of these architectures in
+    parallel processes (each writes its evaluation file); their seconds."""
+    to_evaluate = [
+        m
+        for m, t in trained.items()
+        if earlier_evaluation(
+            t.run_dir, loaded[m].supernet.space, evaluation["archs"], args, images
+        )
+        is None
+    ]
+    if args.jobs <= 1 or len(to_evaluate) <= 1:
+        return {}
+    with job_pool(args.jobs, threads) as eval_pool:
+        evaluating = {
+            m: eval_pool.submit(evaluate_method, trained[m].run_dir, evaluation)
+            for m in to_evaluate
+        }
+        return {m: f.result() for m, f in evaluating.items()}
+
+
+def evaluation_of(
+    method: str,
+    run_dir: Path,
+    space: SearchSpace,
+    evaluation: dict[str, Any],
+    args: argparse.Namespace,
+    images: int,
+    proxy_cache: ProxyCache,
+    eval_seconds: dict[str, float],
+) -> tuple[dict[str, Any], float | None]:
+    """The run's evaluation on the common architectures, and the seconds it took (None when
+    an earlier call's was reused): evaluated here unless a file for them exists."""
+    t = time.perf_counter()
+    r = earlier_evaluation(run_dir, space, evaluation["archs"], args, images)
+    if r is None:
+        r = evaluate_run(run_dir, proxy_cache=proxy_cache, **evaluation)
+        return r, time.perf_counter() - t
+    remember_free_scores(proxy_cache, r)
+    if method in eval_seconds:  # evaluated by a parallel job of this call
+        return r, eval_seconds[method]
+    print(f"{method}: reusing its evaluation of the same architectures")
+    return r, None
+
+
+# The evaluation's figures each method's record keeps.
+RECORD_KEYS = (
+    "method",
+    "k",
+    "kendall_tau_b_pareto",
+    "kendall_tau_b_accuracy",
+    "hypervolume_ratio",
+    "live_architectures",
+    "kendall_tau_b_pareto_by_estimator",
+    "eval_images",
+    "bn_batches",
+    # free baselines on the same architectures, paired with this run's weights
+    "baselines",
+    "baseline_settings",
+    "supernet_adds_information",
+    # what the run itself ranks by (weights, or weights+free) and how that estimator fares
+    # against every free baseline and the weights alone
+    "run_estimator",
+)
+
+
+def method_record(
+    method: str,
+    t: Trained,
+    r: dict[str, Any],
+    eval_s: float | None,
+    common_pool: int,
+    run: LoadedRun,
+) -> dict[str, Any]:
+    """One method's entry of the record: its evaluation's figures and how it was obtained."""
+    record = {key: r[key] for key in RECORD_KEYS}
+    if "run_estimator_verdict" in r:
+        record["run_estimator_verdict"] = r["run_estimator_verdict"]
+    record |= {
+        "name": method,
+        "label": t.label,
+        "train_s": t.train_s,
+        # wall time of this call's training, or the epochs' logged seconds for a run
+        # reused or resumed (those leave out the final front's estimates)
+        "train_s_from": "log" if t.reused else "wall",
+        "eval_s": eval_s,
+        "ops_left": t.ops_left,
+        "common_pool": common_pool,
+        # Estimation settings the run trained with (target pool, final front); runs
+        # passed with --compare-with may differ from this evaluation's.
+        "trained_with": {k: getattr(run.cfg, k) for k in ("eval_images", "bn_batches")},
+    }
+    return record
+
+
+def table_row(method: str, r: dict[str, Any], train_s: float) -> list[Any]:
+    """One method's row of the ranking table."""
+    by = r["kendall_tau_b_pareto_by_estimator"]
+    own = r.get("run_estimator_verdict", {})
+    return [
+        method,
+        own.get("kendall_tau_b_accuracy", r["kendall_tau_b_accuracy"]),
+        own.get("kendall_tau_b_pareto", r["kendall_tau_b_pareto"]),
+        r["kendall_tau_b_pareto"],
+        by.get("alpha", "-"),
+        by.get("combined", "-"),
+        r["kendall_tau_b_accuracy"],
+        r["hypervolume_ratio"],
+        train_s,
+        r["k"],
+    ]
+
+
+def ranking_record(
+    args: argparse.Namespace,
+    base: TrainConfig,
+    recipe: TrainConfig,
+    data: Any,
+    results: list[dict[str, Any]],
+    paired: dict[str, Any],
+    wall_s: float,
+    threads_per_job: int,
+) -> dict[str, Any]:
+    """The record of this call: its settings, every method's results and the pairs."""
+    return {
+        "seed": args.seed,
+        "truth": str(args.truth),
+        "cost_column": args.cost_column,
+        "training_cost_model": args.cost_model,
+        "config": base.to_json(),
+        "default_config": recipe.to_json(),  # the "default" method's (shipped init)
+        "data": str(args.data),
+        "train_images": len(data.train.labels),
+        "val_images": len(data.val.labels),
+        "limit_per_class": args.limit_per_class,
+        "results": results,
+        "bootstrap": args.bootstrap,
+        # this call's wall time (training and evaluation of what it did not reuse)
+        "wall_s": wall_s,
+        "jobs": args.jobs,
+        "threads_per_job": threads_per_job if args.jobs > 1 else torch.get_num_threads(),
+        # every method's estimators minus fairness's, paired over the K architectures
+        "paired_against_fair": paired,
+    }
+
+
+def print_tables(
+    args: argparse.Namespace, rows: list[list[Any]], paired: dict[str, Any], archs: int
+) -> None:
+    """The ranking table, then every method minus fairness (when fairness ran)."""
     print_table(
         f"Ranking quality against NAS-Bench-201 ({args.cost_column})",
         [
@@ -419,8 +526,7 @@ def main() -> None:
     )
     if paired:
         print_table(
-            f"minus fairness, paired bootstrap x{args.bootstrap} over the {len(archs)} "
-            "architectures",
+            f"minus fairness, paired bootstrap x{args.bootstrap} over the {archs} architectures",
             ["estimator", "difference", "95 % interval", "P(not better)"],
             [
                 [
@@ -432,8 +538,6 @@ def main() -> None:
                 for name, v in paired["against"].items()
             ],
         )
-    print_baselines(results)
-    print(f"wrote {out}")
 
 
 def job_pool(jobs: int, threads: int) -> ProcessPoolExecutor:

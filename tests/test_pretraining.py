@@ -139,6 +139,8 @@ def test_bad_input_ends_in_one_line_and_writes_nothing(tmp_path) -> None:
         "--ship-epoch 3: the schedule has epochs 1 to 2": [*TINY, "--ship-epoch", "3"],
         "--keep-epochs 'x'": [*TINY, "--keep-epochs", "x"],
         "unknown preset": ["--preset", "huge", "--dataset", "default"],
+        "--size huge: unknown; sizes are": [*TINY, "--size", "huge"],
+        "--space nope: unknown; spaces are": [*TINY, "--space", "nope"],
     }
     for message, args in cases.items():
         result = invoke(*args)

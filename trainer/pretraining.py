@@ -91,8 +91,14 @@ def pretrain_config(
     """The config of a strict-fair pretraining of `epochs` epochs on `dataset`: the preset's
     space (NB201 at 8 channels, 2 cells per stage for the default preset) from random weights,
     `--method fair` with no Pareto epochs; `overrides` (None ignored) set other config keys."""
+    from .spaces import SIZES, list_spaces
+
     if epochs < 1:
         raise PRPError(f"--epochs {epochs}: give at least 1 epoch")
+    if space is not None and space not in list_spaces():
+        raise PRPError(f"--space {space}: unknown; spaces are {', '.join(list_spaces())}")
+    if size is not None and size not in SIZES:
+        raise PRPError(f"--size {size}: unknown; sizes are {', '.join(SIZES)}")
     base = preset(preset_name, init="scratch")
     space_overrides = dict(base.space_overrides)
     if space is not None and space != base.space:

@@ -1,0 +1,150 @@
+"""Training the chosen paths at full size: a real tiny search, its paths trained jointly at a
+small width for real, resumed exactly, and exported by the real exporter."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from prp.trainer import path_training as pt
+from prp.trainer.config import preset
+from prp.trainer.export import choose_paths, export_bundle, load_run
+from prp.trainer.runs import read_checkpoint
+from prp.trainer.spaces import get_space
+from prp.trainer.supernet import Supernet
+from prp.trainer.train import Trainer
+
+CFG = preset("tiny")
+# Small enough for seconds: the real skeleton at width 4, one cell per stage.
+SMALL = {"channels": 4, "cells_per_stage": 1}
+RECIPE = dict(epochs=2, batch_size=16, limit_per_class=30, lr=0.05, bn_images=64)
+
+
+@pytest.fixture(scope="module")
+def search_run(tmp_path_factory, data) -> Path:
+    d = tmp_path_factory.mktemp("search")
+    trainer = Trainer(CFG, d, data=data)
+    trainer.write_front(trainer.run())
+    return d
+
+
+def _state(session: pt.Session) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in session.supernet.state_dict().items()}
+
+
+@pytest.fixture(scope="module")
+def trained(search_run, tmp_path_factory) -> pt.Session:
+    out = tmp_path_factory.mktemp("paths") / "run"
+    session = pt.start(search_run, out, top=3, space_overrides=SMALL, **RECIPE)
+    pt.train(session)
+    pt.finish(session)
+    return session
+
+
+def test_trains_the_paths_export_would_take_at_the_new_size(search_run, trained) -> None:
+    picked = [m.path for m in choose_paths(load_run(search_run), 3)]
+    assert sorted(trained.paths) == sorted(picked)
+    space = trained.supernet.space
+    assert (space.channels, space.cells_per_stage) == (4, 1)
+    # Only the ops the paths use (and `none` standing in for dead edges) keep weights.
+    for s in range(space.num_slots):
+        used = {p[s] for p in trained.paths} | {pt.compute_path(space, p)[s] for p in trained.paths}
+        assert set(trained.supernet.live_ops(s)) == used
+    # The teacher is the path with the most parameters.
+    sizes = [sum(q.numel() for q in trained.supernet.path_parameters(p)) for p in trained.paths]
+    assert sizes[0] == max(sizes)
+    history = trained.progress.history
+    assert [r["epoch"] for r in history] == [0, 1]
+    assert all(len(r["val_accuracy"]) == 3 for r in history)
+    front = json.loads((trained.out / "front.json").read_text())
+    assert {tuple(p["path"]) for p in front["paths"]} == set(trained.paths)
+    assert [p["accuracy"] for p in front["paths"]] != []
+    assert front["cost_device"] == load_run(search_run).front_data["cost_device"]
+
+
+def test_resume_continues_exactly(search_run, trained, tmp_path) -> None:
+    out = tmp_path / "run"
+    session = pt.start(search_run, out, top=3, space_overrides=SMALL, **RECIPE)
+
+    class Stop(Exception):
+        pass
+
+    def stop_mid_epoch(record: dict) -> None:
+        if record["event"] == "step" and record["epoch"] == 1 and record["step"] == 3:
+            raise Stop
+
+    with pytest.raises(Stop):
+        pt.train(session, stop_mid_epoch, checkpoint_seconds=0.0)  # saved after every step
+    # Stopped after step 3 ran but before it was saved: the resumed run redoes it.
+    assert read_checkpoint(out / "checkpoint.pt")["path_training"]["step"] == 2
+    again = pt.resume(out)
+    assert (again.progress.epoch, again.progress.step) == (1, 2)
+    pt.train(again)
+    want, got = _state(trained), _state(again)
+    assert want.keys() == got.keys()
+    for k in want:
+        torch.testing.assert_close(got[k], want[k], rtol=0, atol=0, msg=k)
+    measured = [(r["val_accuracy"], r["images"]) for r in trained.progress.history]
+    assert [(r["val_accuracy"], r["images"]) for r in again.progress.history] == measured
+
+
+def test_dead_edges_compute_nothing_and_change_nothing() -> None:
+    space = get_space("nb201", size="real", **SMALL)
+    torch.manual_seed(0)
+    net = Supernet(space).eval()
+    # Node 1 feeds only `none` edges: edge 1<-0 (a 3x3 conv here) never reaches the output.
+    path = space.decode(
+        "|nor_conv_3x3~0|+|nor_conv_1x1~0|none~1|+|skip_connect~0|none~1|avg_pool_3x3~2|"
+    )
+    computed = pt.compute_path(space, path)
+    assert computed[0] == space.slots[0].op_index("none") and computed[1:] == path[1:]
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(net(x, computed), net(x, path))
+    whole = space.decode(
+        "|nor_conv_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|skip_connect~0|none~1|avg_pool_3x3~2|"
+    )
+    assert pt.compute_path(space, whole) == whole
+
+
+def test_learning_rate_warms_up_then_decays_to_zero() -> None:
+    recipe = pt.PathRecipe(search_run="x", keys=(), space="nb201", epochs=4, lr=0.2)
+    lrs = [pt.learning_rate(recipe, s, 10) for s in range(40)]
+    assert lrs[:10] == pytest.approx([0.02 * (k + 1) for k in range(10)])
+    assert lrs[10] == pytest.approx(0.2)
+    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:], strict=False))
+    assert lrs[-1] < 0.002
+
+
+def test_exports_as_a_bundle_of_the_trained_paths(trained, tmp_path) -> None:
+    bundle = export_bundle(trained.out, tmp_path / "bundle", top=3)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert {tuple(p["path"]) for p in manifest["paths"]} == set(trained.paths)
+    assert manifest["search_space"]["input_shape"] == [3, 32, 32]
+    # Weights stored once: the stem and the classifier, which every path runs, sit at one
+    # offset of weights.bin for all graphs.
+    for name in ("stem.0.weight", "head.classifier.weight"):
+        offsets = {
+            i["offset"]
+            for p in manifest["paths"]
+            for i in p["onnx_initializers"]
+            if i["name"] == name
+        }
+        assert len(offsets) == 1, name
+
+
+def test_a_foreign_folder_is_refused_with_one_line(search_run, tmp_path) -> None:
+    (tmp_path / "mine.txt").write_text("keep me")
+    result = subprocess.run(
+        [sys.executable, "-m", "prp.trainer.cli.train_paths", str(search_run)]
+        + ["--out", str(tmp_path), "--channels", "4", "--cells-per-stage", "1"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2
+    assert "is not empty" in result.stdout and "Traceback" not in result.stdout + result.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["mine.txt"]

@@ -7,8 +7,11 @@ id (`path_0` most accurate ... `path_{S-1}` least accurate).
 The battery and schedule tables walk down one **ladder** (`ladder`): the non-dominated paths on
 (accuracy, the objective's cost), most accurate first, each level strictly cheaper than the one
 above. Dominated paths stay in the bundle (a fixed policy can still name them) but are never on a
-ladder, so draining the battery never trades accuracy for a higher cost. The bundle loader
-refuses manifests (schema 2 on) whose tables break that rule (`ladder_errors`).
+ladder, so draining the battery never trades accuracy for a higher cost. Where the bundle records
+paired tests on held-out images (`ladder_tests`), a path is on the ladder only if its test found
+it more accurate than every cheaper path on it: an accuracy gap within the noise of the images
+that measured it is no reason to pay more. The bundle loader refuses manifests (schema 2 on)
+whose tables break that rule (`ladder_errors`).
 """
 
 from __future__ import annotations
@@ -242,10 +245,14 @@ def dominates(a: Rung, b: Rung) -> bool:
     )
 
 
-def ladder(rungs: Sequence[Rung]) -> list[str]:
+def ladder(rungs: Sequence[Rung], beats: TestedPairs | None = None) -> list[str]:
     """The ladder's path ids: the non-dominated paths, most accurate first, each strictly
     cheaper than the one before. Of paths with equal accuracy only the cheapest can be on it; of
-    exact duplicates (same accuracy and cost) only the first given."""
+    exact duplicates (same accuracy and cost) only the first given.
+
+    With `beats` (the bundle's recorded paired tests, `passed_pairs`), a path also needs to be
+    measurably more accurate than every cheaper path on the ladder: walking up from the
+    cheapest, a path is kept only if (it, cheaper) is in `beats` for every path kept so far."""
     order = sorted(range(len(rungs)), key=lambda k: (-rungs[k].accuracy, rungs[k].cost, k))
     out: list[str] = []
     cheapest = math.inf
@@ -255,7 +262,34 @@ def ladder(rungs: Sequence[Rung]) -> list[str]:
         if rungs[k].cost < cheapest:
             out.append(rungs[k].id)
             cheapest = rungs[k].cost
-    return out
+    if beats is None:
+        return out
+    kept: list[str] = []
+    for pid in reversed(out):  # cheapest first
+        if all((pid, below) in beats for below in kept):
+            kept.append(pid)
+    return kept[::-1]
+
+
+# (path id, cheaper path id) pairs whose paired test found the first more accurate.
+TestedPairs = frozenset[tuple[str, str]]
+
+
+def passed_pairs(manifest: Mapping[str, Any]) -> TestedPairs | None:
+    """The pairs of `manifest["ladder_tests"]` whose test passed, or None where the bundle
+    records no tests (bundles exported before the rule: the ladder is then the non-dominated
+    paths alone). A malformed record counts as no passed test for that pair."""
+    tests = manifest.get("ladder_tests")
+    if not isinstance(tests, dict):
+        return None
+    pairs = tests.get("pairs")
+    passed = set()
+    for pair in pairs if isinstance(pairs, list) else []:
+        if isinstance(pair, dict) and pair.get("more_accurate") is True:
+            upper, lower = pair.get("path"), pair.get("cheaper")
+            if isinstance(upper, str) and isinstance(lower, str):
+                passed.add((upper, lower))
+    return frozenset(passed)
 
 
 def cost_field(objective: str) -> str:
@@ -287,11 +321,13 @@ def rungs_of(
     return out
 
 
-def ladder_policies(paths: Sequence[Mapping[str, Any]], objective: str) -> dict[str, Any]:
-    """The default `policies` tables over the ladder of manifest `paths`: battery thresholds
-    evenly spaced (most accurate path on a full battery, cheapest at 0 %) and the paper's
-    schedule (one level down every 5 hours)."""
-    ids = ladder(rungs_of(paths, objective))
+def ladder_policies(
+    paths: Sequence[Mapping[str, Any]], objective: str, beats: TestedPairs | None = None
+) -> dict[str, Any]:
+    """The default `policies` tables over the ladder of manifest `paths` (with the paired tests
+    `beats`, where recorded): battery thresholds evenly spaced (most accurate path on a full
+    battery, cheapest at 0 %) and the paper's schedule (one level down every 5 hours)."""
+    ids = ladder(rungs_of(paths, objective), beats)
     return {
         "default": "battery",
         "battery": {"hysteresis_pct": 3.0, "levels": battery_levels_for(ids)},
@@ -353,12 +389,21 @@ def ladder_errors(manifest: Mapping[str, Any]) -> list[str]:
     for r in rungs:
         by_id.setdefault(r.id, r)  # as the Java bridge: the first of a repeated id
     best_first = sorted(rungs, key=lambda r: (-r.accuracy, r.cost))
-    fix = f"the ladder by {field_name} is {', '.join(ladder(rungs))}"
+    beats = passed_pairs(manifest)
+    fix = f"the ladder by {field_name} is {', '.join(ladder(rungs, beats))}"
     errors = []
     for name, table in _TABLES.items():
         ids = _table_ids(tables, name)
         problems = []
         above: Rung | None = None
+        listed = [pid for pid in ids or [] if isinstance(pid, str) and pid in by_id]
+        for k, pid in enumerate(listed):
+            untested = [c for c in listed[k + 1 :] if beats is not None and (pid, c) not in beats]
+            if untested:
+                problems.append(
+                    f"{pid} is not measurably more accurate than cheaper {', '.join(untested)} "
+                    "(manifest.ladder_tests)"
+                )
         for pid in ids or []:
             rung = by_id.get(pid) if isinstance(pid, str) else None
             if rung is None:

@@ -288,8 +288,22 @@ def _order_by_size(supernet: Supernet, paths: Sequence[ArchPath]) -> list[ArchPa
     return sorted(paths, key=lambda p: -size[p])
 
 
-def open_session(out: Path, recipe: PathRecipe, config: TrainConfig, resume: bool) -> Session:
-    """The run in `out`: built from `recipe`, and continued from its checkpoint on `resume`."""
+def compute_device(name: str | None) -> torch.device:
+    """`cpu`, `cuda` or None (cuda where available, else cpu); a one-line error for others."""
+    if name is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name not in ("cpu", "cuda"):
+        raise PathTrainingError(f"unknown --compute-device {name!r}: use cpu or cuda")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise PathTrainingError("--compute-device cuda, but torch sees no CUDA device here")
+    return torch.device(name)
+
+
+def open_session(
+    out: Path, recipe: PathRecipe, config: TrainConfig, resume: bool, device: str | None = None
+) -> Session:
+    """The run in `out`: built from `recipe` on `device` (cpu or cuda; the device may change
+    between a run and its resumption), and continued from its checkpoint on `resume`."""
     data = load_dataset(
         recipe.dataset,
         val_fraction=recipe.val_fraction,
@@ -305,6 +319,7 @@ def open_session(out: Path, recipe: PathRecipe, config: TrainConfig, resume: boo
     paths = [space.validate(space.decode(k)) for k in recipe.keys]
     computed = [compute_path(space, p) for p in paths]
     prune_to(supernet, paths + computed)
+    supernet.to(compute_device(device))
     session = Session(
         out,
         recipe,
@@ -316,7 +331,7 @@ def open_session(out: Path, recipe: PathRecipe, config: TrainConfig, resume: boo
         Progress(),
     )
     if resume and (out / CHECKPOINT).exists():
-        state = read_checkpoint(out / CHECKPOINT)
+        state = read_checkpoint(out / CHECKPOINT, map_location=supernet.alpha.device)
         try:
             supernet.load_state_dict(state["supernet"])
             session.optimizer.load_state_dict(state["opt_w"])
@@ -343,6 +358,7 @@ def start(
     top: int = 5,
     keys: Sequence[str] = (),
     space_overrides: dict[str, Any] | None = None,
+    device: str | None = None,
     **recipe_fields: Any,
 ) -> Session:
     """A new path-training run in `out` (missing or empty) for the paths `prp-export --top top`
@@ -380,18 +396,18 @@ def start(
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / CONFIG, config.to_json())
     write_json(out / RECIPE, recipe.to_json())
-    return open_session(out, recipe, config, resume=False)
+    return open_session(out, recipe, config, resume=False, device=device)
 
 
-def resume(out: Path) -> Session:
-    """The run in `out`, continued from its last checkpoint."""
+def resume(out: Path, device: str | None = None) -> Session:
+    """The run in `out`, continued from its last checkpoint (on `device`)."""
     if not (out / RECIPE).is_file():
         raise PathTrainingError(
             f"{out} holds no path-training run (no {RECIPE}); start one without --resume"
         )
     from .runs import read_config
 
-    return open_session(out, _read_recipe(out), read_config(out), resume=True)
+    return open_session(out, _read_recipe(out), read_config(out), resume=True, device=device)
 
 
 Say = Callable[[dict[str, Any]], None]
@@ -409,10 +425,11 @@ def train(session: Session, say: Say | None = None, checkpoint_seconds: float = 
     epoch's end; `say` hears every step and every epoch. `finish` then writes the front."""
     recipe, progress, net = session.recipe, session.progress, session.supernet
     tell = say or (lambda record: None)
-    train_x = to_tensor(session.data.train.images, session.data.mean, session.data.std)
-    train_y = torch.tensor(session.data.train.labels)
-    val_x = to_tensor(session.data.val.images, session.data.mean, session.data.std)
-    val_y = torch.tensor(session.data.val.labels)
+    on = net.alpha.device
+    train_x = to_tensor(session.data.train.images, session.data.mean, session.data.std).to(on)
+    train_y = torch.tensor(session.data.train.labels).to(on)
+    val_x = to_tensor(session.data.val.images, session.data.mean, session.data.std).to(on)
+    val_y = torch.tensor(session.data.val.labels).to(on)
     steps = len(train_y) // recipe.batch_size
     if steps == 0:
         raise PathTrainingError(
@@ -424,6 +441,7 @@ def train(session: Session, say: Say | None = None, checkpoint_seconds: float = 
     net.train()
     while progress.epoch < recipe.epochs:
         order = torch.randperm(len(train_y), generator=_generator(recipe.seed, progress.epoch))
+        order = order.to(on)
         while progress.step < steps:
             t0 = time.perf_counter()
             rows = order[
@@ -470,6 +488,7 @@ def train(session: Session, say: Say | None = None, checkpoint_seconds: float = 
             "train_seconds": round(progress.train_seconds, 1),
             "measure_seconds": round(time.perf_counter() - t0, 1),
             "threads": torch.get_num_threads(),
+            "device": str(on),
             "peak_rss_mib": round(_peak_rss_mib(), 1),
         }
         log.append(record)
@@ -488,6 +507,7 @@ def finish(session: Session) -> dict[str, Any]:
     if not session.progress.history:
         raise PathTrainingError(f"{session.out} has not finished an epoch yet; train it first")
     accuracy = np.array(session.progress.history[-1]["val_accuracy"], dtype=float)
+    net.cpu()  # op tracing runs on the host
     model = get_cost_model(
         cfg.resolved_cost_model(),
         cfg.objective,

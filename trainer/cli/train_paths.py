@@ -53,6 +53,9 @@ def train_paths(
     seed: int = typer.Option(0, help="Random seed."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out."),
     checkpoint_minutes: float = typer.Option(10.0, help="Minutes between checkpoints."),
+    compute_device: str = typer.Option(
+        None, help="cpu or cuda (default: cuda where available); may change on --resume."
+    ),
 ) -> None:
     """Train RUN's chosen paths at full size on a full data set; prp-export then exports them."""
     from rich.progress import (
@@ -72,7 +75,7 @@ def train_paths(
             raise PRPError("name the search run whose paths to train: prp-train-paths RUN")
         target = out or Path(f"{run}-paths")
         if resume:
-            session = pt.resume(target)
+            session = pt.resume(target, compute_device)
         else:
             if not 0 <= distill <= 1:
                 raise PRPError(f"--distill must be between 0 and 1, got {distill}")
@@ -92,6 +95,7 @@ def train_paths(
                 val_fraction=val_fraction,
                 limit_per_class=limit_per_class,
                 seed=seed,
+                device=compute_device,
             )
         data = session.data
         console.print(

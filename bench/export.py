@@ -50,7 +50,8 @@ def median_ms(method, x, reps: int) -> float:
 def real_size_ratio(paths: int = 5, seed: int = 0) -> dict[str, float]:
     """.pte bytes over distinct weight bytes for `paths` uniform paths of real-size NB201."""
     import numpy as np
-    from prp.trainer.export import _distinct_bytes, check_pte, path_module
+    from prp.trainer.export import check_pte, path_module
+    from prp.trainer.lowering import distinct_module_bytes as _distinct_bytes
     from prp.trainer.spaces import get_space
     from prp.trainer.supernet import Supernet
 
@@ -95,8 +96,8 @@ def _real_size_modules(paths: int, seed: int) -> dict:
 
 def int8_sizes(fp32_pte: Path, int8_pte: Path, int8_paths: list) -> dict[str, float]:
     """Size figures of an int8 program against its fp32 twin and its distinct constants."""
-    from prp.trainer.export import _stored
-    from prp.trainer.quantize import distinct_bytes, int8_weights, pte_named_data
+    from prp.trainer.lowering import distinct_bytes, int8_weights, pte_named_data
+    from prp.trainer.lowering import stored_constants as _stored
 
     stored = sum(len(v) for v in pte_named_data(int8_pte).values())
     distinct = distinct_bytes([t for q in int8_paths for t in _stored(q)])
@@ -120,7 +121,7 @@ def int8_sizes(fp32_pte: Path, int8_pte: Path, int8_paths: list) -> dict[str, fl
 def real_size_int8(paths: int = 5, seed: int = 0) -> dict[str, float]:
     """Int8 against fp32 for `paths` uniform paths of real-size NB201 (sizes, agreement)."""
     from prp.trainer.export import check_pte
-    from prp.trainer.quantize import quantize_path
+    from prp.trainer.lowering import quantize_path
 
     modules = _real_size_modules(paths, seed)
     example = torch.randn(1, 3, 32, 32)
@@ -179,7 +180,7 @@ def int8_main(args: argparse.Namespace) -> None:
     import onnxruntime as ort
     from executorch.runtime import Runtime
     from prp.runtime.backends import onnx_session_options
-    from prp.trainer.quantize import pte_named_data
+    from prp.trainer.lowering import pte_named_data
 
     run = load_run(args.run)
     cfg = run.cfg

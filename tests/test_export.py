@@ -186,7 +186,7 @@ def test_prp_export_cli(run_dir, tmp_path) -> None:
 def test_pte_rewrites_keep_the_arithmetic() -> None:
     """The .pte's graph slimming: BN as a depthwise 1x1 conv equals x * scale + shift, and
     `y + x * 0` terms (NB201's `none` edges) are removed from the exported graph."""
-    from prp.trainer.export import ChannelAffine, DepthwiseAffine, _drop_zero_terms
+    from prp.trainer.lowering import ChannelAffine, DepthwiseAffine, drop_zero_terms
 
     bn = torch.nn.BatchNorm2d(6).eval()
     with torch.no_grad():
@@ -204,7 +204,7 @@ def test_pte_rewrites_keep_the_arithmetic() -> None:
             y = torch.relu(a)
             return (y + a.mul(0.0)) * 2
 
-    program = _drop_zero_terms(torch.export.export(NoneEdge(), (x,)))
+    program = drop_zero_terms(torch.export.export(NoneEdge(), (x,)))
     targets = [n.target for n in program.graph.nodes if n.op == "call_function"]
     # relu, then only the final "* 2": the times-zero and the add are gone.
     assert targets == [torch.ops.aten.relu.default, torch.ops.aten.mul.Tensor], targets
@@ -214,7 +214,7 @@ def test_pte_rewrites_keep_the_arithmetic() -> None:
         def forward(self, a: torch.Tensor) -> torch.Tensor:
             return (a.mul(0.0) + torch.tanh(a).mul(0.0)) * 2
 
-    program = _drop_zero_terms(torch.export.export(NoneNode(), (x,)))
+    program = drop_zero_terms(torch.export.export(NoneNode(), (x,)))
     targets = [n.target for n in program.graph.nodes if n.op == "call_function"]
     # The first zero stays; tanh, computed only to be multiplied by zero, is gone.
     assert torch.ops.aten.tanh.default not in targets and len(targets) == 2, targets
@@ -227,7 +227,7 @@ def test_the_private_key_rewrite_is_optional_and_falls_back(
     """The .pte's key shortening reaches into ExecuTorch's private serialization: it can be
     switched off, and where it fails (as after an upgrade) the exporter writes the long keys and
     says so. Either way every method runs and computes what the shortened bundle computes."""
-    import prp.trainer.export.pte as export_module
+    import prp.trainer.lowering.pte as export_module
 
     x = to_tensor(data.test.images[:4], data.mean, data.std)
 

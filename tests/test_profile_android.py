@@ -18,14 +18,16 @@ import numpy as np
 import pytest
 from prp.trainer.costs import get_cost_model, price_supernet
 from prp.trainer.device_profile import (
+    KIT_MANIFEST,
+    KIT_PROGRAM,
     ProfileError,
     assemble_table,
     op_programs,
     profile_app,
     read_profile,
     validate_table,
+    write_kit,
 )
-from prp.trainer.profile_kit import KIT_MANIFEST, KIT_PROGRAM, write_kit
 from prp.trainer.spaces import get_space
 from prp.trainer.supernet import Supernet
 from test_android_bridge import ROOT, classpath, java, native_library  # noqa: F401 - fixtures

@@ -22,7 +22,6 @@ from prp.trainer.datasets import to_tensor
 from prp.trainer.export import (
     INT8_TOLERANCE,
     ExportError,
-    _stored,
     calibrated_path_module,
     choose_paths,
     export_bundle,
@@ -30,11 +29,12 @@ from prp.trainer.export import (
     path_module,
     write_pte,
 )
-from prp.trainer.quantize import (
+from prp.trainer.lowering import (
     distinct_bytes,
     int8_weights,
     pte_named_data,
     quantize_path,
+    stored_constants,
 )
 from prp.trainer.spaces import get_space
 from prp.trainer.supernet import Supernet
@@ -164,9 +164,9 @@ def test_folded_bn_leaves_the_int8_weights_of_shared_convs_equal() -> None:
     for wa, wb in zip(a, b, strict=True):
         assert torch.equal(wa, wb)
     # ... while the per-path scales differ: the paths are not the same network.
-    assert distinct_bytes(_stored(quantized[0]) + _stored(quantized[1])) > distinct_bytes(
-        _stored(quantized[0])
-    )
+    assert distinct_bytes(
+        stored_constants(quantized[0]) + stored_constants(quantized[1])
+    ) > distinct_bytes(stored_constants(quantized[0]))
 
 
 def test_int8_pte_stores_no_constants_beyond_those_of_its_paths(tmp_path) -> None:
@@ -188,7 +188,7 @@ def test_int8_pte_stores_no_constants_beyond_those_of_its_paths(tmp_path) -> Non
     pte = tmp_path / "int8.pte"
     assert write_pte({k: q.program for k, q in quantized.items()}, calib[0][:1], pte) is None
     stored = sum(len(v) for v in pte_named_data(pte).values())
-    assert stored <= distinct_bytes([t for q in quantized.values() for t in _stored(q)])
+    assert stored <= distinct_bytes([t for q in quantized.values() for t in stored_constants(q)])
     program = Runtime.get().load_program(str(pte))
     x = torch.randn(2, *shape, generator=torch.Generator().manual_seed(3))
     for name, q in quantized.items():

@@ -234,15 +234,15 @@ def test_cli_trains_and_writes_the_front(tmp_path) -> None:
 
 
 def test_default_run_directories_never_collide(tmp_path) -> None:
-    from prp.trainer.cli import _latest_run_dir, _new_run_dir
+    from prp.trainer.cli import latest_run_dir, new_run_dir
 
-    assert _new_run_dir(tmp_path, "nb201-energy") == tmp_path / "nb201-energy"
+    assert new_run_dir(tmp_path, "nb201-energy") == tmp_path / "nb201-energy"
     (tmp_path / "nb201-energy").mkdir()
-    assert _new_run_dir(tmp_path, "nb201-energy") == tmp_path / "nb201-energy-2"
-    assert _latest_run_dir(tmp_path, "nb201-energy") == tmp_path / "nb201-energy"
+    assert new_run_dir(tmp_path, "nb201-energy") == tmp_path / "nb201-energy-2"
+    assert latest_run_dir(tmp_path, "nb201-energy") == tmp_path / "nb201-energy"
     (tmp_path / "nb201-energy-2").mkdir()
-    assert _new_run_dir(tmp_path, "nb201-energy") == tmp_path / "nb201-energy-3"
-    assert _latest_run_dir(tmp_path, "nb201-energy") == tmp_path / "nb201-energy-2"
+    assert new_run_dir(tmp_path, "nb201-energy") == tmp_path / "nb201-energy-3"
+    assert latest_run_dir(tmp_path, "nb201-energy") == tmp_path / "nb201-energy-2"
 
 
 @pytest.mark.parametrize("method,m", [("fair", 5), ("uniform", 1)])

@@ -33,3 +33,7 @@ def one_line(e: BaseException, limit: int = 240) -> str:
     """`e`'s message on one line, cut to `limit` characters (torch's can span a screen)."""
     text = " ".join(str(e).split()) or type(e).__name__
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class ExportError(PRPError):
+    """A run cannot be exported (or a path lowered) as asked; nothing was written."""

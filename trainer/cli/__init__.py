@@ -4,24 +4,20 @@
 `device_profile.cli`.)
 """
 
-from .console import _console
-from .evaluate import _estimator_table, eval_app
-from .export import _latest_finished_run, export_app
+from .evaluate import eval_app
+from .export import export_app
 from .fit_costs import fit_costs_app
 from .info import info_app
 from .pretrain import pretrain_app
-from .train import _latest_run_dir, _new_run_dir, train_app
+from .train import latest_run_dir, new_run_dir, train_app
 
 __all__ = [
-    "_console",
-    "_estimator_table",
-    "_latest_finished_run",
-    "_latest_run_dir",
-    "_new_run_dir",
     "eval_app",
     "export_app",
     "fit_costs_app",
     "info_app",
+    "latest_run_dir",
+    "new_run_dir",
     "pretrain_app",
     "train_app",
 ]

@@ -7,6 +7,10 @@ import sys
 from rich.console import Console
 
 
-def _console() -> Console:
+def make_console() -> Console:
     """A console wide enough for the tables when output goes to a file or pipe."""
     return Console(width=None if sys.stdout.isatty() else 160)
+
+
+# prp-train-paths (in progress beside this change) still imports the old private name.
+_console = make_console

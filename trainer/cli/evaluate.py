@@ -10,7 +10,7 @@ from prp.runtime.cli_errors import one_line_errors
 from rich.table import Table
 
 from ..errors import PRPError
-from .console import _console
+from .console import make_console
 
 eval_app = typer.Typer(
     add_completion=False,
@@ -105,7 +105,7 @@ def evaluate(
 
     from ..evaluate import EVAL_LOG, evaluate_run
 
-    console = _console()
+    console = make_console()
     log = None if verbose else run / EVAL_LOG
     with one_line_errors(console, PRPError):
         with third_party_log(log, "prp-eval"), Progress(console=console, transient=True) as bar:

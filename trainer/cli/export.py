@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..errors import PRPError
-from .console import _console
+from .console import make_console
 
 export_app = typer.Typer(
     add_completion=False,
@@ -57,7 +57,7 @@ def export(
 
     from ..export import EXPORT_LOG, export_bundle
 
-    console = _console()
+    console = make_console()
     with one_line_errors(console, PRPError):
         run_dir = run or _latest_finished_run(Path("runs"))
         target = out or Path("exported") / run_dir.name

@@ -9,7 +9,7 @@ from prp.runtime.cli_errors import one_line_errors
 from rich.table import Table
 
 from ..errors import PRPError
-from .console import _console
+from .console import make_console as _console
 
 fit_costs_app = typer.Typer(
     add_completion=False,

@@ -11,7 +11,7 @@ from rich.table import Table
 from ..costs import COST_MODEL_DEVICES, COST_MODELS
 from ..errors import PRPError
 from ..spaces import SPACES, get_space
-from .console import _console
+from .console import make_console
 
 info_app = typer.Typer(
     add_completion=False, help="List the registered search spaces and cost models."
@@ -25,7 +25,7 @@ def info(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
 ) -> None:
     """List the registered search spaces and cost models (or one space's slots with --space)."""
-    console = _console()
+    console = make_console()
     with one_line_errors(console, PRPError):
         if space is not None:
             sp = get_space(space, size=size)

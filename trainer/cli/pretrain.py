@@ -10,7 +10,7 @@ import typer
 from prp.runtime.cli_errors import one_line_errors
 
 from ..errors import PRPError
-from .console import _console
+from .console import make_console as _console
 
 pretrain_app = typer.Typer(
     add_completion=False,

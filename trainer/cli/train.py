@@ -13,10 +13,10 @@ from prp.runtime.cli_errors import one_line_errors
 from rich.table import Table
 
 from ..errors import PRPError
-from .console import _console
+from .console import make_console
 
 
-def _new_run_dir(root: Path, name: str) -> Path:
+def new_run_dir(root: Path, name: str) -> Path:
     """runs/<name>, or runs/<name>-2, -3, ... if taken, so running twice never collides."""
     candidate, k = root / name, 1
     while candidate.exists():
@@ -25,7 +25,7 @@ def _new_run_dir(root: Path, name: str) -> Path:
     return candidate
 
 
-def _latest_run_dir(root: Path, name: str) -> Path:
+def latest_run_dir(root: Path, name: str) -> Path:
     """The newest of runs/<name>, runs/<name>-2, ... (for --resume without --out)."""
     latest, k = root / name, 2
     while (root / f"{name}-{k}").exists():
@@ -131,7 +131,7 @@ def train(
     from ..runs import read_config
     from ..train import RESUME_MAY_CHANGE, Trainer, resume_differences
 
-    console = _console()
+    console = make_console()
     # Under torchrun every rank runs this command; rank 0 prints and writes, the others only
     # report their own errors, naming their rank.
     world = distributed.env_world_size()
@@ -168,7 +168,7 @@ def train(
         }
         cfg = preset(preset_name or "default", **overrides).with_image_size(image_size)
         name = f"{cfg.space}-{cfg.objective}"
-        run_dir = out or (_latest_run_dir if resume else _new_run_dir)(Path("runs"), name)
+        run_dir = out or (latest_run_dir if resume else new_run_dir)(Path("runs"), name)
         if resume:
             # The run goes on with its saved config: an option that would change it is refused
             # rather than silently dropped (with --preset, every key of the preset counts).

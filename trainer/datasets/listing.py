@@ -1,6 +1,6 @@
 """What a source holds, before anything is decoded, and how one image is read and brought
 to size: the readers (files, tar members, the .npz format's JPEG bytes, decoded arrays), a
-split's `_Listing`, a source's `_Source`, and `_fit` (decode, resize, center-crop)."""
+split's `Listing`, a source's `Source`, and `fit_image` (decode, resize, center-crop)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from .base import CROP_FRACTION, DatasetError
 # (no closures), so a DataLoader worker can be handed one under any start method.
 
 
-class _FileReader:
+class FileReader:
     """Image i of a listing is the file `root/names[i]`."""
 
     def __init__(self, root: Path, names: Sequence[str]) -> None:
@@ -36,7 +36,7 @@ class _FileReader:
             raise DatasetError(f"cannot read image {self.root}/{self.names[i]}: {e}") from None
 
 
-def _decompressor(path: Path) -> Callable[..., Any] | None:
+def decompressor(path: Path) -> Callable[..., Any] | None:
     """How to open a compressed archive (gzip, bz2, xz), by its magic bytes; None: plain."""
     with path.open("rb") as f:
         magic = f.read(6)
@@ -49,13 +49,13 @@ def _decompressor(path: Path) -> Callable[..., Any] | None:
     return None
 
 
-class _TarReader:
+class TarReader:
     """Image i of a listing is the member at `spans[i]` = (offset of its data, size) in a tar.
 
     One seek and one read per image, through a handle each process opens for itself on first
     use (a DataLoader worker must not share its parent's file position). On a compressed
     archive a seek inflates from the last position (from the start when going back), so
-    `open_dataset` inflates such an archive once to a plain tar (`_inflated`) and reads that.
+    `open_dataset` inflates such an archive once to a plain tar (`inflated_tar`) and reads that.
     """
 
     def __init__(self, path: Path, names: Sequence[str], spans: np.ndarray) -> None:
@@ -70,7 +70,7 @@ class _TarReader:
         offset, size = (int(v) for v in self.spans[i])
         try:
             if self._handle is None or self._pid != os.getpid():
-                self._handle = (_decompressor(self.path) or open)(self.path, "rb")
+                self._handle = (decompressor(self.path) or open)(self.path, "rb")
                 self._pid = os.getpid()
             self._handle.seek(offset)
             blob: bytes = self._handle.read(size)
@@ -86,7 +86,7 @@ class _TarReader:
         return blob
 
 
-class _BlobReader:
+class BlobReader:
     """Image i is `blob[offsets[rows[i]]:offsets[rows[i] + 1]]` (the .npz format's JPEG bytes)."""
 
     def __init__(self, blob: np.ndarray, offsets: np.ndarray, rows: np.ndarray) -> None:
@@ -97,7 +97,7 @@ class _BlobReader:
         return self.blob[self.offsets[r] : self.offsets[r + 1]].tobytes()
 
 
-class _ArrayReader:
+class ArrayReader:
     """Image i is `images[i]`, already decoded (CIFAR-10's python batches are raw pixels)."""
 
     def __init__(self, images: np.ndarray) -> None:
@@ -107,29 +107,29 @@ class _ArrayReader:
         return self.images[i]
 
 
-_Reader = _FileReader | _TarReader | _BlobReader | _ArrayReader
+Reader = FileReader | TarReader | BlobReader | ArrayReader
 
 
 @dataclass(frozen=True)
-class _Listing:
+class Listing:
     """One split of a source, listed in a fixed order; `reader(i)` gives image i's encoded bytes
     (or its pixels); `where` names the source in error messages."""
 
     names: list[str]
     labels: np.ndarray
-    reader: _Reader
+    reader: Reader
     where: str
 
     def image(self, i: int, size: int, train_side: int | None = None) -> np.ndarray:
-        """Image i as uint8 [S, S, 3]: at `size` (see `_fit`), or for training at the square
+        """Image i as uint8 [S, S, 3]: at `size` (see `fit_image`), or for training at the square
         `train_side` the batch augmentation crops from."""
-        return _fit(self.reader(i), self.names[i], self.where, size, train_side)
+        return fit_image(self.reader(i), self.names[i], self.where, size, train_side)
 
     def read(self, positions: np.ndarray, size: int) -> np.ndarray:
         """The images at `positions`, decoded at `size`: uint8 [N, size, size, 3]."""
         out = np.empty((len(positions), size, size, 3), dtype=np.uint8)
         order = np.arange(len(positions))
-        if isinstance(self.reader, _TarReader):  # archive order: a compressed one never seeks back
+        if isinstance(self.reader, TarReader):  # archive order: a compressed one never seeks back
             order = np.argsort(self.reader.spans[np.asarray(positions, dtype=np.int64), 0])
         for k in order:
             out[k] = self.image(int(positions[k]), size)
@@ -137,21 +137,21 @@ class _Listing:
 
 
 @dataclass(frozen=True)
-class _Source:
+class Source:
     origin: str
     classes: tuple[str, ...]
-    train: _Listing
-    test: _Listing | None  # None: the source has no test split; carve one off the train listing
+    train: Listing
+    test: Listing | None  # None: the source has no test split; carve one off the train listing
 
 
-def _image_size(blob: bytes) -> tuple[int, int]:
+def blob_image_size(blob: bytes) -> tuple[int, int]:
     from PIL import Image
 
     with Image.open(io.BytesIO(blob)) as image:
         return image.size
 
 
-def _fit(
+def fit_image(
     data: bytes | np.ndarray, name: str, where: str, size: int, train_side: int | None = None
 ) -> np.ndarray:
     """Decodes one image (Pillow) to uint8 [S, S, 3] RGB. Evaluation (`train_side` None): an

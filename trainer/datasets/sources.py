@@ -1,4 +1,4 @@
-"""The sources a spec names (`_resolve`): the embedded subset and other .npz files, CIFAR-10's
+"""The sources a spec names (`resolve_source`): the embedded subset and other .npz files, CIFAR-10's
 python batches (read with a restricted unpickler), class-folder trees and their archives."""
 
 from __future__ import annotations
@@ -23,13 +23,13 @@ from .base import (
     SPEC_HELP,
     DatasetError,
 )
-from .listing import _ArrayReader, _BlobReader, _Listing, _Source
-from .trees import _folder_source, _inflated, _tar_source
+from .listing import ArrayReader, BlobReader, Listing, Source
+from .trees import folder_source, inflated_tar, tar_source
 
 _NPZ_KEYS = ("jpeg", "offsets", "labels", "split", "names", "classes")
 
 
-def _npz_source(path: Path | None) -> _Source:
+def _npz_source(path: Path | None) -> Source:
     """The embedded subset (path None) or another file written by `build_default_subset`."""
     ref: Traversable
     if path is None:
@@ -65,13 +65,13 @@ def _npz_source(path: Path | None) -> _Source:
     names = [str(n) for n in arrays["names"]]
     labels = arrays["labels"].astype(np.int64)
 
-    def make(in_split: np.ndarray) -> _Listing:
+    def make(in_split: np.ndarray) -> Listing:
         rows = np.flatnonzero(in_split)
         split_names = [names[r] for r in rows]
-        return _Listing(split_names, labels[rows], _BlobReader(jpeg, offsets, rows), origin)
+        return Listing(split_names, labels[rows], BlobReader(jpeg, offsets, rows), origin)
 
     classes = tuple(str(c) for c in arrays["classes"])
-    return _Source(origin, classes, make(arrays["split"] == 0), make(arrays["split"] == 1))
+    return Source(origin, classes, make(arrays["split"] == 0), make(arrays["split"] == 1))
 
 
 class _ArrayUnpickler(pickle.Unpickler):
@@ -145,29 +145,29 @@ def _cifar_batch(path: Path, num_classes: int) -> tuple[np.ndarray, np.ndarray, 
     return np.ascontiguousarray(images), labels, names
 
 
-def _cifar_source(folder: Path) -> _Source:
+def _cifar_source(folder: Path) -> Source:
     meta = _unpickle(folder / "batches.meta")
     classes = tuple(_text(c) for c in meta.get("label_names", []))
     if len(classes) < 2:
         raise DatasetError(f"{folder}/batches.meta lists no 'label_names'; extract it again")
 
-    def make(files: list[str]) -> _Listing:
+    def make(files: list[str]) -> Listing:
         # The batches are raw pixels in a pickle, with no per-image offsets to seek to: they
         # are read whole (150 MB for the 50,000 train images), then served image by image.
         parts = [_cifar_batch(folder / f, len(classes)) for f in files]
-        return _Listing(
+        return Listing(
             [n for p in parts for n in p[2]],
             np.concatenate([p[1] for p in parts]),
-            _ArrayReader(np.concatenate([p[0] for p in parts])),
+            ArrayReader(np.concatenate([p[0] for p in parts])),
             str(folder),
         )
 
     train = make([f"data_batch_{i}" for i in range(1, 6)])
-    return _Source(str(folder), classes, train, make(["test_batch"]))
+    return Source(str(folder), classes, train, make(["test_batch"]))
 
 
-def _resolve(spec: str | Path | None, inflate: bool = False) -> _Source:
-    """The source `spec` names; `inflate`: read a compressed archive through `_inflated`."""
+def resolve_source(spec: str | Path | None, inflate: bool = False) -> Source:
+    """The source `spec` names; `inflate`: read a compressed archive through `inflated_tar`."""
     if spec is None or (isinstance(spec, str) and spec == DEFAULT_NAME):
         return _npz_source(None)
     path = Path(spec).expanduser()
@@ -184,9 +184,9 @@ def _resolve(spec: str | Path | None, inflate: bool = False) -> _Source:
             return _cifar_source(path)
         if (path / CIFAR10_BATCHES / "batches.meta").is_file():
             return _cifar_source(path / CIFAR10_BATCHES)
-        return _folder_source(path)
+        return folder_source(path)
     if path.suffix.lower() == ".npz":
         return _npz_source(path)
     if tarfile.is_tarfile(path):
-        return _tar_source(path, _inflated(path) if inflate else path)
+        return tar_source(path, inflated_tar(path) if inflate else path)
     raise DatasetError(f"{path} is a file but neither a tar archive nor an .npz; {SPEC_HELP}")

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from .base import IMAGE_SIZE, TEST_SHARE, DatasetError
-from .listing import _Listing, _Source
-from .sources import _resolve
+from .listing import Listing, Source
+from .sources import resolve_source
 
 
 @dataclass(frozen=True, eq=False)
@@ -81,7 +81,7 @@ class DataSplits:
         return len(self.classes)
 
 
-def _first_per_class(labels: np.ndarray, limit: int | None) -> np.ndarray:
+def first_per_class(labels: np.ndarray, limit: int | None) -> np.ndarray:
     """Positions of the first `limit` images of each class (all when None), in listing order."""
     if limit is None:
         return np.arange(len(labels))
@@ -134,23 +134,25 @@ def channel_stats(images: np.ndarray) -> tuple[tuple[float, ...], tuple[float, .
 
 
 @dataclass(frozen=True)
-class _Plan:
+class SplitPlan:
     """Rows of each split in its listing: train and val in the source's train listing (val in
     class round-robin order), test in `test_listing`."""
 
-    source: _Source
+    source: Source
     train_rows: np.ndarray
     val_rows: np.ndarray
-    test_listing: _Listing
+    test_listing: Listing
     test_rows: np.ndarray
 
 
-def _plan(source: _Source, val_fraction: float, seed: int, limit_per_class: int | None) -> _Plan:
+def plan_split(
+    source: Source, val_fraction: float, seed: int, limit_per_class: int | None
+) -> SplitPlan:
     if not 0.0 <= val_fraction < 1.0:
         raise DatasetError(f"val_fraction must be in [0, 1), got {val_fraction}")
     if limit_per_class is not None and limit_per_class < 1:
         raise DatasetError(f"limit_per_class must be at least 1 (or None), got {limit_per_class}")
-    chosen = _first_per_class(source.train.labels, limit_per_class)
+    chosen = first_per_class(source.train.labels, limit_per_class)
     if source.test is None:
         # The last sixth of each class by file name: deterministic, and the same files whatever
         # the seed, so test scores stay comparable across runs.
@@ -161,17 +163,17 @@ def _plan(source: _Source, val_fraction: float, seed: int, limit_per_class: int 
         chosen = chosen[rest]
     else:
         test_listing = source.test
-        test_rows = _first_per_class(source.test.labels, limit_per_class)
+        test_rows = first_per_class(source.test.labels, limit_per_class)
 
     rng = np.random.default_rng(seed)
     train_pos, val_pos = _hold_out(
         source.train.labels[chosen], val_fraction, lambda p, n: np.sort(rng.permutation(p)[:n])
     )
     val_pos = val_pos[_round_robin(source.train.labels[chosen[val_pos]])]
-    return _Plan(source, chosen[train_pos], chosen[val_pos], test_listing, test_rows)
+    return SplitPlan(source, chosen[train_pos], chosen[val_pos], test_listing, test_rows)
 
 
-def _check_size(image_size: int) -> int:
+def check_image_size(image_size: int) -> int:
     if not isinstance(image_size, int) or image_size < 8:
         raise DatasetError(f"image_size must be a whole number of pixels >= 8, got {image_size}")
     return image_size
@@ -193,11 +195,11 @@ def load_dataset(
     each of the source's splits (the first by file name or batch order), before the validation
     split is held out, so every split holds at most that many per class: for quick runs and tests.
     """
-    size = _check_size(image_size)
-    plan = _plan(_resolve(spec), val_fraction, seed, limit_per_class)
+    size = check_image_size(image_size)
+    plan = plan_split(resolve_source(spec), val_fraction, seed, limit_per_class)
     source = plan.source
 
-    def image_set(listing: _Listing, rows: np.ndarray, split: str) -> ImageSet:
+    def image_set(listing: Listing, rows: np.ndarray, split: str) -> ImageSet:
         return ImageSet(
             images=listing.read(rows, size),
             labels=listing.labels[rows].copy(),

@@ -13,9 +13,9 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from .base import CIFAR10_BATCHES, DEFAULT_NAME, IMAGE_SIZE, STATS_IMAGES
-from .listing import _Listing
-from .sources import _resolve
-from .splits import _check_size, _plan, channel_stats
+from .listing import Listing
+from .sources import resolve_source
+from .splits import channel_stats, check_image_size, plan_split
 
 
 class ImageDataset(Dataset[tuple[Tensor, int]]):
@@ -23,14 +23,14 @@ class ImageDataset(Dataset[tuple[Tensor, int]]):
     [3, S, S], label). Nothing is decoded until an item is asked for (in a DataLoader worker
     when there are workers); the object pickles small (a listing and its rows).
 
-    `train_side` None: each item at `image_size` (the evaluation transform, `_fit`). Otherwise
+    `train_side` None: each item at `image_size` (the evaluation transform, `fit_image`). Otherwise
     each item is the square of that side the batch augmentation crops from (`loader.Augment`).
     `labels`, `names` and `index` mean what they mean on `ImageSet`.
     """
 
     def __init__(
         self,
-        listing: _Listing,
+        listing: Listing,
         rows: np.ndarray,
         classes: tuple[str, ...],
         source: str,
@@ -107,12 +107,12 @@ def open_dataset(
 ) -> StreamSplits:
     """The splits `load_dataset` gives (the same images, labels and order), as `ImageDataset`s
     that decode on demand at `image_size`. A compressed archive is inflated once to the cache
-    folder (`_inflated`): shuffled reads need random access, which gzip lacks."""
-    size = _check_size(image_size)
-    plan = _plan(_resolve(spec, inflate=True), val_fraction, seed, limit_per_class)
+    folder (`inflated_tar`): shuffled reads need random access, which gzip lacks."""
+    size = check_image_size(image_size)
+    plan = plan_split(resolve_source(spec, inflate=True), val_fraction, seed, limit_per_class)
     source = plan.source
 
-    def split(listing: _Listing, rows: np.ndarray, name: str) -> ImageDataset:
+    def split(listing: Listing, rows: np.ndarray, name: str) -> ImageDataset:
         return ImageDataset(listing, rows, source.classes, f"{source.origin} [{name}]", size)
 
     train = split(source.train, plan.train_rows, "train")

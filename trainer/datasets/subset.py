@@ -16,9 +16,9 @@ from prp.runtime.files import write_atomic
 
 from ..errors import PRPError
 from .base import DEFAULT_NAME, DEFAULT_SUBSET_PATH, IMAGE_SIZE, DatasetError
-from .listing import _fit, _image_size, _TarReader
-from .splits import _first_per_class, load_dataset
-from .trees import _arrange, _tar_index
+from .listing import TarReader, blob_image_size, fit_image
+from .splits import first_per_class, load_dataset
+from .trees import arrange_tree, tar_index
 
 
 def build_default_subset(
@@ -41,8 +41,8 @@ def build_default_subset(
     tar_path, out_path = Path(tar_path), Path(out_path)
     if not tar_path.is_file():
         raise DatasetError(f"archive {tar_path} does not exist; give the CIFAR-10 JPEG .tar.gz")
-    spans = _tar_index(tar_path)
-    classes, train, test = _arrange(list(spans), str(tar_path))
+    spans = tar_index(tar_path)
+    classes, train, test = arrange_tree(list(spans), str(tar_path))
     if test is None:
         raise DatasetError(f"{tar_path} has no test/<class>/ folders; the default set needs both")
 
@@ -61,19 +61,19 @@ def build_default_subset(
                     f"{tar_path}: class {c} has {have} {('train', 'test')[split]} images, fewer "
                     f"than the {per_class} asked for" + (f" after skipping {skip}" if skip else "")
                 )
-        taken = _first_per_class(labels, skip + per_class)
-        skipped = set(_first_per_class(labels, skip).tolist()) if skip else set()
+        taken = first_per_class(labels, skip + per_class)
+        skipped = set(first_per_class(labels, skip).tolist()) if skip else set()
         for p in taken:
             if int(p) not in skipped:
                 rows.append((items[p][0], int(labels[p]), split))
 
     names = [n for n, _, _ in rows]
-    reader = _TarReader(tar_path, names, np.array([spans[n] for n in names], dtype=np.int64))
+    reader = TarReader(tar_path, names, np.array([spans[n] for n in names], dtype=np.int64))
     blobs: list[bytes] = [b""] * len(names)
     for i in np.argsort(reader.spans[:, 0]):  # archive order: the .tar.gz is inflated once
         blobs[i] = reader(int(i))
-        _fit(blobs[i], names[i], str(tar_path), IMAGE_SIZE)  # decodes it: a check
-        if _image_size(blobs[i]) != (IMAGE_SIZE, IMAGE_SIZE):
+        fit_image(blobs[i], names[i], str(tar_path), IMAGE_SIZE)  # decodes it: a check
+        if blob_image_size(blobs[i]) != (IMAGE_SIZE, IMAGE_SIZE):
             raise DatasetError(
                 f"image {tar_path}/{names[i]} is not {IMAGE_SIZE}x{IMAGE_SIZE} pixels; the "
                 f"default set stores CIFAR-10's own {IMAGE_SIZE}x{IMAGE_SIZE} JPEGs"

@@ -1,4 +1,4 @@
-"""Class-folder trees, as folders or tar archives: their layout (`_arrange`), the listing
+"""Class-folder trees, as folders or tar archives: their layout (`arrange_tree`), the listing
 of a folder, the header index of an archive, and the inflated copy a compressed archive is
 read through."""
 
@@ -17,7 +17,7 @@ import numpy as np
 from prp.runtime.files import atomic_path
 
 from .base import CACHE_ENV, IMAGE_SUFFIXES, SPEC_HELP, DatasetError
-from .listing import _decompressor, _FileReader, _Listing, _Reader, _Source, _TarReader
+from .listing import FileReader, Listing, Reader, Source, TarReader, decompressor
 
 
 def _is_hidden(part: str) -> bool:
@@ -37,7 +37,7 @@ def _image_paths(paths: Sequence[str]) -> list[PurePosixPath]:
     return found
 
 
-def _arrange(
+def arrange_tree(
     paths: Sequence[str], where: str
 ) -> tuple[tuple[str, ...], list[tuple[str, int]], list[tuple[str, int]] | None]:
     """Finds the layout of a tree of images: its classes and (name, label) of train and test,
@@ -115,21 +115,19 @@ def _arrange(
 
 
 def _tree_source(
-    origin: str, paths: Sequence[str], reader: Callable[[list[str]], _Reader], where: str
-) -> _Source:
+    origin: str, paths: Sequence[str], reader: Callable[[list[str]], Reader], where: str
+) -> Source:
     """A class-folder tree's source; `reader(names)` reads those images by position."""
-    classes, train, test = _arrange(paths, where)
+    classes, train, test = arrange_tree(paths, where)
 
-    def make(items: list[tuple[str, int]]) -> _Listing:
+    def make(items: list[tuple[str, int]]) -> Listing:
         names = [n for n, _ in items]
-        return _Listing(
-            names, np.array([k for _, k in items], dtype=np.int64), reader(names), where
-        )
+        return Listing(names, np.array([k for _, k in items], dtype=np.int64), reader(names), where)
 
-    return _Source(origin, classes, make(train), make(test) if test is not None else None)
+    return Source(origin, classes, make(train), make(test) if test is not None else None)
 
 
-def _folder_source(root: Path) -> _Source:
+def folder_source(root: Path) -> Source:
     paths: list[str] = []
 
     def walk(folder: Path, prefix: str, depth: int) -> None:
@@ -148,10 +146,10 @@ def _folder_source(root: Path) -> _Source:
                 paths.append(prefix + entry.name)
 
     walk(root, "", 1)
-    return _tree_source(str(root), paths, lambda names: _FileReader(root, names), str(root))
+    return _tree_source(str(root), paths, lambda names: FileReader(root, names), str(root))
 
 
-def _tar_index(path: Path) -> dict[str, tuple[int, int]]:
+def tar_index(path: Path) -> dict[str, tuple[int, int]]:
     """(offset of its data, size) of every image member, by normalised name, in one pass over
     the headers (an uncompressed tar is read header by header, skipping the data)."""
     spans: dict[str, tuple[int, int]] = {}
@@ -162,7 +160,7 @@ def _tar_index(path: Path) -> dict[str, tuple[int, int]]:
                 # memory at two integers and a name per image (ImageNet: 1.28 M members).
                 archive.members.clear()  # type: ignore[attr-defined]
                 if member.isfile() and PurePosixPath(member.name).suffix.lower() in IMAGE_SUFFIXES:
-                    # Member names may carry a leading './'; _arrange works on the normal form.
+                    # Member names may carry a leading './'; arrange_tree works on the normal form.
                     parts = [q for q in PurePosixPath(member.name).parts if q != "."]
                     spans[str(PurePosixPath(*parts))] = (member.offset_data, member.size)
     except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, OSError) as e:
@@ -172,13 +170,13 @@ def _tar_index(path: Path) -> dict[str, tuple[int, int]]:
     return spans
 
 
-def _tar_source(path: Path, data: Path) -> _Source:
+def tar_source(path: Path, data: Path) -> Source:
     """The archive `path`, read from `data` (itself, or its inflated copy)."""
-    spans = _tar_index(data)
+    spans = tar_index(data)
 
-    def reader(names: list[str]) -> _TarReader:
+    def reader(names: list[str]) -> TarReader:
         table = np.array([spans[n] for n in names], dtype=np.int64).reshape(len(names), 2)
-        return _TarReader(data, names, table)
+        return TarReader(data, names, table)
 
     return _tree_source(str(path), list(spans), reader, str(path))
 
@@ -189,11 +187,11 @@ def _cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "prp-nas"
 
 
-def _inflated(path: Path) -> Path:
+def inflated_tar(path: Path) -> Path:
     """A compressed archive inflated once to a plain tar in the cache folder (`$PRP_DATA_CACHE`,
     else ~/.cache/prp-nas), keyed by the archive's path, size and modification time; `path`
     itself when it is not compressed. Streamed through in 1 MB pieces, written atomically."""
-    opener = _decompressor(path)
+    opener = decompressor(path)
     if opener is None:
         return path
     stat = path.stat()

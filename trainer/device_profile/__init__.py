@@ -24,7 +24,9 @@ without one the table says so and holds latency only.
 Modules, one concern each: `base` (format, backends, `ProfileError`), `programs` (op signatures
 and the programs that compute them, lowered for a backend), `timing` (timed calls, RAPL energy),
 `table` (reading a table, assembling its ops), `measuring` (`profile_space`), `validation`
-(`--validate`: whole paths against the table's sums) and `cli` (`prp-profile`).
+(`--validate`: whole paths against the table's sums), `kit` (`--kit`: the programs a phone
+times itself) and `cli` (`prp-profile`). Every program is lowered by `prp.trainer.lowering`, as
+prp-export lowers a bundle.
 """
 
 from .base import (
@@ -37,31 +39,32 @@ from .base import (
     ProfileError,
     ProgressFn,
 )
-from .cli import _check_space_option, profile, profile_app
+from .cli import check_space_option, profile, profile_app
+from .kit import KIT_MANIFEST, KIT_PROGRAM, write_kit
 from .measuring import profile_space
 from .programs import (
     CALL_OVERHEAD_SHAPE,
+    CallOverhead,
     OpProgram,
-    _CallOverhead,
-    _identity_convs,
-    _shape_key,
     check_backend,
+    identity_convs,
     layout_shapes,
     lower,
     op_programs,
     program_module,
     set_threads,
+    shape_key,
 )
 from .table import (
-    _fold_target,
-    _space_json,
-    _versions,
     assemble_table,
+    backend_versions,
     conversion_costs,
     energy_path,
+    fold_target,
     log_path,
     partial_path,
     read_profile,
+    space_json,
 )
 from .timing import RaplCounter, Timing, measure, time_calls
 from .validation import live_sum, sample_paths, space_of, validate_table, validation_figures
@@ -79,13 +82,16 @@ __all__ = [
     "RAPL_ROOT",
     "RaplCounter",
     "Timing",
-    "_CallOverhead",
-    "_check_space_option",
-    "_fold_target",
-    "_identity_convs",
-    "_shape_key",
-    "_space_json",
-    "_versions",
+    "CallOverhead",
+    "check_space_option",
+    "fold_target",
+    "identity_convs",
+    "shape_key",
+    "space_json",
+    "backend_versions",
+    "KIT_MANIFEST",
+    "KIT_PROGRAM",
+    "write_kit",
     "assemble_table",
     "check_backend",
     "conversion_costs",

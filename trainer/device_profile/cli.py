@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Any
 
 import typer
 from prp.runtime.cli_errors import one_line_errors
@@ -19,7 +21,7 @@ from .validation import validate_table
 KIT_LOG = "profile.log"
 
 
-def _check_space_option(space: str | None, size: str | None, what: str) -> SearchSpace:
+def check_space_option(space: str | None, size: str | None, what: str) -> SearchSpace:
     if space is None:
         raise ProfileError(f"give --space to {what} (e.g. --space nb201)")
     if space not in SPACES.names():
@@ -73,9 +75,9 @@ def profile(
     from prp.runtime.quiet import third_party_log
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from ..cli import _console
+    from ..cli.console import make_console
 
-    console = _console()
+    console = make_console()
     bar = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -105,8 +107,6 @@ def profile(
                     "(a kit for a phone)"
                 )
             if kit is not None:
-                from ..profile_kit import kit_command
-
                 with quiet(kit / KIT_LOG):
                     kit_command(console, kit, space, size, warmup, repeats, seed)
                 say_where(kit / KIT_LOG)
@@ -147,7 +147,7 @@ def profile(
                     "give --space and --out to profile (e.g. --space nb201 --out my_device.json), "
                     "--validate TABLE, or --space and --kit DIR for a phone"
                 )
-            sp = _check_space_option(space, size, "profile")
+            sp = check_space_option(space, size, "profile")
             with quiet(log_path(out)), bar:
                 table = profile_space(
                     sp,
@@ -177,3 +177,29 @@ def profile(
             )
             console.print(f"[red]interrupted[/red]{kept}")
             raise typer.Exit(130) from None
+
+
+def kit_command(
+    console: Any,
+    kit: Path,
+    space: str | None,
+    size: str | None,
+    warmup: int | None,
+    repeats: int | None,
+    seed: int,
+) -> None:
+    """`prp-profile --kit DIR`: write the kit and say where it goes next."""
+    from .kit import KIT_MANIFEST, KIT_PROGRAM, write_kit
+
+    sp = check_space_option(space, size, "write a kit")
+    started = time.perf_counter()
+    with console.status(f"lowering the op programs of {sp.name} ({sp.size})"):
+        data = write_kit(
+            sp, kit, 10 if warmup is None else warmup, 50 if repeats is None else repeats, seed
+        )
+    mb = (kit / KIT_PROGRAM).stat().st_size / 2**20
+    console.print(
+        f"wrote {kit / KIT_PROGRAM} ({len(data['ops'])} op signatures, {mb:.1f} MB) and "
+        f"{kit / KIT_MANIFEST} in {time.perf_counter() - started:.0f} s; copy the folder to the "
+        f"phone and run org.prpnas.bridge.OpProfiler on it (docs/profile.md, 'On a phone')"
+    )

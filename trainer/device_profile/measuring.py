@@ -18,24 +18,24 @@ from ..supernet import Supernet
 from .base import PROFILE_FORMAT, PROFILE_VERSION, RAPL_ROOT, ProfileError, ProgressFn
 from .programs import (
     CALL_OVERHEAD_SHAPE,
-    _CallOverhead,
-    _identity_convs,
-    _shape_key,
+    CallOverhead,
     check_backend,
+    identity_convs,
     layout_shapes,
     op_programs,
     set_threads,
+    shape_key,
 )
 from .table import (
-    _check_same_settings,
-    _cpu_name,
-    _space_json,
-    _versions,
     assemble_table,
+    backend_versions,
+    check_same_settings,
     conversion_costs,
+    cpu_name,
     energy_path,
     partial_path,
     read_profile,
+    space_json,
 )
 from .timing import RaplCounter, measure
 
@@ -71,7 +71,7 @@ def profile_space(
     header: dict[str, Any] = {
         "format": PROFILE_FORMAT,
         "version": PROFILE_VERSION,
-        "space": _space_json(space),
+        "space": space_json(space),
         "backend": backend,
         "threads": actual_threads,
     }
@@ -83,14 +83,14 @@ def profile_space(
     for source in (out, partial):
         if source.is_file():
             data = read_profile(source)
-            _check_same_settings(source, data, header)
+            check_same_settings(source, data, header)
             method = data.get("method", {})
             if (
                 source == out
                 and data.get("complete")
                 and set(data["measurements"]) >= {s for s, p in programs.items() if not p.free}
                 and set(method.get("layout_baselines") or {})
-                >= {_shape_key(s) for s in layout_shapes(programs)}
+                >= {shape_key(s) for s in layout_shapes(programs)}
             ):
                 return data  # nothing left to measure; its validation stays valid
             measured.update(data["measurements"])
@@ -108,7 +108,7 @@ def profile_space(
             "complete": complete,
             "objective": "latency",
             "unit": "ms",
-            "device": device or _cpu_name(),
+            "device": device or cpu_name(),
             "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "profiling_s": round(spent_s + time.perf_counter() - started, 2),
             "method": {
@@ -123,14 +123,14 @@ def profile_space(
 
     if overhead is None:
         overhead = measure(
-            _CallOverhead(), CALL_OVERHEAD_SHAPE, backend, threads, warmup, repeats, rapl, seed
+            CallOverhead(), CALL_OVERHEAD_SHAPE, backend, threads, warmup, repeats, rapl, seed
         ).to_json()
     for shape in layout_shapes(programs):
-        key = _shape_key(shape)
+        key = shape_key(shape)
         if key not in baselines:
             baselines[key] = {
                 name: measure(
-                    _identity_convs(shape[1], k), shape, backend, threads, warmup, repeats, rapl
+                    identity_convs(shape[1], k), shape, backend, threads, warmup, repeats, rapl
                 ).to_json()
                 for name, k in (("one", 1), ("two", 2))
             }
@@ -159,9 +159,9 @@ def profile_space(
     table["method"]["free_ops"] = sorted(s for s, p in programs.items() if p.free)
     table["provenance"] = {
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-        "versions": _versions(backend),
+        "versions": backend_versions(backend),
         "machine": platform.machine(),
-        "cpu": _cpu_name(),
+        "cpu": cpu_name(),
         "cpu_count": os.cpu_count(),
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "seed": seed,

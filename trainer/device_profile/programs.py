@@ -72,7 +72,7 @@ class _Program(nn.Module):
         return self.op(x)
 
 
-class _CallOverhead(nn.Module):
+class CallOverhead(nn.Module):
     """A program that computes almost nothing: its time is the cost of one call."""
 
     def forward(self, x: Tensor) -> Tensor:
@@ -82,7 +82,7 @@ class _CallOverhead(nn.Module):
 CALL_OVERHEAD_SHAPE: Shape = (1, 8)
 
 
-def _identity_convs(channels: int, count: int) -> nn.Module:
+def identity_convs(channels: int, count: int) -> nn.Module:
     """`count` 1x1 depthwise convolutions that copy their input: XNNPACK runs them in NHWC, so
     a program of them pays the NCHW <-> NHWC conversions an op program pays at its ends."""
     layers = []
@@ -94,7 +94,7 @@ def _identity_convs(channels: int, count: int) -> nn.Module:
     return nn.Sequential(*layers)
 
 
-def _shape_key(shape: Shape) -> str:
+def shape_key(shape: Shape) -> str:
     return "x".join(map(str, shape))
 
 
@@ -130,12 +130,12 @@ def check_backend(backend: str) -> None:
 def program_module(module: nn.Module) -> nn.Module:
     """A copy of `module` as the program prp-export would lower: BatchNorm as per-channel
     affine, as in a bundle, and one input named `x` (the profile kit lowers the same)."""
-    from ..export import _replace_bn
+    from ..lowering import bn_as_affine
 
     program = copy.deepcopy(module).eval()
     if isinstance(program, nn.BatchNorm2d):
         program = nn.Sequential(program)
-    _replace_bn(program)
+    bn_as_affine(program)
     return _Program(program).eval()
 
 
@@ -144,15 +144,13 @@ def lower(
 ) -> Callable[[], object]:
     """`module` (`program_module`) lowered for `backend` as prp-export lowers paths; returns a
     call running it once on `example`."""
-    from ..export import write_onnx, write_pte
+    from ..lowering import load_program, write_onnx, write_pte
 
     program = program_module(module)
     if backend == "executorch":
-        from executorch.runtime import Runtime
-
         pte = workdir / "program.pte"
         write_pte({"forward": program}, example, pte)
-        loaded = Runtime.get().load_program(str(pte))
+        loaded = load_program(pte)
         method = loaded.load_method("forward")
         inputs = [example]
 

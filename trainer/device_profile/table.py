@@ -11,10 +11,10 @@ from typing import Any
 from ..runs import read_json
 from ..spaces import SearchSpace, Shape
 from .base import PROFILE_FORMAT, PROFILE_VERSION, ProfileError
-from .programs import OpProgram, _shape_key
+from .programs import OpProgram, shape_key
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -24,7 +24,7 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def _versions(backend: str) -> dict[str, str]:
+def backend_versions(backend: str) -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     from .. import __version__
@@ -38,11 +38,11 @@ def _versions(backend: str) -> dict[str, str]:
     return out
 
 
-def _space_json(space: SearchSpace) -> dict[str, Any]:
+def space_json(space: SearchSpace) -> dict[str, Any]:
     return {k: v for k, v in space.describe().items() if k != "paths"}
 
 
-def _space_label(data: dict[str, Any]) -> str:
+def space_label(data: dict[str, Any]) -> str:
     return f"{data.get('name', '?')} ({data.get('size', '?')})"
 
 
@@ -64,12 +64,12 @@ def read_profile(path: Path) -> dict[str, Any]:
     return data
 
 
-def _check_same_settings(path: Path, data: dict[str, Any], want: dict[str, Any]) -> None:
+def check_same_settings(path: Path, data: dict[str, Any], want: dict[str, Any]) -> None:
     """Refuse to resume from, or add to, a table measured for another space or setting."""
     if data["space"] != want["space"]:
         raise ProfileError(
-            f"{path} holds a table for space {_space_label(data['space'])}, not "
-            f"{_space_label(want['space'])}; its signatures would not price this space: choose "
+            f"{path} holds a table for space {space_label(data['space'])}, not "
+            f"{space_label(want['space'])}; its signatures would not price this space: choose "
             f"another --out, or profile --space {data['space'].get('name')} "
             f"--size {data['space'].get('size')}"
         )
@@ -93,7 +93,7 @@ def log_path(table: Path) -> Path:
     return table.with_name(table.name + ".log")
 
 
-def _fold_target(programs: dict[str, OpProgram]) -> str | None:
+def fold_target(programs: dict[str, OpProgram]) -> str | None:
     """A fixed op every path runs exactly once, to carry the once-per-path call overhead."""
     once = [p.signature for p in programs.values() if p.fixed and p.uses == 1 and not p.free]
     return once[0] if once else None
@@ -128,9 +128,9 @@ def assemble_table(
     convert = conversion_costs(baselines or {}, overhead, field)
 
     def half(shape: Sequence[int]) -> float:
-        return convert.get(_shape_key(tuple(shape)), 0.0) / 2
+        return convert.get(shape_key(tuple(shape)), 0.0) / 2
 
-    target = _fold_target(programs)
+    target = fold_target(programs)
     ops: dict[str, float] = {}
     for sig, p in programs.items():
         if p.free:

@@ -23,7 +23,7 @@ from ..spaces import Priced, SearchSpace, Shape, get_space
 from ..supernet import Supernet
 from .base import BACKENDS, MIN_VALIDATION_PATHS, VALIDATION_ROUNDS, ProfileError, ProgressFn
 from .programs import check_backend, set_threads
-from .table import _space_json, _space_label, read_profile
+from .table import read_profile, space_json, space_label
 from .timing import lower_quietly, time_calls
 
 
@@ -80,9 +80,9 @@ def space_of(data: dict[str, Any], where: Path) -> SearchSpace:
         space = get_space(str(info["name"]), size=str(info["size"]))
     except (PRPError, ValueError, KeyError) as e:
         raise ProfileError(f"{where}: cannot rebuild its space {info!r} ({e})") from None
-    if _space_json(space) != info:
+    if space_json(space) != info:
         raise ProfileError(
-            f"{where} was measured for {info!r}, but this version builds {_space_json(space)!r}; "
+            f"{where} was measured for {info!r}, but this version builds {space_json(space)!r}; "
             f"profile again"
         )
     return space
@@ -93,13 +93,13 @@ def live_sum(module: nn.Module, in_shape: Shape, ops: dict[str, float]) -> float
     its exported program, as prp-export lowers it. The additive table prices every op of the
     path; the exported program drops an op whose result never reaches the output (an NB201 node
     whose outgoing edges are all `none`, say). Ops are the outermost `Priced` modules."""
-    from ..export import _drop_zero_terms, _for_xnnpack
+    from ..lowering import drop_zero_terms, for_xnnpack
 
     example = torch.zeros(in_shape)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
-        exported = torch.export.export(_for_xnnpack(module).eval(), (example,))
-    program = _drop_zero_terms(exported)
+        exported = torch.export.export(for_xnnpack(module).eval(), (example,))
+    program = drop_zero_terms(exported)
     live: set[str] = set()
     for node in program.graph.nodes:
         if node.op == "call_function":
@@ -152,7 +152,7 @@ def validate_table(
     `lut` cost model, as prp-train prices them) and write the figures into the table's
     `validation`. Returns that section."""
     from ..costs import LUTCostModel, get_cost_model, price_supernet
-    from ..export import path_module
+    from ..lowering import path_module
 
     data = read_profile(table_path)
     if not data.get("complete"):
@@ -163,7 +163,7 @@ def validate_table(
     for key, value in wanted.items():
         if value is not None and data["space"].get(key) != value:
             raise ProfileError(
-                f"{table_path} is a table for space {_space_label(data['space'])}, not "
+                f"{table_path} is a table for space {space_label(data['space'])}, not "
                 f"--space {space or data['space'].get('name')} --size "
                 f"{size or data['space'].get('size')}: profile that space first"
             )

@@ -10,34 +10,36 @@ which XNNPACK runs as one op in its NHWC layout with the vectors as static const
 
 .pte size beyond the distinct weights is one XNNPACK graph per method (its nodes, values and
 constant references) plus the program's tables; `write_pte` keeps it small by not letting the
-graphs grow avoidable nodes (`DepthwiseAffine`, `_drop_zero_terms`), by short constant names
-(`_shorten_named_keys`) and by a 64-byte segment alignment.
+graphs grow avoidable nodes (`DepthwiseAffine`, `drop_zero_terms`), by short constant names
+and by a 64-byte segment alignment (the lowering itself lives in `prp.trainer.lowering`).
 
 Every method and graph is checked against PyTorch before the bundle is moved into place.
 
 Modules, one concern each: `run` (loading a trained run, choosing the paths), `modules` (each
-path as a plain network, BN as affines), `pte` (the ExecuTorch program and its key rewrite),
-`onnx_graphs` (ONNX graphs sharing one weights file), `checks` (every method against PyTorch),
+path recalibrated as a plain network, its accuracy), `checks` (every method against PyTorch),
 `manifest` (costs, tables, provenance), `folder` (the bundle folder, safely) and `exporter`
-(`export_bundle`, which runs them in order).
+(`export_bundle`, which runs them in order). The ExecuTorch program, the ONNX graphs and int8
+come from `prp.trainer.lowering`; the names below that it defines are importable from here too.
 """
 
-from .checks import CHECK_IMAGES, INT8_TOLERANCE, TOLERANCE
-from .errors import ExportError
-from .exporter import export_bundle
-from .folder import EXPORT_LOG
-from .manifest import _distinct_bytes, _stored, default_policies
-from .modules import (
+from ..errors import ExportError
+from ..lowering import (
+    ONNX_WEIGHTS,
+    PTE,
+    PTE_SEGMENT_ALIGNMENT,
     ChannelAffine,
     DepthwiseAffine,
-    _drop_zero_terms,
-    _for_xnnpack,
-    _replace_bn,
-    calibrated_path_module,
+    check_onnx,
+    check_pte,
     path_module,
+    write_onnx,
+    write_pte,
 )
-from .onnx_graphs import ONNX_WEIGHTS, check_onnx, write_onnx
-from .pte import PTE, PTE_SEGMENT_ALIGNMENT, check_pte, write_pte
+from .checks import CHECK_IMAGES, INT8_TOLERANCE, TOLERANCE
+from .exporter import export_bundle
+from .folder import EXPORT_LOG
+from .manifest import default_policies
+from .modules import calibrated_path_module
 from .run import LoadedRun, choose_paths, load_run
 
 __all__ = [
@@ -52,11 +54,6 @@ __all__ = [
     "DepthwiseAffine",
     "ExportError",
     "LoadedRun",
-    "_distinct_bytes",
-    "_drop_zero_terms",
-    "_for_xnnpack",
-    "_replace_bn",
-    "_stored",
     "calibrated_path_module",
     "check_onnx",
     "check_pte",

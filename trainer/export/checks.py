@@ -8,8 +8,8 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor, nn
 
-from ..quantize import Int8Path
-from .errors import ExportError
+from ..errors import ExportError
+from ..lowering import Int8Path
 
 CHECK_IMAGES = 8
 TOLERANCE = 1e-3  # max abs logit difference allowed between PyTorch and an exported path

@@ -14,23 +14,25 @@ from prp.runtime.bundle import MANIFEST, load_manifest, sha256_file
 
 from ..costs import get_cost_model, price_supernet
 from ..datasets import DataSplits, load_dataset, to_tensor
-from ..errors import PRPError
-from ..profiling import PathTable, trace_ops
-from ..quantize import (
+from ..errors import ExportError, PRPError
+from ..lowering import (
     CALIBRATION_IMAGES,
+    PTE,
     QUANTIZE_CHOICES,
     Int8Path,
+    check_onnx,
+    check_pte,
     quantize_path,
+    write_onnx,
+    write_pte,
 )
+from ..profiling import PathTable, trace_ops
 from ..runs import write_json
 from ..search import PathMetrics
 from .checks import CHECK_IMAGES, check_fp32, check_int8
-from .errors import ExportError
-from .folder import _check_out, _move_into_place, _remove_export_folder, _remove_stale_leftovers
-from .manifest import _int8_energy, _other_cost, build_manifest, path_entries
-from .modules import _accuracy, calibrated_path_module
-from .onnx_graphs import check_onnx, write_onnx
-from .pte import PTE, check_pte, write_pte
+from .folder import check_out, move_into_place, remove_export_folder, remove_stale_leftovers
+from .manifest import build_manifest, int8_energy, other_objective_cost, path_entries
+from .modules import accuracy, calibrated_path_module
 from .run import LoadedRun, choose_paths, load_run
 
 
@@ -77,8 +79,8 @@ def export_bundle(
         raise ExportError("--keep-fp32 names float32 paths of an int8 bundle: add --quantize int8")
     given_out = Path(out)
     out = Path(os.path.abspath(out))  # `.` and `..` resolved: tmp goes beside the real name
-    _check_out(out, Path(run_dir))
-    removed = _remove_stale_leftovers(out.parent)
+    check_out(out, Path(run_dir))
+    removed = remove_stale_leftovers(out.parent)
     if removed:
         say(f"removed leftovers of killed exports: {', '.join(removed)}")
     run = load_run(run_dir)
@@ -117,9 +119,9 @@ def export_bundle(
         cfg.objective: (price_supernet(supernet, main_model, trace), main_model)
     }
     other = "latency" if cfg.objective == "energy" else "energy"
-    tables[other] = _other_cost(run, other)
+    tables[other] = other_objective_cost(run, other)
     energy_int8, energy_int8_info = (
-        _int8_energy(run, tables["energy"], trace) if quantize else (None, None)
+        int8_energy(run, tables["energy"], trace) if quantize else (None, None)
     )
 
     say(f"recalibrating BatchNorm and measuring {len(chosen)} paths")
@@ -128,8 +130,8 @@ def export_bundle(
         module = calibrated_path_module(run, metrics.path, train_x, train_y)
         estimated = metrics.accuracy
         if np.isnan(estimated):
-            estimated = _accuracy(module, val_x[: cfg.eval_images], val_y[: cfg.eval_images])
-        records.append((metrics, estimated, _accuracy(module, test_x, test_y)))
+            estimated = accuracy(module, val_x[: cfg.eval_images], val_y[: cfg.eval_images])
+        records.append((metrics, estimated, accuracy(module, test_x, test_y)))
         modules[metrics.key] = module
     order = sorted(range(len(records)), key=lambda k: (-records[k][1], records[k][0].cost))
     ids = [f"path_{i}" for i in range(len(order))]
@@ -147,13 +149,13 @@ def export_bundle(
         for i, k in enumerate(order):
             if records[k][0].key not in kept:
                 q = quantize_path(named[ids[i]], test_x[:1], calib)
-                int8[ids[i]] = (q, _accuracy(q.reference, test_x, test_y))
+                int8[ids[i]] = (q, accuracy(q.reference, test_x, test_y))
     # What each backend runs and is checked against: an int8 path's PT2E reference module.
     reference = {i: int8[i][0].reference if i in int8 else m for i, m in named.items()}
     lowered = {i: int8[i][0].program if i in int8 else m for i, m in named.items()}
 
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    if (tmp.exists() or tmp.is_symlink()) and not _remove_export_folder(tmp):
+    if (tmp.exists() or tmp.is_symlink()) and not remove_export_folder(tmp):
         # Our PID, so no live exporter's: a killed one's, reused PID, but not only its files.
         raise ExportError(
             f"{tmp} exists and holds files prp-export does not write; move it away and export again"
@@ -203,7 +205,7 @@ def export_bundle(
         )
         write_json(tmp / MANIFEST, manifest)
         load_manifest(tmp)  # the contract holds before anything is in place
-        _move_into_place(tmp, out, Path(run_dir))
+        move_into_place(tmp, out, Path(run_dir))
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)  # ours: made above, under a name with our PID
         raise

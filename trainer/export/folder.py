@@ -11,7 +11,7 @@ from typing import Any
 
 from prp.runtime.bundle import MANIFEST
 
-from .errors import ExportError
+from ..errors import ExportError
 
 # Folders an export makes beside its bundle: `.NAME.tmp-PID` while writing, `.NAME.old-PID`
 # while swapping an old bundle out. A killed export leaves them; the next export removes them
@@ -56,7 +56,7 @@ def _foreign_entries(d: Path) -> list[str]:
     )
 
 
-def _remove_export_folder(d: Path) -> bool:
+def remove_export_folder(d: Path) -> bool:
     """Delete folder `d` if it holds only files an export writes; False (and `d` untouched)
     if it holds anything else or cannot be removed."""
     try:
@@ -83,7 +83,7 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _remove_stale_leftovers(parent: Path) -> list[str]:
+def remove_stale_leftovers(parent: Path) -> list[str]:
     """Remove the `.NAME.tmp-PID` / `.NAME.old-PID` folders of killed exports in `parent`;
     returns their names. Folders of live PIDs, or holding anything an export does not
     write, are left alone."""
@@ -92,12 +92,12 @@ def _remove_stale_leftovers(parent: Path) -> list[str]:
     removed = []
     for e in sorted(parent.iterdir()):
         m = _LEFTOVER.fullmatch(e.name)
-        if m and not _pid_alive(int(m["pid"])) and _remove_export_folder(e):
+        if m and not _pid_alive(int(m["pid"])) and remove_export_folder(e):
             removed.append(e.name)
     return removed
 
 
-def _check_out(out: Path, run_dir: Path) -> None:
+def check_out(out: Path, run_dir: Path) -> None:
     """Refuse an `--out` whose replacement would lose data: the run being exported or a folder
     above it (or above the current folder), a file, a link, or a folder that is neither empty
     nor a bundle of this project holding only its own files."""
@@ -137,16 +137,16 @@ def _check_out(out: Path, run_dir: Path) -> None:
         )
 
 
-def _move_into_place(tmp: Path, out: Path, run_dir: Path) -> None:
+def move_into_place(tmp: Path, out: Path, run_dir: Path) -> None:
     """Rename `tmp` onto `out`; an existing bundle there is replaced only once `tmp` is whole,
     and only if `out` still passes `_check_out` (the folder may have changed meanwhile)."""
-    _check_out(out, run_dir)
+    check_out(out, run_dir)
     if not out.exists():
         out.parent.mkdir(parents=True, exist_ok=True)
         os.replace(tmp, out)
         return
     old = out.parent / f".{out.name}.old-{os.getpid()}"
-    if (old.exists() or old.is_symlink()) and not _remove_export_folder(old):
+    if (old.exists() or old.is_symlink()) and not remove_export_folder(old):
         raise ExportError(f"{old} exists and holds files prp-export does not write; move it away")
     os.replace(out, old)
     try:
@@ -154,4 +154,4 @@ def _move_into_place(tmp: Path, out: Path, run_dir: Path) -> None:
     except BaseException:
         os.replace(old, out)  # the old bundle goes back: nothing is lost
         raise
-    _remove_export_folder(old)  # only export files, as `_check_out` found; else it is kept
+    remove_export_folder(old)  # only export files, as `_check_out` found; else it is kept

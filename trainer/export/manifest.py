@@ -4,14 +4,12 @@ switching tables and provenance."""
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import itertools
 import platform
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import torch
 from prp.runtime.bundle import SCHEMA_VERSION
 from prp.runtime.policies import ladder_policies
 from torch import Tensor, nn
@@ -21,21 +19,12 @@ from ..config import DEFAULT_COST_MODELS
 from ..costs import get_cost_model, price_supernet
 from ..datasets import DataSplits
 from ..errors import PRPError
+from ..lowering import FP32, INT8, Int8Path, distinct_bytes, distinct_module_bytes, stored_constants
 from ..profiling import PathTable
-from ..quantize import FP32, INT8, Int8Path, constant_tensors, distinct_bytes
 from ..search import PathMetrics
 from ..spaces import Path as ArchPath
 from .checks import INT8_TOLERANCE, TOLERANCE
 from .run import LoadedRun
-
-
-def _distinct_bytes(modules: Sequence[nn.Module]) -> int:
-    seen: dict[str, int] = {}
-    for m in modules:
-        for t in itertools.chain(m.parameters(), m.buffers()):
-            raw = t.detach().contiguous().numpy().tobytes()
-            seen.setdefault(hashlib.sha256(raw).hexdigest(), len(raw))
-    return sum(seen.values())
 
 
 def _versions() -> dict[str, str]:
@@ -50,7 +39,7 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _other_cost(run: LoadedRun, objective: str) -> tuple[PathTable, Any] | None:
+def other_objective_cost(run: LoadedRun, objective: str) -> tuple[PathTable, Any] | None:
     """A table for the objective the run did not train on, where the space has one."""
     name = DEFAULT_COST_MODELS.get((run.cfg.space, objective))
     if name is None and objective == "energy":
@@ -65,7 +54,7 @@ def _other_cost(run: LoadedRun, objective: str) -> tuple[PathTable, Any] | None:
         return None
 
 
-def _int8_energy(
+def int8_energy(
     run: LoadedRun, table: tuple[PathTable, Any] | None, trace: Any
 ) -> tuple[Callable[[ArchPath, float], float] | None, dict[str, Any] | None]:
     """How an int8 path's energy is priced: with the analytic model's `horowitz45-int8` device
@@ -91,12 +80,6 @@ def _int8_energy(
 
 def _tensors(m: nn.Module) -> list[Tensor]:
     return [t.detach() for t in itertools.chain(m.parameters(), m.buffers())]
-
-
-def _stored(q: Int8Path) -> list[Tensor]:
-    """The constants of an int8 path a backend stores: int8 weights and float scales and biases
-    (the weights' zero points are all zero, symmetric, and XNNPACK stores none)."""
-    return [t for t in constant_tensors(q.reference) if t.dtype in (torch.int8, torch.float32)]
 
 
 def default_policies(paths: Sequence[Mapping[str, Any]], objective: str) -> dict[str, Any]:
@@ -198,7 +181,7 @@ def build_manifest(
         "policies": default_policies(entries, cfg.objective),
         "files": files,
         "export": {
-            "distinct_weight_bytes": _distinct_bytes(list(named.values())),
+            "distinct_weight_bytes": distinct_module_bytes(list(named.values())),
             "onnx_distinct_tensors": onnx_info["distinct_tensors"],
             "bn": "per-path BatchNorm statistics as per-channel scale and shift",
             "tolerance": TOLERANCE,
@@ -215,8 +198,8 @@ def build_manifest(
     }
     if quantize is not None:
         fp32_tensors = [t for i, m in named.items() if i not in int8 for t in _tensors(m)]
-        int8_tensors = [t for q, _ in int8.values() for t in _stored(q)]
-        manifest["export"]["distinct_weight_bytes"] = _distinct_bytes(
+        int8_tensors = [t for q, _ in int8.values() for t in stored_constants(q)]
+        manifest["export"]["distinct_weight_bytes"] = distinct_module_bytes(
             [m for i, m in named.items() if i not in int8]
         ) + distinct_bytes(int8_tensors)
         manifest["export"]["int8_distinct_weight_bytes"] = distinct_bytes(int8_tensors)

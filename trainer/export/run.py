@@ -8,13 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from ..config import TrainConfig
-from ..errors import PRPError
+from ..errors import ExportError, PRPError
 from ..runs import CHECKPOINT, CONFIG, FRONT, one_line, read_checkpoint, read_config, read_json
 from ..search import PathMetrics, chance_accuracy, select_along_front
 from ..spaces import Path as ArchPath
 from ..spaces import get_space
 from ..supernet import Supernet
-from .errors import ExportError
 
 
 @dataclass

@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from prp.runtime.bundle import PTE as PTE
 from torch import Tensor, nn
 
-from .errors import ExportError
-from .modules import _drop_zero_terms, _for_xnnpack
+from ..errors import ExportError
+from .graphs import drop_zero_terms, for_xnnpack
 
-PTE = "supernet.pte"
 # Each weight is its own segment of the .pte; ExecuTorch's default 128-byte alignment pads
 # every per-path BN vector under 128 bytes to 128. 64 is a cache line and what SIMD loads want.
 PTE_SEGMENT_ALIGNMENT = 64
@@ -186,7 +186,7 @@ def write_pte(
     programs = {
         name: m
         if isinstance(m, torch.export.ExportedProgram)  # an int8 path, quantized already
-        else _drop_zero_terms(torch.export.export(_for_xnnpack(m).eval(), (example,)))
+        else drop_zero_terms(torch.export.export(for_xnnpack(m).eval(), (example,)))
         for name, m in modules.items()
     }
     quantized = any(isinstance(m, torch.export.ExportedProgram) for m in modules.values())
@@ -218,19 +218,34 @@ def write_pte(
     return fallback
 
 
-def check_pte(path: Path, modules: dict[str, nn.Module], inputs: Tensor) -> dict[str, float]:
-    """Max abs difference of every method of the .pte from PyTorch, run by ExecuTorch."""
+def load_program(path: Path) -> Any:
+    """The ExecuTorch program at `path`, loaded by ExecuTorch's Python runtime."""
     from executorch.runtime import Runtime
 
-    program = Runtime.get().load_program(str(path))
-    missing = set(modules) - set(program.method_names)
-    if missing:
-        raise ExportError(f"{path} lacks methods {sorted(missing)}")
+    return Runtime.get().load_program(str(path))
+
+
+def method_differences(
+    program: Any, modules: dict[str, nn.Module], inputs: dict[str, list[Tensor]]
+) -> dict[str, float]:
+    """Max abs difference, over each method's `inputs`, of every method of a loaded `program`
+    from its PyTorch module in `modules`."""
     diffs = {}
     with torch.no_grad():
         for name, m in modules.items():
             method = program.load_method(name)
             diffs[name] = max(
-                float((method.execute([x[None]])[0] - m(x[None])).abs().max()) for x in inputs
+                float((method.execute([x])[0] - m(x)).abs().max()) for x in inputs[name]
             )
     return diffs
+
+
+def check_pte(path: Path, modules: dict[str, nn.Module], inputs: Tensor) -> dict[str, float]:
+    """Max abs difference of every method of the .pte from PyTorch, run by ExecuTorch."""
+    program = load_program(path)
+    missing = set(modules) - set(program.method_names)
+    if missing:
+        raise ExportError(f"{path} lacks methods {sorted(missing)}")
+    return method_differences(
+        program, modules, {name: [x[None] for x in inputs] for name in modules}
+    )

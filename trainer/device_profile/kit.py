@@ -21,7 +21,6 @@ import datetime as dt
 import hashlib
 import platform
 import sys
-import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,25 +30,20 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .device_profile import (
+from ..runs import atomic_path, read_json, write_json
+from ..spaces import SearchSpace, Shape
+from ..supernet import Supernet
+from .base import PROFILE_FORMAT, PROFILE_VERSION, ProfileError
+from .programs import (
     CALL_OVERHEAD_SHAPE,
-    PROFILE_FORMAT,
-    PROFILE_VERSION,
-    ProfileError,
-    _CallOverhead,
-    _check_space_option,
-    _fold_target,
-    _identity_convs,
-    _shape_key,
-    _space_json,
-    _versions,
+    CallOverhead,
+    identity_convs,
     layout_shapes,
     op_programs,
     program_module,
+    shape_key,
 )
-from .runs import atomic_path, read_json, write_json
-from .spaces import SearchSpace, Shape
-from .supernet import Supernet
+from .table import backend_versions, fold_target, space_json
 
 KIT_FORMAT = "prp-profile-kit"
 KIT_VERSION = 1
@@ -76,16 +70,16 @@ def kit_methods(space: SearchSpace, seed: int = 0) -> tuple[list[KitMethod], dic
     torch.manual_seed(seed)
     supernet = Supernet(space).eval()
     programs = op_programs(supernet)
-    methods = [KitMethod("call_overhead", _CallOverhead(), CALL_OVERHEAD_SHAPE, seed)]
+    methods = [KitMethod("call_overhead", CallOverhead(), CALL_OVERHEAD_SHAPE, seed)]
     layouts = []
     for k, shape in enumerate(layout_shapes(programs)):
         names = {}
         for label, count in (("one", 1), ("two", 2)):
             name = f"layout_{k}_{label}"
             # prp-profile times these with its default input seed, 0, whatever --seed is
-            methods.append(KitMethod(name, _identity_convs(shape[1], count), shape, 0))
+            methods.append(KitMethod(name, identity_convs(shape[1], count), shape, 0))
             names[label] = name
-        layouts.append({"shape": _shape_key(shape), "in_shape": list(shape), **names})
+        layouts.append({"shape": shape_key(shape), "in_shape": list(shape), **names})
     ops: list[dict[str, Any]] = []
     for sig, p in programs.items():
         if p.free:
@@ -107,7 +101,7 @@ def kit_methods(space: SearchSpace, seed: int = 0) -> tuple[list[KitMethod], dic
         "layout_baselines": layouts,
         "ops": ops,
         "free_ops": sorted(s for s, p in programs.items() if p.free),
-        "overhead_folded_into": _fold_target(programs),
+        "overhead_folded_into": fold_target(programs),
         "network_input": [1, *space.input_shape],
     }
     return methods, entries
@@ -120,9 +114,13 @@ def _example(method: KitMethod) -> Tensor:
 def write_program(methods: list[KitMethod], path: Path, tolerance: float) -> None:
     """Lower every method as `device_profile.lower` does, into one program at `path`, and check
     each method against its PyTorch module on its own input (max abs difference `tolerance`)."""
-    from executorch.runtime import Runtime
-
-    from .export import _drop_zero_terms, _for_xnnpack, write_pte
+    from ..lowering import (
+        drop_zero_terms,
+        for_xnnpack,
+        load_program,
+        method_differences,
+        write_pte,
+    )
 
     modules = {m.name: program_module(m.module) for m in methods}
     examples = {m.name: _example(m) for m in methods}
@@ -132,17 +130,16 @@ def write_program(methods: list[KitMethod], path: Path, tolerance: float) -> Non
         # Exported here, each with its own input shape (write_pte takes one example for all
         # methods, and applies these same two steps to a module it exports itself).
         exported = {
-            name: _drop_zero_terms(torch.export.export(_for_xnnpack(m).eval(), (examples[name],)))
+            name: drop_zero_terms(torch.export.export(for_xnnpack(m).eval(), (examples[name],)))
             for name, m in modules.items()
         }
         with atomic_path(path) as tmp:
             write_pte(exported, next(iter(examples.values())), tmp)
-            program = Runtime.get().load_program(str(tmp))
+            program = load_program(tmp)
             if set(program.method_names) != set(modules):
                 raise ProfileError(f"the kit's program lacks methods; {path} was not written")
-            for name, m in modules.items():
-                got = program.load_method(name).execute([examples[name]])[0]
-                diff = float((got - m(examples[name])).abs().max())
+            inputs = {name: [x] for name, x in examples.items()}
+            for name, diff in method_differences(program, modules, inputs).items():
                 if not diff <= tolerance:
                     raise ProfileError(
                         f"method {name} of the kit computes {diff:.3g} away from PyTorch (allowed "
@@ -187,7 +184,7 @@ def write_kit(
     """Write `space`'s profile kit into `kit_dir` (`ops.pte`, then `kit.json`, which records the
     program's sha256: a kit interrupted between the two is refused by the phone); returns
     `kit.json`."""
-    from .export import TOLERANCE
+    from ..export import TOLERANCE
 
     if warmup < 0 or repeats < 1:
         raise ProfileError(f"--warmup must be >= 0 and --repeats >= 1, got {warmup}, {repeats}")
@@ -205,7 +202,7 @@ def write_kit(
         "version": KIT_VERSION,
         "table_format": PROFILE_FORMAT,
         "table_version": PROFILE_VERSION,
-        "space": _space_json(space),
+        "space": space_json(space),
         "program": KIT_PROGRAM,
         "program_sha256": hashlib.sha256(program.read_bytes()).hexdigest(),
         "warmup": warmup,
@@ -215,33 +212,9 @@ def write_kit(
         "provenance": {
             "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
             "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "versions": _versions("executorch"),
+            "versions": backend_versions("executorch"),
             "machine": platform.machine(),
         },
     }
     write_json(kit_dir / KIT_MANIFEST, kit)
     return kit
-
-
-def kit_command(
-    console: Any,
-    kit: Path,
-    space: str | None,
-    size: str | None,
-    warmup: int | None,
-    repeats: int | None,
-    seed: int,
-) -> None:
-    """`prp-profile --kit DIR`: write the kit and say where it goes next."""
-    sp = _check_space_option(space, size, "write a kit")
-    started = time.perf_counter()
-    with console.status(f"lowering the op programs of {sp.name} ({sp.size})"):
-        data = write_kit(
-            sp, kit, 10 if warmup is None else warmup, 50 if repeats is None else repeats, seed
-        )
-    mb = (kit / KIT_PROGRAM).stat().st_size / 2**20
-    console.print(
-        f"wrote {kit / KIT_PROGRAM} ({len(data['ops'])} op signatures, {mb:.1f} MB) and "
-        f"{kit / KIT_MANIFEST} in {time.perf_counter() - started:.0f} s; copy the folder to the "
-        f"phone and run org.prpnas.bridge.OpProfiler on it (docs/profile.md, 'On a phone')"
-    )

@@ -26,6 +26,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from .graphs import ChannelAffine, DepthwiseAffine, drop_zero_terms
+
 INT8 = "int8"
 FP32 = "float32"
 PRECISIONS = (FP32, INT8)
@@ -75,11 +77,9 @@ class FoldedConv(nn.Module):
 
 
 def fold_for_int8(module: nn.Module) -> nn.Module:
-    """A copy of an exported path module (`export.path_module`) ready for quantization: every
+    """A copy of an exported path module (`graphs.path_module`) ready for quantization: every
     conv followed by its BN affine becomes a `FoldedConv`, every other BN affine the 1x1
-    depthwise conv XNNPACK runs (`export.DepthwiseAffine`)."""
-    from .export import ChannelAffine, DepthwiseAffine
-
+    depthwise conv XNNPACK runs (`graphs.DepthwiseAffine`)."""
     twin = copy.deepcopy(module)
 
     def fold(m: nn.Module) -> None:
@@ -132,12 +132,10 @@ class Int8Path:
 
 
 def quantize_path(module: nn.Module, example: Tensor, calibration: Iterable[Tensor]) -> Int8Path:
-    """Quantize one exported path module (`export.path_module`) with PT2E for XNNPACK, its
+    """Quantize one exported path module (`graphs.path_module`) with PT2E for XNNPACK, its
     activation observers fed `calibration` batches."""
     from torch.export import Dim
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
-
-    from .export import _drop_zero_terms
 
     folded = fold_for_int8(module)
     # A dynamic batch so that calibration and accuracy run in batches; lowered at batch 1.
@@ -147,7 +145,7 @@ def quantize_path(module: nn.Module, example: Tensor, calibration: Iterable[Tens
         (example[:1].expand(2, *example.shape[1:]).contiguous(),),
         dynamic_shapes={"x": {0: Dim("batch", min=1, max=4096)}},
     )
-    prepared = prepare_pt2e(_drop_zero_terms(traced).module(), xnnpack_quantizer())
+    prepared = prepare_pt2e(drop_zero_terms(traced).module(), xnnpack_quantizer())
     with torch.no_grad():
         for x in calibration:
             prepared(x)
@@ -200,9 +198,10 @@ def distinct_bytes(tensors: Sequence[Tensor]) -> int:
     return sum(seen.values())
 
 
-@torch.no_grad()
-def reference_logits(reference: torch.fx.GraphModule, x: Tensor, batch: int = 256) -> Tensor:
-    return torch.cat([reference(x[i : i + batch]) for i in range(0, len(x), batch)])
+def stored_constants(q: Int8Path) -> list[Tensor]:
+    """The constants of an int8 path a backend stores: int8 weights and float scales and biases
+    (the weights' zero points are all zero, symmetric, and XNNPACK stores none)."""
+    return [t for t in constant_tensors(q.reference) if t.dtype in (torch.int8, torch.float32)]
 
 
 def pte_named_data(path: Any) -> dict[str, bytes]:

@@ -9,9 +9,8 @@ from typing import Any
 import numpy as np
 import torch
 from prp.runtime.backends import onnx_session_options
+from prp.runtime.bundle import WEIGHTS as ONNX_WEIGHTS
 from torch import Tensor, nn
-
-ONNX_WEIGHTS = "weights.bin"
 
 
 def _float_types() -> set[int]:

@@ -1,0 +1,147 @@
+"""Module and graph surgery before lowering: one path of the supernet as a plain network whose
+per-path BatchNorm statistics are per-channel affines after the shared convs, in the form each
+backend lowers best, and the removal of NB201's multiply-by-zero terms from exported programs."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..spaces import Path as ArchPath
+from ..supernet import Supernet
+
+
+class ChannelAffine(nn.Module):
+    """A BatchNorm in eval mode as y = x * scale + shift, per channel."""
+
+    scale: Tensor
+    shift: Tensor
+
+    def __init__(self, bn: nn.BatchNorm2d) -> None:
+        super().__init__()
+        assert bn.running_var is not None and bn.running_mean is not None
+        scale = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)
+        shift = bn.bias.detach() - bn.running_mean * scale
+        self.register_buffer("scale", scale.reshape(1, -1, 1, 1).clone())
+        self.register_buffer("shift", shift.reshape(1, -1, 1, 1).clone())
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * self.scale + self.shift
+
+
+class DepthwiseAffine(nn.Module):
+    """`ChannelAffine` as the 1x1 depthwise convolution it is (weight = scale, bias = shift), for
+    XNNPACK: one static-weight op in its native NHWC layout. As x * scale + shift the per-path
+    vectors reach the delegate as runtime inputs in NCHW, and XNNPACK wraps every BN in a
+    transpose pair plus a multiply and an add (~4 graph nodes and values per BN, per method)."""
+
+    weight: Tensor
+    bias: Tensor
+
+    def __init__(self, affine: ChannelAffine) -> None:
+        super().__init__()
+        c = affine.scale.numel()
+        self.register_buffer("weight", affine.scale.reshape(c, 1, 1, 1).clone())
+        self.register_buffer("bias", affine.shift.reshape(c).clone())
+        self.channels = c
+
+    def forward(self, x: Tensor) -> Tensor:
+        return nn.functional.conv2d(x, self.weight, self.bias, groups=self.channels)
+
+
+def for_xnnpack(module: nn.Module) -> nn.Module:
+    """`module` with every `ChannelAffine` as a `DepthwiseAffine`; all other leaves (the shared
+    convs) are the same objects, the containers above them shallow copies."""
+    if isinstance(module, ChannelAffine):
+        return DepthwiseAffine(module)
+    if not module._modules:
+        return module
+    twin = copy.copy(module)
+    twin._modules = {
+        name: None if child is None else for_xnnpack(child)
+        for name, child in module._modules.items()
+    }
+    return twin
+
+
+def _is_times_zero(node: Any) -> bool:
+    """`node` is aten.mul(x, 0) with a literal zero (NB201's `none` op, `Zero`)."""
+    return (
+        node.op == "call_function"
+        and node.target in (torch.ops.aten.mul.Tensor, torch.ops.aten.mul.Scalar)
+        and len(node.args) == 2
+        and isinstance(node.args[1], (int, float))
+        and node.args[1] == 0
+    )
+
+
+def drop_zero_terms(program: Any) -> Any:
+    """Rewrite `y + x * 0` as `y` in an exported program, where y already has the sum's shape
+    and dtype (each `none` edge of an NB201 cell is such a term). Exact for finite x: adding a
+    zero changes no value. XNNPACK would run every such term as a multiply between two
+    transposes (its scalar operand is NCHW) plus an add, ~4 nodes and values per edge.
+
+    Where both terms are zeros (a node whose edges are all `none`), the first is kept: it is
+    the earliest node's, the cell input's in a cell, which runs anyway, whereas keeping the
+    later one would keep the ops that compute it running only to be multiplied by zero. So the
+    program runs exactly the ops whose results reach the output (`SearchSpace.live_slots`)."""
+    graph = program.graph
+    changed = False
+    for add in list(graph.nodes):
+        if add.op != "call_function" or add.target != torch.ops.aten.add.Tensor:
+            continue
+        if len(add.args) != 2 or add.kwargs or any(u.op == "output" for u in add.users):
+            continue
+        for i in (1, 0):  # drop the second term first: of two zeros, the first stays
+            zero, other = add.args[i], add.args[1 - i]
+            if not (hasattr(zero, "op") and hasattr(other, "op") and _is_times_zero(zero)):
+                continue
+            out, kept = add.meta.get("val"), other.meta.get("val")
+            if out is None or kept is None:
+                continue
+            if tuple(out.shape) != tuple(kept.shape) or out.dtype != kept.dtype:
+                continue
+            add.replace_all_uses_with(other)
+            graph.erase_node(add)
+            if not zero.users:
+                graph.erase_node(zero)
+            changed = True
+            break
+    if changed:
+        graph.eliminate_dead_code()
+        program.graph_module.recompile()
+    return program
+
+
+def bn_as_affine(module: nn.Module) -> None:
+    """Replace, in place, every BatchNorm2d under `module` by its eval-mode `ChannelAffine`."""
+    for name, child in list(module.named_children()):
+        if isinstance(child, nn.BatchNorm2d):
+            setattr(module, name, ChannelAffine(child))
+        else:
+            bn_as_affine(child)
+
+
+def path_module(supernet: Supernet, path: ArchPath) -> nn.Module:
+    """One path as a plain eval-mode network, BN as per-channel affine (statistics as they are
+    now in the supernet: recalibrate for the path first)."""
+    net = supernet.standalone(path).eval()
+    bn_as_affine(net)
+    return net.eval()
+
+
+def distinct_module_bytes(modules: Sequence[nn.Module]) -> int:
+    """Bytes of the distinct parameters and buffers of `modules` (equal bytes counted once):
+    what a file storing each shared weight once holds."""
+    seen: dict[str, int] = {}
+    for m in modules:
+        for t in itertools.chain(m.parameters(), m.buffers()):
+            raw = t.detach().contiguous().numpy().tobytes()
+            seen.setdefault(hashlib.sha256(raw).hexdigest(), len(raw))
+    return sum(seen.values())

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from .bundle import PTE, WEIGHTS, Bundle, BundleError
+from .quiet import library_output
 
 
 class Backend(Protocol):
@@ -126,16 +127,25 @@ class ExecuTorchBackend:
     name = "executorch"
 
     def __init__(self, bundle: Bundle) -> None:
-        from executorch.runtime import Runtime
+        # Importing ExecuTorch (with torch installed it pulls in torchao, which cannot load its
+        # CUDA kernels on a CPU build) and the first call of a method (XNNPACK's cpuinfo probes)
+        # print to the process's stderr: an app embedding the runtime would see it on its
+        # console. All of it happens here, once, into the runtime's log instead.
+        with library_output():
+            from executorch.runtime import Runtime
 
-        pte = bundle.file(PTE)
-        try:
-            program = Runtime.get().load_program(str(pte))
-            self.methods = {p["id"]: program.load_method(p["method"]) for p in bundle.paths}
-        except Exception as e:  # noqa: BLE001 - the pybindings raise plain RuntimeError
-            raise BundleError(f"ExecuTorch cannot load {pte}: {e}") from None
-        self.locks = {pid: threading.Lock() for pid in self.methods}
-        self._program = program
+            pte = bundle.file(PTE)
+            try:
+                program = Runtime.get().load_program(str(pte))
+                self.methods = {p["id"]: program.load_method(p["method"]) for p in bundle.paths}
+            except Exception as e:  # noqa: BLE001 - the pybindings raise plain RuntimeError
+                raise BundleError(f"ExecuTorch cannot load {pte}: {e}") from None
+            self.locks = {pid: threading.Lock() for pid in self.methods}
+            self._program = program
+            shape = bundle.data["input"]["shape"]
+            warm = np.zeros([1, *[int(d) for d in shape[1:]]], dtype=np.float32)
+            for pid in self.methods:
+                self.run(pid, warm)
 
     def run(self, path_id: str, x: np.ndarray) -> np.ndarray:
         import torch

@@ -52,8 +52,27 @@ def stderr_to(log: Path) -> Iterator[None]:
             os.close(saved)
 
 
+# How many `third_party_log` blocks are open: inside one, a command already decides where
+# third-party output goes (its log, or the terminal with --verbose), and `library_output`
+# stands aside.
+_open_blocks = 0
+
+
 @contextlib.contextmanager
 def third_party_log(final: Path | None, command: str, append: bool = True) -> Iterator[None]:
+    """Third-party output of the block into a log appended to `final` once the block has
+    succeeded (`_third_party_log` says how); `final` None (`--verbose`): not redirected."""
+    global _open_blocks
+    _open_blocks += 1
+    try:
+        with _third_party_log(final, command, append):
+            yield
+    finally:
+        _open_blocks -= 1
+
+
+@contextlib.contextmanager
+def _third_party_log(final: Path | None, command: str, append: bool) -> Iterator[None]:
     """Third-party output of the block into a log that is appended to `final` once the block
     has succeeded (so `final` may be in a folder the block creates); nothing is written where
     there was no such output (`append=False`: `final` then holds this block's output only).
@@ -88,3 +107,28 @@ def user_log(command: str) -> Path:
     output of its last call: `$PRP_LOG_DIR`, else `~/.cache/prp-nas/logs`."""
     folder = os.environ.get("PRP_LOG_DIR") or Path.home() / ".cache" / "prp-nas" / "logs"
     return Path(folder) / f"{command}.log"
+
+
+def runtime_log() -> Path:
+    """Where the runtime used as a library (`AdaptiveModel`) keeps third-party output: the
+    `runtime` log of `user_log`, its folder made; the null device where that cannot be written
+    (a read-only home, say), since an app must never fail for want of a log."""
+    log = user_log("runtime")
+    try:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "a"):
+            pass
+    except OSError:
+        return Path(os.devnull)
+    return log
+
+
+@contextlib.contextmanager
+def library_output() -> Iterator[None]:
+    """Around the runtime's own calls into noisy libraries: their stderr goes to `runtime_log()`,
+    unless a command's `third_party_log` block already decides where it goes."""
+    if _open_blocks:
+        yield
+        return
+    with stderr_to(runtime_log()):
+        yield

@@ -105,3 +105,23 @@ def test_runtime_commands_keep_executorch_noise_in_a_log(tmp_path: Path) -> None
     assert simulated.stderr == "" and not third_party_lines(simulated.stdout)
     assert third_party_lines((out / "simulate.log").read_text())
     assert json.loads((out / "summary.json").read_text())["real"]
+
+
+def test_the_runtime_as_a_library_prints_nothing_of_third_parties(tmp_path) -> None:
+    """An app that imports prp.runtime and predicts with ExecuTorch (torch installed beside it)
+    sees nothing from torch, torchao or XNNPACK on its console: it is in the runtime's log."""
+    script = (
+        "import numpy as np\n"
+        "from prp.runtime import AdaptiveModel, PushedBattery\n"
+        f"m = AdaptiveModel({str(ROOT / 'exported' / 'default')!r}, policy='battery',\n"
+        "                  battery=PushedBattery(80), backend='executorch')\n"
+        "print(m.predict(np.zeros((2, 32, 32, 3), np.uint8)).path)\n"
+    )
+    env = {**os.environ, "PRP_LOG_DIR": str(tmp_path / "logs")}
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "path_0"
+    assert result.stderr == ""
+    assert (tmp_path / "logs" / "runtime.log").is_file()

@@ -132,6 +132,8 @@ _TOP: _Spec = {
     "files": (lambda v: isinstance(v, dict), "an object", True),
     "provenance": (lambda v: isinstance(v, dict), "an object", True),
     "quantization": (lambda v: isinstance(v, dict), "an object", False),
+    # The paired tests the ladder was built from (policies.passed_pairs); optional.
+    "ladder_tests": (lambda v: isinstance(v, dict), "an object", False),
 }
 _INPUT: _Spec = {
     "shape": (

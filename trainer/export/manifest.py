@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from prp.runtime.bundle import SCHEMA_VERSION
-from prp.runtime.policies import ladder_policies
+from prp.runtime.policies import ladder_policies, passed_pairs
 from torch import Tensor, nn
 
 from .. import __version__
@@ -82,13 +82,20 @@ def _tensors(m: nn.Module) -> list[Tensor]:
     return [t.detach() for t in itertools.chain(m.parameters(), m.buffers())]
 
 
-def default_policies(paths: Sequence[Mapping[str, Any]], objective: str) -> dict[str, Any]:
+def default_policies(
+    paths: Sequence[Mapping[str, Any]],
+    objective: str,
+    ladder_tests: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """The manifest's `policies` for exported `paths` (manifest entries): battery thresholds
     evenly spaced over the ladder (most accurate path on a full battery) and the paper's schedule
     (one level down every 5 hours). The ladder holds the paths no other path dominates on
-    (accuracy, `objective`'s cost), each strictly cheaper than the one above; dominated paths
-    stay in the bundle but on no table (prp.runtime.policies.ladder, the one definition)."""
-    return ladder_policies(paths, objective)
+    (accuracy, `objective`'s cost), each strictly cheaper than the one above and, with
+    `ladder_tests` (the manifest's record, `ladder_tests.ladder_tests`), measurably more accurate
+    than every cheaper path on it; the other paths stay in the bundle but on no table
+    (prp.runtime.policies.ladder, the one definition)."""
+    beats = None if ladder_tests is None else passed_pairs({"ladder_tests": ladder_tests})
+    return ladder_policies(paths, objective, beats)
 
 
 def path_entries(
@@ -153,8 +160,10 @@ def build_manifest(
     quantize: str | None,
     calibration: int,
     energy_int8_info: dict[str, Any] | None,
+    ladder_tests: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The whole `manifest.json` of an export whose files (name to sha256) are `files`."""
+    """The whole `manifest.json` of an export whose files (name to sha256) are `files`; with
+    `ladder_tests`, the paired tests the ladder is built from (recorded in the manifest)."""
     cfg, supernet = run.cfg, run.supernet
     costs = {
         objective: None
@@ -178,7 +187,8 @@ def build_manifest(
         "objective": cfg.objective,
         "costs": costs,
         "paths": entries,
-        "policies": default_policies(entries, cfg.objective),
+        "policies": default_policies(entries, cfg.objective, ladder_tests),
+        **({"ladder_tests": ladder_tests} if ladder_tests is not None else {}),
         "files": files,
         "export": {
             "distinct_weight_bytes": distinct_module_bytes(list(named.values())),

@@ -155,7 +155,7 @@ def test_killed_run_resumes_to_the_same_front(finished, tmp_path, data) -> None:
         r["epoch"] for r in RunLog(tmp_path / "log.jsonl").records() if r.get("event") == "epoch"
     ]
     assert epochs == [0, 1, 2, 3]
-    with pytest.raises(PRPError, match="differs from the options"):
+    with pytest.raises(PRPError, match="options differ from the run's config.json: lr 0.5 != "):
         Trainer(replace(CFG, lr=0.5), tmp_path, data=data).run(resume=True)
 
 

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import PRPError
 from .pretrained import DEFAULT_INIT, PRETRAINED, fitting
+
+if TYPE_CHECKING:
+    from .costs import CostModel
+    from .datasets import DataSplits, StreamSplits
 
 # Cost model used when none is named, per (space, objective).
 DEFAULT_COST_MODELS: dict[tuple[str, str], str] = {
@@ -99,6 +103,46 @@ class TrainConfig:
         if self.cost_model:
             return self.cost_model
         return DEFAULT_COST_MODELS.get((self.space, self.objective), "analytic")
+
+    def build_cost_model(self) -> CostModel:
+        """The cost model this run prices paths with: its name, objective, device and table."""
+        from .costs import get_cost_model
+
+        return get_cost_model(
+            self.resolved_cost_model(),
+            self.objective,
+            self.cost_device,
+            **({"path": self.cost_lut} if self.cost_lut else {}),
+        )
+
+    def load_data(self, image_size: int) -> DataSplits:
+        """This run's data set, split as the run splits it (seed, validation fraction, images
+        per class), decoded into memory at `image_size` pixels: the side of the space the run
+        trains, `SearchSpace.input_shape[-1]`."""
+        from .datasets import load_dataset
+
+        return load_dataset(
+            self.dataset,
+            val_fraction=self.val_fraction,
+            seed=self.seed,
+            limit_per_class=self.limit_per_class,
+            image_size=image_size,
+        )
+
+    def open_data(self, image_size: int) -> DataSplits | StreamSplits:
+        """`load_data`, except that folder trees and archives stream image by image through a
+        DataLoader (`datasets.open_dataset`); the small 32 px sources stay in memory."""
+        from .datasets import open_dataset, streams_by_default
+
+        if not streams_by_default(self.dataset):
+            return self.load_data(image_size)
+        return open_dataset(
+            self.dataset,
+            val_fraction=self.val_fraction,
+            seed=self.seed,
+            limit_per_class=self.limit_per_class,
+            image_size=image_size,
+        )
 
     def validate(self) -> TrainConfig:
         if self.method not in METHODS:

@@ -8,6 +8,7 @@ the same folder and renamed into place, so a crash never leaves a half-written f
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from prp.runtime.files import write_atomic as write_atomic
 from .checkpoint import CHECKPOINT as CHECKPOINT
 from .checkpoint import CHECKPOINT_KEYS as CHECKPOINT_KEYS
 from .checkpoint import CHECKPOINT_VERSION as CHECKPOINT_VERSION
+from .checkpoint import RESUME_MAY_CHANGE, resume_differences
 from .checkpoint import read_checkpoint as read_checkpoint
 from .config import TrainConfig
 from .errors import PRPError
@@ -67,6 +69,23 @@ def read_config(run_dir: Path) -> TrainConfig:
         return TrainConfig.from_json(data)
     except TypeError as e:
         raise RunError(f"{path} is not a valid run configuration ({one_line(e)})") from None
+
+
+def resumed_config(
+    run_dir: Path, given: dict[str, Any], changes: dict[str, Any] | None = None
+) -> TrainConfig:
+    """The config run `run_dir` resumes with: its saved `config.json`, refused with a one-line
+    error when an option of `given` (config keys) differs from it, except those `--resume` may
+    change (`RESUME_MAY_CHANGE`), which `changes` sets where not None."""
+    saved = read_config(run_dir)
+    differ = resume_differences(saved.to_json(), given)
+    if differ:
+        raise PRPError(
+            f"--resume: options differ from the run's config.json: {', '.join(differ)}; "
+            f"drop them or start a new run"
+        )
+    changed = {k: v for k, v in (changes or {}).items() if k in RESUME_MAY_CHANGE and v is not None}
+    return replace(saved, **changed)
 
 
 class RunLog:

@@ -26,22 +26,13 @@ from torch import Tensor
 
 from . import distributed
 from .benchmarks import NB201Table
-from .checkpoint import (
-    CHECKPOINT,
-    RESUME_MAY_CHANGE,
-    load_checkpoint,
-    resume_differences,
-    save_checkpoint,
-)
+from .checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 from .config import TrainConfig
-from .costs import get_cost_model, price_supernet
+from .costs import price_supernet
 from .datasets import (
     DataSplits,
     StreamSplits,
     batches,
-    load_dataset,
-    open_dataset,
-    streams_by_default,
 )
 from .errors import PRPError
 from .estimates import FreeProxies, Progress, estimate_accuracy, estimate_sharded
@@ -59,7 +50,7 @@ from .pareto_stage import (
 from .pretrained import load_init
 from .profiling import PathTable
 from .pruning import MAXIMIZE
-from .runs import CONFIG, LOG, RunLog, read_config, write_json
+from .runs import CONFIG, LOG, RunLog, resumed_config, write_json
 from .search import PathMetrics, build_front
 from .spaces import Path as ArchPath
 from .spaces import get_space
@@ -68,14 +59,12 @@ from .tensors import Tensors, torch_device
 from .weight_step import shard, sync_state, weight_optimizer, weight_step
 
 __all__ = [
-    "RESUME_MAY_CHANGE",
     "MainRankLog",
     "Progress",
     "Tensors",
     "Trainer",
     "TrainingError",
     "estimate_accuracy",
-    "resume_differences",
     "torch_device",
 ]
 
@@ -119,19 +108,9 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.space = get_space(cfg.space, size=cfg.space_size, **cfg.space_overrides)
         self.supernet = Supernet(self.space).to(self.device)
-        # The space decides the resolution (`--image-size` sets its input_size). Folder trees
-        # and archives stream through a DataLoader; the small 32 px sources stay in memory.
-        read = open_dataset if streams_by_default(cfg.dataset) else load_dataset
+        # The space decides the resolution (`--image-size` sets its input_size).
         self.data: DataSplits | StreamSplits = (
-            data
-            if data is not None
-            else read(
-                cfg.dataset,
-                val_fraction=cfg.val_fraction,
-                seed=cfg.seed,
-                limit_per_class=cfg.limit_per_class,
-                image_size=self.space.input_shape[-1],
-            )
+            data if data is not None else cfg.open_data(self.space.input_shape[-1])
         )
         if self.data.num_classes != self.space.num_classes:
             self.space = get_space(
@@ -151,12 +130,7 @@ class Trainer:
                 f"{self.space.name!r} expects {self.space.input_shape}; resize the data or "
                 f"build the space with input_size={self.tensors.train_x.shape[-1]}"
             )
-        self.cost_model = get_cost_model(
-            cfg.resolved_cost_model(),
-            cfg.objective,
-            cfg.cost_device,
-            **({"path": cfg.cost_lut} if cfg.cost_lut else {}),
-        )
+        self.cost_model = cfg.build_cost_model()
         self.cost: PathTable = price_supernet(self.supernet, self.cost_model)
         self.truth = NB201Table.load(cfg.truth_table) if cfg.truth_table else None
         self.opt_w = self._weight_optimizer()
@@ -520,14 +494,7 @@ class Trainer:
         config_path = self.run_dir / CONFIG
         if resume:
             # Only an existing run resumes, and only with the config it was started with.
-            saved = read_config(self.run_dir).to_json()
-            differ = resume_differences(saved, self.cfg.to_json())
-            if differ:
-                raise PRPError(
-                    f"--resume: {config_path} differs from the options given now "
-                    f"({', '.join(differ)}); resume with the same options, or start a new run "
-                    f"with another --out"
-                )
+            resumed_config(self.run_dir, self.cfg.to_json())
             if not self.load_checkpoint():  # stopped before its first epoch ended: start over
                 self.log.truncate_after(-1)
         elif (self.run_dir / CHECKPOINT).exists():

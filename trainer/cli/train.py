@@ -115,8 +115,6 @@ def train(
     ),
 ) -> None:
     """Train a supernet with Pareto rank preservation and write its front to the run directory."""
-    from dataclasses import replace
-
     from prp.runtime.quiet import third_party_log
     from rich.progress import (
         BarColumn,
@@ -128,8 +126,8 @@ def train(
 
     from .. import distributed
     from ..config import preset
-    from ..runs import read_config
-    from ..train import RESUME_MAY_CHANGE, Trainer, resume_differences
+    from ..runs import read_config, resumed_config
+    from ..train import Trainer
 
     console = make_console()
     # Under torchrun every rank runs this command; rank 0 prints and writes, the others only
@@ -172,24 +170,15 @@ def train(
         if resume:
             # The run goes on with its saved config: an option that would change it is refused
             # rather than silently dropped (with --preset, every key of the preset counts).
-            saved = read_config(run_dir)
             given = (
                 cfg.to_json()
                 if preset_name
                 else {k: v for k, v in overrides.items() if v is not None}
             )
             if image_size is not None and not preset_name:
+                saved = read_config(run_dir)
                 given["space_overrides"] = saved.with_image_size(image_size).space_overrides
-            differ = resume_differences(saved.to_json(), given)
-            if differ:
-                raise PRPError(
-                    f"--resume: options differ from the run's config.json: {', '.join(differ)}; "
-                    f"drop them or start a new run"
-                )
-            cfg = replace(
-                saved,
-                **{k: v for k, v in overrides.items() if k in RESUME_MAY_CHANGE and v is not None},
-            )
+            cfg = resumed_config(run_dir, given, overrides)
         train_log = None if verbose or not main else run_dir / "train.log"
         with (
             third_party_log(train_log, "prp-train"),

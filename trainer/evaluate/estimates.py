@@ -14,12 +14,13 @@ from scipy import stats
 
 from ..benchmarks import NB201Table
 from ..config import TrainConfig
-from ..datasets import DataSplits, load_dataset
+from ..datasets import DataSplits
 from ..errors import PRPError
+from ..estimates import estimate_accuracy
 from ..export import LoadedRun
 from ..pareto import hypervolume, kendall_tau_b, pareto_ranks
 from ..pruning import MAXIMIZE
-from ..train import Tensors, estimate_accuracy, torch_device
+from ..tensors import Tensors, torch_device
 
 
 def true_front_hypervolume(
@@ -76,13 +77,7 @@ def estimate_paths(
     device = evaluation_device(run.cfg.compute_device, compute_device)
     run.supernet.to(device)
     if data is None:
-        data = load_dataset(
-            cfg.dataset,
-            val_fraction=cfg.val_fraction,
-            seed=cfg.seed,
-            limit_per_class=cfg.limit_per_class,
-            image_size=run.supernet.space.input_shape[-1],
-        )
+        data = cfg.load_data(run.supernet.space.input_shape[-1])
     tensors = Tensors.of(data, device)
     est = np.empty(len(paths))
     for i, path in enumerate(paths):

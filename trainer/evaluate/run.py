@@ -12,7 +12,6 @@ import numpy as np
 import torch
 
 from ..benchmarks import NB201Table
-from ..datasets import load_dataset
 from ..errors import PRPError
 from ..export import load_run
 from ..pareto import hypervolume, kendall_tau_b, pareto_ranks
@@ -101,13 +100,7 @@ def evaluate_run(
         picked = [
             tuple(pool[i]) for i in sorted(rng.choice(len(pool), min(k, len(pool)), replace=False))
         ]
-    data = load_dataset(
-        run.cfg.dataset,
-        val_fraction=run.cfg.val_fraction,
-        seed=run.cfg.seed,
-        limit_per_class=run.cfg.limit_per_class,
-        image_size=run.supernet.space.input_shape[-1],  # the size the run trained at
-    )
+    data = run.cfg.load_data(run.supernet.space.input_shape[-1])  # as the run trained
     est, cfg, images_read = estimate_paths(
         run,
         picked,

@@ -12,8 +12,8 @@ import numpy as np
 import torch
 from prp.runtime.bundle import MANIFEST, load_manifest, sha256_file
 
-from ..costs import get_cost_model, price_supernet
-from ..datasets import DataSplits, load_dataset, to_tensor
+from ..costs import price_supernet
+from ..datasets import DataSplits, to_tensor
 from ..errors import ExportError, PRPError
 from ..lowering import (
     CALIBRATION_IMAGES,
@@ -87,13 +87,7 @@ def export_bundle(
     chosen = choose_paths(run, top, paths)
     kept = _kept_fp32(run, chosen, keep_fp32)
     cfg = run.cfg
-    data = data or load_dataset(
-        cfg.dataset,
-        val_fraction=cfg.val_fraction,
-        seed=cfg.seed,
-        limit_per_class=cfg.limit_per_class,
-        image_size=run.supernet.space.input_shape[-1],  # the size the run trained at
-    )
+    data = data or cfg.load_data(run.supernet.space.input_shape[-1])  # as the run trained
     train_x = to_tensor(data.train.images, data.mean, data.std)
     if tuple(train_x.shape[1:]) != run.supernet.space.input_shape:
         # A fully convolutional path runs at any size, so a mismatch would pass every check
@@ -109,12 +103,7 @@ def export_bundle(
     test_y = torch.tensor(data.test.labels)
     supernet = run.supernet
     trace = trace_ops(supernet)
-    main_model = get_cost_model(
-        cfg.resolved_cost_model(),
-        cfg.objective,
-        cfg.cost_device,
-        **({"path": cfg.cost_lut} if cfg.cost_lut else {}),
-    )
+    main_model = cfg.build_cost_model()
     tables: dict[str, tuple[PathTable, Any] | None] = {
         cfg.objective: (price_supernet(supernet, main_model, trace), main_model)
     }

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
 from .errors import PRPError
+from .estimators import ESTIMATORS
 from .pretrained import DEFAULT_INIT, PRETRAINED, fitting
 
 if TYPE_CHECKING:
@@ -25,9 +26,6 @@ DEFAULT_COST_MODELS: dict[tuple[str, str], str] = {
 # uniform sampling (the "vanilla" supernet). Neither trains alpha nor prunes.
 METHODS = ("prp", "fair", "uniform")
 PARETO_W_PATHS = ("argmax", "front", "fair")
-# What paths are ranked by (`estimators`): the shared-weight estimate alone, or its log-rank
-# aggregate with free proxies (params, synflow, NASWOT) mapped onto the same accuracy values.
-ESTIMATORS = ("weights", "weights+free")
 
 
 @dataclass(frozen=True)
@@ -70,7 +68,9 @@ class TrainConfig:
     # pruning only). bench/ranking compares them.
     pareto_w_paths: str = "argmax"
     rank_temperature: float = 5.0  # target = softmax(-rank / T) over the ranked paths
-    estimator: str = "weights"  # ESTIMATORS: accuracy that target ranks, pruning and front use
+    # A registered estimator (`estimators.ESTIMATORS`): the accuracy that target ranks, pruning
+    # and the front use.
+    estimator: str = "weights"
     eval_images: int = 500  # held-out images per accuracy estimate
     bn_batches: int = 4  # training batches for BN recalibration per path
     augment: bool = True
@@ -153,11 +153,8 @@ class TrainConfig:
                 f"'front' or 'fair'"
             )
         if self.estimator not in ESTIMATORS:
-            raise PRPError(
-                f"unknown --estimator {self.estimator!r}; use 'weights' (shared-weight "
-                f"estimates) or 'weights+free' (their log-rank aggregate with params, synflow "
-                f"and NASWOT)"
-            )
+            known = " or ".join(f"{n!r} ({ESTIMATORS.doc(n)})" for n in ESTIMATORS.names())
+            raise PRPError(f"unknown --estimator {self.estimator!r}; use {known}")
         if self.samples < 2:
             raise PRPError(f"--samples must be at least 2 to rank paths, got {self.samples}")
         if not 1 <= self.top_n <= self.samples:

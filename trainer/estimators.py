@@ -1,21 +1,25 @@
-"""Accuracy estimators of a run: what the trainer ranks paths by (`TrainConfig.estimator`).
+"""Accuracy estimators of a run: what the trainer ranks paths by (`TrainConfig.estimator`),
+each registered once in `ESTIMATORS` under the name `prp-train --estimator`, the run's config
+and the bench use.
 
 - `weights`: the shared-weight estimate (top-1 % on the held-out split, BN recalibrated).
 - `weights+free`: the shared-weight estimate combined with free proxies (params, synflow and
   NASWOT on freshly initialised weights, `proxies.free_scores`) by rank aggregation, then mapped
   back onto the supernet's own accuracy values (`calibrated_accuracy`).
 
-The combination is the `supernet+free` row of `prp-eval` (`evaluate.estimator_scores` builds
-it with `combined_members`), so the ranking a run trains and searches with is the ranking the
-evaluation measures.
+The combination is the `supernet+free` row of `prp-eval` (`Estimator.eval_row`;
+`evaluate.estimator_scores` builds it with `combined_members`), so the ranking a run trains and
+searches with is the ranking the evaluation measures.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
+from .registry import Registry
 from .stats import log_rank_aggregate
 
 # The free proxies the combinations aggregate: AZ-NAS-style, one size proxy (params), one
@@ -66,3 +70,48 @@ def calibrated_accuracy(
     out = np.empty_like(raw)
     out[best_first] = np.sort(raw)[::-1]
     return out
+
+
+@dataclass(frozen=True)
+class Estimator:
+    """One way a run ranks paths."""
+
+    name: str
+    meaning: str  # what a front entry's `accuracy` is under this estimator (front.json)
+    eval_row: str  # its row among prp-eval's baselines
+    uses_free: bool  # whether it reads the free proxies of `FREE_COMBINATION`
+
+    def accuracy(
+        self, estimates: np.ndarray, free: Callable[[], Mapping[str, np.ndarray]]
+    ) -> np.ndarray:
+        """The accuracy paths are ranked by, from their shared-weight `estimates` and, where
+        this estimator uses them, the free proxies `free()` returns for the same paths."""
+        if not self.uses_free:
+            return np.asarray(estimates, dtype=float)
+        return calibrated_accuracy(estimates, combined_members(estimates, free()))
+
+
+ESTIMATORS: Registry[Estimator] = Registry("estimator")
+WEIGHTS_MEANING = "top-1 % on the held-out validation split, shared weights, BN recalibrated"
+
+
+@ESTIMATORS.register("weights", doc="shared-weight estimates")
+def _weights() -> Estimator:
+    return Estimator("weights", WEIGHTS_MEANING, eval_row="weights", uses_free=False)
+
+
+@ESTIMATORS.register("weights+free", doc="their log-rank aggregate with params, synflow and NASWOT")
+def _weights_and_free() -> Estimator:
+    return Estimator(
+        "weights+free",
+        "the shared-weight estimates (weights_accuracy) reassigned by rank: the k-th best path "
+        "by the log-rank aggregate of shared weights, params, synflow and NASWOT gets the k-th "
+        "highest shared-weight estimate of the paths evaluated",
+        eval_row="supernet+free",
+        uses_free=True,
+    )
+
+
+def get_estimator(name: str) -> Estimator:
+    """The registered estimator `name` (an unknown name lists the registered ones)."""
+    return ESTIMATORS.create(name)

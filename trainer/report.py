@@ -8,18 +8,11 @@ from typing import Any
 
 import numpy as np
 
+from .estimators import WEIGHTS_MEANING, get_estimator
 from .pruning import reference_point
 from .runs import FRONT, RunLog, atomic_path, write_json
 from .search import PathMetrics, chance_accuracy, front_hypervolume, select_along_front
 from .spaces import SearchSpace
-
-# What a front entry's `accuracy` is, per `TrainConfig.estimator`.
-ACCURACY_MEANING = {
-    "weights": "top-1 % on the held-out validation split, shared weights, BN recalibrated",
-    "weights+free": "the shared-weight estimates (weights_accuracy) reassigned by rank: the "
-    "k-th best path by the log-rank aggregate of shared weights, params, synflow and NASWOT "
-    "gets the k-th highest shared-weight estimate of the paths evaluated",
-}
 
 
 def write_front(
@@ -45,8 +38,8 @@ def write_front(
         "cost_device": device,
         "cost_source": cost_source,
         "estimator": estimator,
-        "accuracy": ACCURACY_MEANING.get(estimator, estimator),
-        "weights_accuracy": ACCURACY_MEANING["weights"],
+        "accuracy": get_estimator(estimator).meaning,
+        "weights_accuracy": WEIGHTS_MEANING,
         "reference_point": {"accuracy": float(ref[0]), "cost": float(ref[1])},
         "hypervolume": front_hypervolume(front, ref),
         "selected": [{"label": label, **m.to_json()} for label, m in selected],

@@ -36,7 +36,7 @@ from .datasets import (
 )
 from .errors import PRPError
 from .estimates import FreeProxies, Progress, estimate_accuracy, estimate_sharded
-from .estimators import calibrated_accuracy, combined_members
+from .estimators import get_estimator
 from .pareto import pareto_ranks
 from .pareto_stage import (
     fit_alpha,
@@ -140,7 +140,8 @@ class Trainer:
         self.evaluated: dict[ArchPath, float] = {}  # latest accuracy estimate of each path
         # Target accuracies: estimates of a pool of paths made once, right after stage 1.
         self.targets: dict[ArchPath, float] = {}
-        # Free proxy scores (estimator "weights+free") of each path scored so far.
+        self.estimator = get_estimator(cfg.estimator)
+        # Free proxy scores (for an estimator that uses them) of each path scored so far.
         self.proxies = FreeProxies(self.space, self.data, cfg.seed, self.device, self.progress)
 
     # ------------------------------------------------------------ bookkeeping
@@ -348,17 +349,13 @@ class Trainer:
 
     def _proxy_record(self) -> dict[str, Any]:
         """Seconds spent on free proxies (and paths scored) since the last call, for the log."""
-        return {} if self.cfg.estimator == "weights" else self.proxies.take_record()
+        return self.proxies.take_record() if self.estimator.uses_free else {}
 
     def estimator_accuracy(self, paths: list[ArchPath], estimates: np.ndarray) -> np.ndarray:
-        """The accuracy the run ranks `paths` by (`cfg.estimator`): the shared-weight
-        `estimates` themselves ("weights"), or those values reassigned by rank of their
-        log-rank aggregate with the free proxies over these paths ("weights+free",
-        `estimators.calibrated_accuracy`)."""
-        if self.cfg.estimator == "weights":
-            return np.asarray(estimates, dtype=float)
-        free = self.proxies.of(paths)
-        return calibrated_accuracy(estimates, combined_members(estimates, free))
+        """The accuracy the run ranks `paths` by (`cfg.estimator`, `estimators.Estimator`):
+        the shared-weight `estimates` themselves, or those values reassigned by rank of their
+        log-rank aggregate with the free proxies over these paths."""
+        return self.estimator.accuracy(estimates, lambda: self.proxies.of(paths))
 
     # ------------------------------------------------------- alpha and pruning
     def target_accuracy(self, paths: list[ArchPath], estimates: np.ndarray) -> np.ndarray:

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from ..estimators import get_estimator
 from ..proxies import FREE_BASELINES
 from ..runs import atomic_path
 
@@ -18,8 +19,6 @@ EVAL_LOG = "eval.log"
 # Free combination of `FREE_COMBINATION` (log-rank sum, `stats.log_rank_aggregate`) and the
 # same with the supernet (`estimators.combined_members`: a run's estimator "weights+free").
 COMBINATIONS = ("free", "supernet+free")
-# The row of the baselines section that is a run's own estimator (`TrainConfig.estimator`).
-RUN_ESTIMATOR_ROW = {"weights": "weights", "weights+free": "supernet+free"}
 
 
 def _beats(d: Mapping[str, Any]) -> str:
@@ -65,11 +64,11 @@ def baselines_section(comparison: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def run_estimator_verdict(comparison: Mapping[str, Any], estimator: str) -> dict[str, Any]:
-    """The run's own estimator (`TrainConfig.estimator`; its row: `RUN_ESTIMATOR_ROW`) against
+    """The run's own estimator (`TrainConfig.estimator`; its row: `Estimator.eval_row`) against
     each free baseline, `free` and (for weights+free) the shared weights alone: the paired
     difference of Pareto and accuracy tau-b with its interval, a verdict per baseline and one
     sentence."""
-    row = RUN_ESTIMATOR_ROW[estimator]
+    row = get_estimator(estimator).eval_row
     paired = comparison["paired"]
     others = [*FREE_BASELINES, "free", *(["weights"] if row != "weights" else [])]
     against: dict[str, dict[str, Any]] = {}

@@ -161,7 +161,7 @@ def evaluate_run(
         "run": str(run_dir),
         "method": cfg.method,
         # What the run ranked paths by while training and in its front (TrainConfig.estimator);
-        # its row among the baselines is `RUN_ESTIMATOR_ROW` (weights+free: supernet+free).
+        # its row among the baselines is `Estimator.eval_row` (weights+free: supernet+free).
         "run_estimator": run.cfg.estimator,
         "truth": str(truth),
         "accuracy_column": acc_column,

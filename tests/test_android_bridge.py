@@ -38,6 +38,7 @@ from bundle_variants import (
     variant,
 )
 from prp.runtime import AdaptiveModel, PushedBattery
+from prp.runtime.policies import ladder, passed_pairs, rungs_of
 
 ROOT = Path(__file__).resolve().parents[1]
 BRIDGE = ROOT / "android_bridge"
@@ -217,6 +218,55 @@ def test_java_ladders_agree_with_python_on_random_fronts(classpath: str, table_f
         assert all(cost[b] <= cost[a] for a, b in zip(drain, drain[1:], strict=False)), c["name"]
 
 
+def test_java_ladders_follow_the_paired_tests_as_python_does(table_file: Path) -> None:
+    """Issue 30: on random fronts with random `ladder_tests` records (passed and failed tests,
+    malformed pair records, no record) the Java ladder is Python's `ladder(rungs, passed_pairs(m))`
+    and the Java loader refuses the tables Python's refuses with Python's sentences. The Java run
+    of test_java_ladders_agree_with_python_on_random_fronts checks every case of the table; this
+    checks that the table holds what the rule is about."""
+    table = json.loads(table_file.read_text())
+    accepted = [c for c in table["ladders"] if not c["refused"]]
+    refused = [c for c in table["ladders"] if c["refused"]]
+    recorded = [c for c in accepted if isinstance(c["manifest"].get("ladder_tests"), dict)]
+    plain = {
+        c["name"]: ladder(rungs_of(c["manifest"]["paths"], c["manifest"]["objective"]))
+        for c in accepted
+    }
+    # Both kinds of front, and tests that change the ladder on many of them.
+    assert len(recorded) >= 200 and len(accepted) - len(recorded) >= 200
+    assert all(
+        c["ladder"] == plain[c["name"]] for c in accepted if passed_pairs(c["manifest"]) is None
+    )
+    changed = [c for c in recorded if c["ladder"] != plain[c["name"]]]
+    assert len(changed) >= 40 and sum(len(c["ladder"]) >= 2 for c in changed) >= 10
+    # Malformed pair records, and pairs that are not lists.
+    shapes = [c["manifest"]["ladder_tests"].get("pairs") for c in recorded]
+    assert sum(not isinstance(pairs, list) for pairs in shapes) >= 5
+    assert (
+        sum(
+            any(
+                not isinstance(p, dict) or not isinstance(p.get("more_accurate"), bool)
+                for p in pairs
+            )
+            for pairs in shapes
+            if isinstance(pairs, list)
+        )
+        >= 20
+    )
+    for c in recorded:  # every kept rung beat every cheaper kept rung
+        beats = passed_pairs(c["manifest"])
+        assert beats is not None
+        assert all((u, d) in beats for k, u in enumerate(c["ladder"]) for d in c["ladder"][k + 1 :])
+    # Refused for the test rule alone: the plain ladder where a test failed, one failed pair.
+    untested = [c for c in refused if c["name"].endswith("-untested")]
+    failed = [c for c in refused if c["name"].endswith("-failed-pair")]
+    assert len(untested) >= 40 and len(failed) >= 40
+    assert all(len(c["refused"]) == 2 for c in untested)
+    assert all(c["refused"] == ["manifest.policies.schedule.order"] for c in failed)
+    for c in untested + failed:
+        assert all("(manifest.ladder_tests)" in e for e in c["errors"]), c["name"]
+
+
 def test_conformance_check_reports_a_disagreement(
     classpath: str, table_file: Path, tmp_path: Path
 ) -> None:
@@ -231,11 +281,22 @@ def test_conformance_check_reports_a_disagreement(
     row = next(r for r in battery["rows"] if r[0] == 50.0 and r[2] is None)
     row[3] = another(row[3])
     table["traces"][0]["paths"][5] = another(table["traces"][0]["paths"][5])
-    # One accepted front said to be refused, one battery pick changed on another.
+    # One accepted front said to be refused, one battery pick changed on another, and on a third
+    # the test of its top rung against its cheapest failed: the Java loader must now refuse both
+    # tables (two disagreements: which tables, and the sentences).
     accepted = [c for c in table["ladders"] if not c["refused"]]
     accepted[0]["refused"] = ["manifest.policies.battery.levels"]
     pick = accepted[1]["rows"]["battery"][0]
     pick[3] = "path_0" if pick[3] != "path_0" else "path_1"
+    tested = next(
+        c
+        for c in accepted[2:]
+        if len(c["ladder"]) >= 2 and isinstance(c["manifest"].get("ladder_tests"), dict)
+    )
+    top, cheapest = tested["ladder"][0], tested["ladder"][-1]
+    for p in tested["manifest"]["ladder_tests"]["pairs"]:
+        if isinstance(p, dict) and (p.get("path"), p.get("cheaper")) == (top, cheapest):
+            p["more_accurate"] = False
     (tmp_path / "bad.json").write_text(json.dumps(table))
     run = java(
         classpath, "org.prpnas.bridge.ConformanceCheck", str(BUNDLE), str(tmp_path / "bad.json")
@@ -243,8 +304,10 @@ def test_conformance_check_reports_a_disagreement(
     assert run.returncode == 1
     assert "rows, 1 mismatches" in run.stdout and "steps, 1 mismatches" in run.stdout
     assert "battery battery=50.0 hours=" in run.stdout
-    assert "refused), " in run.stdout and "rows, 2 mismatches" in run.stdout
+    assert "refused), " in run.stdout and "rows, 4 mismatches" in run.stdout
     assert f"{accepted[0]['name']} refused tables" in run.stdout
+    assert f"{tested['name']} refused tables" in run.stdout
+    assert f"{tested['name']} errors" in run.stdout
 
 
 def program_methods() -> list[str]:

@@ -1,6 +1,6 @@
 """Write the conformance table the Java bridge must reproduce, using the Python runtime itself.
 
-Two parts, both computed by `prp.runtime` (never re-implemented here):
+Three parts, all computed by `prp.runtime` (never re-implemented here):
 
 - `cases`: a policy (built by `policy_from_manifest`, from the bundle's tables or from a variant
   of them) and, for every (battery level, clock time, previous path) on a grid, the path its
@@ -10,11 +10,18 @@ Two parts, both computed by `prp.runtime` (never re-implemented here):
   backend that does nothing, recording the path of every call and the switch log, so the Java
   runtime's "ask again when the reading changes or every second" is checked too.
 - `ladders`: seeded random fronts (accuracy and cost drawn from coarse grids, so ties, exact
-  duplicates and dominated paths are common), each as a manifest of the current schema. With the
-  tables the exporter writes (`ladder_policies`): the ladder and what the battery policy (the
-  battery drained from 100 % to 0 and charged back) and the schedule pick. With tables that break
-  the ladder rule (every path, as exporters before schema 2 wrote; a reversed schedule): which
-  tables `validate_manifest` refuses, so the Java loader must refuse the same.
+  duplicates and dominated paths are common), each as a manifest of the current schema. About half
+  carry a random `ladder_tests` record (`random_ladder_tests`): each (path, cheaper path) test
+  passed or failed at random, now and then a malformed pair record (which counts as no passed
+  test) or a `pairs` that is not a list (no test passed); the others have none (the plain
+  non-dominated ladder). With the tables the exporter
+  writes (`ladder_policies(paths, objective, passed_pairs(m))`): the ladder
+  (`ladder(rungs, passed_pairs(m))`) and what the battery policy (the battery drained from 100 %
+  to 0 and charged back) and the schedule pick. With tables that break the ladder rule (every
+  path, as exporters before schema 2 wrote; a reversed schedule; where tests are recorded, the
+  plain non-dominated ladder when a test on it failed, and a schedule of one failed pair): which
+  tables `validate_manifest` refuses and its sentences, so the Java loader must refuse the same
+  tables with the same sentences.
 
     python android_bridge/conformance/make_table.py --manifest exported/default/manifest.json \
         --out build/conformance.json
@@ -39,6 +46,7 @@ from prp.runtime.policies import (
     battery_levels_for,
     ladder,
     ladder_policies,
+    passed_pairs,
     paths_of,
     policy_from_manifest,
     rungs_of,
@@ -317,6 +325,84 @@ def random_front(rng: random.Random, manifest: dict[str, Any]) -> dict[str, Any]
     return {"paths": paths, "objective": objective, "schema_version": SCHEMA_VERSION}
 
 
+# Pair records that look like a passed test but are not one (Python's `passed_pairs` skips them):
+# more_accurate not JSON true, path or cheaper missing or not a string, not an object at all.
+MALFORMED_PAIRS = [
+    lambda up, low: {"path": up, "cheaper": low, "more_accurate": "true"},
+    lambda up, low: {"path": up, "cheaper": low, "more_accurate": 1},
+    lambda up, low: {"path": up, "cheaper": low, "more_accurate": 1.0},
+    lambda up, low: {"path": up, "cheaper": low, "more_accurate": None},
+    lambda up, low: {"path": up, "more_accurate": True},
+    lambda up, low: {"path": up, "cheaper": None, "more_accurate": True},
+    lambda up, low: {"path": 0, "cheaper": low, "more_accurate": True},
+    lambda up, low: {"path": [up], "cheaper": low, "more_accurate": True},
+    lambda up, low: [up, low, True],
+    lambda up, low: f"{up} > {low}",
+    lambda up, low: None,
+]
+
+
+def test_record(rng: random.Random, upper: str, lower: str, passed: bool) -> dict[str, Any]:
+    """One pair record as the exporter writes it (the counts and p-value only look the part: the
+    rule reads `more_accurate` alone)."""
+    only_upper, only_lower = rng.randint(0, 40), rng.randint(0, 40)
+    p_value = rng.uniform(0.0, 0.05) if passed else rng.uniform(0.05, 1.0)
+    return {
+        "path": upper,
+        "cheaper": lower,
+        "only_path_right": only_upper,
+        "only_cheaper_right": only_lower,
+        "p_value": p_value,
+        "more_accurate": passed,
+    }
+
+
+def random_ladder_tests(rng: random.Random, fields: dict[str, Any]) -> dict[str, Any]:
+    """A random `ladder_tests` record for the front `fields`: mostly a test for every (path,
+    strictly cheaper path), each passed with a per-front chance, malformed pair records mixed in
+    (some in place of the real one) and a few stray pairs (reversed, unknown ids); now and then
+    `pairs` not a list. (A `ladder_tests` that is not an object fails the loaders' schema check,
+    which ManifestTest covers.)"""
+    record: dict[str, Any] = {
+        "method": "exact McNemar test, one-sided (random conformance record)",
+        "alpha": 0.05,
+        "images": 1000,
+        "split": "held-out validation images",
+    }
+    if rng.random() < 0.08:
+        return {**record, "pairs": rng.choice([None, {}, "all", 3])}
+    field = {"energy": "energy_mj", "latency": "latency_ms"}[fields["objective"]]
+    cost = [(p["id"], p[field]) for p in fields["paths"]]
+    chance = rng.choice([0.4, 0.7, 0.9, 1.0])
+    malformed = rng.choice([0.0, 0.0, 0.1, 0.3])
+    pairs: list[Any] = []
+    for upper, upper_cost in cost:
+        for lower, lower_cost in cost:
+            if not lower_cost < upper_cost:
+                continue
+            if rng.random() < malformed:
+                pairs.append(rng.choice(MALFORMED_PAIRS)(upper, lower))
+                if rng.random() < 0.5:
+                    continue  # the malformed record instead of the real one: no passed test
+            pairs.append(test_record(rng, upper, lower, rng.random() < chance))
+            if rng.random() < 0.05:  # a stray pair the rule never asks about
+                stray = rng.choice([(lower, upper), (upper, "path_99"), (upper, upper)])
+                pairs.append(test_record(rng, *stray, True))
+    rng.shuffle(pairs)
+    return {**record, "pairs": pairs}
+
+
+def failed_pair(rng: random.Random, plain: list[str], beats: frozenset[tuple[str, str]]) -> Any:
+    """A (path, cheaper path) of the plain ladder without a passed test, or None."""
+    failed = [
+        (upper, lower)
+        for k, upper in enumerate(plain)
+        for lower in plain[k + 1 :]
+        if (upper, lower) not in beats
+    ]
+    return rng.choice(failed) if failed else None
+
+
 def ladder_rows(m: dict[str, Any]) -> tuple[list[list[Any]], list[list[Any]]]:
     """What Python's battery policy picks with no reading, draining from 100 % to 0 and charging
     back (each step from the path picked before), and what the schedule picks over its slots."""
@@ -335,25 +421,38 @@ def ladder_rows(m: dict[str, Any]) -> tuple[list[list[Any]], list[list[Any]]]:
 
 
 def ladder_cases(manifest: dict[str, Any], count: int, seed: int) -> list[dict[str, Any]]:
-    """`count` random fronts with the exporter's tables (accepted: the ladder and the policies'
-    choices) and, where they break the rule, the old tables (refused: which tables)."""
+    """`count` random fronts, about half with paired tests, with the exporter's tables (accepted:
+    the ladder and the policies' choices) and, where they break the rule, other tables (refused:
+    which tables, and Python's sentences)."""
     rng = random.Random(seed)
     cases = []
     for i in range(count):
         fields = random_front(rng, manifest)
+        if rng.random() < 0.5:
+            fields["ladder_tests"] = random_ladder_tests(rng, fields)
+        # As the loaders read it: JSON, so a Python value JSON cannot tell apart is not judged.
+        fields = json.loads(json.dumps(fields))
         ids = paths_of(fields)
-        on_ladder = ladder(rungs_of(fields["paths"], fields["objective"]))
-        good = {**fields, "policies": ladder_policies(fields["paths"], fields["objective"])}
+        rungs = rungs_of(fields["paths"], fields["objective"])
+        beats = passed_pairs(fields)
+        plain, on_ladder = ladder(rungs), ladder(rungs, beats)
+        good = {**fields, "policies": ladder_policies(fields["paths"], fields["objective"], beats)}
         spec = {"name": f"ladder-{i}", "manifest": good}
         battery, schedule = ladder_rows(valid_variant(manifest, spec))
         rows = {"battery": battery, "schedule": schedule}
-        cases.append({**spec, "ladder": on_ladder, "refused": [], "rows": rows})
+        cases.append({**spec, "ladder": on_ladder, "refused": [], "errors": [], "rows": rows})
         broken = []
         if on_ladder != ids:  # the tables exporters wrote before schema 2: every path
             old = {"battery": {"levels": battery_levels_for(ids)}, "schedule": {"order": ids}}
             broken.append(("all-paths", old))
         if len(on_ladder) > 1:
             broken.append(("reversed", {"schedule": {"order": on_ladder[::-1]}}))
+        if beats is not None and plain != on_ladder:  # the exporter's tables before the tests
+            untested = ladder_policies(fields["paths"], fields["objective"])
+            broken.append(("untested", {t: untested[t] for t in ("battery", "schedule")}))
+        failed = failed_pair(rng, plain, beats) if beats is not None else None
+        if failed is not None:
+            broken.append(("failed-pair", {"schedule": {"order": list(failed)}}))
         for kind, tables in broken:
             policies = copy.deepcopy(good["policies"])
             for name, table in tables.items():
@@ -366,11 +465,13 @@ def ladder_cases(manifest: dict[str, Any], count: int, seed: int) -> list[dict[s
             ]
             if len(refused) != len(errors) or not refused:
                 raise ValueError(f"case {bad['name']}: expected ladder errors only, got {errors}")
-            cases.append({**bad, "ladder": on_ladder, "refused": refused, "rows": {}})
+            cases.append(
+                {**bad, "ladder": on_ladder, "refused": refused, "errors": errors, "rows": {}}
+            )
     return cases
 
 
-def make_table(manifest_path: Path, ladders: int = 300, seed: int = 0) -> dict[str, Any]:
+def make_table(manifest_path: Path, ladders: int = 600, seed: int = 0) -> dict[str, Any]:
     manifest = json.loads(manifest_path.read_text())
     return {
         "manifest": str(manifest_path),
@@ -384,7 +485,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--manifest", type=Path, default=Path("exported/default/manifest.json"))
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--ladders", type=int, default=300, help="random fronts to tabulate")
+    parser.add_argument("--ladders", type=int, default=600, help="random fronts to tabulate")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random fronts")
     args = parser.parse_args(argv)
     table = make_table(args.manifest, args.ladders, args.seed)

@@ -1,22 +1,35 @@
 package org.prpnas.bridge;
 
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collections;
 import java.util.Comparator;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Set;
 import org.json.JSONArray;
 import org.json.JSONObject;
 
 /**
- * The battery ladder (Python: {@code prp.runtime.policies.ladder} and {@code ladder_errors}): the
- * paths no other path dominates on (accuracy, the objective's cost), most accurate first, each
- * strictly cheaper than the one above. The battery and schedule tables of a manifest of schema
- * {@value #SCHEMA_VERSION} or later must walk down it: {@link Manifest#parse} refuses a table that
- * holds a dominated path or a level that does not cost strictly less than the one above. Dominated
- * paths stay in the bundle (a fixed policy can still name them).
+ * The battery ladder (Python: {@code prp.runtime.policies.ladder}, {@code passed_pairs} and
+ * {@code ladder_errors}): the paths no other path dominates on (accuracy, the objective's cost),
+ * most accurate first, each strictly cheaper than the one above. The battery and schedule tables of
+ * a manifest of schema {@value #SCHEMA_VERSION} or later must walk down it: {@link Manifest#parse}
+ * refuses a table that holds a dominated path or a level that does not cost strictly less than the
+ * one above. Dominated paths stay in the bundle (a fixed policy can still name them).
+ *
+ * <p>Where the manifest records paired tests on held-out images ({@code ladder_tests}, read by
+ * {@link #passedPairs}), a path must also be measurably more accurate than every cheaper path on the
+ * ladder: walking up from the cheapest non-dominated path, a path is kept only if its test against
+ * every path kept so far passed ({@code more_accurate} true). An accuracy gap within the noise of
+ * the images that measured it is no reason to pay more. The loader then also refuses a table that
+ * lists a path above a cheaper listed path without such a test ("... is not measurably more
+ * accurate than cheaper ... (manifest.ladder_tests)"). A malformed pair record counts as no passed
+ * test; a {@code ladder_tests} that is not an object is refused by the schema check; a manifest
+ * without {@code ladder_tests} (exported before the rule) keeps the plain ladder.
  */
 public final class Ladder {
     /** The first manifest {@code schema_version} whose tables must be ladders. */
@@ -57,15 +70,32 @@ public final class Ladder {
      * @return the ladder, most accurate first
      */
     public static List<String> of(List<String> ids, double[] accuracy, double[] cost) {
+        return of(ids, accuracy, cost, null);
+    }
+
+    /**
+     * The ladder's path ids under paired tests: of the plain ladder, walking up from the cheapest,
+     * a path is kept only if {@code beats} holds {@link #pair pair(path, k)} for every path k kept
+     * so far.
+     *
+     * @param ids path ids
+     * @param accuracy each path's accuracy
+     * @param cost each path's cost (lower is better)
+     * @param beats the passed tests, as from {@link #passedPairs}; null for none recorded (the
+     *     plain ladder)
+     * @return the ladder, most accurate first
+     */
+    public static List<String> of(List<String> ids, double[] accuracy, double[] cost, Set<List<String>> beats) {
         List<Rung> rungs = new ArrayList<Rung>();
         for (int k = 0; k < ids.size(); k++) {
             rungs.add(new Rung(ids.get(k), accuracy[k], cost[k]));
         }
-        return of(rungs);
+        return of(rungs, beats);
     }
 
     /**
-     * The ladder of a manifest's paths on its objective's cost.
+     * The ladder of a manifest's paths on its objective's cost, under its recorded paired tests
+     * ({@link Manifest#passedPairs}) where it has them.
      *
      * @param manifest a loaded manifest
      * @return the ladder's path ids, most accurate first
@@ -86,7 +116,50 @@ public final class Ladder {
             }
             rungs.add(new Rung(p.id(), p.accuracy(), c));
         }
-        return of(rungs);
+        return of(rungs, manifest.passedPairs());
+    }
+
+    /**
+     * The key of one passed test in a set of {@link #passedPairs}.
+     *
+     * @param path the costlier path
+     * @param cheaper the cheaper path it was tested against
+     * @return the pair (path, cheaper)
+     */
+    public static List<String> pair(String path, String cheaper) {
+        return Collections.unmodifiableList(Arrays.asList(path, cheaper));
+    }
+
+    /**
+     * The (path, cheaper) pairs of a manifest's {@code ladder_tests.pairs} whose test passed
+     * (Python: {@code passed_pairs}). A record counts only if it is an object whose
+     * {@code more_accurate} is JSON {@code true} and whose {@code path} and {@code cheaper} are
+     * strings; anything else in the list is no passed test for that pair.
+     *
+     * @param m the manifest JSON
+     * @return the passed pairs ({@link #pair}), unmodifiable; empty where {@code pairs} is not a
+     *     list; null where {@code ladder_tests} is missing (no tests recorded) or not an object
+     *     (which {@link ManifestSchema#validate} refuses)
+     */
+    public static Set<List<String>> passedPairs(JSONObject m) {
+        JSONObject tests = m.optJSONObject("ladder_tests");
+        if (tests == null) {
+            return null;
+        }
+        Set<List<String>> passed = new HashSet<List<String>>();
+        JSONArray pairs = tests.optJSONArray("pairs");
+        for (int i = 0; pairs != null && i < pairs.length(); i++) {
+            JSONObject record = pairs.optJSONObject(i);
+            // Python's `is True`: JSON true only, not 1 or "true".
+            if (record != null && Boolean.TRUE.equals(record.opt("more_accurate"))) {
+                Object upper = record.opt("path");
+                Object lower = record.opt("cheaper");
+                if (upper instanceof String && lower instanceof String) {
+                    passed.add(pair((String) upper, (String) lower));
+                }
+            }
+        }
+        return Collections.unmodifiableSet(passed);
     }
 
     private static List<Rung> bestFirst(final List<Rung> rungs) {
@@ -113,7 +186,7 @@ public final class Ladder {
         return out;
     }
 
-    private static List<String> of(List<Rung> rungs) {
+    private static List<String> of(List<Rung> rungs, Set<List<String>> beats) {
         List<String> out = new ArrayList<String>();
         double cheapest = Double.POSITIVE_INFINITY;
         for (Rung r : bestFirst(rungs)) {
@@ -122,6 +195,28 @@ public final class Ladder {
             if (r.cost < cheapest) {
                 out.add(r.id);
                 cheapest = r.cost;
+            }
+        }
+        if (beats == null) {
+            return out;
+        }
+        List<String> kept = new ArrayList<String>();
+        for (int k = out.size() - 1; k >= 0; k--) { // cheapest first
+            String id = out.get(k);
+            if (untested(id, kept, beats).isEmpty()) {
+                kept.add(id);
+            }
+        }
+        Collections.reverse(kept);
+        return kept;
+    }
+
+    /** The paths of {@code cheaper} that {@code id} has no passed test against (none when beats is null). */
+    private static List<String> untested(String id, List<String> cheaper, Set<List<String>> beats) {
+        List<String> out = new ArrayList<String>();
+        for (String c : cheaper) {
+            if (beats != null && !beats.contains(pair(id, c))) {
+                out.add(c);
             }
         }
         return out;
@@ -174,7 +269,10 @@ public final class Ladder {
 
     /**
      * Every way a manifest's battery and schedule tables break the ladder rule (the same sentences
-     * as Python's {@code ladder_errors}); empty before schema {@value #SCHEMA_VERSION}. A malformed
+     * as Python's {@code ladder_errors}): a dominated path, a level that does not cost strictly less
+     * than the one above, or, where the manifest records {@code ladder_tests}, a path listed above a
+     * cheaper listed path without a passed test against it. Empty before schema
+     * {@value #SCHEMA_VERSION}. A malformed
      * table, an unknown path id or a non-numeric accuracy is left to the rest of the schema check.
      *
      * @param m the parsed manifest
@@ -228,11 +326,25 @@ public final class Ladder {
             }
         }
         List<Rung> best = bestFirst(rungs);
-        String fix = "the ladder by " + field + " is " + Manifest.join(of(rungs), ", ");
+        Set<List<String>> beats = passedPairs(m);
+        String fix = "the ladder by " + field + " is " + Manifest.join(of(rungs, beats), ", ");
         String[][] tableNames = {{"battery", "battery.levels"}, {"schedule", "schedule.order"}};
         for (String[] t : tableNames) {
             List<Object> ids = tableIds(tables, t[0]);
             List<String> problems = new ArrayList<String>();
+            List<String> listed = new ArrayList<String>();
+            for (Object id : ids == null ? new ArrayList<Object>() : ids) {
+                if (id instanceof String && byId.containsKey(id)) {
+                    listed.add((String) id);
+                }
+            }
+            for (int k = 0; k < listed.size(); k++) {
+                List<String> untested = untested(listed.get(k), listed.subList(k + 1, listed.size()), beats);
+                if (!untested.isEmpty()) {
+                    problems.add(listed.get(k) + " is not measurably more accurate than cheaper "
+                            + Manifest.join(untested, ", ") + " (manifest.ladder_tests)");
+                }
+            }
             Rung above = null;
             for (Object id : ids == null ? new ArrayList<Object>() : ids) {
                 Rung rung = id instanceof String ? byId.get(id) : null;

@@ -15,6 +15,7 @@ import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import org.json.JSONArray;
 import org.json.JSONException;
 import org.json.JSONObject;
@@ -50,6 +51,7 @@ public final class Manifest {
     private final List<String> classes;
     private final Map<String, String> files;
     private final InputSpec input;
+    private final Set<List<String>> passedPairs;
 
     private Manifest(File directory, JSONObject data, String where) throws BundleException {
         this.directory = directory;
@@ -75,6 +77,7 @@ public final class Manifest {
         }
         this.files = Collections.unmodifiableMap(fs);
         this.input = InputSpec.fromJson(data.optJSONObject("input"), where);
+        this.passedPairs = Ladder.passedPairs(data);
     }
 
     /** Same as {@link #load(File, boolean) load(directory, true)}. */
@@ -335,6 +338,18 @@ public final class Manifest {
     /** The program's input. */
     public InputSpec input() {
         return input;
+    }
+
+    /**
+     * The paired tests the bundle records ({@code ladder_tests}) that passed: (path, cheaper path)
+     * pairs ({@link Ladder#pair}) where the path was found more accurate on held-out images. The
+     * ladder ({@link Ladder#of(Manifest)}) keeps a path only above cheaper paths it beat.
+     *
+     * @return the passed pairs, unmodifiable (malformed records left out); null where the bundle
+     *     records no tests (exported before the rule: the ladder is the non-dominated paths alone)
+     */
+    public Set<List<String>> passedPairs() {
+        return passedPairs;
     }
 
     /** A fresh copy of the whole manifest as JSON (changing it changes nothing here). */

@@ -251,6 +251,11 @@ public final class ManifestSchema {
         if (!files.has(Manifest.WEIGHTS_FILE)) {
             errors.add("manifest.files does not list " + Manifest.WEIGHTS_FILE + ", which the ONNX graphs read");
         }
+        // Optional: the paired tests the ladder was built from (Ladder.passedPairs reads the pairs).
+        if (m.has("ladder_tests") && !(m.opt("ladder_tests") instanceof JSONObject)) {
+            errors.add("manifest.ladder_tests is a " + JsonKind.nameOf(m.opt("ladder_tests"))
+                    + "; expected object (the paired tests the ladder was built from)");
+        }
         errors.addAll(Ladder.errors(m));
         return errors;
     }

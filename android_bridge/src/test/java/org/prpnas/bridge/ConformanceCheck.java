@@ -22,11 +22,12 @@ import org.json.JSONObject;
  * (battery, clock, previous path) row. For every trace, drives a {@link SupernetRuntime} (with a
  * recording engine) through the same clock, battery and manual switches as Python's
  * {@code AdaptiveModel} and compares the path of every call and the switch log. For every random
- * front under {@code ladders}, parses the manifest with that front: where Python's loader refused
- * it, {@link Manifest#parse} must refuse it for the same tables; where Python accepted it,
- * {@link Ladder#of(Manifest)} must give Python's ladder and the battery and schedule policies
- * Python's choices. Prints a summary and up to 20 disagreements; exit status 0 only when
- * everything agrees.
+ * front under {@code ladders} (some with recorded paired tests, {@code ladder_tests}), parses the
+ * manifest with that front: where Python's loader refused it, {@link Manifest#parse} must refuse it
+ * for the same tables, and {@link ManifestSchema#validate} must say Python's sentences word for
+ * word; where Python accepted it, {@link Ladder#of(Manifest)} must give Python's ladder (under the
+ * passed tests) and the battery and schedule policies Python's choices. Prints a summary and up
+ * to 20 disagreements; exit status 0 only when everything agrees.
  */
 public final class ConformanceCheck {
     private static final int SHOW = 20;
@@ -106,9 +107,10 @@ public final class ConformanceCheck {
     private int checkLadder(Manifest shipped, JSONObject spec) throws JSONException {
         String name = spec.getString("name");
         JSONArray refused = spec.getJSONArray("refused");
+        String text = withFields(shipped, spec).toString();
         Manifest manifest;
         try {
-            manifest = Manifest.parse(withFields(shipped, spec).toString(), shipped.directory(), "case " + name);
+            manifest = Manifest.parse(text, shipped.directory(), "case " + name);
         } catch (BundleException e) {
             List<String> tables = new ArrayList<String>();
             for (String t : new String[] {"manifest.policies.battery.levels", "manifest.policies.schedule.order"}) {
@@ -121,6 +123,14 @@ public final class ConformanceCheck {
                 python.add(refused.getString(i));
             }
             expect(name + " refused tables (" + e.getMessage() + ")", python, tables);
+            JSONArray sentences = spec.optJSONArray("errors");
+            if (sentences != null) {
+                List<String> said = new ArrayList<String>();
+                for (int i = 0; i < sentences.length(); i++) {
+                    said.add(sentences.getString(i));
+                }
+                expect(name + " errors", said, ManifestSchema.validate(new JSONObject(text)));
+            }
             return 0;
         }
         expect(name + " refused tables", refused.length() > 0 ? refused.toString() : "[]", "[]");

@@ -5,7 +5,9 @@ import static org.junit.Assert.assertThrows;
 import static org.junit.Assert.assertTrue;
 
 import java.util.Arrays;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Set;
 import org.json.JSONArray;
 import org.json.JSONObject;
 import org.junit.Test;
@@ -128,6 +130,109 @@ public class LadderTest {
         json.put("objective", "size");
         m = assertThrows(BundleException.class, () -> Bundles.parse(json)).getMessage();
         assertTrue(m, m.contains("manifest.objective must be one of ['energy', 'latency']"));
+    }
+
+    /**
+     * The shipped manifest at the ladder schema with four paths: path_0 (50 %, 3 mJ), path_1 (49 %,
+     * 2 mJ), path_2 (48 %, 1 mJ) and path_3 (47 %, 2 mJ, dominated by path_1). The plain ladder is
+     * path_0, path_1, path_2.
+     */
+    private static JSONObject fourPaths() throws Exception {
+        JSONObject json = atLadderSchema().put("objective", "energy");
+        JSONObject template = json.getJSONArray("paths").getJSONObject(0);
+        template.remove("onnx_initializers");
+        double[] accuracy = {50, 49, 48, 47};
+        double[] cost = {3, 2, 1, 2};
+        JSONArray paths = new JSONArray();
+        for (int k = 0; k < accuracy.length; k++) {
+            JSONObject p = new JSONObject(template.toString());
+            paths.put(p.put("id", "path_" + k).put("method", "path_" + k).put("accuracy", accuracy[k])
+                    .put("energy_mj", cost[k]));
+        }
+        return json.put("paths", paths);
+    }
+
+    private static JSONObject test(String path, String cheaper, Object moreAccurate) throws Exception {
+        return new JSONObject().put("path", path).put("cheaper", cheaper).put("only_path_right", 12)
+                .put("only_cheaper_right", 3).put("p_value", 0.0176).put("more_accurate", moreAccurate);
+    }
+
+    /**
+     * The tests of {@link #fourPaths}: path_0 beat path_1 and path_2, but path_1 did not beat
+     * path_2 (one record says so, the others are malformed and count as no passed test).
+     */
+    private static JSONObject withTests(JSONObject json) throws Exception {
+        JSONArray pairs = new JSONArray().put(test("path_0", "path_1", true)).put(test("path_0", "path_2", true))
+                .put(test("path_1", "path_2", false)).put(test("path_1", "path_2", "true"))
+                .put(test("path_1", "path_2", 1)).put(new JSONObject().put("path", "path_1")
+                        .put("more_accurate", true)).put(new JSONArray().put("path_1").put("path_2").put(true))
+                .put(test("path_3", "path_2", true));
+        return json.put("ladder_tests", new JSONObject().put("method", "exact McNemar test, one-sided")
+                .put("alpha", 0.05).put("images", 500).put("split", "held-out validation images")
+                .put("pairs", pairs));
+    }
+
+    @Test
+    public void aPathThatFailsItsTestLeavesTheLadder() throws Exception {
+        List<String> plain = Arrays.asList("path_0", "path_1", "path_2");
+        List<String> tested = Arrays.asList("path_0", "path_2");
+        Manifest m = Bundles.parse(withTables(withTests(fourPaths()), tested));
+        Set<List<String>> passed = new HashSet<List<String>>(Arrays.asList(Ladder.pair("path_0", "path_1"),
+                Ladder.pair("path_0", "path_2"), Ladder.pair("path_3", "path_2")));
+        assertEquals(passed, m.passedPairs());
+        // path_1 is on the non-dominated ladder, but no better than the cheaper path_2 on the images.
+        assertEquals(tested, Ladder.of(m));
+        assertEquals(tested, ((BatteryPolicy) Policies.fromManifest(m, "battery")).paths());
+        List<String> ids = Arrays.asList("path_0", "path_1", "path_2", "path_3");
+        double[] accuracy = {50, 49, 48, 47};
+        double[] cost = {3, 2, 1, 2};
+        assertEquals(plain, Ladder.of(ids, accuracy, cost));
+        assertEquals(tested, Ladder.of(ids, accuracy, cost, passed));
+        // Walking up from the cheapest: path_0 needs a pass against path_1 only while path_1 is kept.
+        Set<List<String>> onlyNeighbours = new HashSet<List<String>>(Arrays.asList(Ladder.pair("path_0",
+                "path_1"), Ladder.pair("path_1", "path_2")));
+        assertEquals(Arrays.asList("path_1", "path_2"), Ladder.of(ids, accuracy, cost, onlyNeighbours));
+        assertEquals(Arrays.asList("path_2"), Ladder.of(ids, accuracy, cost, new HashSet<List<String>>()));
+    }
+
+    @Test
+    public void aTableListingAPathWithoutAPassedTestIsRefused() throws Exception {
+        List<String> plain = Arrays.asList("path_0", "path_1", "path_2");
+        String m = assertThrows(BundleException.class, () -> Bundles.parse(withTables(withTests(fourPaths()),
+                plain))).getMessage();
+        String problem = "path_1 is not measurably more accurate than cheaper path_2 (manifest.ladder_tests)";
+        assertTrue(m, m.contains("manifest.policies.battery.levels is not a ladder (each level strictly cheaper, no "
+                + "dominated path): " + problem + "; the ladder by energy_mj is path_0, path_2: export the bundle "
+                + "again or list only those paths"));
+        assertTrue(m, m.contains("manifest.policies.schedule.order is not a ladder"));
+        assertTrue(m, !m.contains("path_0 is not measurably"));
+        // One table alone: the schedule walking path_1 -> path_2.
+        JSONObject json = withTables(withTests(fourPaths()), Arrays.asList("path_0", "path_2"));
+        json.getJSONObject("policies").getJSONObject("schedule").put("order", new JSONArray().put("path_1")
+                .put("path_2"));
+        m = assertThrows(BundleException.class, () -> Bundles.parse(json)).getMessage();
+        assertTrue(m, m.contains("manifest.policies.schedule.order is not a ladder (each level strictly cheaper, no "
+                + "dominated path): " + problem));
+        assertTrue(m, !m.contains("manifest.policies.battery.levels"));
+    }
+
+    @Test
+    public void withoutLadderTestsThePlainLadderStands() throws Exception {
+        List<String> plain = Arrays.asList("path_0", "path_1", "path_2");
+        Manifest m = Bundles.parse(withTables(fourPaths(), plain));
+        assertEquals(null, m.passedPairs());
+        assertEquals(plain, Ladder.of(m));
+        // A record that is not an object is refused (as Python's schema does); a record whose pairs
+        // are not a list passes no test.
+        for (Object notARecord : new Object[] {new JSONArray(), JSONObject.NULL, "none", 1, true}) {
+            JSONObject json = withTables(fourPaths().put("ladder_tests", notARecord), plain);
+            String message = assertThrows(BundleException.class, () -> Bundles.parse(json)).getMessage();
+            assertTrue(message, message.contains("manifest.ladder_tests is a "));
+            assertTrue(message, message.contains("; expected object"));
+        }
+        JSONObject noPairs = fourPaths().put("ladder_tests", new JSONObject().put("pairs", "none"));
+        assertEquals(Arrays.asList("path_2"), Ladder.of(Bundles.parse(withTables(noPairs, Arrays.asList("path_2")))));
+        assertThrows(BundleException.class, () -> Bundles.parse(withTables(noPairs, plain)));
     }
 
     @Test

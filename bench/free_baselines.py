@@ -25,8 +25,8 @@ from common import print_table, write_record
 from prp.trainer.benchmarks import NB201Table
 from prp.trainer.config import preset
 from prp.trainer.datasets import load_dataset
+from prp.trainer.estimation.proxies import free_scores, proxy_images
 from prp.trainer.evaluate import baseline_comparison
-from prp.trainer.proxies import free_scores, proxy_images
 from prp.trainer.spaces import get_space
 
 

@@ -15,10 +15,14 @@ import pytest
 import torch
 from prp.trainer.config import preset
 from prp.trainer.errors import PRPError
-from prp.trainer.estimators import FREE_COMBINATION, calibrated_accuracy, combined_members
+from prp.trainer.estimation.estimators import (
+    FREE_COMBINATION,
+    calibrated_accuracy,
+    combined_members,
+)
+from prp.trainer.estimation.proxies import free_scores, proxy_images
 from prp.trainer.pareto import pareto_ranks
 from prp.trainer.pareto_stage import sample_paths
-from prp.trainer.proxies import free_scores, proxy_images
 from prp.trainer.pruning import MAXIMIZE
 from prp.trainer.runs import RunLog
 from prp.trainer.stats import log_rank_aggregate

@@ -234,9 +234,9 @@ def check_baselines(result: dict) -> None:
 
 
 def test_free_baselines_use_the_spaces_own_ops_and_are_computed_once(run_dir, nb201_csv) -> None:
+    from prp.trainer.estimation.proxies import fresh_supernet
     from prp.trainer.export import load_run
     from prp.trainer.profiling import trace_ops
-    from prp.trainer.proxies import fresh_supernet
 
     result = evaluate_run(run_dir, nb201_csv, k=12, seed=4, bootstrap=200)
     check_baselines(result)

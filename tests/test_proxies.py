@@ -10,8 +10,7 @@ import pytest
 import torch
 from prp.trainer.benchmarks import NB201Table
 from prp.trainer.datasets import load_dataset
-from prp.trainer.profiling import trace_ops
-from prp.trainer.proxies import (
+from prp.trainer.estimation.proxies import (
     PROXIES,
     free_scores,
     fresh_supernet,
@@ -21,6 +20,7 @@ from prp.trainer.proxies import (
     proxy_images,
     synflow_score,
 )
+from prp.trainer.profiling import trace_ops
 from prp.trainer.spaces import get_space
 from prp.trainer.stats import log_rank_aggregate, paired_bootstrap
 from scipy import stats

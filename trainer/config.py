@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
 from .errors import PRPError
-from .estimators import ESTIMATORS
+from .estimation.estimators import ESTIMATORS
 from .pretrained import DEFAULT_INIT, PRETRAINED, fitting
 
 if TYPE_CHECKING:

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from .estimators import WEIGHTS_MEANING, get_estimator
+from .estimation.estimators import WEIGHTS_MEANING, get_estimator
 from .pruning import reference_point
 from .runs import FRONT, RunLog, atomic_path, write_json
 from .search import PathMetrics, chance_accuracy, front_hypervolume, select_along_front

@@ -35,8 +35,9 @@ from .datasets import (
     batches,
 )
 from .errors import PRPError
-from .estimates import FreeProxies, Progress, estimate_accuracy, estimate_sharded
-from .estimators import get_estimator
+from .estimation.estimators import get_estimator
+from .estimation.proxies import FreeProxies
+from .estimation.shared_weights import Progress, estimate_accuracy, estimate_sharded
 from .pareto import pareto_ranks
 from .pareto_stage import (
     fit_alpha,
@@ -90,8 +91,8 @@ class Trainer:
 
     The loop and the state it changes are here; the stages work on explicit values beside
     it: `weight_step` (one W update, the gradient all-reduce), `pareto_stage` (target
-    accuracies, the alpha-fitting loop, pruning), `estimates` (sharded accuracy estimates,
-    free proxies) and `checkpoint` (save, resume, --init)."""
+    accuracies, the alpha-fitting loop, pruning), `estimation` (sharded accuracy estimates,
+    free proxies), `checkpoint` (save, resume) and `pretrained` (--init)."""
 
     def __init__(
         self,
@@ -337,7 +338,7 @@ class Trainer:
 
     def evaluate(self, paths: list[ArchPath], epoch: int, task: str) -> np.ndarray:
         """Accuracy estimates of `paths`, sharded across the ranks and gathered
-        (`estimates.estimate_sharded`); each also becomes the path's latest estimate."""
+        (`estimation.shared_weights.estimate_sharded`); each also becomes the path's latest estimate."""
         acc = estimate_sharded(
             paths,
             lambda p: self.estimate_accuracy(p, epoch),

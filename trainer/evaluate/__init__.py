@@ -17,12 +17,19 @@ NASWOT), each used as the accuracy estimate exactly as the supernet's are; and t
 shared weights to count as adding information. A paired bootstrap over the K architectures
 gives the interval of every difference. No estimator reads the table.
 
-Modules, one concern each: `estimates` (the architectures a run is evaluated on and its
+Modules, one concern each: `architectures` (the architectures a run is evaluated on and its
 shared-weight estimates), `baselines` (free baseline scores, cached, and their paired comparison
 with the run), `report` (the baselines section, verdicts, the rank plot) and `run`
 (`evaluate_run`, which writes RUN/eval_nb201.json).
 """
 
+from .architectures import (
+    alpha_estimators,
+    estimate_paths,
+    evaluation_device,
+    true_front_hypervolume,
+    unseen_live_pool,
+)
 from .baselines import (
     ProxyCache,
     baseline_comparison,
@@ -30,13 +37,6 @@ from .baselines import (
     estimator_scores,
     proxy_settings,
     remember_free_scores,
-)
-from .estimates import (
-    alpha_estimators,
-    estimate_paths,
-    evaluation_device,
-    true_front_hypervolume,
-    unseen_live_pool,
 )
 from .report import (
     COMBINATIONS,

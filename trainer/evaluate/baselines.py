@@ -16,10 +16,10 @@ from scipy import stats
 
 from ..datasets import DataSplits
 from ..errors import PRPError
-from ..estimators import FREE_COMBINATION, combined_members
+from ..estimation.estimators import FREE_COMBINATION, combined_members
+from ..estimation.proxies import FREE_BASELINES, NASWOT_IMAGES, free_scores, proxy_images
 from ..export import LoadedRun
 from ..pareto import kendall_tau_b, pareto_ranks
-from ..proxies import FREE_BASELINES, NASWOT_IMAGES, free_scores, proxy_images
 from ..pruning import MAXIMIZE
 from ..runs import read_json
 from ..stats import log_rank_aggregate, paired_bootstrap

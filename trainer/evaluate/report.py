@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from ..estimators import get_estimator
-from ..proxies import FREE_BASELINES
+from ..estimation.estimators import get_estimator
+from ..estimation.proxies import FREE_BASELINES
 from ..runs import atomic_path
 
 EVAL_FILE = "eval_nb201.json"

@@ -13,19 +13,19 @@ import torch
 
 from ..benchmarks import NB201Table
 from ..errors import PRPError
+from ..estimation.proxies import FREE_BASELINES
 from ..export import load_run
 from ..pareto import hypervolume, kendall_tau_b, pareto_ranks
-from ..proxies import FREE_BASELINES
 from ..pruning import MAXIMIZE
 from ..runs import write_json
-from .baselines import ProxyCache, baseline_comparison, cached_free_scores
-from .estimates import (
+from .architectures import (
     alpha_estimators,
     estimate_paths,
     evaluation_device,
     true_front_hypervolume,
     unseen_live_pool,
 )
+from .baselines import ProxyCache, baseline_comparison, cached_free_scores
 from .report import (
     EVAL_FILE,
     adds_information,

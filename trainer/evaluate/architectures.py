@@ -16,7 +16,7 @@ from ..benchmarks import NB201Table
 from ..config import TrainConfig
 from ..datasets import DataSplits
 from ..errors import PRPError
-from ..estimates import estimate_accuracy
+from ..estimation.shared_weights import estimate_accuracy
 from ..export import LoadedRun
 from ..pareto import hypervolume, kendall_tau_b, pareto_ranks
 from ..pruning import MAXIMIZE

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .registry import Registry
-from .stats import log_rank_aggregate
+from ..registry import Registry
+from ..stats import log_rank_aggregate
 
 # The free proxies the combinations aggregate: AZ-NAS-style, one size proxy (params), one
 # gradient proxy (synflow), one activation proxy (NASWOT); each computed at initialisation.

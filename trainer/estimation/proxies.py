@@ -34,15 +34,19 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .datasets import DataSplits, ImageSet, StreamSplits, to_tensor
-from .profiling import trace_ops
-from .spaces import SearchSpace
-from .supernet import Supernet
+from .. import distributed
+from ..datasets import DataSplits, ImageSet, StreamSplits, to_tensor
+from ..profiling import trace_ops
+from ..spaces import Path as ArchPath
+from ..spaces import SearchSpace
+from ..supernet import Supernet
+from .estimators import FREE_COMBINATION
 
 Progress = Callable[[int, int], None]  # (done, total)
 
@@ -241,3 +245,63 @@ def free_scores(
         scores[name] = proxy(net, paths, x, report)
         seconds[name] = (time.perf_counter() - t) / max(len(paths), 1)
     return scores, seconds
+
+
+class FreeProxies:
+    """The free proxies of `FREE_COMBINATION` of each path scored so far (`scores`: path ->
+    name -> score), computed once per path on a fresh supernet seeded with `seed`. Not
+    checkpointed: the same seed and data give the same scores, whatever the batch of paths
+    they were scored in."""
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        data: DataSplits | StreamSplits,
+        seed: int,
+        device: torch.device,
+        progress: Callable[[str, int, int], None],  # (task, done, total)
+    ) -> None:
+        self.space, self.data, self.seed, self.device = space, data, seed, device
+        self.progress = progress
+        self.scores: dict[ArchPath, dict[str, float]] = {}
+        self._images: Tensor | None = None
+        self._seconds, self._paths = 0.0, 0  # since `take_record` last read them
+
+    def of(self, paths: list[ArchPath]) -> dict[str, np.ndarray]:
+        """Name -> one score per path of `paths`, computing only those of paths not scored
+        before, in one batch."""
+        missing = list(dict.fromkeys(p for p in paths if p not in self.scores))
+        if missing:
+            start = time.perf_counter()
+            if self._images is None:
+                self._images = proxy_images(self.data, self.seed)
+            # Sharded over the ranks like the estimates: a path's scores do not depend on the
+            # other paths scored with it.
+            mine = [missing[i] for i in distributed.shard_indices(len(missing))]
+            scores: dict[str, np.ndarray] = {m: np.empty(0) for m in FREE_COMBINATION}
+            if mine:
+                scores, _ = free_scores(
+                    self.space,
+                    mine,
+                    self._images,
+                    self.seed,
+                    self.device,
+                    lambda name, done, total: self.progress(
+                        f"free proxies: {name} of {total} paths", done, total
+                    ),
+                )
+            if distributed.world_size() > 1:
+                scores = {
+                    m: distributed.gather_shards(scores[m], len(missing)) for m in FREE_COMBINATION
+                }
+            for j, p in enumerate(missing):
+                self.scores[p] = {m: float(scores[m][j]) for m in FREE_COMBINATION}
+            self._seconds += time.perf_counter() - start
+            self._paths += len(missing)
+        return {m: np.array([self.scores[p][m] for p in paths]) for m in FREE_COMBINATION}
+
+    def take_record(self) -> dict[str, Any]:
+        """Seconds spent scoring (and paths scored) since the last call, for the log."""
+        out = {"proxy_seconds": self._seconds, "proxy_paths": self._paths}
+        self._seconds, self._paths = 0.0, 0
+        return out

@@ -16,7 +16,7 @@ import torch
 from executorch.runtime import Runtime
 from prp.runtime.backends import onnx_session_options
 from prp.runtime.bundle import BundleError, load_manifest, validate_manifest
-from prp.runtime.policies import ladder, rungs_of
+from prp.runtime.policies import COST_FIELDS, ladder, passed_pairs, rungs_of
 from prp.trainer.config import preset
 from prp.trainer.datasets import to_tensor
 from prp.trainer.export import ExportError, calibrated_path_module, export_bundle, load_run
@@ -46,11 +46,18 @@ def test_manifest_is_valid_and_lists_every_file(bundle) -> None:
     assert [p["method"] for p in manifest["paths"]] == ["path_0", "path_1", "path_2"]
     accs = [p["accuracy"] for p in manifest["paths"]]
     assert accs == sorted(accs, reverse=True)
+    cost = COST_FIELDS[manifest["objective"]][0]
     assert manifest["costs"]["energy"]["unit"] == "mJ"
     assert manifest["policies"]["schedule"]["switch_every_h"] == 5.0
     levels = manifest["policies"]["battery"]["levels"]
-    # The tables walk the ladder: dominated paths stay in the bundle but on no table (issue 16).
-    on = ladder(rungs_of(manifest["paths"], manifest["objective"]))
+    # The tables walk the ladder: dominated paths, and paths no paired test on the held-out
+    # images found more accurate than a cheaper one, stay in the bundle but on no table.
+    tests = manifest["ladder_tests"]
+    assert tests["images"] > 0 and "validation" in tests["split"]
+    assert len(tests["pairs"]) == sum(
+        a[cost] > b[cost] for a in manifest["paths"] for b in manifest["paths"]
+    )
+    on = ladder(rungs_of(manifest["paths"], manifest["objective"]), passed_pairs(manifest))
     assert [lv["path"] for lv in levels] == on == manifest["policies"]["schedule"]["order"]
     assert levels[-1]["min_battery_pct"] == 0.0
     load_manifest(bundle)  # checksums hold

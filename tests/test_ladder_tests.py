@@ -19,8 +19,8 @@ from prp.runtime.policies import (
     Rung,
     ladder,
     ladder_policies,
-    rungs_of,
     passed_pairs,
+    rungs_of,
 )
 from prp.trainer.export.ladder_tests import ALPHA, correct_on, ladder_tests, mcnemar_p
 from scipy.stats import binomtest

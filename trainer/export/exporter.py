@@ -31,6 +31,7 @@ from ..runs import write_json
 from ..search import PathMetrics
 from .checks import CHECK_IMAGES, check_fp32, check_int8
 from .folder import check_out, move_into_place, remove_export_folder, remove_stale_leftovers
+from .ladder_tests import bundle_ladder_tests
 from .manifest import build_manifest, int8_energy, other_objective_cost, path_entries
 from .modules import accuracy, calibrated_path_module
 from .run import LoadedRun, choose_paths, load_run
@@ -191,6 +192,7 @@ def export_bundle(
             quantize=quantize,
             calibration=calibration,
             energy_int8_info=energy_int8_info,
+            ladder_tests=bundle_ladder_tests(entries, reference, val_x, val_y, cfg.objective),
         )
         write_json(tmp / MANIFEST, manifest)
         load_manifest(tmp)  # the contract holds before anything is in place

@@ -9,10 +9,12 @@ outcomes (`prp.runtime.policies.passed_pairs`) and builds the ladder from them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
+from prp.runtime.policies import COST_FIELDS
 from scipy.stats import binomtest
 from torch import Tensor, nn
 
@@ -80,3 +82,26 @@ def ladder_tests(
         "split": split,
         "pairs": pairs,
     }
+
+
+def bundle_ladder_tests(
+    entries: Sequence[Mapping[str, Any]],
+    modules: Mapping[str, nn.Module],
+    x: Tensor,
+    y: Tensor,
+    objective: str,
+) -> dict[str, object] | None:
+    """The `ladder_tests` record of a bundle: its paths (manifest `entries`, run by `modules`,
+    what the backends run) tested pairwise on the held-out images (x, y), priced by the
+    objective's cost. None where there are no held-out images or a path has no such cost: the
+    ladder is then the non-dominated paths alone."""
+    field = COST_FIELDS[objective][0]
+    if len(y) == 0 or any(e.get(field) is None for e in entries):
+        return None
+    cost = {str(e["id"]): float(e[field]) for e in entries}
+    correct = {pid: correct_on(modules[pid], x, y) for pid in cost}
+    split = (
+        f"the run's validation split: {len(y)} images held out of the train images, never "
+        "used to train a weight; the test images only report"
+    )
+    return ladder_tests(cost, correct, split)

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from .. import __version__
 from ..config import DEFAULT_COST_MODELS
-from ..costs import get_cost_model, price_supernet
+from ..costs import COST_MODEL_DEVICES, get_cost_model, price_supernet
 from ..datasets import DataSplits
 from ..errors import PRPError
 from ..lowering import FP32, INT8, Int8Path, distinct_bytes, distinct_module_bytes, stored_constants
@@ -39,14 +39,29 @@ def _versions() -> dict[str, str]:
     return out
 
 
+# Where the run's own cost model also prices the other objective, the device it is priced on,
+# in order of preference: a phone first, where the runtime's policies are meant to run.
+OTHER_OBJECTIVE_DEVICES = ("pixel3", "pixel1", "raspi4", "edgegpu")
+
+
 def other_objective_cost(run: LoadedRun, objective: str) -> tuple[PathTable, Any] | None:
-    """A table for the objective the run did not train on, where the space has one."""
-    name = DEFAULT_COST_MODELS.get((run.cfg.space, objective))
-    if name is None and objective == "energy":
-        name = "analytic"
-    if name is None:
-        return None
-    device = run.cfg.cost_device if name == run.cfg.resolved_cost_model() else None
+    """A table for the objective the run did not train on: the run's own cost model where it
+    has that objective (NB201 priced by HW-NAS-Bench: Pixel 3 latency beside edge-GPU energy),
+    else the space's default for it (the analytic model for energy), else None."""
+    own = run.cfg.resolved_cost_model()
+    devices = COST_MODEL_DEVICES.get(own, {}).get(objective, [])
+    preferred = [d for d in OTHER_OBJECTIVE_DEVICES if d in devices]
+    name: str | None
+    device: str | None
+    if preferred and own != "lut":
+        name, device = own, preferred[0]
+    else:
+        name = DEFAULT_COST_MODELS.get((run.cfg.space, objective))
+        if name is None and objective == "energy":
+            name = "analytic"
+        if name is None:
+            return None
+        device = run.cfg.cost_device if name == own else None
     try:
         model = get_cost_model(name, objective, device)
         return price_supernet(run.supernet, model), model

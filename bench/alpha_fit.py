@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from common import print_table, write_record
-from prp.trainer.benchmarks import NB201Table
 from prp.trainer.costs import get_cost_model, price_supernet
 from prp.trainer.losses import alpha_loss
+from prp.trainer.nb201_table import NB201Table
 from prp.trainer.pareto import kendall_tau_b, pareto_ranks
 from prp.trainer.pruning import MAXIMIZE
 from prp.trainer.spaces import get_space

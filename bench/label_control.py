@@ -29,7 +29,6 @@ from typing import Any
 import numpy as np
 import torch
 from common import paired_bootstrap, print_table, write_record
-from prp.trainer.benchmarks import NB201Table
 from prp.trainer.config import TrainConfig
 from prp.trainer.costs import get_cost_model, price_supernet
 from prp.trainer.evaluate import (
@@ -40,6 +39,7 @@ from prp.trainer.evaluate import (
 )
 from prp.trainer.export import load_run
 from prp.trainer.losses import alpha_loss
+from prp.trainer.nb201_table import NB201Table
 from prp.trainer.pareto import kendall_tau_b, pareto_ranks
 from prp.trainer.pruning import MAXIMIZE
 from prp.trainer.runs import read_json

@@ -47,7 +47,6 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 from common import RESULTS, paired_bootstrap, print_table, write_record
-from prp.trainer.benchmarks import NB201_COST_COLUMNS
 from prp.trainer.config import TrainConfig, preset
 from prp.trainer.datasets import load_dataset
 from prp.trainer.evaluate import (
@@ -59,6 +58,7 @@ from prp.trainer.evaluate import (
     unseen_live_pool,
 )
 from prp.trainer.export import LoadedRun, load_run
+from prp.trainer.nb201_table import NB201_COST_COLUMNS
 from prp.trainer.pareto import kendall_tau_b, pareto_ranks
 from prp.trainer.pruning import MAXIMIZE
 from prp.trainer.runs import CHECKPOINT, FRONT, LOG, RunLog, read_json

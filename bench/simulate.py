@@ -29,7 +29,7 @@ from prp.runtime.bundle import Bundle
 from prp.runtime.policies import battery_levels_for
 from prp.runtime.profiles import get_profile
 from prp.runtime.simulate import SimConfig, simulate, summarise
-from prp.trainer.benchmarks import NB201Table
+from prp.trainer.nb201_table import NB201Table
 from prp.trainer.pareto import pareto_ranks
 from prp.trainer.pruning import MAXIMIZE
 

@@ -25,11 +25,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from common import print_table, write_record
-from prp.trainer.benchmarks import NB201Table
 from prp.trainer.config import preset
 from prp.trainer.datasets import load_dataset
 from prp.trainer.estimation.proxies import free_scores, proxy_images
 from prp.trainer.evaluate import baseline_comparison
+from prp.trainer.nb201_table import NB201Table
 from prp.trainer.runs import read_checkpoint
 from prp.trainer.spaces import get_space
 from prp.trainer.supernet import Supernet

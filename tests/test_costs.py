@@ -185,7 +185,7 @@ def test_packaged_nb201_fit_is_a_fresh_fit_of_the_shared_table(nb201_csv, tmp_pa
 def test_nb201_fit_prices_supernets_of_any_size_as_the_real_network(
     nb201_csv, objective, device
 ) -> None:
-    from prp.trainer.benchmarks import NB201Table
+    from prp.trainer.nb201_table import NB201Table
     from prp.trainer.pareto import kendall_tau_b
 
     table = NB201Table.load(nb201_csv)

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from prp.trainer.benchmarks import NB201Table
 from prp.trainer.config import preset
 from prp.trainer.datasets import load_dataset
 from prp.trainer.errors import PRPError
 from prp.trainer.evaluate import evaluate_run, true_front_hypervolume
+from prp.trainer.nb201_table import NB201Table
 from prp.trainer.train import Trainer
 
 CFG = preset("tiny")

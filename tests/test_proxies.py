@@ -8,7 +8,6 @@ import math
 import numpy as np
 import pytest
 import torch
-from prp.trainer.benchmarks import NB201Table
 from prp.trainer.datasets import load_dataset
 from prp.trainer.estimation.proxies import (
     PROXIES,
@@ -20,6 +19,7 @@ from prp.trainer.estimation.proxies import (
     proxy_images,
     synflow_score,
 )
+from prp.trainer.nb201_table import NB201Table
 from prp.trainer.profiling import trace_ops
 from prp.trainer.spaces import get_space
 from prp.trainer.stats import log_rank_aggregate, paired_bootstrap

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from prp.trainer.benchmarks import NB201Table
 from prp.trainer.errors import PathError, UnknownNameError
+from prp.trainer.nb201_table import NB201Table
 from prp.trainer.profiling import trace_ops
 from prp.trainer.spaces import get_space, list_spaces
 from prp.trainer.supernet import Supernet

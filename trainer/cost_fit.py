@@ -14,9 +14,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .benchmarks import NB201_COST_COLUMNS, NB201Table
 from .costs import nb201_fit_table
 from .errors import PRPError
+from .nb201_table import NB201_COST_COLUMNS, NB201Table
 from .runs import write_json
 
 # The keys every fitted table has: a file with other keys was not written by prp-fit-costs.

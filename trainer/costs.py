@@ -22,8 +22,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from .benchmarks import NB201Table
 from .errors import LUTKeyError, PRPError, UnknownNameError
+from .nb201_table import NB201Table
 from .profiling import OpRecord, OpTrace, PathTable, trace_ops
 from .registry import Registry
 from .supernet import Supernet
@@ -329,7 +329,7 @@ def nb201_fit_table(table: NB201Table) -> dict[str, Any]:
     """The `hwnasbench-nb201` cost model's whole table (NB201_FIT_FILE): one `fit_nb201_costs`
     per NB201_COST_COLUMNS entry, with what it is and where it comes from. Rebuilt by
     `prp-fit-costs` (`cost_fit`); a test checks the shipped file equals a fresh build."""
-    from .benchmarks import NB201_COST_COLUMNS
+    from .nb201_table import NB201_COST_COLUMNS
     from .spaces import get_space
 
     space = get_space("nb201", size="tiny")

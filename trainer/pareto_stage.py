@@ -12,8 +12,8 @@ from collections.abc import Callable, Mapping
 import numpy as np
 import torch
 
-from .benchmarks import NB201Table
 from .losses import alpha_loss
+from .nb201_table import NB201Table
 from .pruning import PruneResult, prune_by_pareto
 from .spaces import Path as ArchPath
 from .spaces import SearchSpace

@@ -25,7 +25,6 @@ import torch
 from torch import Tensor
 
 from . import distributed
-from .benchmarks import NB201Table
 from .checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .costs import price_supernet
@@ -34,10 +33,12 @@ from .datasets import (
     StreamSplits,
     batches,
 )
+from .device_data import Tensors, torch_device
 from .errors import PRPError
 from .estimation.estimators import get_estimator
 from .estimation.proxies import FreeProxies
 from .estimation.shared_weights import Progress, estimate_accuracy, estimate_sharded
+from .nb201_table import NB201Table
 from .pareto import pareto_ranks
 from .pareto_stage import (
     fit_alpha,
@@ -56,7 +57,6 @@ from .search import PathMetrics, build_front
 from .spaces import Path as ArchPath
 from .spaces import get_space
 from .supernet import Supernet
-from .tensors import Tensors, torch_device
 from .weight_step import shard, sync_state, weight_optimizer, weight_step
 
 __all__ = [
@@ -338,7 +338,8 @@ class Trainer:
 
     def evaluate(self, paths: list[ArchPath], epoch: int, task: str) -> np.ndarray:
         """Accuracy estimates of `paths`, sharded across the ranks and gathered
-        (`estimation.shared_weights.estimate_sharded`); each also becomes the path's latest estimate."""
+        (`estimation.shared_weights.estimate_sharded`); each also becomes the path's latest
+        estimate."""
         acc = estimate_sharded(
             paths,
             lambda p: self.estimate_accuracy(p, epoch),

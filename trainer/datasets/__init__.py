@@ -33,7 +33,7 @@ Modules, one concern each: `base` (shared names and `DatasetError`), `listing` (
 split's listing, decoding one image), `trees` (class-folder trees as folders or tar archives),
 `sources` (what a spec names: the embedded subset, .npz files, CIFAR-10 batches, trees),
 `splits` (held-out splits, `load_dataset`), `streaming` (`open_dataset`, `ImageDataset`),
-`tensors` (normalisation, augmentation, batches) and `subset` (`build_default_subset` and the
+`batching` (normalisation, augmentation, batches) and `subset` (`build_default_subset` and the
 command line).
 """
 
@@ -51,10 +51,10 @@ from .base import (
     TEST_SHARE,
     DatasetError,
 )
+from .batching import augment_batch, batches, to_tensor
 from .splits import DataSplits, ImageSet, channel_stats, load_dataset
 from .streaming import ImageDataset, StreamSplits, open_dataset, streams_by_default
 from .subset import build_default_subset, main
-from .tensors import augment_batch, batches, to_tensor
 
 __all__ = [
     "CACHE_ENV",

@@ -12,9 +12,9 @@ import torch
 from .. import distributed
 from ..config import TrainConfig
 from ..datasets import batches
+from ..device_data import Tensors
 from ..spaces import Path as ArchPath
 from ..supernet import Supernet
-from ..tensors import Tensors
 
 Progress = Callable[[str, int, int], None]  # (task, done, total)
 

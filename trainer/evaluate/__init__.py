@@ -19,7 +19,7 @@ gives the interval of every difference. No estimator reads the table.
 
 Modules, one concern each: `architectures` (the architectures a run is evaluated on and its
 shared-weight estimates), `baselines` (free baseline scores, cached, and their paired comparison
-with the run), `report` (the baselines section, verdicts, the rank plot) and `run`
+with the run), `report` (the baselines section, verdicts, the rank plot) and `evaluation`
 (`evaluate_run`, which writes RUN/eval_nb201.json).
 """
 
@@ -38,6 +38,7 @@ from .baselines import (
     proxy_settings,
     remember_free_scores,
 )
+from .evaluation import evaluate_run
 from .report import (
     COMBINATIONS,
     EVAL_FILE,
@@ -47,7 +48,6 @@ from .report import (
     plot_ranks,
     run_estimator_verdict,
 )
-from .run import evaluate_run
 
 __all__ = [
     "COMBINATIONS",

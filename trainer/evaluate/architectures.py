@@ -12,15 +12,15 @@ import numpy as np
 import torch
 from scipy import stats
 
-from ..benchmarks import NB201Table
 from ..config import TrainConfig
 from ..datasets import DataSplits
+from ..device_data import Tensors, torch_device
 from ..errors import PRPError
 from ..estimation.shared_weights import estimate_accuracy
 from ..export import LoadedRun
+from ..nb201_table import NB201Table
 from ..pareto import hypervolume, kendall_tau_b, pareto_ranks
 from ..pruning import MAXIMIZE
-from ..tensors import Tensors, torch_device
 
 
 def true_front_hypervolume(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from prp.trainer.benchmarks import NB201_COST_COLUMNS, NB201Table
 from prp.trainer.errors import PRPError
+from prp.trainer.nb201_table import NB201_COST_COLUMNS, NB201Table
 from prp.trainer.spaces import get_space
 
 

@@ -11,10 +11,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..benchmarks import NB201Table
 from ..errors import PRPError
 from ..estimation.proxies import FREE_BASELINES
 from ..export import load_run
+from ..nb201_table import NB201Table
 from ..pareto import hypervolume, kendall_tau_b, pareto_ranks
 from ..pruning import MAXIMIZE
 from ..runs import write_json

@@ -10,7 +10,7 @@ from prp.runtime.cli_errors import one_line_errors
 from rich.table import Table
 
 from ..errors import PRPError
-from .console import _console
+from .console import make_console
 
 train_paths_app = typer.Typer(
     add_completion=False,
@@ -69,7 +69,7 @@ def train_paths(
 
     from .. import path_training as pt
 
-    console = _console()
+    console = make_console()
     with one_line_errors(console, PRPError):
         if run is None and not resume:
             raise PRPError("name the search run whose paths to train: prp-train-paths RUN")

@@ -6,14 +6,17 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from prp.runtime.cli_errors import one_line_errors
 from rich.table import Table
 
 from ..errors import PRPError
-from .console import make_console
+from .console import make_console, progress_bar
+
+if TYPE_CHECKING:
+    from ..config import TrainConfig
 
 
 def new_run_dir(root: Path, name: str) -> Path:
@@ -114,19 +117,11 @@ def train(
         help="Show third-party warnings and logs here (by default they go to RUN/train.log).",
     ),
 ) -> None:
-    """Train a supernet with Pareto rank preservation and write its front to the run directory."""
+    """Train a supernet with Pareto rank preservation and write its front to the run directory.
+    (Long only in its signature, where typer declares each option.)"""
     from prp.runtime.quiet import third_party_log
-    from rich.progress import (
-        BarColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
 
     from .. import distributed
-    from ..config import preset
-    from ..runs import read_config, resumed_config
     from ..train import Trainer
 
     console = make_console()
@@ -164,45 +159,9 @@ def train(
             "compute_device": compute_device,
             "init": init,
         }
-        cfg = preset(preset_name or "default", **overrides).with_image_size(image_size)
-        name = f"{cfg.space}-{cfg.objective}"
-        run_dir = out or (latest_run_dir if resume else new_run_dir)(Path("runs"), name)
-        if resume:
-            # The run goes on with its saved config: an option that would change it is refused
-            # rather than silently dropped (with --preset, every key of the preset counts).
-            given = (
-                cfg.to_json()
-                if preset_name
-                else {k: v for k, v in overrides.items() if v is not None}
-            )
-            if image_size is not None and not preset_name:
-                saved = read_config(run_dir)
-                given["space_overrides"] = saved.with_image_size(image_size).space_overrides
-            cfg = resumed_config(run_dir, given, overrides)
+        cfg, run_dir = run_config(preset_name, overrides, image_size, out, resume)
         train_log = None if verbose or not main else run_dir / "train.log"
-        with (
-            third_party_log(train_log, "prp-train"),
-            Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                TextColumn("{task.completed}/{task.total}"),
-                TimeElapsedColumn(),
-                TextColumn("eta"),
-                TimeRemainingColumn(),
-                console=console,
-                transient=True,
-            ) as bar,
-        ):
-            tasks: dict[str, Any] = {}
-
-            def progress(task: str, done: int, total: int) -> None:
-                if task not in tasks:
-                    for t in tasks.values():
-                        bar.remove_task(t)
-                    tasks.clear()
-                    tasks[task] = bar.add_task(task, total=total)
-                bar.update(tasks[task], completed=done)
-
+        with third_party_log(train_log, "prp-train"), progress_bar(console) as progress:
             trainer = Trainer(cfg, run_dir, progress=progress if main else None)
             if main:
                 console.print(
@@ -226,3 +185,29 @@ def train(
             table.add_row(s["label"], f"{s['accuracy']:.2f}", f"{s['cost']:.4g}", s["key"])
         console.print(table)
         console.print(f"wrote {run_dir}/front.json, front.png, alpha.png")
+
+
+def run_config(
+    preset_name: str | None,
+    overrides: dict[str, Any],
+    image_size: int | None,
+    out: Path | None,
+    resume: bool,
+) -> tuple[TrainConfig, Path]:
+    """The config and run folder of a `prp-train` call: the preset with the options given, in
+    a new runs/<space>-<objective>[-k] unless `out` names one; with `resume`, the run's saved
+    config (an option that would change it is refused rather than silently dropped; with
+    --preset, every key of the preset counts)."""
+    from ..config import preset
+    from ..runs import read_config, resumed_config
+
+    cfg = preset(preset_name or "default", **overrides).with_image_size(image_size)
+    name = f"{cfg.space}-{cfg.objective}"
+    run_dir = out or (latest_run_dir if resume else new_run_dir)(Path("runs"), name)
+    if not resume:
+        return cfg, run_dir
+    given = cfg.to_json() if preset_name else {k: v for k, v in overrides.items() if v is not None}
+    if image_size is not None and not preset_name:
+        saved = read_config(run_dir)
+        given["space_overrides"] = saved.with_image_size(image_size).space_overrides
+    return resumed_config(run_dir, given, overrides), run_dir

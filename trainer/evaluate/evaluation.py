@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +14,12 @@ import torch
 
 from ..errors import PRPError
 from ..estimation.proxies import FREE_BASELINES
-from ..export import load_run
+from ..export import LoadedRun, load_run
 from ..nb201_table import NB201Table
 from ..pareto import hypervolume, kendall_tau_b, pareto_ranks
 from ..pruning import MAXIMIZE
 from ..runs import write_json
+from ..spaces import SearchSpace
 from .architectures import (
     alpha_estimators,
     estimate_paths,
@@ -67,39 +69,22 @@ def evaluate_run(
     architectures and the bootstrap). Proxy scores are kept per architecture in the evaluation
     file and in `proxy_cache` and reused when the same architectures are scored again with the
     same settings; `baseline_progress(proxy, done, total)` reports their computation.
+
+    Over 80 lines only for its options (prp-eval's and the bench's) and their description
+    here; the steps are `pick_architectures`, `estimate_paths`, `Ranked`, `front_quality`
+    and `add_baselines`.
     """
     if bootstrap < 1:
         raise PRPError(f"--bootstrap must be at least 1 resample, got {bootstrap}")
     run = load_run(run_dir)
-    space = run.supernet.space
-    if space.name != "nb201":
+    if run.supernet.space.name != "nb201":
         raise PRPError(
             f"prp-eval compares with NAS-Bench-201: run {run_dir} searched "
-            f"{space.name!r}, not 'nb201'"
+            f"{run.supernet.space.name!r}, not 'nb201'"
         )
     table = NB201Table.load(truth)
-    cost_all = table.column(cost_column)
-    acc_all = table.column(acc_column)
-    live = [run.supernet.live_ops(s) for s in range(space.num_slots)]
     pool = unseen_live_pool(run)
-    if archs is not None:
-        allowed = set(pool)
-        bad = [a for a in archs if tuple(a) not in allowed]
-        if bad:
-            raise PRPError(
-                f"{len(bad)} of the given architectures (e.g. {space.op_names(bad[0])}) use a "
-                f"pruned op of run {run_dir} or fed its training; pass only unseen live ones"
-            )
-        picked = [tuple(a) for a in archs]
-        if len(picked) < 2:
-            raise PRPError(f"need at least 2 architectures to rank, got {len(picked)}")
-    else:
-        if len(pool) < 2:
-            raise PRPError(f"run {run_dir} leaves {len(pool)} unseen architectures to evaluate")
-        rng = np.random.default_rng(seed)
-        picked = [
-            tuple(pool[i]) for i in sorted(rng.choice(len(pool), min(k, len(pool)), replace=False))
-        ]
+    picked = pick_architectures(run_dir, run.supernet.space, pool, archs, k, seed)
     data = run.cfg.load_data(run.supernet.space.input_shape[-1])  # as the run trained
     est, cfg, images_read = estimate_paths(
         run,
@@ -111,18 +96,28 @@ def evaluate_run(
         compute_device=compute_device,
         data=data,
     )
-    rows = table.rows_of(space, picked)
-    true_acc, cost = acc_all[rows], cost_all[rows]
-    est_rank = pareto_ranks(np.column_stack([est, cost]), MAXIMIZE)
-    true_rank = pareto_ranks(np.column_stack([true_acc, cost]), MAXIMIZE)
-    estimators = {"weights": kendall_tau_b(est_rank, true_rank)}
-    arch_strs = [table.arch_strs[int(r)] for r in rows]
-    free: dict[str, np.ndarray] | None = None
+    ranked = Ranked.of(run, table, picked, est, acc_column, cost_column)
+    result: dict[str, Any] = {
+        "run": str(run_dir),
+        "method": cfg.method,
+        # What the run ranked paths by while training and in its front (TrainConfig.estimator);
+        # its row among the baselines is `Estimator.eval_row` (weights+free: supernet+free).
+        "run_estimator": run.cfg.estimator,
+        "truth": str(truth),
+        "accuracy_column": acc_column,
+        "cost_column": cost_column,
+        "k": len(picked),
+        "eval_images": images_read,
+        "bn_batches": cfg.bn_batches,
+        **ranked.figures(run, len(pool)),
+        **front_quality(run, table, acc_column, cost_column),
+        "architectures": ranked.records(),
+    }
     if baselines:
-        free, baseline_settings = cached_free_scores(
+        free, settings = cached_free_scores(
             run,
             picked,
-            arch_strs,
+            ranked.arch_strs,
             data,
             # The run's own seed: a weights+free run scored its proxies on that init, so the
             # evaluation scores the very estimator the run used (and the same for every method
@@ -132,14 +127,129 @@ def evaluate_run(
             proxy_cache,
             baseline_progress,
         )
-    if cfg.method == "prp":
-        with torch.no_grad():
-            scores = run.supernet.path_scores(picked).cpu().numpy().astype(float)
-        estimators |= alpha_estimators(scores, est_rank, true_rank)
+        add_baselines(result, ranked, free, settings, bootstrap, seed, run.cfg.estimator)
+    out = Path(run_dir)
+    write_json(out / EVAL_FILE, result)
+    plot_ranks(out / "eval_nb201.png", ranked.est_rank, ranked.true_rank, result)
+    return result
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """The evaluated architectures: their estimated and true accuracies, costs and Pareto
+    ranks (estimates and truth each ranked with the same costs)."""
+
+    picked: list[tuple[int, ...]]
+    arch_strs: list[str]
+    est: np.ndarray
+    true_acc: np.ndarray
+    cost: np.ndarray
+    est_rank: np.ndarray
+    true_rank: np.ndarray
+
+    @classmethod
+    def of(
+        cls,
+        run: LoadedRun,
+        table: NB201Table,
+        picked: list[tuple[int, ...]],
+        est: np.ndarray,
+        acc_column: str,
+        cost_column: str,
+    ) -> Ranked:
+        rows = table.rows_of(run.supernet.space, picked)
+        true_acc, cost = table.column(acc_column)[rows], table.column(cost_column)[rows]
+        return cls(
+            picked,
+            [table.arch_strs[int(r)] for r in rows],
+            est,
+            true_acc,
+            cost,
+            pareto_ranks(np.column_stack([est, cost]), MAXIMIZE),
+            pareto_ranks(np.column_stack([true_acc, cost]), MAXIMIZE),
+        )
+
+    def figures(self, run: LoadedRun, unseen: int) -> dict[str, Any]:
+        """How well the run's estimates (and, for PRP, alpha) rank the architectures."""
+        estimators = {"weights": kendall_tau_b(self.est_rank, self.true_rank)}
+        if run.cfg.method == "prp":
+            with torch.no_grad():
+                scores = run.supernet.path_scores(self.picked).cpu().numpy().astype(float)
+            estimators |= alpha_estimators(scores, self.est_rank, self.true_rank)
+        space = run.supernet.space
+        live = [run.supernet.live_ops(s) for s in range(space.num_slots)]
+        return {
+            "live_architectures": int(np.prod([len(o) for o in live])),
+            "unseen_live_architectures": unseen,
+            "kendall_tau_b_pareto": estimators["weights"],
+            # Pareto-rank tau-b of each estimator: weights (shared-weight accuracy + cost, as
+            # for every method), and for PRP runs alpha (the path score P_s the listwise loss
+            # trains to order paths by Pareto rank) and combined (the mean of the two rankings).
+            "kendall_tau_b_pareto_by_estimator": estimators,
+            "kendall_tau_b_accuracy": kendall_tau_b(self.est, self.true_acc),
+        }
+
+    def records(self) -> list[dict[str, Any]]:
+        """One record per architecture, for the evaluation file."""
+        return [
+            {
+                "arch_str": a,
+                "estimated_accuracy": float(e),
+                "cost": float(c),
+                "estimated_rank": int(er),
+                "true_accuracy": float(t),
+                "true_rank": int(tr),
+            }
+            for a, e, c, er, t, tr in zip(
+                self.arch_strs,
+                self.est,
+                self.cost,
+                self.est_rank,
+                self.true_acc,
+                self.true_rank,
+                strict=True,
+            )
+        ]
+
+
+def pick_architectures(
+    run_dir: str | Path,
+    space: SearchSpace,
+    pool: list[tuple[int, ...]],
+    archs: Sequence[tuple[int, ...]] | None,
+    k: int,
+    seed: int,
+) -> list[tuple[int, ...]]:
+    """The architectures to evaluate: `archs` (each must be in `pool`, the run's unseen live
+    architectures), or K of `pool` drawn with `seed`."""
+    if archs is not None:
+        allowed = set(pool)
+        bad = [a for a in archs if tuple(a) not in allowed]
+        if bad:
+            raise PRPError(
+                f"{len(bad)} of the given architectures (e.g. {space.op_names(bad[0])}) use a "
+                f"pruned op of run {run_dir} or fed its training; pass only unseen live ones"
+            )
+        picked = [tuple(a) for a in archs]
+        if len(picked) < 2:
+            raise PRPError(f"need at least 2 architectures to rank, got {len(picked)}")
+        return picked
+    if len(pool) < 2:
+        raise PRPError(f"run {run_dir} leaves {len(pool)} unseen architectures to evaluate")
+    rng = np.random.default_rng(seed)
+    return [tuple(pool[i]) for i in sorted(rng.choice(len(pool), min(k, len(pool)), replace=False))]
+
+
+def front_quality(
+    run: LoadedRun, table: NB201Table, acc_column: str, cost_column: str
+) -> dict[str, Any]:
+    """The run's front against the table's: the hypervolumes of both (from the table's worst
+    corner), their ratio, and the true accuracy and Pareto rank of each path the run picked."""
+    space = run.supernet.space
+    acc_all, cost_all = table.column(acc_column), table.column(cost_column)
     ref = np.array([acc_all.min(), cost_all.max()])
     true_hv = true_front_hypervolume(table, acc_column, cost_column, ref)
-    front_paths = [m.path for m in run.front if m.pareto_rank == 1]
-    front_rows = table.rows_of(space, front_paths)
+    front_rows = table.rows_of(space, [m.path for m in run.front if m.pareto_rank == 1])
     run_hv = hypervolume(
         np.column_stack([acc_all[front_rows], cost_all[front_rows]]), ref, MAXIMIZE
     )
@@ -157,59 +267,37 @@ def evaluate_run(
                 "estimated_accuracy": s["accuracy"],
             }
         )
-    result: dict[str, Any] = {
-        "run": str(run_dir),
-        "method": cfg.method,
-        # What the run ranked paths by while training and in its front (TrainConfig.estimator);
-        # its row among the baselines is `Estimator.eval_row` (weights+free: supernet+free).
-        "run_estimator": run.cfg.estimator,
-        "truth": str(truth),
-        "accuracy_column": acc_column,
-        "cost_column": cost_column,
-        "k": len(picked),
-        "eval_images": images_read,
-        "bn_batches": cfg.bn_batches,
-        "live_architectures": int(np.prod([len(o) for o in live])),
-        "unseen_live_architectures": len(pool),
-        "kendall_tau_b_pareto": estimators["weights"],
-        # Pareto-rank tau-b of each estimator: weights (shared-weight accuracy + cost, as for
-        # every method), and for PRP runs alpha (the path score P_s the listwise loss trains to
-        # order paths by Pareto rank) and combined (the mean of the two rankings).
-        "kendall_tau_b_pareto_by_estimator": estimators,
-        "kendall_tau_b_accuracy": kendall_tau_b(est, true_acc),
+    return {
         "reference_point": {"accuracy": float(ref[0]), "cost": float(ref[1])},
         "hypervolume_run_front": run_hv,
         "hypervolume_true_front": true_hv,
         "hypervolume_ratio": run_hv / true_hv if true_hv > 0 else float("nan"),
         "selected": selected,
-        "architectures": [
-            {
-                "arch_str": a,
-                "estimated_accuracy": float(e),
-                "cost": float(c),
-                "estimated_rank": int(er),
-                "true_accuracy": float(t),
-                "true_rank": int(tr),
-            }
-            for a, e, c, er, t, tr in zip(
-                arch_strs, est, cost, est_rank, true_acc, true_rank, strict=True
-            )
-        ],
     }
-    if free is not None:
-        t = time.perf_counter()
-        comparison = baseline_comparison(est, free, true_acc, cost, bootstrap, seed)
-        baseline_settings |= {"bootstrap": bootstrap, "bootstrap_seconds": time.perf_counter() - t}
-        result["baselines"] = baselines_section(comparison)
-        result["supernet_adds_information"] = adds_information(result["baselines"])
-        result["run_estimator_verdict"] = run_estimator_verdict(comparison, run.cfg.estimator)
-        result["baseline_settings"] = baseline_settings
-        for i, a in enumerate(result["architectures"]):
-            # JSON has no -inf: a singular NASWOT kernel is written as null
-            a["free_scores"] = {
-                b: (float(free[b][i]) if np.isfinite(free[b][i]) else None) for b in FREE_BASELINES
-            }
-    out = Path(run_dir)
-    write_json(out / EVAL_FILE, result)
-    plot_ranks(out / "eval_nb201.png", est_rank, true_rank, result)
-    return result
+
+
+def add_baselines(
+    result: dict[str, Any],
+    ranked: Ranked,
+    free: dict[str, np.ndarray],
+    settings: dict[str, Any],
+    bootstrap: int,
+    seed: int,
+    run_estimator: str,
+) -> None:
+    """The free baselines' section of `result`: the paired comparison with the run's estimates
+    (`bootstrap` resamples drawn with `seed`), the verdicts, and each architecture's scores."""
+    t = time.perf_counter()
+    comparison = baseline_comparison(
+        ranked.est, free, ranked.true_acc, ranked.cost, bootstrap, seed
+    )
+    settings |= {"bootstrap": bootstrap, "bootstrap_seconds": time.perf_counter() - t}
+    result["baselines"] = baselines_section(comparison)
+    result["supernet_adds_information"] = adds_information(result["baselines"])
+    result["run_estimator_verdict"] = run_estimator_verdict(comparison, run_estimator)
+    result["baseline_settings"] = settings
+    for i, a in enumerate(result["architectures"]):
+        # JSON has no -inf: a singular NASWOT kernel is written as null
+        a["free_scores"] = {
+            b: (float(free[b][i]) if np.isfinite(free[b][i]) else None) for b in FREE_BASELINES
+        }

@@ -71,7 +71,8 @@ def profile(
     ),
 ) -> None:
     """Profile SPACE's ops into --out, check a table with --validate TABLE, or write a kit for
-    a phone with --kit DIR."""
+    a phone with --kit DIR. (Over 80 lines for its typer signature, which declares each
+    option.)"""
     from prp.runtime.quiet import third_party_log
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -121,25 +122,7 @@ def profile(
                     v = validate_table(
                         validate, paths, warmup, repeats, seed, space, size, step, rounds
                     )
-                fix = v["correction"]
-                fixed = (
-                    "prp-train --cost-model lut applies it"
-                    if fix["applied"]
-                    else "not applied: it does not lower the error"
-                )
-                console.print(
-                    f"{validate}: {v['paths']} paths, Kendall tau-b {v['kendall_tau_b']:.3f}, "
-                    f"MAPE {v['mape_pct']:.1f} %, table misses {v['mean_missing_ms']:.4f} ms per "
-                    f"path on average (MAPE {v['mape_pct_with_offset_2fold']:.1f} % with that "
-                    f"offset, 2-fold), against the mean of {v['rounds']} rounds; half of the "
-                    f"rounds agree with the other half at Kendall tau-b "
-                    f"{v['repeat']['kendall_tau_b']:.3f}; {v['validation_s']:.0f} s"
-                )
-                console.print(
-                    f"correction x {fix['scale']:.3f} {'-' if fix['offset_ms'] < 0 else '+'} "
-                    f"{abs(fix['offset_ms']):.4f} ms per path: MAPE "
-                    f"{v['mape_pct_affine_2fold']:.1f} % (2-fold); {fixed}"
-                )
+                print_validation(console, validate, v)
                 say_where(log_path(validate))
                 return
             if space is None or out is None:
@@ -160,13 +143,7 @@ def profile(
                     seed,
                     step,
                 )
-            overhead = table["method"]["call_overhead"]["median_ms"]
-            console.print(
-                f"wrote {out}: {len(table['ops'])} signatures of {sp.name} ({sp.size}) on "
-                f"{table['device']!r}, {table['backend']} with {table['threads']} thread(s); call "
-                f"overhead {overhead:.4f} ms; profiling took {table['profiling_s']:.0f} s. "
-                f"{table['energy']}. Check it with: prp-profile --validate {out}"
-            )
+            print_profile(console, out, sp, table)
             say_where(log_path(out))
         except KeyboardInterrupt:
             part = partial_path(out) if out is not None and validate is None else None
@@ -177,6 +154,40 @@ def profile(
             )
             console.print(f"[red]interrupted[/red]{kept}")
             raise typer.Exit(130) from None
+
+
+def print_validation(console: Any, table: Path, v: dict[str, Any]) -> None:
+    """The summary of a `--validate` run: agreement, the table's miss, the correction."""
+    fix = v["correction"]
+    fixed = (
+        "prp-train --cost-model lut applies it"
+        if fix["applied"]
+        else "not applied: it does not lower the error"
+    )
+    console.print(
+        f"{table}: {v['paths']} paths, Kendall tau-b {v['kendall_tau_b']:.3f}, "
+        f"MAPE {v['mape_pct']:.1f} %, table misses {v['mean_missing_ms']:.4f} ms per "
+        f"path on average (MAPE {v['mape_pct_with_offset_2fold']:.1f} % with that "
+        f"offset, 2-fold), against the mean of {v['rounds']} rounds; half of the "
+        f"rounds agree with the other half at Kendall tau-b "
+        f"{v['repeat']['kendall_tau_b']:.3f}; {v['validation_s']:.0f} s"
+    )
+    console.print(
+        f"correction x {fix['scale']:.3f} {'-' if fix['offset_ms'] < 0 else '+'} "
+        f"{abs(fix['offset_ms']):.4f} ms per path: MAPE "
+        f"{v['mape_pct_affine_2fold']:.1f} % (2-fold); {fixed}"
+    )
+
+
+def print_profile(console: Any, out: Path, sp: SearchSpace, table: dict[str, Any]) -> None:
+    """The summary of a profile written to `out`."""
+    overhead = table["method"]["call_overhead"]["median_ms"]
+    console.print(
+        f"wrote {out}: {len(table['ops'])} signatures of {sp.name} ({sp.size}) on "
+        f"{table['device']!r}, {table['backend']} with {table['threads']} thread(s); call "
+        f"overhead {overhead:.4f} ms; profiling took {table['profiling_s']:.0f} s. "
+        f"{table['energy']}. Check it with: prp-profile --validate {out}"
+    )
 
 
 def kit_command(

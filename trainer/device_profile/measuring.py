@@ -7,6 +7,7 @@ import os
 import platform
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from .base import PROFILE_FORMAT, PROFILE_VERSION, RAPL_ROOT, ProfileError, Prog
 from .programs import (
     CALL_OVERHEAD_SHAPE,
     CallOverhead,
+    OpProgram,
     check_backend,
     identity_convs,
     layout_shapes,
@@ -66,20 +68,98 @@ def profile_space(
     torch.manual_seed(seed)
     supernet = Supernet(space).eval()
     programs = op_programs(supernet)
-    actual_threads = set_threads(backend, threads)
     rapl = RaplCounter.find(rapl_root)
     header: dict[str, Any] = {
         "format": PROFILE_FORMAT,
         "version": PROFILE_VERSION,
         "space": space_json(space),
         "backend": backend,
-        "threads": actual_threads,
+        "threads": set_threads(backend, threads),
     }
     partial = partial_path(out)
-    measured: dict[str, dict[str, Any]] = {}
-    overhead: dict[str, Any] | None = None
-    baselines: dict[str, dict[str, Any]] = {}
-    spent_s = 0.0
+    kept = kept_measurements(out, partial, header, programs)
+    if isinstance(kept, dict):
+        return kept  # nothing left to measure; its validation stays valid
+    todo = [s for s, p in programs.items() if not p.free and s not in kept.measured]
+    total = sum(not p.free for p in programs.values())
+    started = time.perf_counter()
+
+    def snapshot(complete: bool) -> dict[str, Any]:
+        return {
+            **header,
+            "complete": complete,
+            "objective": "latency",
+            "unit": "ms",
+            "device": device or cpu_name(),
+            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "profiling_s": round(kept.spent_s + time.perf_counter() - started, 2),
+            "method": {
+                "warmup": warmup,
+                "repeats": repeats,
+                "statistic": "median of the repeats; p25/p75 in measurements",
+                "call_overhead": kept.overhead,
+                "layout_baselines": kept.baselines,
+            },
+            "measurements": kept.measured,
+        }
+
+    settings: Settings = (backend, threads, warmup, repeats, rapl)
+    measure_corrections(kept, programs, settings, seed)
+    done = total - len(todo)
+    for sig in todo:
+        p = programs[sig]
+        kept.measured[sig] = {
+            **measure(p.module, p.in_shape, *settings, seed).to_json(),
+            "in_shape": list(p.in_shape),
+            "uses": p.uses,
+        }
+        write_json(partial, snapshot(False))  # atomically: a kill loses one measurement at most
+        done += 1
+        if progress is not None:
+            progress(sig, done, total)
+    table = finish_table(snapshot(True), programs, kept, space, backend, seed)
+    table["energy"] = write_energy_table(table, programs, kept, space, out, rapl, rapl_root)
+    write_json(out, table)
+    partial.unlink(missing_ok=True)  # ours: written above under this name
+    return table
+
+
+# How `measure` runs: backend, threads, warm-up calls, timed repeats, the RAPL counter.
+Settings = tuple[str, int, int, int, RaplCounter | None]
+
+
+def measure_corrections(
+    kept: Kept, programs: dict[str, OpProgram], settings: Settings, seed: int
+) -> None:
+    """The call overhead and, per 4-D shape, the layout-conversion baselines a table corrects
+    its ops with, where `kept` lacks them (`settings`: backend, threads, warmup, repeats,
+    RAPL counter, as `measure` takes them)."""
+    if kept.overhead is None:
+        kept.overhead = measure(CallOverhead(), CALL_OVERHEAD_SHAPE, *settings, seed).to_json()
+    for shape in layout_shapes(programs):
+        if shape_key(shape) not in kept.baselines:
+            kept.baselines[shape_key(shape)] = {
+                name: measure(identity_convs(shape[1], k), shape, *settings).to_json()
+                for name, k in (("one", 1), ("two", 2))
+            }
+
+
+@dataclass
+class Kept:
+    """What earlier runs of the same profile measured: kept, so a rerun measures the rest."""
+
+    measured: dict[str, dict[str, Any]]
+    overhead: dict[str, Any] | None
+    baselines: dict[str, dict[str, Any]]
+    spent_s: float
+
+
+def kept_measurements(
+    out: Path, partial: Path, header: dict[str, Any], programs: dict[str, OpProgram]
+) -> Kept | dict[str, Any]:
+    """The measurements of `out` and its partial file (refused when made with other settings),
+    or `out` itself when it is complete for these programs."""
+    kept = Kept({}, None, {}, 0.0)
     for source in (out, partial):
         if source.is_file():
             data = read_profile(source)
@@ -92,69 +172,33 @@ def profile_space(
                 and set(method.get("layout_baselines") or {})
                 >= {shape_key(s) for s in layout_shapes(programs)}
             ):
-                return data  # nothing left to measure; its validation stays valid
-            measured.update(data["measurements"])
-            overhead = method.get("call_overhead") or overhead
-            baselines.update(method.get("layout_baselines") or {})
-            spent_s = max(spent_s, float(data.get("profiling_s", 0.0)))
-    measured = {s: m for s, m in measured.items() if s in programs}
-    todo = [s for s, p in programs.items() if not p.free and s not in measured]
-    total = sum(not p.free for p in programs.values())
-    started = time.perf_counter()
+                return data
+            kept.measured.update(data["measurements"])
+            kept.overhead = method.get("call_overhead") or kept.overhead
+            kept.baselines.update(method.get("layout_baselines") or {})
+            kept.spent_s = max(kept.spent_s, float(data.get("profiling_s", 0.0)))
+    kept.measured = {s: m for s, m in kept.measured.items() if s in programs}
+    return kept
 
-    def snapshot(complete: bool) -> dict[str, Any]:
-        return {
-            **header,
-            "complete": complete,
-            "objective": "latency",
-            "unit": "ms",
-            "device": device or cpu_name(),
-            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "profiling_s": round(spent_s + time.perf_counter() - started, 2),
-            "method": {
-                "warmup": warmup,
-                "repeats": repeats,
-                "statistic": "median of the repeats; p25/p75 in measurements",
-                "call_overhead": overhead,
-                "layout_baselines": baselines,
-            },
-            "measurements": measured,
-        }
 
-    if overhead is None:
-        overhead = measure(
-            CallOverhead(), CALL_OVERHEAD_SHAPE, backend, threads, warmup, repeats, rapl, seed
-        ).to_json()
-    for shape in layout_shapes(programs):
-        key = shape_key(shape)
-        if key not in baselines:
-            baselines[key] = {
-                name: measure(
-                    identity_convs(shape[1], k), shape, backend, threads, warmup, repeats, rapl
-                ).to_json()
-                for name, k in (("one", 1), ("two", 2))
-            }
-    done = total - len(todo)
-    for sig in todo:
-        p = programs[sig]
-        measured[sig] = {
-            **measure(
-                p.module, p.in_shape, backend, threads, warmup, repeats, rapl, seed
-            ).to_json(),
-            "in_shape": list(p.in_shape),
-            "uses": p.uses,
-        }
-        write_json(partial, snapshot(False))  # atomically: a kill loses one measurement at most
-        done += 1
-        if progress is not None:
-            progress(sig, done, total)
-    table = snapshot(True)
+def finish_table(
+    table: dict[str, Any],
+    programs: dict[str, OpProgram],
+    kept: Kept,
+    space: SearchSpace,
+    backend: str,
+    seed: int,
+) -> dict[str, Any]:
+    """The complete table: its ops assembled from the measurements, and its provenance."""
+    assert kept.overhead is not None
     network_input = (1, *space.input_shape)
-    ops, target = assemble_table(programs, measured, overhead, baselines, network_input)
+    ops, target = assemble_table(
+        programs, kept.measured, kept.overhead, kept.baselines, network_input
+    )
     table["ops"] = ops
     table["method"]["overhead_folded_into"] = target
     table["method"]["layout_conversion_ms"] = {
-        k: round(v, 6) for k, v in conversion_costs(baselines, overhead).items()
+        k: round(v, 6) for k, v in conversion_costs(kept.baselines, kept.overhead).items()
     }
     table["method"]["free_ops"] = sorted(s for s, p in programs.items() if p.free)
     table["provenance"] = {
@@ -166,35 +210,44 @@ def profile_space(
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "seed": seed,
     }
+    return table
+
+
+def write_energy_table(
+    table: dict[str, Any],
+    programs: dict[str, OpProgram],
+    kept: Kept,
+    space: SearchSpace,
+    out: Path,
+    rapl: RaplCounter | None,
+    rapl_root: Path,
+) -> str:
+    """The energy table beside `out` where every figure has a RAPL reading; returns what the
+    latency table's `energy` field says about it."""
+    assert kept.overhead is not None
     if rapl is None:
-        table["energy"] = (
+        return (
             f"not measured: no readable RAPL counter under {rapl_root}; the table is latency only"
         )
-    elif any(
-        "energy_mj" not in m
-        for m in [
-            overhead,
-            *measured.values(),
-            *(t for b in baselines.values() for t in b.values()),
-        ]
-    ):
-        table["energy"] = "not measured: ops kept from an earlier run have no energy figure"
-    else:
-        energy_ops, _ = assemble_table(
-            programs, measured, overhead, baselines, network_input, "energy_mj"
-        )
-        energy_out = energy_path(out)
-        write_json(
-            energy_out,
-            {
-                **{k: v for k, v in table.items() if k not in ("ops", "energy")},
-                "objective": "energy",
-                "unit": "mJ",
-                "energy": "RAPL package energy per call (the whole package, idle share included)",
-                "ops": energy_ops,
-            },
-        )
-        table["energy"] = f"measured with RAPL, table in {energy_out.name}"
-    write_json(out, table)
-    partial.unlink(missing_ok=True)  # ours: written above under this name
-    return table
+    figures = [
+        kept.overhead,
+        *kept.measured.values(),
+        *(t for b in kept.baselines.values() for t in b.values()),
+    ]
+    if any("energy_mj" not in m for m in figures):
+        return "not measured: ops kept from an earlier run have no energy figure"
+    energy_ops, _ = assemble_table(
+        programs, kept.measured, kept.overhead, kept.baselines, (1, *space.input_shape), "energy_mj"
+    )
+    energy_out = energy_path(out)
+    write_json(
+        energy_out,
+        {
+            **{k: v for k, v in table.items() if k not in ("ops", "energy")},
+            "objective": "energy",
+            "unit": "mJ",
+            "energy": "RAPL package energy per call (the whole package, idle share included)",
+            "ops": energy_ops,
+        },
+    )
+    return f"measured with RAPL, table in {energy_out.name}"

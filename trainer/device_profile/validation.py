@@ -152,8 +152,45 @@ def validate_table(
     `lut` cost model, as prp-train prices them) and write the figures into the table's
     `validation`. Returns that section."""
     from ..costs import LUTCostModel, get_cost_model, price_supernet
-    from ..lowering import path_module
 
+    data, built = table_to_validate(table_path, space, size, paths, rounds)
+    backend, threads = str(data["backend"]), int(data["threads"])
+    check_backend(backend)
+    set_threads(backend, threads)
+    method = data.get("method", {})
+    warmup = int(method.get("warmup", 10)) if warmup is None else warmup
+    repeats = int(method.get("repeats", 50)) if repeats is None else repeats
+    torch.manual_seed(seed)
+    supernet = Supernet(built).eval()
+    # The table's own sums: without the correction an earlier validation fitted.
+    lut = get_cost_model("lut", "latency", path=table_path)
+    assert isinstance(lut, LUTCostModel)
+    priced = price_supernet(supernet, dataclasses.replace(lut, correction=None))
+    chosen = sample_paths(supernet, paths, seed)
+    started = time.perf_counter()
+    timed, live = time_paths(
+        supernet, chosen, data["ops"], (backend, threads, warmup, repeats), rounds, seed, progress
+    )
+    how = {
+        "seed": seed,
+        "warmup": warmup,
+        "repeats": repeats,
+        "rounds": rounds,
+        "validation_s": round(time.perf_counter() - started, 2),
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    section = validation_section(chosen, priced.many(chosen), live, timed, how)
+    data["validation"] = section
+    write_json(table_path, data)
+    return section
+
+
+def table_to_validate(
+    table_path: Path, space: str | None, size: str | None, paths: int, rounds: int
+) -> tuple[dict[str, Any], SearchSpace]:
+    """The table at `table_path` and the space it prices, refused when it is incomplete, for
+    another space than `--space`/`--size`, measured on another device, or `paths` or `rounds`
+    are too few."""
     data = read_profile(table_path)
     if not data.get("complete"):
         raise ProfileError(
@@ -175,36 +212,41 @@ def validate_table(
             f"default), got {rounds}"
         )
     built = space_of(data, table_path)
-    backend, threads = str(data["backend"]), int(data["threads"])
+    backend = str(data["backend"])
     if backend not in BACKENDS:  # e.g. executorch-android: the Android bridge's OpProfiler
         raise ProfileError(
             f"{table_path} was measured with backend {backend!r}, on another device; --validate "
             f"runs whole paths here, with {' or '.join(BACKENDS)} only"
         )
-    check_backend(backend)
-    set_threads(backend, threads)
-    method = data.get("method", {})
-    warmup = int(method.get("warmup", 10)) if warmup is None else warmup
-    repeats = int(method.get("repeats", 50)) if repeats is None else repeats
-    torch.manual_seed(seed)
-    supernet = Supernet(built).eval()
-    # The table's own sums: without the correction an earlier validation fitted.
-    lut = get_cost_model("lut", "latency", path=table_path)
-    assert isinstance(lut, LUTCostModel)
-    priced = price_supernet(supernet, dataclasses.replace(lut, correction=None))
-    chosen = sample_paths(supernet, paths, seed)
-    started = time.perf_counter()
+    return data, built
+
+
+def time_paths(
+    supernet: Supernet,
+    chosen: list[tuple[int, ...]],
+    ops: dict[str, float],
+    settings: tuple[str, int, int, int],
+    rounds: int,
+    seed: int,
+    progress: ProgressFn | None,
+) -> tuple[np.ndarray, list[float]]:
+    """Each of `chosen` lowered as prp-export lowers it and timed `rounds` times (`settings`:
+    backend, threads, warm-up calls, timed repeats): the median of each round per path
+    (rounds x paths), and the table's sum over the ops left in each exported program."""
+    from ..lowering import path_module
+
+    backend, threads, warmup, repeats = settings
     live, calls = [], []
-    shape = (1, *built.input_shape)
+    shape = (1, *supernet.space.input_shape)
     example = torch.randn(shape, generator=torch.Generator().manual_seed(seed))
     with contextlib.ExitStack() as programs:
         for k, path in enumerate(chosen):
             module = path_module(supernet, path)
             workdir = programs.enter_context(tempfile.TemporaryDirectory(prefix="prp-validate-"))
             calls.append(lower_quietly(module, example, backend, Path(workdir), threads))
-            live.append(live_sum(module, shape, data["ops"]))
+            live.append(live_sum(module, shape, ops))
             if progress is not None:
-                progress(f"lowering {built.encode(path)}", k + 1, len(chosen))
+                progress(f"lowering {supernet.space.encode(path)}", k + 1, len(chosen))
         # Timed only once every path is lowered, in rounds that alternate between forward and
         # reverse order: a slow spell of the machine (another process, a clock change) is then
         # spread over all paths instead of landing on the few timed during it, and the mean of
@@ -216,22 +258,30 @@ def validate_table(
                 timed[r, i] = time_calls(calls[i], warmup, repeats).median_ms
             if progress is not None:
                 progress(f"timing: round {r + 1} of {rounds}", r + 1, rounds)
+    return timed, live
+
+
+def validation_section(
+    chosen: list[tuple[int, ...]],
+    predicted: np.ndarray,
+    live: list[float],
+    timed: np.ndarray,
+    how: dict[str, Any],
+) -> dict[str, Any]:
+    """The figures of a validation: the table's sums (`predicted`) against the mean of the
+    timed rounds, the live-op sums likewise, the two halves of the rounds against each other,
+    the fitted correction and every path's figures; `how` (seed, counts, date) after the
+    number of paths."""
     measured = timed.mean(axis=0)
     # Two halves of the rounds (even against odd) against each other: how far the
     # measurements agree with themselves, about the most a table can agree with half of them.
     halves = timed[0::2].mean(axis=0), timed[1::2].mean(axis=0)
-    predicted = priced.many(chosen)
     figures = validation_figures(predicted, measured)
     scale, offset = affine_fit(predicted, measured)
-    section: dict[str, Any] = {
+    return {
         **{k: round(v, 4) for k, v in figures.items()},
         "paths": len(chosen),
-        "seed": seed,
-        "warmup": warmup,
-        "repeats": repeats,
-        "rounds": rounds,
-        "validation_s": round(time.perf_counter() - started, 2),
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        **how,
         # The same figures for the table's sum over the ops found in each exported program: a
         # cross-check of the pricing, equal to it where the cost model prices exactly those.
         "live_ops_only": {k: round(v, 4) for k, v in validation_figures(live, measured).items()},
@@ -260,6 +310,3 @@ def validate_table(
             for p, a, c, b, r in zip(chosen, predicted, live, measured, timed.T, strict=True)
         ],
     }
-    data["validation"] = section
-    write_json(table_path, data)
-    return section

@@ -178,7 +178,7 @@ def test_sampler_order_comes_from_seed_and_epoch() -> None:
 def test_under_two_ranks_each_loader_reads_its_part_of_every_global_batch(
     tmp_path: Path, image_size: int
 ) -> None:
-    # What one process trains on, each global batch split by `Trainer.shard` (images r, r + 2,
+    # What one process trains on, each global batch split by `weight_step.shard` (images r, r + 2,
     # ... to rank r), is what the two ranks' loaders yield, each reading only its own images:
     # the same images, labels and augmentation, and the same short batches left out.
     write_photos(tmp_path / "tree", per_class=9)

@@ -87,7 +87,7 @@ class EpochSampler(Sampler[int]):
 class RankBatches(Sampler[list[int]]):
     """One rank's part of each global batch of an epoch: the epoch's order (`EpochSampler`) cut
     into global batches of `batch_size`, of which rank r takes the images at positions r,
-    r + world_size, ... (the split `Trainer.shard` makes of a whole batch), so each rank reads
+    r + world_size, ... (the split `weight_step.shard` makes of a whole batch), so each rank reads
     and decodes only its own images. A global batch that cannot give every rank the two images
     BatchNorm needs in training mode (a short last batch) is left out on every rank alike."""
 

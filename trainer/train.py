@@ -225,8 +225,6 @@ class Trainer:
                 f"or --alpha-lr (now {self.cfg.alpha_lr}) and --resume"
             )
 
-    shard = staticmethod(shard)  # this rank's part of a global batch (`weight_step.shard`)
-
     def _step(
         self,
         x: Tensor,
@@ -242,7 +240,7 @@ class Trainer:
         (read so by the loader), `share` of the global batch's images. Returns None for a
         skipped step."""
         if share is None:
-            part = self.shard(x, y)
+            part = shard(x, y)
             if part is None:
                 return None
             x, y, share = part

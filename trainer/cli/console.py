@@ -47,7 +47,3 @@ def progress_bar(console: Console) -> Iterator[Callable[[str, int, int], None]]:
             bar.update(tasks[task], completed=done)
 
         yield progress
-
-
-# prp-train-paths (in progress beside this change) still imports the old private name.
-_console = make_console

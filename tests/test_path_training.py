@@ -148,3 +148,32 @@ def test_a_foreign_folder_is_refused_with_one_line(search_run, tmp_path) -> None
     assert result.returncode == 2
     assert "is not empty" in result.stdout and "Traceback" not in result.stdout + result.stderr
     assert [p.name for p in tmp_path.iterdir()] == ["mine.txt"]
+
+
+def test_a_portable_copy_resumes_on_another_machine(search_run, trained, tmp_path) -> None:
+    """The run's small copy (no optimizer state) carried to a new folder resumes there."""
+    out = tmp_path / "run"
+    session = pt.start(search_run, out, top=3, space_overrides=SMALL, **{**RECIPE, "epochs": 3})
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_epoch_one(record: dict) -> None:
+        if record["event"] == "epoch":
+            raise Stop
+
+    with pytest.raises(Stop):
+        pt.train(session, stop_after_epoch_one)
+    moved = tmp_path / "elsewhere"
+    moved.mkdir()
+    for name in ("config.json", "paths.json", "log.jsonl"):
+        (moved / name).write_bytes((out / name).read_bytes())
+    full = (out / "checkpoint.pt").stat().st_size
+    assert pt.portable_checkpoint(out, moved / "checkpoint.pt") < 0.75 * full
+    assert read_checkpoint(moved / "checkpoint.pt")["opt_w"] == {}
+    again = pt.resume(moved)
+    assert (again.progress.epoch, again.progress.step) == (1, 0)
+    before = _state(again)
+    pt.train(again)
+    assert [r["epoch"] for r in again.progress.history] == [0, 1, 2]
+    assert any(not torch.equal(before[k], v) for k, v in _state(again).items())

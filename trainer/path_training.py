@@ -334,7 +334,8 @@ def open_session(
         state = read_checkpoint(out / CHECKPOINT, map_location=supernet.alpha.device)
         try:
             supernet.load_state_dict(state["supernet"])
-            session.optimizer.load_state_dict(state["opt_w"])
+            if state["opt_w"]:  # a portable copy (`portable_checkpoint`) has none
+                session.optimizer.load_state_dict(state["opt_w"])
             at = state["path_training"]
             session.progress = Progress(
                 int(at["epoch"]),
@@ -528,3 +529,15 @@ def finish(session: Session) -> dict[str, Any]:
         top=len(front),
         estimator="weights",
     )
+
+
+def portable_checkpoint(out: Path, dest: Path) -> int:
+    """A copy of run `out`'s checkpoint without the optimizer state, at `dest`: half the bytes,
+    small enough to carry a long run to another machine (commit it with the run's `config.json`,
+    `paths.json` and `log.jsonl`). A run resumed from it restarts SGD's momentum at zero, which
+    the next steps rebuild; everything else continues exactly. Returns the bytes written."""
+    state = read_checkpoint(out / CHECKPOINT)
+    state["opt_w"] = {}
+    with atomic_path(dest) as tmp:
+        torch.save(state, tmp)
+    return dest.stat().st_size

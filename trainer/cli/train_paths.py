@@ -53,6 +53,12 @@ def train_paths(
     seed: int = typer.Option(0, help="Random seed."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out."),
     checkpoint_minutes: float = typer.Option(10.0, help="Minutes between checkpoints."),
+    portable_copy: Path = typer.Option(
+        None,
+        "--portable-copy",
+        help="Write --out's checkpoint without optimizer state to this file (half the size, to "
+        "carry the run to another machine; resuming from it restarts the momentum) and exit.",
+    ),
     compute_device: str = typer.Option(
         None, help="cpu or cuda (default: cuda where available); may change on --resume."
     ),
@@ -71,9 +77,13 @@ def train_paths(
 
     console = make_console()
     with one_line_errors(console, PRPError):
-        if run is None and not resume:
+        if run is None and not resume and portable_copy is None:
             raise PRPError("name the search run whose paths to train: prp-train-paths RUN")
         target = out or Path(f"{run}-paths")
+        if portable_copy is not None:
+            size = pt.portable_checkpoint(target, portable_copy)
+            console.print(f"wrote {portable_copy} ({size / 2**20:.1f} MiB)")
+            return
         if resume:
             session = pt.resume(target, compute_device)
         else:

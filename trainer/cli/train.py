@@ -187,6 +187,25 @@ def train(
         console.print(f"wrote {run_dir}/front.json, front.png, alpha.png")
 
 
+def check_new_run_folder(run_dir: Path) -> None:
+    """A new run goes into a missing or empty folder only: a user's files are never written
+    over (a run of this project is continued with --resume)."""
+    from ..errors import PRPError
+    from ..runs import CONFIG
+
+    if not run_dir.exists() and not run_dir.is_symlink():
+        return
+    if not run_dir.is_dir():
+        raise PRPError(f"--out {run_dir} is a file, not a folder; give a new folder")
+    if any(run_dir.iterdir()):
+        what = (
+            "holds a run; add --resume to continue it"
+            if (run_dir / CONFIG).is_file()
+            else "is not empty and holds no run of prp-train; move its files away"
+        )
+        raise PRPError(f"--out {run_dir} {what}, or give a new folder (nothing was written)")
+
+
 def run_config(
     preset_name: str | None,
     overrides: dict[str, Any],
@@ -205,6 +224,7 @@ def run_config(
     name = f"{cfg.space}-{cfg.objective}"
     run_dir = out or (latest_run_dir if resume else new_run_dir)(Path("runs"), name)
     if not resume:
+        check_new_run_folder(run_dir)
         return cfg, run_dir
     given = cfg.to_json() if preset_name else {k: v for k, v in overrides.items() if v is not None}
     if image_size is not None and not preset_name:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from prp.runtime.bundle import MANIFEST, load_manifest, sha256_file
+from torch import Tensor, nn
 
 from ..costs import price_supernet
 from ..datasets import DataSplits, to_tensor
@@ -68,115 +70,41 @@ def export_bundle(
 ) -> Path:
     """Export run `run_dir` to bundle folder `out`; returns `out`. Nothing is left half-written.
 
-    `quantize="int8"`: every path int8 (PT2E, `quantize.py`) except those named in `keep_fp32`
+    `quantize="int8"`: every path int8 (PT2E, `lowering.int8`) except those named in `keep_fp32`
     (encoded paths), which stay float32: a mixed-precision bundle. `shorten_keys=False` writes
     the `.pte` without the private key rewrite (`write_pte`), as it does when that fails."""
     say = progress or (lambda msg: None)
-    if quantize is not None and quantize not in QUANTIZE_CHOICES:
-        raise ExportError(
-            f"--quantize {quantize!r} is not supported; choose {', '.join(QUANTIZE_CHOICES)}"
-        )
-    if keep_fp32 and quantize is None:
-        raise ExportError("--keep-fp32 names float32 paths of an int8 bundle: add --quantize int8")
+    check_precision(quantize, keep_fp32)
     given_out = Path(out)
-    out = Path(os.path.abspath(out))  # `.` and `..` resolved: tmp goes beside the real name
-    check_out(out, Path(run_dir))
-    removed = remove_stale_leftovers(out.parent)
-    if removed:
-        say(f"removed leftovers of killed exports: {', '.join(removed)}")
+    out = prepare_out(Path(out), Path(run_dir), say)
     run = load_run(run_dir)
     chosen = choose_paths(run, top, paths)
     kept = _kept_fp32(run, chosen, keep_fp32)
-    cfg = run.cfg
-    data = data or cfg.load_data(run.supernet.space.input_shape[-1])  # as the run trained
-    train_x = to_tensor(data.train.images, data.mean, data.std)
-    if tuple(train_x.shape[1:]) != run.supernet.space.input_shape:
-        # A fully convolutional path runs at any size, so a mismatch would pass every check
-        # and leave calibration and test accuracy measured at the wrong resolution.
-        raise ExportError(
-            f"the data's images are {tuple(train_x.shape[1:])}, but run {run_dir} trained at "
-            f"{run.supernet.space.input_shape}; pass data of the run's image size"
-        )
-    train_y = torch.tensor(data.train.labels)
-    val_x = to_tensor(data.val.images, data.mean, data.std)
-    val_y = torch.tensor(data.val.labels)
-    test_x = to_tensor(data.test.images, data.mean, data.std)
-    test_y = torch.tensor(data.test.labels)
-    supernet = run.supernet
-    trace = trace_ops(supernet)
-    main_model = cfg.build_cost_model()
-    tables: dict[str, tuple[PathTable, Any] | None] = {
-        cfg.objective: (price_supernet(supernet, main_model, trace), main_model)
-    }
-    other = "latency" if cfg.objective == "energy" else "energy"
-    tables[other] = other_objective_cost(run, other)
+    data = data or run.cfg.load_data(run.supernet.space.input_shape[-1])  # as the run trained
+    x = ExportImages.of(data, run)
+    trace = trace_ops(run.supernet)
+    tables = cost_tables(run, trace)
     energy_int8, energy_int8_info = (
         int8_energy(run, tables["energy"], trace) if quantize else (None, None)
     )
-
     say(f"recalibrating BatchNorm and measuring {len(chosen)} paths")
-    records, modules = [], {}
-    for metrics in chosen:
-        module = calibrated_path_module(run, metrics.path, train_x, train_y)
-        estimated = metrics.accuracy
-        if np.isnan(estimated):
-            estimated = accuracy(module, val_x[: cfg.eval_images], val_y[: cfg.eval_images])
-        records.append((metrics, estimated, accuracy(module, test_x, test_y)))
-        modules[metrics.key] = module
-    order = sorted(range(len(records)), key=lambda k: (-records[k][1], records[k][0].cost))
-    ids = [f"path_{i}" for i in range(len(order))]
-    named = {ids[i]: modules[records[k][0].key] for i, k in enumerate(order)}
+    records, order, named = measure_paths(run, chosen, x)
+    calibration = min(CALIBRATION_IMAGES, len(x.val_y))
     int8: dict[str, tuple[Int8Path, float]] = {}  # path id -> quantized path, its test accuracy
-    calibration = min(CALIBRATION_IMAGES, len(val_y))
     if quantize is not None:
-        if calibration == 0:
-            raise ExportError(
-                f"run {run.run_dir} has no validation images to calibrate int8 paths on; "
-                f"train with --val-fraction above 0 or export without --quantize"
-            )
-        say(f"quantizing {len(chosen) - len(kept)} paths to int8 ({calibration} held-out images)")
-        calib = [val_x[i : i + 32] for i in range(0, calibration, 32)]
-        for i, k in enumerate(order):
-            if records[k][0].key not in kept:
-                q = quantize_path(named[ids[i]], test_x[:1], calib)
-                int8[ids[i]] = (q, accuracy(q.reference, test_x, test_y))
+        int8 = quantize_paths(run, named, [records[k][0].key for k in order], kept, x, say)
     # What each backend runs and is checked against: an int8 path's PT2E reference module.
     reference = {i: int8[i][0].reference if i in int8 else m for i, m in named.items()}
     lowered = {i: int8[i][0].program if i in int8 else m for i, m in named.items()}
 
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    if (tmp.exists() or tmp.is_symlink()) and not remove_export_folder(tmp):
-        # Our PID, so no live exporter's: a killed one's, reused PID, but not only its files.
-        raise ExportError(
-            f"{tmp} exists and holds files prp-export does not write; move it away and export again"
-        )
-    tmp.mkdir(parents=True)
+    tmp = fresh_tmp(out)
     try:
-        example = test_x[:1].clone()
-        say("lowering to ExecuTorch (XNNPACK)")
-        fallback = write_pte(lowered, example, tmp / PTE, shorten_keys=shorten_keys)
-        if fallback:
-            say(f"warning: {fallback}")
-        say("exporting ONNX graphs")
-        onnx_info = write_onnx(reference, example, tmp)
-        say("checking every method and graph against PyTorch")
-        check_x = test_x[:CHECK_IMAGES]
-        pte_diff = check_pte(tmp / PTE, reference, check_x)
-        onnx_diff = check_onnx(tmp, onnx_info["graphs"], reference, check_x)
-        if int8:
-            check_int8(reference, int8, check_x, pte_diff, onnx_diff)
-        check_fp32(int8, pte_diff, onnx_diff)
+        fallback, onnx_info, diffs = lower_and_check(
+            tmp, lowered, reference, int8, x.test_x, shorten_keys, say
+        )
+        ids = list(named)
         entries = path_entries(
-            records,
-            order,
-            ids,
-            int8,
-            trace,
-            tables,
-            onnx_info,
-            {"executorch": pte_diff, "onnx": onnx_diff},
-            quantize,
-            energy_int8,
+            records, order, ids, int8, trace, tables, onnx_info, diffs, quantize, energy_int8
         )
         manifest = build_manifest(
             run,
@@ -192,7 +120,9 @@ def export_bundle(
             quantize=quantize,
             calibration=calibration,
             energy_int8_info=energy_int8_info,
-            ladder_tests=bundle_ladder_tests(entries, reference, val_x, val_y, cfg.objective),
+            ladder_tests=bundle_ladder_tests(
+                entries, reference, x.val_x, x.val_y, run.cfg.objective
+            ),
         )
         write_json(tmp / MANIFEST, manifest)
         load_manifest(tmp)  # the contract holds before anything is in place
@@ -201,3 +131,157 @@ def export_bundle(
         shutil.rmtree(tmp, ignore_errors=True)  # ours: made above, under a name with our PID
         raise
     return given_out
+
+
+@dataclass(frozen=True)
+class ExportImages:
+    """The run's splits as normalised tensors: training images recalibrate BatchNorm,
+    validation images calibrate int8 and decide the ladder, test images measure accuracy."""
+
+    train_x: Tensor
+    train_y: Tensor
+    val_x: Tensor
+    val_y: Tensor
+    test_x: Tensor
+    test_y: Tensor
+
+    @classmethod
+    def of(cls, data: DataSplits, run: LoadedRun) -> ExportImages:
+        train_x = to_tensor(data.train.images, data.mean, data.std)
+        if tuple(train_x.shape[1:]) != run.supernet.space.input_shape:
+            # A fully convolutional path runs at any size, so a mismatch would pass every check
+            # and leave calibration and test accuracy measured at the wrong resolution.
+            raise ExportError(
+                f"the data's images are {tuple(train_x.shape[1:])}, but run {run.run_dir} "
+                f"trained at {run.supernet.space.input_shape}; pass data of the run's image size"
+            )
+        return cls(
+            train_x,
+            torch.tensor(data.train.labels),
+            to_tensor(data.val.images, data.mean, data.std),
+            torch.tensor(data.val.labels),
+            to_tensor(data.test.images, data.mean, data.std),
+            torch.tensor(data.test.labels),
+        )
+
+
+def cost_tables(run: LoadedRun, trace: Any) -> dict[str, tuple[PathTable, Any] | None]:
+    """Each objective's table of the pruned supernet: the run's own cost model for its
+    objective, the space's default model (where it has one) for the other."""
+    main_model = run.cfg.build_cost_model()
+    tables: dict[str, tuple[PathTable, Any] | None] = {
+        run.cfg.objective: (price_supernet(run.supernet, main_model, trace), main_model)
+    }
+    other = "latency" if run.cfg.objective == "energy" else "energy"
+    tables[other] = other_objective_cost(run, other)
+    return tables
+
+
+def measure_paths(
+    run: LoadedRun, chosen: Sequence[PathMetrics], x: ExportImages
+) -> tuple[list[tuple[PathMetrics, float, float]], list[int], dict[str, nn.Module]]:
+    """Each chosen path recalibrated as a plain network: (metrics, estimated accuracy, test
+    accuracy) per path, the order of the bundle (most accurate first, then cheapest) and the
+    networks by path id (`path_0` ...)."""
+    cfg = run.cfg
+    records, modules = [], {}
+    for metrics in chosen:
+        module = calibrated_path_module(run, metrics.path, x.train_x, x.train_y)
+        estimated = metrics.accuracy
+        if np.isnan(estimated):
+            estimated = accuracy(module, x.val_x[: cfg.eval_images], x.val_y[: cfg.eval_images])
+        records.append((metrics, estimated, accuracy(module, x.test_x, x.test_y)))
+        modules[metrics.key] = module
+    order = sorted(range(len(records)), key=lambda k: (-records[k][1], records[k][0].cost))
+    named = {f"path_{i}": modules[records[k][0].key] for i, k in enumerate(order)}
+    return records, order, named
+
+
+def quantize_paths(
+    run: LoadedRun,
+    named: dict[str, nn.Module],
+    keys: list[str],
+    kept: set[str],
+    x: ExportImages,
+    say: Callable[[str], None],
+) -> dict[str, tuple[Int8Path, float]]:
+    """Every path of `named` (path id -> network; `keys` their encoded paths, in the same
+    order) but those `kept` in float32, quantized to int8 on the first `CALIBRATION_IMAGES`
+    validation images: path id -> the quantized path and its test accuracy."""
+    calibration = min(CALIBRATION_IMAGES, len(x.val_y))
+    if calibration == 0:
+        raise ExportError(
+            f"run {run.run_dir} has no validation images to calibrate int8 paths on; "
+            f"train with --val-fraction above 0 or export without --quantize"
+        )
+    say(f"quantizing {len(named) - len(kept)} paths to int8 ({calibration} held-out images)")
+    calib = [x.val_x[i : i + 32] for i in range(0, calibration, 32)]
+    int8 = {}
+    for (path_id, module), key in zip(named.items(), keys, strict=True):
+        if key not in kept:
+            q = quantize_path(module, x.test_x[:1], calib)
+            int8[path_id] = (q, accuracy(q.reference, x.test_x, x.test_y))
+    return int8
+
+
+def fresh_tmp(out: Path) -> Path:
+    """The empty folder beside `out` the bundle is written into, named with our PID."""
+    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
+    if (tmp.exists() or tmp.is_symlink()) and not remove_export_folder(tmp):
+        # Our PID, so no live exporter's: a killed one's, reused PID, but not only its files.
+        raise ExportError(
+            f"{tmp} exists and holds files prp-export does not write; move it away and export again"
+        )
+    tmp.mkdir(parents=True)
+    return tmp
+
+
+def lower_and_check(
+    tmp: Path,
+    lowered: dict[str, Any],
+    reference: dict[str, nn.Module],
+    int8: dict[str, tuple[Int8Path, float]],
+    test_x: Tensor,
+    shorten_keys: bool,
+    say: Callable[[str], None],
+) -> tuple[str | None, dict[str, Any], dict[str, dict[str, float]]]:
+    """The .pte and the ONNX graphs written into `tmp`, every method and graph checked against
+    its reference module; returns the key-rewrite fallback (None when it worked), the ONNX
+    record and the differences per backend."""
+    example = test_x[:1].clone()
+    say("lowering to ExecuTorch (XNNPACK)")
+    fallback = write_pte(lowered, example, tmp / PTE, shorten_keys=shorten_keys)
+    if fallback:
+        say(f"warning: {fallback}")
+    say("exporting ONNX graphs")
+    onnx_info = write_onnx(reference, example, tmp)
+    say("checking every method and graph against PyTorch")
+    check_x = test_x[:CHECK_IMAGES]
+    pte_diff = check_pte(tmp / PTE, reference, check_x)
+    onnx_diff = check_onnx(tmp, onnx_info["graphs"], reference, check_x)
+    if int8:
+        check_int8(reference, int8, check_x, pte_diff, onnx_diff)
+    check_fp32(int8, pte_diff, onnx_diff)
+    return fallback, onnx_info, {"executorch": pte_diff, "onnx": onnx_diff}
+
+
+def prepare_out(out: Path, run_dir: Path, say: Callable[[str], None]) -> Path:
+    """`out` made absolute (`.` and `..` resolved: the temporary folder goes beside the real
+    name), refused where replacing it would lose data, its parent cleared of killed exports'
+    leftovers."""
+    out = Path(os.path.abspath(out))
+    check_out(out, run_dir)
+    removed = remove_stale_leftovers(out.parent)
+    if removed:
+        say(f"removed leftovers of killed exports: {', '.join(removed)}")
+    return out
+
+
+def check_precision(quantize: str | None, keep_fp32: Sequence[str]) -> None:
+    """Refuse a precision prp-export does not write, and float32 paths of a float32 bundle."""
+    if quantize is not None and quantize not in QUANTIZE_CHOICES:
+        raise ExportError(
+            f"--quantize {quantize!r} is not supported; choose {', '.join(QUANTIZE_CHOICES)}"
+        )
+    if keep_fp32 and quantize is None:
+        raise ExportError("--keep-fp32 names float32 paths of an int8 bundle: add --quantize int8")

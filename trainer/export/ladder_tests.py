@@ -27,8 +27,8 @@ METHOD = (
 
 @torch.no_grad()
 def correct_on(module: nn.Module, x: Tensor, y: Tensor, batch_size: int = 500) -> np.ndarray:
-    """Per image of (x, y): whether `module` (in eval mode) classifies it right."""
-    module.eval()
+    """Per image of (x, y): whether `module` classifies it right. The module is run as given
+    (the exporter's are in eval mode already; an int8 PT2E module refuses `.eval()`)."""
     hits = [
         (module(x[i : i + batch_size]).argmax(1) == y[i : i + batch_size]).numpy()
         for i in range(0, len(y), batch_size)

@@ -73,7 +73,7 @@ def price_supernet(supernet: Supernet, model: CostModel, trace: OpTrace | None =
         return model.price(trace)
     table = trace.table(model.op_cost, model.objective, model.unit, model.device)
     if isinstance(model, LUTCostModel):
-        # A measured table times the programs prp-export writes, which no longer run an op
+        # A measured table times the programs prp-export writes, which do not run an op
         # whose result never reaches the output (an NB201 edge into a node that feeds only
         # `none` edges): price a path over its live ops, as the device runs it.
         table = replace(table, live=supernet.space.live_slots)

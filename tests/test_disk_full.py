@@ -111,6 +111,15 @@ def tmpfs(tmp_path):
         subprocess.run(["umount", "-l", str(where)], check=False)
 
 
+def fails_in_one_line(command: list[str]) -> None:
+    """`command` ends with exit status 2 and one error message about the full disk."""
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 2, result.stdout + result.stderr
+    text = " ".join(result.stdout.split())  # the message, wrapped at the console's width
+    assert text.count("error:") == 1 and "no space left on the device writing" in text
+    assert "Traceback" not in result.stdout + result.stderr
+
+
 def _digest(folder: Path) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
 
@@ -119,16 +128,7 @@ def _digest(folder: Path) -> dict[str, str]:
 def test_prp_train_on_a_full_tmpfs(tmpfs) -> None:
     fs = tmpfs(48 * 1024)  # config and log fit, a checkpoint does not
     out = fs / "run"
-    result = subprocess.run(
-        [str(BIN / "prp-train"), "--preset", "tiny", "--out", str(out)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "COLUMNS": "400"},
-    )
-    assert result.returncode == 2, result.stdout + result.stderr
-    lines = [line for line in result.stdout.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1 and "no space left on the device writing" in lines[0]
-    assert "Traceback" not in result.stdout + result.stderr
+    fails_in_one_line([str(BIN / "prp-train"), "--preset", "tiny", "--out", str(out)])
     assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
 
 
@@ -145,15 +145,6 @@ def test_prp_export_on_a_full_tmpfs_keeps_the_previous_bundle(tmp_path, tmpfs) -
     previous = fs / "bundle"
     shutil.copytree(first, previous)
     before = _digest(previous)
-    result = subprocess.run(
-        [*export, "--out", str(previous)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "COLUMNS": "400"},
-    )
-    assert result.returncode == 2, result.stdout + result.stderr
-    lines = [line for line in result.stdout.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1 and "no space left on the device writing" in lines[0]
-    assert "Traceback" not in result.stdout + result.stderr
+    fails_in_one_line([*export, "--out", str(previous)])
     assert _digest(previous) == before
     assert sorted(p.name for p in fs.iterdir()) == ["bundle"]  # no temporary folder left

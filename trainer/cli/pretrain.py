@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
 
 import typer
 from prp.runtime.cli_errors import one_line_errors
 
 from ..errors import PRPError
 from .console import make_console as _console
+from .console import progress_bar
 
 pretrain_app = typer.Typer(
     add_completion=False,
@@ -74,7 +74,6 @@ def pretrain(
     """Train a supernet with strict fairness on all the data you have, checkpointing every
     epoch, and ship one epoch's weights for prp-train --init."""
     from prp.runtime.quiet import third_party_log
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ..pretraining import (
         Pretraining,
@@ -125,26 +124,7 @@ def pretrain(
             + (f"ships to {ship}" if ship is not None else "is kept")
         )
         log = None if verbose else job.run_dir / "train.log"
-        with (
-            third_party_log(log, "prp-pretrain"),
-            Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                TextColumn("{task.completed}/{task.total}"),
-                TimeElapsedColumn(),
-                console=console,
-                transient=True,
-            ) as bar,
-        ):
-            tasks: dict[str, Any] = {}
-
-            def progress(task: str, done: int, total: int) -> None:
-                if task not in tasks:
-                    for t in tasks.values():
-                        bar.remove_task(t)
-                    tasks.clear()
-                    tasks[task] = bar.add_task(task, total=total)
-                bar.update(tasks[task], completed=done)
+        with third_party_log(log, "prp-pretrain"), progress_bar(console) as progress:
 
             def on_epoch(epochs_done: int) -> None:
                 console.print(

@@ -41,8 +41,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .config import TrainConfig
-from .costs import get_cost_model, price_supernet
-from .datasets import DataSplits, augment_batch, load_dataset, to_tensor
+from .costs import price_supernet
+from .datasets import DataSplits, augment_batch, to_tensor
 from .errors import PRPError
 from .profiling import trace_ops
 from .report import write_front
@@ -304,13 +304,8 @@ def open_session(
 ) -> Session:
     """The run in `out`: built from `recipe` on `device` (cpu or cuda; the device may change
     between a run and its resumption), and continued from its checkpoint on `resume`."""
-    data = load_dataset(
-        recipe.dataset,
-        val_fraction=recipe.val_fraction,
-        seed=recipe.seed,
-        limit_per_class=recipe.limit_per_class,
-        image_size=int(config.space_overrides.get("input_size", 32)),
-    )
+    # `start` set the config's data fields from the recipe: the run's data, split as it trains.
+    data = config.load_data(int(config.space_overrides.get("input_size", 32)))
     space = get_space(
         config.space, size="real", **{**recipe.space_overrides, "num_classes": len(data.classes)}
     )
@@ -509,12 +504,7 @@ def finish(session: Session) -> dict[str, Any]:
         raise PathTrainingError(f"{session.out} has not finished an epoch yet; train it first")
     accuracy = np.array(session.progress.history[-1]["val_accuracy"], dtype=float)
     net.cpu()  # op tracing runs on the host
-    model = get_cost_model(
-        cfg.resolved_cost_model(),
-        cfg.objective,
-        cfg.cost_device,
-        **({"path": cfg.cost_lut} if cfg.cost_lut else {}),
-    )
+    model = cfg.build_cost_model()
     table = price_supernet(net, model, trace_ops(net))
     cost = np.array([table(p) for p in session.paths], dtype=float)
     front: list[PathMetrics] = build_front(net.space, session.paths, accuracy, cost)

@@ -216,13 +216,6 @@ def weight_optimizer(supernet: Supernet, recipe: PathRecipe) -> torch.optim.SGD:
     )
 
 
-def target_space(search: TrainConfig, num_classes: int, **overrides: Any) -> SearchSpace:
-    """The search run's space at its real size: the search's own width and depth overrides
-    dropped (they were the proxy), its image size kept, `overrides` applied."""
-    kept = {k: v for k, v in search.space_overrides.items() if k == "input_size"}
-    return get_space(search.space, size="real", **{**kept, **overrides, "num_classes": num_classes})
-
-
 def prune_to(supernet: Supernet, paths: Sequence[ArchPath]) -> int:
     """Prune every op none of `paths` uses; returns the bytes freed."""
     freed = 0
@@ -304,10 +297,12 @@ def open_session(
 ) -> Session:
     """The run in `out`: built from `recipe` on `device` (cpu or cuda; the device may change
     between a run and its resumption), and continued from its checkpoint on `resume`."""
-    # `start` set the config's data fields from the recipe: the run's data, split as it trains.
-    data = config.load_data(int(config.space_overrides.get("input_size", 32)))
+    # `start` set the config's data and space fields from the recipe (the search's image size
+    # kept): the run's data, split as it trains, at the side of the space it trains.
+    side = get_space(config.space, size="real", **config.space_overrides).input_shape[-1]
+    data = config.load_data(side)
     space = get_space(
-        config.space, size="real", **{**recipe.space_overrides, "num_classes": len(data.classes)}
+        config.space, size="real", **{**config.space_overrides, "num_classes": len(data.classes)}
     )
     torch.manual_seed(recipe.seed)
     supernet = Supernet(space)

@@ -26,13 +26,12 @@ def one_line_errors(
         yield
     except errors as e:
         _fail(console, prefix + " ".join(str(e).split()))
-    except DiskFullError as e:
-        _fail(console, " ".join(str(e.strerror).split()))
     except (OSError, RuntimeError) as e:
         if not is_disk_full(e):
             raise
-        where = Path(getattr(e, "filename", None) or os.getcwd())
-        _fail(console, " ".join(str(disk_full(where).strerror).split()))
+        if not isinstance(e, DiskFullError):  # met outside atomic_path: name what it names
+            e = disk_full(Path(getattr(e, "filename", None) or os.getcwd()))
+        _fail(console, " ".join(str(e.strerror).split()))
 
 
 def _fail(console: Console, message: str) -> None:

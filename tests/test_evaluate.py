@@ -63,6 +63,23 @@ def test_evaluate_a_tiny_run_end_to_end(run_dir, nb201_csv) -> None:
     assert 0.0 < result["hypervolume_ratio"] <= 1.0
     state = json.loads((run_dir / "eval_nb201.json").read_text())
     assert state["k"] == result["k"] and (run_dir / "eval_nb201.png").stat().st_size > 5000
+    # The picks drawn on the whole true front: a PNG, and each pick's true figures are its
+    # table row's; a pick of true rank 1 is dominated by no architecture of the table.
+    assert (run_dir / "eval_front.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    truth = NB201Table.load(nb201_csv)
+    acc_all, cost_all = truth.column("cifar10_test_acc"), truth.column("edgegpu_energy")
+    assert result["selected"]
+    for pick in result["selected"]:
+        row = truth.arch_strs.index(pick["arch_str"])
+        assert (pick["true_accuracy"], pick["cost"]) == (acc_all[row], cost_all[row])
+        dominated = bool(
+            np.any(
+                (acc_all >= acc_all[row])
+                & (cost_all <= cost_all[row])
+                & ((acc_all > acc_all[row]) | (cost_all < cost_all[row]))
+            )
+        )
+        assert dominated == (pick["true_pareto_rank"] > 1)
     # No evaluated architecture fed the training signal, and each row's truth is the table's.
     import torch
 

@@ -178,6 +178,6 @@ def evaluate(
             console.print(result["supernet_adds_information"]["sentence"])
             if result.get("run_estimator", "weights") != "weights":
                 console.print(result["run_estimator_verdict"]["sentence"])
-        console.print(f"wrote {run}/eval_nb201.json and eval_nb201.png")
+        console.print(f"wrote {run}/eval_nb201.json, eval_nb201.png and eval_front.png")
         if log is not None and log.exists():
             console.print(f"third-party warnings and logs: {log} (--verbose shows them)")

@@ -28,6 +28,7 @@ from .architectures import (
     unseen_live_pool,
 )
 from .baselines import ProxyCache, baseline_comparison, cached_free_scores
+from .front_plot import FRONT_PLOT, plot_front
 from .report import (
     EVAL_FILE,
     adds_information,
@@ -110,7 +111,7 @@ def evaluate_run(
         "eval_images": images_read,
         "bn_batches": cfg.bn_batches,
         **ranked.figures(run, len(pool)),
-        **front_quality(run, table, acc_column, cost_column),
+        **front_quality(run, table, acc_column, cost_column, Path(run_dir) / FRONT_PLOT),
         "architectures": ranked.records(),
     }
     if baselines:
@@ -241,10 +242,15 @@ def pick_architectures(
 
 
 def front_quality(
-    run: LoadedRun, table: NB201Table, acc_column: str, cost_column: str
+    run: LoadedRun,
+    table: NB201Table,
+    acc_column: str,
+    cost_column: str,
+    plot: Path | None = None,
 ) -> dict[str, Any]:
     """The run's front against the table's: the hypervolumes of both (from the table's worst
-    corner), their ratio, and the true accuracy and Pareto rank of each path the run picked."""
+    corner), their ratio, and the true accuracy and Pareto rank of each path the run picked
+    (the paths `prp-export` takes), drawn on the whole true front into `plot` when given."""
     space = run.supernet.space
     acc_all, cost_all = table.column(acc_column), table.column(cost_column)
     ref = np.array([acc_all.min(), cost_all.max()])
@@ -267,6 +273,8 @@ def front_quality(
                 "estimated_accuracy": s["accuracy"],
             }
         )
+    if plot is not None:
+        plot_front(plot, acc_all, cost_all, all_ranks, selected, (acc_column, cost_column))
     return {
         "reference_point": {"accuracy": float(ref[0]), "cost": float(ref[1])},
         "hypervolume_run_front": run_hv,

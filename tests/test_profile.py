@@ -31,8 +31,8 @@ from prp.trainer.device_profile import (
     validation_figures,
 )
 from prp.trainer.device_profile.validation import affine_fit, live_sum
-from prp.trainer.errors import LUTKeyError
-from prp.trainer.export import path_module
+from prp.trainer.errors import LUTKeyError, PRPError
+from prp.trainer.export import export_bundle, path_module
 from prp.trainer.spaces import Priced, get_space, list_spaces
 from prp.trainer.supernet import Supernet
 from prp.trainer.train import Trainer
@@ -182,6 +182,29 @@ def test_table_prices_paths_and_trains(tiny_table, tmp_path, data) -> None:
     assert front["cost_device"] == table["device"] and front["cost_unit"] == "ms"
     for p in front["paths"]:
         assert p["cost"] == pytest.approx(priced(p["path"]), rel=1e-9)
+    # The same table as an extra cost source of an export: named with its device in
+    # cost_sources beside the run's own tables, and pricing each path as the table does.
+    bundle = export_bundle(run_dir, tmp_path / "bundle", top=2, data=data, price_with=[out])
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    sources = {c["id"]: c for c in manifest["cost_sources"]}
+    assert sources["latency_ms"]["policy_field"] == "latency_ms"
+    assert sources["energy_mj"]["device"] == manifest["costs"]["energy"]["device"]
+    (extra,) = [c for c in sources.values() if c["policy_field"] is None]
+    assert (extra["objective"], extra["unit"], extra["device"]) == (
+        "latency",
+        "ms",
+        table["device"],
+    )
+    assert str(out) in extra["source"]
+    for p in manifest["paths"]:
+        assert p["costs"][extra["id"]] == pytest.approx(priced(p["path"]), rel=1e-9)
+        assert p["costs"]["latency_ms"] == p["latency_ms"]
+        assert p["costs"]["energy_mj"] == p["energy_mj"]
+    watts = tmp_path / "watts.json"
+    watts.write_text(json.dumps({"unit": "W", "device": "x", "ops": {"a": 1.0}}))
+    with pytest.raises(PRPError, match="unit is 'W'"):
+        export_bundle(run_dir, tmp_path / "b2", top=2, data=data, price_with=[watts])
+    assert not (tmp_path / "b2").exists()
 
 
 def test_validation_runs_whole_paths(tiny_table, tmp_path) -> None:

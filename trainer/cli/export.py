@@ -46,6 +46,12 @@ def export(
         help="Rename XNNPACK's 64-character constant keys in the .pte (a smaller file; uses "
         "ExecuTorch's private serialization, and falls back to the long keys where that fails).",
     ),
+    price_with: list[Path] = typer.Option(
+        None,
+        "--price-with",
+        help="Also price every path with this prp-profile table (repeatable); the manifest's "
+        "cost_sources names each source and its device.",
+    ),
     verbose: bool = typer.Option(
         False,
         "--verbose",
@@ -72,6 +78,7 @@ def export(
                 quantize=quantize,
                 keep_fp32=keep_fp32 or (),
                 shorten_keys=short_keys,
+                price_with=price_with or (),
             )
         manifest = json.loads((bundle / "manifest.json").read_text())
         fallback = manifest["export"].get("short_keys_fallback")
@@ -101,6 +108,13 @@ def export(
                 p["key"],
             )
         console.print(table)
+        extra = [c for c in manifest.get("cost_sources", []) if c["policy_field"] is None]
+        for c in extra:
+            figures = ", ".join(f"{p['costs'][c['id']]:.4g}" for p in manifest["paths"])
+            console.print(
+                f"also priced by {escape(c['source'])} ({c['objective']} on "
+                f"{escape(c['device'])}): {figures} {c['unit']}"
+            )
         sizes = {f: (bundle / f).stat().st_size for f in manifest["files"]}
         console.print("files: " + ", ".join(f"{k} {v / 1024:.0f} KB" for k, v in sizes.items()))
         if log is not None and log.exists():

@@ -34,7 +34,14 @@ from ..search import PathMetrics
 from .checks import CHECK_IMAGES, check_fp32, check_int8
 from .folder import check_out, move_into_place, remove_export_folder, remove_stale_leftovers
 from .ladder_tests import bundle_ladder_tests
-from .manifest import build_manifest, int8_energy, other_objective_cost, path_entries
+from .manifest import (
+    build_manifest,
+    cost_sources,
+    int8_energy,
+    other_objective_cost,
+    path_entries,
+    priced_by_files,
+)
 from .modules import accuracy, calibrated_path_module
 from .run import LoadedRun, choose_paths, load_run
 
@@ -67,12 +74,15 @@ def export_bundle(
     quantize: str | None = None,
     keep_fp32: Sequence[str] = (),
     shorten_keys: bool = True,
+    price_with: Sequence[str | Path] = (),
 ) -> Path:
     """Export run `run_dir` to bundle folder `out`; returns `out`. Nothing is left half-written.
 
     `quantize="int8"`: every path int8 (PT2E, `lowering.int8`) except those named in `keep_fp32`
     (encoded paths), which stay float32: a mixed-precision bundle. `shorten_keys=False` writes
-    the `.pte` without the private key rewrite (`write_pte`), as it does when that fails."""
+    the `.pte` without the private key rewrite (`write_pte`), as it does when that fails.
+    `price_with`: extra cost tables (`prp-profile` tables) that also price every path, named
+    in the manifest's `cost_sources` beside the run's own."""
     say = progress or (lambda msg: None)
     check_precision(quantize, keep_fp32)
     given_out = Path(out)
@@ -84,6 +94,7 @@ def export_bundle(
     x = ExportImages.of(data, run)
     trace = trace_ops(run.supernet)
     tables = cost_tables(run, trace)
+    extra_tables = priced_by_files(run, price_with, trace)
     energy_int8, energy_int8_info = (
         int8_energy(run, tables["energy"], trace) if quantize else (None, None)
     )
@@ -106,6 +117,7 @@ def export_bundle(
         entries = path_entries(
             records, order, ids, int8, trace, tables, onnx_info, diffs, quantize, energy_int8
         )
+        sources = cost_sources(tables, extra_tables, entries)
         manifest = build_manifest(
             run,
             data,
@@ -120,6 +132,7 @@ def export_bundle(
             quantize=quantize,
             calibration=calibration,
             energy_int8_info=energy_int8_info,
+            sources=sources,
             ladder_tests=bundle_ladder_tests(
                 entries, reference, x.val_x, x.val_y, run.cfg.objective
             ),

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import json
 import platform
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from prp.runtime.bundle import SCHEMA_VERSION
@@ -67,6 +69,77 @@ def other_objective_cost(run: LoadedRun, objective: str) -> tuple[PathTable, Any
         return price_supernet(run.supernet, model), model
     except PRPError:
         return None
+
+
+# The manifest fields the policies read, per objective (each path's figure on the run's tables).
+POLICY_FIELDS = {"energy": "energy_mj", "latency": "latency_ms"}
+
+
+def priced_by_files(
+    run: LoadedRun, files: Sequence[str | Path], trace: Any
+) -> list[tuple[PathTable, Any]]:
+    """Tables of extra cost sources (`prp-export --price-with`): each file a `prp-profile`
+    table or a per-op JSON table with its unit (ms: latency, mJ: energy) and device, priced over
+    the exported supernet as it is (a table measured at another size does not fit and is
+    refused with the signatures it lacks)."""
+    out = []
+    for f in files:
+        p = Path(f)
+        try:
+            data = json.loads(p.read_text())
+            unit = data.get("unit") if isinstance(data, dict) else None
+        except (OSError, ValueError) as e:
+            raise PRPError(
+                f"--price-with {p}: cannot read it ({e}); give a prp-profile table"
+            ) from None
+        objective = {"ms": "latency", "mJ": "energy"}.get(str(unit))
+        if objective is None:
+            raise PRPError(
+                f"--price-with {p}: its unit is {unit!r}, not 'ms' or 'mJ'; give a prp-profile "
+                f'table or a JSON table with "unit", "device" and "ops"'
+            )
+        model = get_cost_model("lut", objective, None, path=p)
+        try:
+            out.append((price_supernet(run.supernet, model, trace), model))
+        except PRPError as e:
+            raise PRPError(f"--price-with {p} does not price run {run.run_dir}: {e}") from None
+    return out
+
+
+def cost_sources(
+    tables: Mapping[str, tuple[PathTable, Any] | None],
+    extra: Sequence[tuple[PathTable, Any]],
+    entries: list[dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """The manifest's `cost_sources`: every table that priced the paths, named with its
+    objective, unit, device and source, and which path field the policies read from it (None
+    for an extra source, recorded for comparison only). Adds each path's figure from every
+    source to its entry as `costs` (source id to figure)."""
+    sources: list[tuple[str, str, PathTable, Any, str | None]] = []
+    for objective, t in tables.items():
+        if t is not None:
+            sources.append(
+                (POLICY_FIELDS[objective], objective, t[0], t[1], POLICY_FIELDS[objective])
+            )
+    for i, (table, model) in enumerate(extra):
+        sources.append((f"extra_{i}_{table.name}", table.name, table, model, None))
+    for entry in entries:
+        entry["costs"] = {sid: float(table(entry["path"])) for sid, _, table, _, _ in sources}
+        # An int8 path's policy energy is rescaled (`int8_energy`): the entry's own field wins.
+        for sid, _, _, _, field in sources:
+            if field is not None and entry.get(field) is not None:
+                entry["costs"][sid] = entry[field]
+    return [
+        {
+            "id": sid,
+            "objective": objective,
+            "unit": table.unit,
+            "device": table.device,
+            "source": model.source,
+            "policy_field": field,
+        }
+        for sid, objective, table, model, field in sources
+    ]
 
 
 def int8_energy(
@@ -176,6 +249,7 @@ def build_manifest(
     calibration: int,
     energy_int8_info: dict[str, Any] | None,
     ladder_tests: dict[str, Any] | None = None,
+    sources: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The whole `manifest.json` of an export whose files (name to sha256) are `files`; with
     `ladder_tests`, the paired tests the ladder is built from (recorded in the manifest)."""
@@ -201,6 +275,7 @@ def build_manifest(
         "classes": list(data.classes),
         "objective": cfg.objective,
         "costs": costs,
+        **({"cost_sources": sources} if sources is not None else {}),
         "paths": entries,
         "policies": default_policies(entries, cfg.objective, ladder_tests),
         **({"ladder_tests": ladder_tests} if ladder_tests is not None else {}),

@@ -43,6 +43,11 @@ def run(
     battery: str = typer.Option("psutil", help="psutil, sysfs, or a level in percent."),
     path: str = typer.Option(None, help="Run this path (e.g. path_2); implies --policy fixed."),
     backend: str = typer.Option("auto", help=f"One of: {', '.join(BACKENDS)}."),
+    calibration: str = typer.Option(
+        "auto",
+        help="Costs the policy plans with: auto (this device's prp-calibrate file for the "
+        "bundle, where there is one), none (the manifest's) or a calibration file.",
+    ),
     verbose: bool = typer.Option(
         False,
         "--verbose",
@@ -66,8 +71,12 @@ def run(
         from .bundle import Bundle
 
         b = Bundle.load(bundle)
-        chosen = policy_from_manifest(b.data, name, fixed=path) if name else None
-        model = AdaptiveModel(b, policy=chosen, battery=source, backend=backend)
+        # --path names a path: a fixed policy, which no calibration changes.
+        chosen = policy_from_manifest(b.data, name, fixed=path) if name == "fixed" else name
+        measured = None if calibration == "none" else calibration
+        model = AdaptiveModel(
+            b, policy=chosen, battery=source, backend=backend, calibration=measured
+        )
         c, h, w = model.input_shape
         names, x = load_images(images, (h, w))
         pred = model.predict(x)
@@ -82,5 +91,7 @@ def run(
             row = (Path(image).name, classes[int(label)], pred.path, pred.reason)
             table.add_row(*(Text(v) for v in row))
         console.print(table)
+        if model.calibration is not None or calibration not in ("auto", "none"):
+            console.print(Text(f"costs: {model.calibration_note}"), soft_wrap=True)
     if log is not None and log.exists():
         console.print(f"third-party warnings and logs: {log} (--verbose shows them)")

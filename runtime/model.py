@@ -15,7 +15,20 @@ import numpy as np
 from .backends import Backend, make_backend
 from .battery import BatterySource, PsutilBattery, check_battery_pct
 from .bundle import Bundle, BundleError
+from .calibration import (
+    Calibration,
+    CalibrationError,
+    calibration_from,
+    default_calibration_file,
+    load_calibration,
+    manifest_sha256,
+    save_calibration,
+)
+from .energy import EnergyMeter, find_meter
+from .measured_costs import measured_policy
+from .measuring import Recorder
 from .policies import Context, Decision, Policy, PolicyError, policy_from_manifest
+from .profiles import PIXEL3
 
 log = logging.getLogger("prp.runtime")
 
@@ -57,6 +70,16 @@ class AdaptiveModel:
     memory stays that of `max_batch` images whatever the caller passes. `switches` keeps the
     last `max_switches` switches (oldest dropped first), so a long-running app's log stays
     bounded; `switch_count` counts them all.
+
+    Self-calibration: with `measure` (the default) every backend call is timed into
+    `recorder` (per path, warm-up excluded, bounded memory), and, with an energy meter
+    (`energy_meter="auto"`: RAPL or a discharging battery where readable), windows of meter
+    readings are kept for attributing energy to paths. `measured()` is the calibration so far,
+    `save_calibration()` writes it. `calibration` is what the policy plans with: a
+    `Calibration`, a calibration file, `"auto"` (this device's file for this bundle and backend
+    in the user's data folder, where there is one) or None (the manifest's costs). A file that
+    does not fit the bundle is refused with one line in the log (`calibration_note` keeps it)
+    and the manifest's costs are used. A policy passed as an object is used as given.
     """
 
     def __init__(
@@ -69,6 +92,10 @@ class AdaptiveModel:
         decide_every_s: float = 1.0,
         max_batch: int = 256,
         max_switches: int = 1000,
+        calibration: Calibration | str | Path | None = "auto",
+        measure: bool = True,
+        energy_meter: EnergyMeter | str | None = "auto",
+        power_w: float = PIXEL3.inference_power_w,
     ) -> None:
         if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:
             raise ValueError(f"max_batch must be an integer >= 1, got {max_batch!r}")
@@ -77,6 +104,9 @@ class AdaptiveModel:
         self.max_batch = max_batch
         self.bundle = bundle if isinstance(bundle, Bundle) else Bundle.load(bundle)
         manifest = self.bundle.data
+        # A policy named here is checked before the backend loads (seconds for ExecuTorch).
+        self._own_policy = policy is None or isinstance(policy, str)
+        self._policy_name = policy if isinstance(policy, str) else None
         self.policy: Policy = (
             policy
             if policy is not None and not isinstance(policy, str)
@@ -86,6 +116,14 @@ class AdaptiveModel:
         self.backend: Backend = (
             backend if not isinstance(backend, str) else make_backend(self.bundle, backend)
         )
+        self.power_w = power_w
+        self.manifest_sha256 = manifest_sha256(self.bundle)
+        meter = find_meter() if energy_meter == "auto" else energy_meter
+        if isinstance(meter, str):
+            raise ValueError(f"energy_meter must be 'auto', None or a meter, got {meter!r}")
+        self.recorder: Recorder | None = Recorder(self.bundle.ids, meter=meter) if measure else None
+        self.calibration: Calibration | None = None
+        self.calibration_note = "no calibration: the manifest's costs"
         start = time.monotonic()
         self._clock = clock or (lambda: (time.monotonic() - start) / 3600.0)
         spec = manifest["input"]
@@ -103,7 +141,80 @@ class AdaptiveModel:
         self._reason = ""
         self.switches: deque[Switch] = deque(maxlen=max_switches)
         self.switch_count = 0
+        self._apply(self._find_calibration(calibration))
         self.decide()
+
+    # ------------------------------------------------------------ calibration
+    def _find_calibration(self, given: Calibration | str | Path | None) -> Calibration | None:
+        """The calibration to plan with, or None (the note says why)."""
+        if given is None or isinstance(given, Calibration):
+            return given
+        if given == "auto":
+            path = default_calibration_file(self.bundle, self.backend.name, self.manifest_sha256)
+            if not path.is_file():
+                self.calibration_note = f"no calibration in {path}: the manifest's costs"
+                return None
+        else:
+            path = Path(given)
+        try:
+            return load_calibration(path, self.bundle, self.manifest_sha256)
+        except CalibrationError as e:
+            self.calibration_note = f"{e}; using the manifest's costs"
+            log.warning("%s", self.calibration_note)
+            return None
+
+    def _apply(self, calibration: Calibration | None) -> None:
+        """Plan with `calibration` (None: the manifest's costs); the policy is rebuilt only
+        where the model built it from the manifest's tables."""
+        if calibration is not None and calibration.manifest_sha256 != self.manifest_sha256:
+            self.calibration_note = (
+                f"calibration of another bundle ({calibration.bundle}, manifest sha256 "
+                f"{calibration.manifest_sha256[:16]}...) refused; using the manifest's costs"
+            )
+            log.warning("%s", self.calibration_note)
+            calibration = None
+        self.calibration = calibration
+        if not self._own_policy:
+            if calibration is not None:
+                self.calibration_note = "calibration loaded, not used: the policy was given"
+            return
+        manifest = self.bundle.data
+        if calibration is None:
+            self.policy = policy_from_manifest(manifest, self._policy_name)
+            return
+        self.policy = measured_policy(manifest, calibration, self._policy_name)
+        self.calibration_note = (
+            f"measured costs ({calibration.backend}, {calibration.created}; energy: "
+            f"{calibration.energy_source})"
+        )
+
+    def use_calibration(self, calibration: Calibration | None) -> None:
+        """Plan with `calibration` from the next call on (`measured()`, say); None goes back
+        to the manifest's costs."""
+        with self._lock:
+            self._apply(calibration)
+            self._due_h = 0.0
+
+    def measured(self, power_w: float | None = None) -> Calibration:
+        """The calibration this model has measured so far (CalibrationError before every path
+        has run past its warm-up). Energy: attributed from the meter where it can be, else
+        median latency x `power_w` (default: the model's `power_w`)."""
+        if self.recorder is None:
+            raise CalibrationError("this model does not measure (measure=False)")
+        watts = self.power_w if power_w is None else power_w
+        return calibration_from(
+            self.recorder, self.bundle, self.backend.name, watts, sha=self.manifest_sha256
+        )
+
+    def save_calibration(self, path: str | Path | None = None) -> Path:
+        """Write `measured()` to `path`, by default this device's file for the bundle and
+        backend in the user's data folder (where `calibration="auto"` finds it)."""
+        target = (
+            Path(path)
+            if path is not None
+            else default_calibration_file(self.bundle, self.backend.name, self.manifest_sha256)
+        )
+        return save_calibration(self.measured(), target)
 
     # ---------------------------------------------------------------- choosing
     @property
@@ -199,10 +310,14 @@ class AdaptiveModel:
         """Logits of `path` for `_checked` input, `max_batch` images at a time: a backend's
         working memory grows with the batch (ONNX Runtime took 2.2 GB for 10,000 images in one
         call)."""
-        n = self.max_batch
-        parts = [
-            self.backend.run(path, self._normalised(x[i : i + n])) for i in range(0, len(x), n)
-        ]
+        n, recorder = self.max_batch, self.recorder
+        parts = []
+        for i in range(0, len(x), n):
+            chunk = self._normalised(x[i : i + n])
+            start = time.perf_counter()
+            parts.append(self.backend.run(path, chunk))
+            if recorder is not None:
+                recorder.record(path, time.perf_counter() - start, len(chunk))
         logits = parts[0] if len(parts) == 1 else np.concatenate(parts)
         classes = self._n_classes
         if logits.shape != (len(x), classes):

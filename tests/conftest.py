@@ -22,6 +22,15 @@ def shared_file(relative: str) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True, scope="session")
+def user_data_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The runtime finds this device's calibrations in the user's data folder
+    (`$PRP_DATA_DIR`); tests get an empty one of their own, never the user's."""
+    folder = tmp_path_factory.mktemp("prp-data")
+    os.environ["PRP_DATA_DIR"] = str(folder)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def nb201_csv() -> Path:
     return shared_file("nasbench201/nb201_cifar10_hw.csv")

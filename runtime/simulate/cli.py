@@ -14,8 +14,10 @@ from rich.console import Console
 
 from ..backends import BACKENDS, Backend
 from ..bundle import Bundle, BundleError
+from ..calibration import CalibrationError, load_calibration
 from ..cli_errors import one_line_errors
 from ..images import load_images as read_images
+from ..measured_costs import measured_manifest
 from ..model import InputError
 from ..policies import PolicyError
 from ..profiles import ProfileError, get_profile
@@ -57,6 +59,11 @@ def main(
     energy: str = typer.Option(
         "manifest", help="Energy per inference: manifest (energy_mj) or measured here."
     ),
+    calibration: Path | None = typer.Option(
+        None,
+        help="A prp-calibrate file: per-path energy measured on a device, ladders re-derived "
+        "on its measured costs.",
+    ),
     power_w: float | None = typer.Option(
         None, help="Processor power while inferring, for --energy measured (profile: 1.5)."
     ),
@@ -86,7 +93,13 @@ def main(
     with (
         one_line_errors(console, OSError, prefix="cannot write the outputs: "),
         one_line_errors(
-            console, BundleError, ProfileError, SimulationError, PolicyError, InputError
+            console,
+            BundleError,
+            ProfileError,
+            SimulationError,
+            PolicyError,
+            InputError,
+            CalibrationError,
         ),
         # The ExecuTorch backend (--energy measured, --real) imports torch and torchao, which
         # print warnings and cpuinfo probes while it loads.
@@ -114,9 +127,31 @@ def main(
                 raise SimulationError(f"--real-step-s: {e}") from None
         if not (math.isfinite(timeline_step_s) and timeline_step_s > 0):
             raise SimulationError(f"--timeline-step-s must be > 0, got {timeline_step_s}")
+        if calibration is not None and energy != "manifest":
+            raise SimulationError(
+                "--calibration gives the energies; drop --energy measured, or drop --calibration"
+            )
         b = Bundle.load(bundle)
         engine: Backend | str = backend
-        if energy == "measured":
+        extra: dict[str, object] = {}
+        if calibration is not None:
+            cal = load_calibration(calibration, b)
+            sim = simulate(b.data, config, calibration=cal)
+            costs = measured_manifest(b.data, cal)
+            extra["calibration"] = {
+                "file": str(calibration),
+                "backend": cal.backend,
+                "device": cal.device,
+                "energy_source": cal.energy_source,
+                "energy_note": cal.energy_note,
+                "ladder": costs.ladder,
+                "manifest_ladder": costs.manifest_ladder,
+                "left_ladder": costs.left,
+                "joined_ladder": costs.joined,
+            }
+            for why in [*costs.left.values(), *costs.joined.values()]:
+                console.print(f"calibration: {why}")
+        elif energy == "measured":
             watts = dev.inference_power_w if power_w is None else power_w
             console.print(f"measuring latency of {len(b.ids)} paths ({backend} backend)...")
             measured = measure_energies(b, watts, backend)
@@ -141,7 +176,12 @@ def main(
             target,
             timeline_step_s,
             real_runs,
-            extra={"bundle": str(b.directory), "profile": dev.name, "profile_sources": dev.sources},
+            extra={
+                "bundle": str(b.directory),
+                "profile": dev.name,
+                "profile_sources": dev.sources,
+                **extra,
+            },
         )
         print_summary(console, summary)
     if log is not None and log.exists():

@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from ..calibration import Calibration
+from ..measured_costs import MeasuredPolicy
 from ..policies import (
     BatteryPolicy,
     Context,
@@ -120,6 +122,13 @@ def _signature(policy: Policy, pct: np.ndarray, elapsed_h: np.ndarray) -> np.nda
     computed with the very operations its `decide` applies, so that equal rows mean equal
     decisions. None for a policy type this does not know: it is then asked at every step."""
     kind = type(policy)
+    if kind is MeasuredPolicy:
+        assert isinstance(policy, MeasuredPolicy)
+        # Its reason depends on the manifest's policy too: a change of either is a change.
+        parts = [_signature(p, pct, elapsed_h) for p in (policy.inner, policy.manifest_policy)]
+        if parts[0] is None or parts[1] is None:
+            return None
+        return np.concatenate([parts[0].astype(float), parts[1].astype(float)], axis=1)
     if kind is FixedPolicy:
         return np.zeros((len(pct), 0), dtype=bool)
     if kind is SchedulePolicy:
@@ -268,6 +277,7 @@ class Simulation:
     latency_ms: dict[str, float] | None = None
     inference_power_w: float | None = None
     backend: str | None = None
+    calibration: Calibration | None = None  # the measured costs it ran on, if any
 
     def run(self, name: str) -> ScenarioRun:
         return next(r for r in self.runs if r.name == name)
@@ -279,10 +289,18 @@ def simulate(
     energy_mj: Mapping[str, float] | None = None,
     energy_source: str | None = None,
     every_step: bool = False,
+    calibration: Calibration | None = None,
 ) -> Simulation:
     """Every scenario over the horizon (arithmetic mode). `energy_mj` per path defaults to the
-    manifest's."""
+    manifest's, or, with a `calibration`, to its measured energies, with the ladders derived on
+    its measured costs (`scenarios_for`)."""
     ids = paths_of(manifest)
+    if calibration is not None and energy_mj is None:
+        energy_mj = calibration.energy_mj()
+        energy_source = energy_source or (
+            f"calibration ({calibration.backend} on {calibration.device.get('host', '?')}): "
+            f"{calibration.energy_note}"
+        )
     if energy_mj is None:
         energies = manifest_energies(manifest)
         device = (manifest.get("costs", {}).get("energy") or {}).get("device", "unknown device")
@@ -294,7 +312,11 @@ def simulate(
     t0 = time.perf_counter()
     runs = [
         run_scenario(s, energies, config, every_step)
-        for s in scenarios_for(manifest, energies, config)
+        for s in scenarios_for(manifest, energies, config, calibration)
     ]
     seconds = time.perf_counter() - t0
-    return Simulation(config, energies, energy_source or "given", accuracy, runs, seconds)
+    sim = Simulation(config, energies, energy_source or "given", accuracy, runs, seconds)
+    if calibration is not None:
+        sim.calibration = calibration
+        sim.latency_ms = calibration.latency_ms()
+    return sim

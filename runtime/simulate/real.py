@@ -48,7 +48,11 @@ def measure_energies(
         raise SimulationError(f"inference power must be a finite number > 0 W, got {power_w}")
     ids = bundle.ids
     model = AdaptiveModel(
-        bundle, policy=FixedPolicy(ids[0]), battery=PushedBattery(None), backend=backend
+        bundle,
+        policy=FixedPolicy(ids[0]),
+        battery=PushedBattery(None),
+        backend=backend,
+        calibration=None,
     )
     x = sample_images(model.input_shape, count=1)
     for _ in range(warmup):
@@ -128,11 +132,16 @@ def simulate_real(
     index = {pid: i for i, pid in enumerate(sim.energy_mj)}
     n, dt = config.steps, config.step_s
     out = []
-    for scenario in scenarios_for(bundle.data, sim.energy_mj, config):
+    for scenario in scenarios_for(bundle.data, sim.energy_mj, config, sim.calibration):
         battery = SimulatedBattery(config.capacity_j, config.start_pct)
         clock = SimulatedClock()
         model = AdaptiveModel(
-            bundle, policy=scenario.policy, battery=battery, backend=engine, clock=clock
+            bundle,
+            policy=scenario.policy,
+            battery=battery,
+            backend=engine,
+            clock=clock,
+            calibration=None,
         )
         path_index = np.full(n, -1, dtype=np.int16)
         died_s, inference_j, count = None, 0.0, 0

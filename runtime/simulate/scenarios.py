@@ -9,6 +9,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..calibration import Calibration
+from ..measured_costs import MeasuredPolicy, measured_manifest
 from ..policies import BatteryPolicy, Policy, SchedulePolicy, paths_of, policy_from_manifest
 from .config import SimConfig, SimulationError
 
@@ -50,11 +52,26 @@ def with_energies(manifest: Mapping[str, Any], energy_mj: Mapping[str, float]) -
 
 
 def scenarios_for(
-    manifest: Mapping[str, Any], energy_mj: Mapping[str, float], config: SimConfig
+    manifest: Mapping[str, Any],
+    energy_mj: Mapping[str, float],
+    config: SimConfig,
+    calibration: Calibration | None = None,
 ) -> list[Scenario]:
     """worst, best, schedule (the paper's adequate usage), battery, energy-budget; those whose
-    table the manifest lacks are left out."""
+    table the manifest lacks are left out. With a `calibration`, the battery and schedule
+    ladders are those on its measured costs (`measured_manifest`), and a decision where the
+    manifest's ladder would have run a path measuring took off it says so."""
+    left: Mapping[str, str] = {}
+    before = with_energies(manifest, energy_mj)
+    if calibration is not None:
+        measured = measured_manifest(manifest, calibration)
+        manifest, left = measured.manifest, measured.left
     m = with_energies(manifest, energy_mj)
+
+    def table_policy(name: str) -> Policy:
+        p = policy_from_manifest(m, name)
+        return MeasuredPolicy(p, policy_from_manifest(before, name), left) if left else p
+
     ids = paths_of(m)
     # Ties on energy go to the more accurate path.
     cheapest = min(ids, key=lambda pid: (energy_mj[pid], ids.index(pid)))
@@ -78,7 +95,7 @@ def scenarios_for(
             Scenario(
                 "schedule",
                 f"next path every {p.switch_every_h:g} h ({p.order[0]} to {p.order[-1]})",
-                p,
+                table_policy("schedule"),
             )
         )
     if "battery" in tables:
@@ -86,7 +103,11 @@ def scenarios_for(
         assert isinstance(b, BatteryPolicy)
         levels = "/".join(f"{t:g}" for t, _ in b.levels)
         out.append(
-            Scenario("battery", f"thresholds {levels} %, {b.hysteresis_pct:g} % hysteresis", b)
+            Scenario(
+                "battery",
+                f"thresholds {levels} %, {b.hysteresis_pct:g} % hysteresis",
+                table_policy("battery"),
+            )
         )
     out.append(
         Scenario(

@@ -42,6 +42,8 @@ class TrainConfig:
     cost_lut: str | None = None  # file for the "lut" cost model
     dataset: str = "default"
     limit_per_class: int | None = None
+    # Train without the images that fail the data set's check (else they are refused, named).
+    skip_bad_images: bool = False
     val_fraction: float = 0.1
     epochs_fair: int = 8  # N_f
     epochs_pareto: int = 8  # N_p
@@ -127,6 +129,7 @@ class TrainConfig:
             seed=self.seed,
             limit_per_class=self.limit_per_class,
             image_size=image_size,
+            skip_bad_images=self.skip_bad_images,
         )
 
     def open_data(self, image_size: int) -> DataSplits | StreamSplits:
@@ -142,6 +145,7 @@ class TrainConfig:
             seed=self.seed,
             limit_per_class=self.limit_per_class,
             image_size=image_size,
+            skip_bad_images=self.skip_bad_images,
         )
 
     def validate(self) -> TrainConfig:

@@ -4,7 +4,7 @@ training split (a DataLoader) beside bounded pools of calibration and estimate i
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -12,7 +12,7 @@ from torch import Tensor
 
 from . import distributed
 from .config import TrainConfig
-from .datasets import DataSplits, StreamSplits, to_tensor
+from .datasets import BadImage, DataSplits, StreamSplits, to_tensor
 from .errors import PRPError
 from .loader import TrainLoader, load_tensor
 
@@ -26,7 +26,8 @@ class Tensors:
     DataLoader; under torchrun each process reads only its part of every batch); train_x is a
     fixed pool of `bn_batches * batch_size` train images drawn by the seed, for BatchNorm
     recalibration, and val_x the first `eval_images` validation images, the ones an estimate
-    reads: memory grows with those settings, not with the data set.
+    reads: memory grows with those settings, not with the data set. An image of those pools
+    that does not decode is left out of its pool and listed in `left_out`.
     """
 
     train_x: Tensor
@@ -34,6 +35,7 @@ class Tensors:
     val_x: Tensor
     val_y: Tensor
     loader: TrainLoader | None = None
+    left_out: list[BadImage] = field(default_factory=list)
 
     @classmethod
     def of(
@@ -55,10 +57,12 @@ class Tensors:
             np.random.default_rng([cfg.seed, 5]).permutation(n)[: cfg.bn_batches * cfg.batch_size]
         )
         val = np.arange(min(cfg.eval_images, len(data.val)))
+        train_x, pool, train_bad = load_tensor(data.train, pool, data.mean, data.std)
+        val_x, val, val_bad = load_tensor(data.val, val, data.mean, data.std)
         return cls(
-            load_tensor(data.train, pool, data.mean, data.std).to(device),
+            train_x.to(device),
             torch.from_numpy(data.train.labels[pool].copy()).to(device),
-            load_tensor(data.val, val, data.mean, data.std).to(device),
+            val_x.to(device),
             torch.from_numpy(data.val.labels[val].copy()).to(device),
             TrainLoader(
                 data.train,
@@ -71,6 +75,7 @@ class Tensors:
                 rank=distributed.rank(),
                 world_size=distributed.world_size(),
             ),
+            train_bad + val_bad,
         )
 
     def batches_per_epoch(self, batch_size: int) -> int:

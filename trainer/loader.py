@@ -32,7 +32,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Sampler
 
-from .datasets import CROP_FRACTION, DatasetError, ImageDataset
+from .datasets import CROP_FRACTION, UNDECODED, BadImage, DatasetError, ImageDataset
 
 CIFAR_RECIPE_MAX_SIDE = 64  # pixels: up to this, pad-crop + flip; above, RandomResizedCrop + flip
 CIFAR_PADDING = 4
@@ -225,6 +225,7 @@ class TrainLoader:
         self.augment = Augment(size, mean, std, augment)
         self.batches = RankBatches(len(dataset), batch_size, seed, rank, world_size)
         self.workers = default_workers(device) if workers is None else workers
+        self.skipped: list[BadImage] = []  # images of the last epoch that did not decode
         self.loader = DataLoader(
             self.dataset,
             batch_sampler=self.batches,
@@ -249,10 +250,20 @@ class TrainLoader:
         return self.batches.global_sizes[step]
 
     def epoch(self, epoch: int) -> Iterator[tuple[Tensor, Tensor]]:
-        """This process's part of each batch of `epoch`, on the device, augmented."""
+        """This process's part of each batch of `epoch`, on the device, augmented.
+
+        An image that does not decode is left out of its batch (after the batch is augmented,
+        so every other image gets the crop and flip it gets anyway) and named in `skipped`,
+        which lists this epoch's. The same images fail the same way on every pass, so a
+        resumed run still does exactly what the whole run did. A process's part left with
+        fewer than the two images BatchNorm needs keeps its blank images under several
+        processes (every rank must step), and is yielded short for one (the trainer skips it).
+        """
         self.batches.set_epoch(epoch)
+        self.skipped = []
         rank, world = self.batches.rank, self.batches.world_size
         batches = iter(self.loader)
+        positions = iter(self.batches)  # the same order the DataLoader's sampler gives
         step = 0
         while True:
             try:
@@ -261,12 +272,32 @@ class TrainLoader:
                 return
             except DatasetError as e:
                 raise _one_line(e) from None
+            rows = next(positions)
             x = x.to(self.device, non_blocking=True)
             y = y.to(self.device, non_blocking=True)
             seed = _seed(self.seed, epoch, 0, step)
             of = None if world == 1 else (self.global_size(step), slice(rank, None, world))
-            yield self.augment(x, seed, of), y
+            x = self.augment(x, seed, of)
+            undecoded = (y == UNDECODED).cpu()
+            if bool(undecoded.any()):
+                x, y = self._without(x, y, undecoded, rows)
+            yield x, y
             step += 1
+
+    def _without(
+        self, x: Tensor, y: Tensor, undecoded: Tensor, rows: list[int]
+    ) -> tuple[Tensor, Tensor]:
+        """The batch without its undecoded images, which join `skipped`."""
+        for k in torch.nonzero(undecoded).flatten().tolist():
+            bad = self.dataset.bad_image(rows[k])
+            name = self.dataset.names_at([rows[k]])[0]
+            self.skipped.append(bad or BadImage(name, "did not decode in a worker"))
+        keep = ~undecoded
+        if self.world_size == 1 or int(keep.sum()) >= 2:
+            index = torch.nonzero(keep).flatten().to(x.device)
+            return x.index_select(0, index), y.index_select(0, index)
+        labels = torch.as_tensor(self.dataset.labels[np.asarray(rows)], device=y.device)
+        return x, labels
 
 
 def load_tensor(
@@ -274,9 +305,11 @@ def load_tensor(
     positions: Sequence[int] | np.ndarray,
     mean: Sequence[float],
     std: Sequence[float],
-) -> Tensor:
+) -> tuple[Tensor, np.ndarray, list[BadImage]]:
     """Items at `positions` of `dataset` at the evaluation transform, normalised: float32
-    [N, 3, S, S] on the CPU (a bounded pool: estimate and calibration images)."""
-    pixels = dataset.decode(positions)
+    [M, 3, S, S] on the CPU (a bounded pool: estimate and calibration images), the positions
+    they are, and the images left out because they do not decode."""
+    positions = np.asarray(positions, dtype=np.int64)
+    pixels, usable, bad = dataset.decode_usable(positions)
     x = torch.from_numpy(np.ascontiguousarray(pixels.transpose(0, 3, 1, 2)))
-    return Augment(dataset.image_size, mean, std, augment=False)(x, 0)
+    return Augment(dataset.image_size, mean, std, augment=False)(x, 0), positions[usable], bad

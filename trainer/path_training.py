@@ -43,6 +43,7 @@ from torch import Tensor
 from .config import TrainConfig
 from .costs import price_supernet
 from .datasets import DataSplits, augment_batch, to_tensor
+from .datasets.bad_images import write_record
 from .errors import PRPError
 from .profiling import trace_ops
 from .report import write_front
@@ -81,6 +82,7 @@ class PathRecipe:
     dataset: str = "default"
     val_fraction: float = 0.1
     limit_per_class: int | None = None
+    skip_bad_images: bool = False  # train without the images that do not decode
     epochs: int = 15
     batch_size: int = 128
     lr: float = 0.1
@@ -301,6 +303,8 @@ def open_session(
     # kept): the run's data, split as it trains, at the side of the space it trains.
     side = get_space(config.space, size="real", **config.space_overrides).input_shape[-1]
     data = config.load_data(side)
+    if data.left_out:
+        write_record(out, data.left_out, [])
     space = get_space(
         config.space, size="real", **{**config.space_overrides, "num_classes": len(data.classes)}
     )
@@ -378,6 +382,7 @@ def start(
         dataset=recipe.dataset,
         val_fraction=recipe.val_fraction,
         limit_per_class=recipe.limit_per_class,
+        skip_bad_images=recipe.skip_bad_images,
         seed=recipe.seed,
         batch_size=recipe.batch_size,
         lr=recipe.lr,

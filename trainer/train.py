@@ -29,10 +29,12 @@ from .checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .costs import price_supernet
 from .datasets import (
+    BadImage,
     DataSplits,
     StreamSplits,
     batches,
 )
+from .datasets.bad_images import read_record, write_record
 from .device_data import Tensors, torch_device
 from .errors import PRPError
 from .estimation.estimators import get_estimator
@@ -139,6 +141,8 @@ class Trainer:
         self.epoch = 0  # epochs completed
         self.log = MainRankLog(self.run_dir / LOG)
         self.evaluated: dict[ArchPath, float] = {}  # latest accuracy estimate of each path
+        # Images that did not decode while training ({"epoch", "name", "reason"}).
+        self.skipped_in_training: list[dict[str, Any]] = []
         # Target accuracies: estimates of a pool of paths made once, right after stage 1.
         self.targets: dict[ArchPath, float] = {}
         self.estimator = get_estimator(cfg.estimator)
@@ -306,6 +310,8 @@ class Trainer:
                 if front
                 else [self.supernet.argmax_path()]
             )
+            if loader is not None and loader.world_size == 1 and len(y) < 2:
+                continue  # a batch whose images all but one would not decode (`TrainLoader`)
             if global_size is None:
                 whole, loss = len(y), self._step(x, y, paths, epoch, step)
             else:
@@ -318,8 +324,10 @@ class Trainer:
             paths_run += len(paths)
             self.progress(f"epoch {epoch + 1}/{self.total_epochs} ({stage})", step + 1, n_batches)
         seconds = time.perf_counter() - start
+        skipped = self.record_skipped(epoch, loader.skipped if loader is not None else [])
         return {
             **({"w_paths": [list(p) for p in front]} if front else {}),
+            **({"images_skipped": skipped} if skipped else {}),
             "lr": self._lr(epoch),
             "task_loss": float(np.mean(losses)),
             "train_seconds": seconds,
@@ -327,6 +335,30 @@ class Trainer:
             "path_steps": paths_run,
             "world_size": distributed.world_size(),
         }
+
+    def record_bad_images(self) -> None:
+        """`bad_images.json` of the run (rank 0): the images left out before training and
+        those skipped in the epochs done so far (a resumed run forgets the ones met in the
+        epoch it did not finish, as its log does). Nothing is written when there are none."""
+        left_out = list(self.data.left_out) + self.tensors.left_out
+        self.skipped_in_training = [
+            e for e in read_record(self.run_dir) if int(e.get("epoch", -1)) < self.epoch
+        ]
+        if distributed.is_main() and (left_out or self.skipped_in_training):
+            write_record(self.run_dir, left_out, self.skipped_in_training)
+
+    def record_skipped(self, epoch: int, skipped: list[BadImage]) -> int:
+        """Adds the images of `epoch` that did not decode while training to the run's record;
+        returns how many there were."""
+        if not skipped:
+            return 0
+        self.skipped_in_training += [
+            {"epoch": epoch, "name": b.name, "reason": " ".join(b.reason.split())} for b in skipped
+        ]
+        if distributed.is_main():
+            left_out = list(self.data.left_out) + self.tensors.left_out
+            write_record(self.run_dir, left_out, self.skipped_in_training)
+        return len(skipped)
 
     # -------------------------------------------------------------- estimates
     def estimate_accuracy(self, path: ArchPath, epoch: int) -> float:
@@ -512,9 +544,11 @@ class Trainer:
                     "cost_unit": self.cost.unit,
                     "cost_device": self.cost.device,
                     **({"init_sha256": self.init_sha256} if self.init_sha256 else {}),
+                    "images_left_out": len(self.data.left_out) + len(self.tensors.left_out),
                     "world_size": distributed.world_size(),
                 }
             )
+        self.record_bad_images()
         distributed.barrier()  # every rank set up (a rank that failed to stops the others here)
         while self.epoch < self.total_epochs:
             record = self.train_epoch(self.epoch)

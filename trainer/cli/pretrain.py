@@ -61,6 +61,12 @@ def pretrain(
         None, help="NB201 cells per stage (default: the default preset's, 2)."
     ),
     limit_per_class: int = typer.Option(None, help="Use at most this many images per class."),
+    skip_bad_images: bool = typer.Option(
+        False,
+        "--skip-bad-images",
+        help="Train without the images of --dataset that fail its check (by default they are "
+        "refused, all named); they are listed in RUN/bad_images.json.",
+    ),
     batch_size: int = typer.Option(None, help="Training batch size (default 64)."),
     lr: float = typer.Option(None, help="Learning rate of W (default 0.05)."),
     seed: int = typer.Option(None, help="Random seed (default 0)."),
@@ -101,6 +107,7 @@ def pretrain(
             channels=channels,
             cells_per_stage=cells_per_stage,
             limit_per_class=limit_per_class,
+            skip_bad_images=skip_bad_images or None,
             batch_size=batch_size,
             lr=lr,
             seed=seed,

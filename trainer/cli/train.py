@@ -16,7 +16,10 @@ from ..errors import PRPError
 from .console import make_console, progress_bar
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from ..config import TrainConfig
+    from ..train import Trainer
 
 
 def new_run_dir(root: Path, name: str) -> Path:
@@ -59,6 +62,12 @@ def train(
         "class sub-folders, or a .tar.gz of one.",
     ),
     limit_per_class: int = typer.Option(None, help="Use at most this many images per class."),
+    skip_bad_images: bool = typer.Option(
+        False,
+        "--skip-bad-images",
+        help="Train without the images that fail the data set's check (by default they are "
+        "refused, all named); they are listed in RUN/bad_images.json.",
+    ),
     image_size: int = typer.Option(
         None,
         help="Image side in pixels (default: the space's, 32 for nb201/fbnet and tiny sizes, "
@@ -145,6 +154,7 @@ def train(
             "cost_lut": cost_lut,
             "dataset": dataset,
             "limit_per_class": limit_per_class,
+            "skip_bad_images": skip_bad_images or None,
             "epochs_fair": epochs_fair,
             "epochs_pareto": epochs_pareto,
             "samples": samples,
@@ -170,6 +180,7 @@ def train(
                     f"{len(trainer.data.train)} train / {len(trainer.data.val)} val images"
                     + (f"; {world} processes" if world > 1 else "")
                 )
+                print_left_out(console, trainer, run_dir)
             front = trainer.run(resume=resume)
         distributed.cleanup()
         if not main:
@@ -185,6 +196,18 @@ def train(
             table.add_row(s["label"], f"{s['accuracy']:.2f}", f"{s['cost']:.4g}", s["key"])
         console.print(table)
         console.print(f"wrote {run_dir}/front.json, front.png, alpha.png")
+
+
+def print_left_out(console: Console, trainer: Trainer, run_dir: Path) -> None:
+    """One line naming how many images the run trains without, and where they are listed."""
+    from ..datasets.bad_images import RECORD
+
+    left_out = len(trainer.data.left_out) + len(trainer.tensors.left_out)
+    if left_out:
+        console.print(
+            f"left out {left_out} image{'s' if left_out > 1 else ''} that cannot be decoded "
+            f"(listed in {run_dir / RECORD})"
+        )
 
 
 def check_new_run_folder(run_dir: Path) -> None:

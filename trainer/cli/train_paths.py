@@ -48,6 +48,12 @@ def train_paths(
         0.1, help="Share of the train images held out to measure the paths (never trained on)."
     ),
     limit_per_class: int = typer.Option(None, help="Use at most this many images per class."),
+    skip_bad_images: bool = typer.Option(
+        False,
+        "--skip-bad-images",
+        help="Train without the images that do not decode (by default they are refused, all "
+        "named); they are listed in OUT/bad_images.json.",
+    ),
     channels: int = typer.Option(None, help="Override the space's real width (NB201: 16)."),
     cells_per_stage: int = typer.Option(None, help="Override the real depth (NB201: 5)."),
     seed: int = typer.Option(0, help="Random seed."),
@@ -74,6 +80,7 @@ def train_paths(
     )
 
     from .. import path_training as pt
+    from ..datasets.bad_images import RECORD
 
     console = make_console()
     with one_line_errors(console, PRPError):
@@ -104,6 +111,7 @@ def train_paths(
                 distill=distill,
                 val_fraction=val_fraction,
                 limit_per_class=limit_per_class,
+                skip_bad_images=skip_bad_images,
                 seed=seed,
                 device=compute_device,
             )
@@ -114,6 +122,11 @@ def train_paths(
             f"{len(data.train)} train / {len(data.val)} held-out images; "
             f"epoch {session.progress.epoch + 1} of {session.recipe.epochs}"
         )
+        if data.left_out:
+            console.print(
+                f"left out {len(data.left_out)} image{'s' if len(data.left_out) > 1 else ''} "
+                f"that cannot be decoded (listed in {target / RECORD})"
+            )
         steps = len(data.train) // session.recipe.batch_size
         total = session.recipe.epochs * steps
         with Progress(

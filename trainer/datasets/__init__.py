@@ -26,17 +26,25 @@ Two ways to read a source, behind the same split logic:
   the DataLoader's workers; see `loader.py`): for folders and archives of any size and
   resolution, memory does not grow with the data set.
 
+Bad images: a streamed source has every image's header checked when it is opened (Pillow
+opens it without decoding pixels), an in-memory one is decoded whole; either way all the images
+that fail are named in one `BadImagesError` (a file lists them when there are many), or with
+`skip_bad_images` left out of the splits (`left_out`). An image that passes the check but does
+not decode when training reads it is skipped and counted there (`loader.TrainLoader`).
+
 The validation split is always held out of the source's train images (stratified, seeded), so the
 test split is never used for search decisions.
 
-Modules, one concern each: `base` (shared names and `DatasetError`), `listing` (readers, a
-split's listing, decoding one image), `trees` (class-folder trees as folders or tar archives),
-`sources` (what a spec names: the embedded subset, .npz files, CIFAR-10 batches, trees),
+Modules, one concern each: `base` (shared names and `DatasetError`), `bad_images` (the
+refusal naming them all, a run's record of those skipped), `listing` (readers, a split's
+listing, decoding one image, header checks), `trees` (class-folder trees as folders or tar
+archives), `sources` (what a spec names: the embedded subset, .npz files, CIFAR-10 batches, trees),
 `splits` (held-out splits, `load_dataset`), `streaming` (`open_dataset`, `ImageDataset`),
 `batching` (normalisation, augmentation, batches) and `subset` (`build_default_subset` and the
 command line).
 """
 
+from .bad_images import BadImagesError
 from .base import (
     CACHE_ENV,
     CIFAR10_BATCHES,
@@ -49,11 +57,13 @@ from .base import (
     SPEC_HELP,
     STATS_IMAGES,
     TEST_SHARE,
+    BadImage,
+    BadImageError,
     DatasetError,
 )
 from .batching import augment_batch, batches, to_tensor
 from .splits import DataSplits, ImageSet, channel_stats, load_dataset
-from .streaming import ImageDataset, StreamSplits, open_dataset, streams_by_default
+from .streaming import UNDECODED, ImageDataset, StreamSplits, open_dataset, streams_by_default
 from .subset import build_default_subset, main
 
 __all__ = [
@@ -68,6 +78,10 @@ __all__ = [
     "SPEC_HELP",
     "STATS_IMAGES",
     "TEST_SHARE",
+    "UNDECODED",
+    "BadImage",
+    "BadImageError",
+    "BadImagesError",
     "DataSplits",
     "DatasetError",
     "ImageDataset",

@@ -3,6 +3,8 @@ data set spec may be, and the error a data set that cannot be used raises."""
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import PRPError
@@ -30,5 +32,29 @@ SPEC_HELP = (
 )
 
 
+def cache_dir() -> Path:
+    """Where the data package writes what it derives from a source: `$PRP_DATA_CACHE`, else
+    ~/.cache/prp-nas (never the source's own folder)."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "prp-nas"
+
+
 class DatasetError(PRPError, ValueError):
     """A data set that cannot be found, read or used as given."""
+
+
+@dataclass(frozen=True)
+class BadImage:
+    """An image of a source that cannot be used: its `name` there and why (`reason`)."""
+
+    name: str
+    reason: str
+
+
+class BadImageError(DatasetError):
+    """One image that cannot be decoded: `name` in its source, and why (`reason`)."""
+
+    def __init__(self, message: str, name: str = "", reason: str = "") -> None:
+        super().__init__(message)
+        self.name, self.reason = name, reason

@@ -9,15 +9,17 @@ import gzip
 import io
 import lzma
 import os
+import re
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
-from .base import CROP_FRACTION, DatasetError
+from .bad_images import refusal
+from .base import CROP_FRACTION, BadImage, BadImageError, DatasetError
 
 # Listing: what a source holds, before anything is decoded. Readers are small picklable objects
 # (no closures), so a DataLoader worker can be handed one under any start method.
@@ -32,6 +34,13 @@ class FileReader:
     def __call__(self, i: int) -> bytes:
         try:
             return (self.root / self.names[i]).read_bytes()
+        except OSError as e:
+            raise DatasetError(f"cannot read image {self.root}/{self.names[i]}: {e}") from None
+
+    def open(self, i: int) -> IO[bytes]:
+        """Image i as an open file: a header check reads only what it needs."""
+        try:
+            return (self.root / self.names[i]).open("rb")
         except OSError as e:
             raise DatasetError(f"cannot read image {self.root}/{self.names[i]}: {e}") from None
 
@@ -66,24 +75,72 @@ class TarReader:
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_handle": None, "_pid": -1}
 
+    def _here(self) -> Any:
+        """This process's handle on the archive."""
+        if self._handle is None or self._pid != os.getpid():
+            self._handle = (decompressor(self.path) or open)(self.path, "rb")
+            self._pid = os.getpid()
+        return self._handle
+
+    def _failed(self, i: int, e: BaseException) -> DatasetError:
+        return DatasetError(
+            f"cannot read {self.names[i]} from archive {self.path} ({e}); check it is a "
+            f"whole .tar or .tar.gz file"
+        )
+
     def __call__(self, i: int) -> bytes:
         offset, size = (int(v) for v in self.spans[i])
         try:
-            if self._handle is None or self._pid != os.getpid():
-                self._handle = (decompressor(self.path) or open)(self.path, "rb")
-                self._pid = os.getpid()
-            self._handle.seek(offset)
-            blob: bytes = self._handle.read(size)
+            handle = self._here()
+            handle.seek(offset)
+            blob: bytes = handle.read(size)
         except (OSError, EOFError, zlib.error, lzma.LZMAError) as e:
-            raise DatasetError(
-                f"cannot read {self.names[i]} from archive {self.path} ({e}); check it is a "
-                f"whole .tar or .tar.gz file"
-            ) from None
+            raise self._failed(i, e) from None
         if len(blob) != size:
             raise DatasetError(
                 f"archive {self.path} ends inside {self.names[i]}; it is truncated: copy it again"
             )
         return blob
+
+    def open(self, i: int) -> IO[bytes]:
+        """Member i as a file of its own over the archive: a header check reads only what it
+        needs of it."""
+        offset, size = (int(v) for v in self.spans[i])
+        try:
+            return io.BufferedReader(_Span(self._here(), offset, size), 16384)
+        except (OSError, EOFError, zlib.error, lzma.LZMAError) as e:
+            raise self._failed(i, e) from None
+
+
+class _Span(io.RawIOBase):
+    """Bytes [offset, offset + size) of an open file, read as a file of their own."""
+
+    def __init__(self, f: Any, offset: int, size: int) -> None:
+        self.f, self.offset, self.size, self.pos = f, offset, size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        base = (0, self.pos, self.size)[whence]
+        self.pos = max(0, base + pos)
+        return self.pos
+
+    def readinto(self, buffer: Any) -> int:
+        n = max(0, min(len(buffer), self.size - self.pos))
+        if n == 0:
+            return 0
+        self.f.seek(self.offset + self.pos)
+        data = self.f.read(n)
+        buffer[: len(data)] = data
+        self.pos += len(data)
+        return len(data)
 
 
 class BlobReader:
@@ -110,6 +167,12 @@ class ArrayReader:
 Reader = FileReader | TarReader | BlobReader | ArrayReader
 
 
+def reason(e: BaseException) -> str:
+    """Why Pillow refused an image, in a line, without its file object's repr."""
+    text = " ".join(re.sub(r"\s*<_io\.[^>]*>", "", str(e)).split())
+    return text or type(e).__name__
+
+
 @dataclass(frozen=True)
 class Listing:
     """One split of a source, listed in a fixed order; `reader(i)` gives image i's encoded bytes
@@ -125,15 +188,62 @@ class Listing:
         `train_side` the batch augmentation crops from."""
         return fit_image(self.reader(i), self.names[i], self.where, size, train_side)
 
+    def _archive_order(self, positions: np.ndarray) -> np.ndarray:
+        """Visiting order of `positions`: archive order for a tar (a compressed one never
+        seeks back), else as given."""
+        if isinstance(self.reader, TarReader):
+            return np.argsort(self.reader.spans[np.asarray(positions, dtype=np.int64), 0])
+        return np.arange(len(positions))
+
     def read(self, positions: np.ndarray, size: int) -> np.ndarray:
-        """The images at `positions`, decoded at `size`: uint8 [N, size, size, 3]."""
+        """The images at `positions`, decoded at `size`: uint8 [N, size, size, 3]. Every image
+        that cannot be decoded is named in one `BadImagesError` (`bad_images.refusal`)."""
+        pixels, usable, bad = self.read_usable(positions, size)
+        if bad:
+            raise refusal(self.where, bad)
+        return pixels
+
+    def read_usable(
+        self, positions: np.ndarray, size: int
+    ) -> tuple[np.ndarray, np.ndarray, list[BadImage]]:
+        """The images at `positions` that decode, at `size` (uint8 [M, size, size, 3]), which
+        of `positions` they are (bool [N]), and the ones that do not."""
         out = np.empty((len(positions), size, size, 3), dtype=np.uint8)
-        order = np.arange(len(positions))
-        if isinstance(self.reader, TarReader):  # archive order: a compressed one never seeks back
-            order = np.argsort(self.reader.spans[np.asarray(positions, dtype=np.int64), 0])
-        for k in order:
-            out[k] = self.image(int(positions[k]), size)
-        return out
+        usable = np.ones(len(positions), dtype=bool)
+        bad = []
+        for k in self._archive_order(positions):
+            try:
+                out[k] = self.image(int(positions[k]), size)
+            except BadImageError as e:
+                usable[k] = False
+                bad.append((int(k), BadImage(e.name, e.reason)))
+        return out[usable], usable, [b for _, b in sorted(bad, key=lambda kb: kb[0])]
+
+    def header_problem(self, i: int) -> str | None:
+        """Why image i's header cannot be read, None when it can: Pillow opens it (format,
+        size, mode) and `verify`s what its format allows without decoding pixels (a PNG's
+        chunk checksums); a JPEG cut short past its header still passes (it is skipped when
+        training meets it). Images of a data set file or in arrays were decoded when built."""
+        if not isinstance(self.reader, FileReader | TarReader):
+            return None
+        from PIL import Image
+
+        with self.reader.open(i) as f:
+            try:
+                with Image.open(f) as image:
+                    image.verify()
+            except Exception as e:  # noqa: BLE001 - whatever Pillow raises, the file is unusable
+                return reason(e)
+        return None
+
+    def check_headers(self, positions: np.ndarray) -> list[tuple[int, BadImage]]:
+        """(position in `positions`, why) of each image whose header fails `header_problem`."""
+        bad = []
+        for k in self._archive_order(positions):
+            reason = self.header_problem(int(positions[k]))
+            if reason is not None:
+                bad.append((int(k), BadImage(self.names[int(positions[k])], reason)))
+        return sorted(bad, key=lambda kb: kb[0])
 
 
 @dataclass(frozen=True)
@@ -186,6 +296,7 @@ def fit_image(
                 rgb = rgb.crop((left, top, left + crop, top + crop))
             return np.asarray(rgb, dtype=np.uint8)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        raise DatasetError(
-            f"cannot decode image {where}/{name} ({e}); replace or remove that file"
+        why = reason(e)
+        raise BadImageError(
+            f"cannot decode image {where}/{name} ({why}); replace or remove that file", name, why
         ) from None

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import IMAGE_SIZE, TEST_SHARE, DatasetError
+from .bad_images import refusal
+from .base import IMAGE_SIZE, TEST_SHARE, BadImage, DatasetError
 from .listing import Listing, Source
 from .sources import resolve_source
 
@@ -75,6 +76,8 @@ class DataSplits:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     source: str
+    # Images that would not decode, left out of the splits (`skip_bad_images`).
+    left_out: tuple[BadImage, ...] = ()
 
     @property
     def num_classes(self) -> int:
@@ -186,6 +189,7 @@ def load_dataset(
     seed: int = 0,
     limit_per_class: int | None = None,
     image_size: int = IMAGE_SIZE,
+    skip_bad_images: bool = False,
 ) -> DataSplits:
     """Reads a data set (see the module docstring for `spec`) into train/val/test splits, every
     image decoded once at `image_size` x `image_size` into memory.
@@ -194,14 +198,21 @@ def load_dataset(
     split, chosen by `seed`. `limit_per_class` reads at most that many images of each class from
     each of the source's splits (the first by file name or batch order), before the validation
     split is held out, so every split holds at most that many per class: for quick runs and tests.
+
+    Images that do not decode are all named in one `BadImagesError`; with `skip_bad_images`
+    they are left out of their split instead, and listed in `DataSplits.left_out`.
     """
     size = check_image_size(image_size)
     plan = plan_split(resolve_source(spec), val_fraction, seed, limit_per_class)
     source = plan.source
+    bad: list[BadImage] = []
 
     def image_set(listing: Listing, rows: np.ndarray, split: str) -> ImageSet:
+        pixels, usable, failed = listing.read_usable(rows, size)
+        bad.extend(failed)
+        rows = rows[usable]
         return ImageSet(
-            images=listing.read(rows, size),
+            images=pixels,
             labels=listing.labels[rows].copy(),
             classes=source.classes,
             source=f"{source.origin} [{split}]",
@@ -212,6 +223,8 @@ def load_dataset(
     train = image_set(source.train, plan.train_rows, "train")
     val = image_set(source.train, plan.val_rows, "val")
     test = image_set(plan.test_listing, plan.test_rows, "test")
+    if bad and not skip_bad_images:
+        raise refusal(source.origin, bad)
     mean, std = channel_stats(train.images)
     return DataSplits(
         train=train,
@@ -221,4 +234,5 @@ def load_dataset(
         mean=(mean[0], mean[1], mean[2]),
         std=(std[0], std[1], std[2]),
         source=source.origin,
+        left_out=tuple(bad),
     )

@@ -16,7 +16,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from prp.runtime.files import atomic_path
 
-from .base import CACHE_ENV, IMAGE_SUFFIXES, SPEC_HELP, DatasetError
+from .base import CACHE_ENV, IMAGE_SUFFIXES, SPEC_HELP, DatasetError, cache_dir
 from .listing import FileReader, Listing, Reader, Source, TarReader, decompressor
 
 
@@ -181,12 +181,6 @@ def tar_source(path: Path, data: Path) -> Source:
     return _tree_source(str(path), list(spans), reader, str(path))
 
 
-def _cache_dir() -> Path:
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "prp-nas"
-
-
 def inflated_tar(path: Path) -> Path:
     """A compressed archive inflated once to a plain tar in the cache folder (`$PRP_DATA_CACHE`,
     else ~/.cache/prp-nas), keyed by the archive's path, size and modification time; `path`
@@ -196,7 +190,7 @@ def inflated_tar(path: Path) -> Path:
         return path
     stat = path.stat()
     key = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode())
-    out = _cache_dir() / f"{path.name.split('.')[0]}-{key.hexdigest()[:16]}.tar"
+    out = cache_dir() / f"{path.name.split('.')[0]}-{key.hexdigest()[:16]}.tar"
     if not out.is_file():
         try:
             with opener(path) as src, atomic_path(out) as tmp, open(tmp, "wb") as dst:

@@ -24,7 +24,7 @@ import torch
 from common import print_table, write_record
 from prp.trainer.config import preset
 from prp.trainer.datasets import load_dataset
-from prp.trainer.estimation.proxies import free_scores, proxy_images
+from prp.trainer.estimation.proxies import free_scores, proxy_batch
 from prp.trainer.evaluate import baseline_comparison
 from prp.trainer.nb201_table import NB201Table
 from prp.trainer.spaces import get_space
@@ -50,7 +50,7 @@ def main() -> None:
     cost = table.column(args.cost_column)[rows]
     data = load_dataset(cfg.dataset, val_fraction=cfg.val_fraction, seed=cfg.seed)
     start = time.perf_counter()
-    scores, seconds = free_scores(space, paths, proxy_images(data, args.seed), args.seed)
+    scores, seconds = free_scores(space, paths, proxy_batch(data, args.seed), args.seed)
     scored = time.perf_counter()
     comparison = baseline_comparison(None, scores, acc, cost, args.bootstrap, args.seed)
     record = {

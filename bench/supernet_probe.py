@@ -27,7 +27,7 @@ import torch
 from common import print_table, write_record
 from prp.trainer.config import preset
 from prp.trainer.datasets import load_dataset
-from prp.trainer.estimation.proxies import free_scores, proxy_images
+from prp.trainer.estimation.proxies import free_scores, proxy_batch
 from prp.trainer.evaluate import baseline_comparison
 from prp.trainer.nb201_table import NB201Table
 from prp.trainer.runs import read_checkpoint
@@ -88,7 +88,7 @@ def main() -> None:
         ]
     )
     estimated = time.perf_counter()
-    free, per_arch = free_scores(space, paths, proxy_images(data, cfg.seed), cfg.seed)
+    free, per_arch = free_scores(space, paths, proxy_batch(data, cfg.seed), cfg.seed)
     scored = time.perf_counter()
     comparison = baseline_comparison(est, free, acc, cost, args.bootstrap, args.seed)
     record = {

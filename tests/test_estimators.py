@@ -17,10 +17,11 @@ from prp.trainer.config import preset
 from prp.trainer.errors import PRPError
 from prp.trainer.estimation.estimators import (
     FREE_COMBINATION,
+    FREE_COMBINATIONS,
     calibrated_accuracy,
     combined_members,
 )
-from prp.trainer.estimation.proxies import free_scores, proxy_images
+from prp.trainer.estimation.proxies import FREE_BASELINES, free_scores, proxy_batch
 from prp.trainer.pareto import pareto_ranks
 from prp.trainer.pareto_stage import sample_paths
 from prp.trainer.pruning import MAXIMIZE
@@ -72,6 +73,7 @@ def test_calibration_is_monotone_in_the_combined_score_and_keeps_the_values() ->
             "synflow": rng.normal(size=n),
             "naswot": np.where(rng.uniform(size=n) < 0.1, -np.inf, rng.normal(size=n)),
         }
+        free |= {b: rng.normal(size=n) for b in FREE_BASELINES if b not in free}
         members = combined_members(raw, free)
         got = calibrated_accuracy(raw, members)
         assert sorted(got) == sorted(raw)  # the same multiset: units and distribution kept
@@ -109,7 +111,7 @@ def finished(tmp_path_factory, data):
 def reference_free(trainer: Trainer, paths: list[tuple[int, ...]]) -> dict[str, np.ndarray]:
     """Free scores of `paths` computed here, apart from the trainer and its cache."""
     scores, _ = free_scores(
-        trainer.space, paths, proxy_images(trainer.data, trainer.cfg.seed), trainer.cfg.seed
+        trainer.space, paths, proxy_batch(trainer.data, trainer.cfg.seed), trainer.cfg.seed
     )
     return scores
 
@@ -235,7 +237,7 @@ def test_prp_eval_judges_the_runs_own_estimator(finished, nb201_csv) -> None:
     assert verdict["row"] == "supernet+free"
     row = result["baselines"]["supernet+free"]
     assert verdict["kendall_tau_b_pareto"] == row["kendall_tau_b_pareto"]
-    assert set(verdict["against"]) == {"params", "macs", "synflow", "naswot", "free", "weights"}
+    assert set(verdict["against"]) == {*FREE_BASELINES, *FREE_COMBINATIONS, "weights"}
     for b, d in verdict["against"].items():
         base = (
             {"kendall_tau_b_pareto": result["kendall_tau_b_pareto"]}
@@ -257,7 +259,7 @@ def test_prp_eval_judges_the_runs_own_estimator(finished, nb201_csv) -> None:
         b: np.array(
             [-np.inf if a["free_scores"][b] is None else a["free_scores"][b] for a in archs]
         )
-        for b in ("params", "macs", "synflow", "naswot")
+        for b in FREE_BASELINES
     }
     comparison = baseline_comparison(
         np.array([a["estimated_accuracy"] for a in archs]),

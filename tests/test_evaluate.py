@@ -13,6 +13,8 @@ import pytest
 from prp.trainer.config import preset
 from prp.trainer.datasets import load_dataset
 from prp.trainer.errors import PRPError
+from prp.trainer.estimation.estimators import FREE_COMBINATIONS
+from prp.trainer.estimation.proxies import FREE_BASELINES, PROXIES
 from prp.trainer.evaluate import evaluate_run, true_front_hypervolume
 from prp.trainer.nb201_table import NB201Table
 from prp.trainer.train import Trainer
@@ -174,7 +176,8 @@ def test_prp_eval_cli(run_dir, nb201_csv, tmp_path) -> None:
     # one sentence says whether the supernet adds information.
     rows = {line.split("│")[1].strip() for line in out.stdout.splitlines() if "│" in line}
     expected = {"supernet weights", "params", "MACs", "synflow", "NASWOT", "free", "supernet+free"}
-    assert expected <= rows
+    expected |= {"expressivity", "progressivity", "trainability", "ZiCo", "jacov"}
+    assert expected | {"AZ-NAS", "all-free"} <= rows
     assert "weights - NASWOT" in out.stdout and "supernet+free - free" in out.stdout
     assert "information beyond the free baselines" in " ".join(out.stdout.split())
     result = json.loads((run_dir / "eval_nb201.json").read_text())
@@ -216,10 +219,15 @@ def check_baselines(result: dict) -> None:
     truth = pareto_ranks(np.column_stack([true_acc, cost]), MAXIMIZE)
     score = {
         b: np.array([np.nan if a["free_scores"][b] is None else a["free_scores"][b] for a in archs])
-        for b in ("params", "macs", "synflow", "naswot")
+        for b in FREE_BASELINES
     }
     score = {b: np.nan_to_num(v, nan=-np.inf) for b, v in score.items()}  # null: singular K
-    score["free"] = log_rank_aggregate([score["params"], score["synflow"], score["naswot"]])
+    # free, az-nas (expressivity, progressivity, trainability, MACs) and all-free
+    for name, members in FREE_COMBINATIONS.items():
+        score[name] = log_rank_aggregate([score[m] for m in members])
+    assert np.array_equal(
+        score["free"], log_rank_aggregate([score["params"], score["synflow"], score["naswot"]])
+    )
     est = np.array([a["estimated_accuracy"] for a in archs])
     score["supernet+free"] = log_rank_aggregate(
         [est, score["params"], score["synflow"], score["naswot"]]
@@ -259,7 +267,7 @@ def test_free_baselines_use_the_spaces_own_ops_and_are_computed_once(run_dir, nb
     check_baselines(result)
     settings = result["baseline_settings"]
     assert settings["computed"] == result["k"] and settings["reused"] == 0
-    assert set(settings["seconds_per_architecture"]) == {"params+macs", "synflow", "naswot"}
+    assert set(settings["seconds_per_architecture"]) == {"params+macs", *PROXIES}
     # params and MACs are the traced ops of the run's own space (4 channels here), not the
     # table's params_MB (the benchmark's 16-channel network).
     run = load_run(run_dir)

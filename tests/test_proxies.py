@@ -10,19 +10,22 @@ import pytest
 import torch
 from prp.trainer.datasets import load_dataset
 from prp.trainer.estimation.proxies import (
+    FREE_BASELINES,
     PROXIES,
+    ProxyBatch,
     free_scores,
     fresh_supernet,
     hamming_kernel,
     linearised,
     naswot_score,
-    proxy_images,
+    proxy_batch,
     synflow_score,
 )
 from prp.trainer.nb201_table import NB201Table
 from prp.trainer.profiling import trace_ops
 from prp.trainer.spaces import get_space
 from prp.trainer.stats import log_rank_aggregate, paired_bootstrap
+from prp.trainer.supernet import Supernet
 from scipy import stats
 from torch import nn
 
@@ -89,41 +92,54 @@ def test_naswot_leaves_the_network_as_it_was() -> None:
 
 
 @pytest.fixture(scope="module")
-def images() -> torch.Tensor:
-    return proxy_images(load_dataset("default", limit_per_class=10), seed=0, n=16)
+def batch() -> ProxyBatch:
+    return proxy_batch(load_dataset("default", limit_per_class=10), seed=0, n=16)
 
 
-def test_proxies_depend_only_on_the_paths_own_ops(images) -> None:
+def every_proxy(net: Supernet, path: tuple[int, ...], batch: ProxyBatch) -> dict[str, float]:
+    """Each registered proxy's scores of `path` on `net` (seed 0)."""
+    out: dict[str, float] = {}
+    for proxy in PROXIES.values():
+        out |= {k: float(v[0]) for k, v in proxy.compute(net, [path], batch, 0, None).items()}
+    return out
+
+
+def test_proxies_depend_only_on_the_paths_own_ops(batch) -> None:
+    images = batch.images
     space = get_space("nb201", size="tiny")
     path = (3, 1, 2, 4, 3, 1)  # every op but none
     supernet = fresh_supernet(space, seed=0)
-    scores = {name: float(fn(supernet, [path], images, None)[0]) for name, fn in PROXIES.items()}
+    scores = every_proxy(supernet, path, batch)
+    assert set(scores) == set(FREE_BASELINES) - {"params", "macs"}
     # The same seed gives the same weights; another seed other weights and another score.
     again = fresh_supernet(space, seed=0)
-    assert {n: float(fn(again, [path], images, None)[0]) for n, fn in PROXIES.items()} == scores
+    assert every_proxy(again, path, batch) == scores
     other = fresh_supernet(space, seed=1)
-    assert float(PROXIES["synflow"](other, [path], images, None)[0]) != scores["synflow"]
+    assert every_proxy(other, path, batch)["synflow"] != scores["synflow"]
     # Prune every op the path does not use: nothing the path runs changes, nor its scores.
     for s in range(space.num_slots):
         for op in supernet.live_ops(s):
             if op != path[s]:
                 supernet.prune(s, op)
-    pruned = {n: float(fn(supernet, [path], images, None)[0]) for n, fn in PROXIES.items()}
-    assert pruned == pytest.approx(scores, rel=1e-12)
+    pruned = every_proxy(supernet, path, batch)
+    assert pruned == pytest.approx(scores, rel=1e-9)
     # And they are the scores of the standalone architecture (a plain net of its ops only).
     alone = again.standalone(path)
     assert synflow_score(linearised(alone), images.shape[1:]) == pytest.approx(
         scores["synflow"], rel=1e-12
     )
-    assert naswot_score(alone, images) == pytest.approx(scores["naswot"], rel=1e-12)
+    assert naswot_score(alone, batch.first()) == pytest.approx(scores["naswot"], rel=1e-12)
     # Order and company do not matter: each path is scored alone.
     paths = [path, (0, 0, 0, 0, 0, 0), (2, 2, 2, 3, 3, 3)]
-    forward, _ = free_scores(space, paths, images, seed=0)
-    backward, _ = free_scores(space, paths[::-1], images, seed=0)
+    forward, _ = free_scores(space, paths, batch, seed=0)
+    backward, _ = free_scores(space, paths[::-1], batch, seed=0)
     for name in forward:
         assert np.array_equal(forward[name], backward[name][::-1], equal_nan=True)
-    # A path whose output is cut off by `none` edges: no synaptic flow, every code equal.
+    # A path whose output is cut off by `none` edges: no synaptic flow, every code equal,
+    # constant (zero) cell outputs, an input Jacobian of zeros and no varying weight gradient.
     assert forward["synflow"][1] == 0.0 and forward["naswot"][1] == float("-inf")
+    assert forward["expressivity"][1] == float("-inf") and forward["jacov"][1] == float("-inf")
+    assert forward["zico"][1] == 0.0
 
 
 def test_params_rank_like_the_tables_params_mb_on_every_nb201_row(nb201_csv) -> None:

@@ -51,7 +51,14 @@ def _estimator_table(result: dict[str, Any]) -> Table:
     for name, tau in result["kendall_tau_b_pareto_by_estimator"].items():
         if name != "weights":
             table.add_row(f"{name} (PRP)", "-", f"{tau:.3f}", "", "", "")
-    labels = {"params": "params", "macs": "MACs", "synflow": "synflow", "naswot": "NASWOT"}
+    labels = {
+        "params": "params",
+        "macs": "MACs",
+        "synflow": "synflow",
+        "naswot": "NASWOT",
+        "zico": "ZiCo",
+        "az-nas": "AZ-NAS",
+    }
     for name, e in b.items():
         if name == "supernet+free":
             vs, label = e["paired_minus_free"], "supernet+free - free"
@@ -87,7 +94,8 @@ def evaluate(
     no_baselines: bool = typer.Option(
         False,
         "--no-baselines",
-        help="Skip the free baselines (params, MACs, synflow, NASWOT and their combinations).",
+        help="Skip the free baselines (params, MACs, synflow, NASWOT, AZ-NAS, ZiCo, jacov and "
+        "their combinations).",
     ),
     bootstrap: int = typer.Option(
         1000, help="Paired bootstrap resamples of the K architectures (baseline intervals)."

@@ -24,7 +24,29 @@ from ..stats import log_rank_aggregate
 
 # The free proxies the combinations aggregate: AZ-NAS-style, one size proxy (params), one
 # gradient proxy (synflow), one activation proxy (NASWOT); each computed at initialisation.
+# The run's estimator `weights+free` adds the shared weights to these.
 FREE_COMBINATION = ("params", "synflow", "naswot")
+# AZ-NAS as its paper defines it: expressivity, progressivity, trainability and complexity
+# (FLOPs; here the MACs of the op tracing).
+AZ_NAS_COMBINATION = ("expressivity", "progressivity", "trainability", "macs")
+# Free combinations prp-eval and the bench report (log-rank sums, `stats.log_rank_aggregate`):
+# `free` (the run's members), `az-nas`, and `all-free`, every free baseline of
+# `proxies.FREE_BASELINES` (size, synflow, NASWOT, AZ-NAS's four, ZiCo, jacov).
+FREE_COMBINATIONS: dict[str, tuple[str, ...]] = {
+    "free": FREE_COMBINATION,
+    "az-nas": AZ_NAS_COMBINATION,
+    "all-free": (
+        "params",
+        "macs",
+        "synflow",
+        "naswot",
+        "expressivity",
+        "progressivity",
+        "trainability",
+        "zico",
+        "jacov",
+    ),
+}
 
 
 def combined_members(

@@ -1,4 +1,5 @@
-"""Zero-cost proxies: training-free scores of a path on freshly initialised weights.
+"""Zero-cost proxies: training-free scores of a path on freshly initialised weights, the
+registry of them (`PROXIES`) and the batch they read (`proxy_batch`).
 
 Free baselines that every ranking figure is shown beside (DESIGN: estimates must earn their
 keep). Each proxy scores an architecture from its untrained weights; higher = predicted more
@@ -24,6 +25,11 @@ of the standalone architecture, whatever else the supernet holds.
   do in those implementations on NB201 (picking nn.ReLU alone ranks 300 NB201 architectures
   with tau-b 0.985 against this choice).
 
+- AZ-NAS's expressivity, progressivity and trainability (`az_nas`, on a Kaiming-initialised
+  copy and a Gaussian batch, as its authors score NB201), and ZiCo and jacov on real labelled
+  images (`gradient_proxies`): registered in `PROXIES` beside synflow and NASWOT, so prp-eval and
+  the bench report each of them alone and in the combinations of `estimators.FREE_COMBINATIONS`.
+
 Weights come from the space's own initialisation (PyTorch defaults, as zero-cost-nas scores
 NB201 with `init_w_type none`) under a fixed seed, so a score depends on the seed, the
 architecture and, for naswot, the images; never on training or on a benchmark table.
@@ -34,6 +40,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -46,7 +53,9 @@ from ..profiling import trace_ops
 from ..spaces import Path as ArchPath
 from ..spaces import SearchSpace
 from ..supernet import Supernet
+from .az_nas import AZ_NAS_SCORES, az_nas
 from .estimators import FREE_COMBINATION
+from .gradient_proxies import jacov, zico
 
 Progress = Callable[[int, int], None]  # (done, total)
 
@@ -194,55 +203,129 @@ def naswot(
     return out
 
 
-ProxyFn = Callable[[Supernet, Sequence[Sequence[int]], Tensor, Progress | None], np.ndarray]
+@dataclass(frozen=True)
+class ProxyBatch:
+    """The labelled real training images the free proxies score every path on: NASWOT and
+    jacov read the first `first_n`, ZiCo compares the gradients of those and the rest
+    (`zico_batches`). AZ-NAS reads none of them (a seeded Gaussian batch)."""
 
-# name -> scores of many paths: (supernet, paths, images, progress) -> one score per path
-PROXIES: dict[str, ProxyFn] = {"synflow": synflow, "naswot": naswot}
+    images: Tensor  # [n, C, H, W], normalised as training normalises them
+    labels: Tensor  # [n] int64
+    first_n: int  # the first batch (NASWOT_IMAGES, or all there are)
 
-# The free baselines: the op-traced size of the path and the proxies above.
-FREE_BASELINES = ("params", "macs", *PROXIES)
-NASWOT_IMAGES = 64
+    def first(self) -> Tensor:
+        return self.images[: self.first_n]
+
+    def zico_batches(self) -> list[tuple[Tensor, Tensor]]:
+        """The first batch and the rest; where there is no rest, the two halves of the first."""
+        cut = self.first_n if len(self.images) > self.first_n else self.first_n // 2
+        return [(self.images[:cut], self.labels[:cut]), (self.images[cut:], self.labels[cut:])]
+
+    def to(self, device: torch.device | str) -> ProxyBatch:
+        return ProxyBatch(self.images.to(device), self.labels.to(device), self.first_n)
 
 
-def proxy_images(data: DataSplits | StreamSplits, seed: int, n: int = NASWOT_IMAGES) -> Tensor:
-    """`n` training images drawn with `seed` (sorted by position, no augmentation), normalised
-    as training normalises them: the batch naswot scores every path on."""
+ProxyFn = Callable[
+    [Supernet, Sequence[Sequence[int]], ProxyBatch, int, Progress | None], dict[str, np.ndarray]
+]
+
+
+@dataclass(frozen=True)
+class Proxy:
+    """A registered zero-cost proxy: the free baselines it scores (`names`) and how, on a
+    fresh supernet: (supernet, paths, batch, seed, progress) -> name -> one score per path."""
+
+    names: tuple[str, ...]
+    compute: ProxyFn
+    doc: str
+
+
+# Every zero-cost proxy prp-eval and the bench report, by name; each is scored on freshly
+# initialised weights and none reads a benchmark table.
+PROXIES: dict[str, Proxy] = {
+    "synflow": Proxy(
+        ("synflow",),
+        lambda net, paths, batch, seed, p: {"synflow": synflow(net, paths, batch.images, p)},
+        "synaptic flow (Tanaka et al., NeurIPS 2020)",
+    ),
+    "naswot": Proxy(
+        ("naswot",),
+        lambda net, paths, batch, seed, p: {"naswot": naswot(net, paths, batch.first(), p)},
+        "NASWOT (Mellor et al., ICML 2021)",
+    ),
+    "az-nas": Proxy(
+        AZ_NAS_SCORES,
+        lambda net, paths, batch, seed, p: az_nas(net, paths, seed, progress=p),
+        "AZ-NAS's expressivity, progressivity and trainability (Lee & Ham, CVPR 2024)",
+    ),
+    "zico": Proxy(
+        ("zico",),
+        lambda net, paths, batch, seed, p: {"zico": zico(net, paths, batch.zico_batches(), p)},
+        "ZiCo (Li et al., ICLR 2023)",
+    ),
+    "jacov": Proxy(
+        ("jacov",),
+        lambda net, paths, batch, seed, p: {"jacov": jacov(net, paths, batch.first(), p)},
+        "jacov (Mellor et al. 2020; zero-cost-nas's jacob_cov)",
+    ),
+}
+
+# The free baselines: the op-traced size of the path and every proxy's scores.
+FREE_BASELINES = ("params", "macs", *(n for proxy in PROXIES.values() for n in proxy.names))
+NASWOT_IMAGES = 64  # the batch of NASWOT, jacov and each of ZiCo's two (the published sizes)
+
+
+def proxy_batch(data: DataSplits | StreamSplits, seed: int, n: int = NASWOT_IMAGES) -> ProxyBatch:
+    """Up to 2 `n` training images with their labels (no augmentation), normalised as
+    training normalises them: the first `n` drawn with `seed` (sorted by position), as NASWOT
+    has always read them, then up to `n` more drawn from the rest (ZiCo's second batch)."""
     if len(data.train) < 2:
-        raise ValueError(f"naswot needs at least 2 training images, the data has {len(data.train)}")
+        raise ValueError(
+            f"the proxies need at least 2 training images, the data has {len(data.train)}"
+        )
     rng = np.random.default_rng(seed)
-    rows = np.sort(rng.choice(len(data.train), min(n, len(data.train)), replace=False))
+    total = len(data.train)
+    first = np.sort(rng.choice(total, min(n, total), replace=False))
+    rest = np.setdiff1d(np.arange(total), first)
+    second = np.sort(rng.choice(rest, min(n, len(rest)), replace=False))
+    rows = np.concatenate([first, second])
     train = data.train
     images = train.images[rows] if isinstance(train, ImageSet) else train.decode(rows)
-    return to_tensor(images, data.mean, data.std)
+    labels = torch.from_numpy(np.asarray(train.labels)[rows].astype(np.int64))
+    return ProxyBatch(to_tensor(images, data.mean, data.std), labels, len(first))
 
 
 def free_scores(
     space: SearchSpace,
     paths: Sequence[Sequence[int]],
-    images: Tensor,
+    batch: ProxyBatch,
     seed: int,
     device: torch.device | str = "cpu",
     progress: Callable[[str, int, int], None] | None = None,
+    only: Sequence[str] | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
-    """Every free baseline of `paths`: params and MACs from the op tracing of `space`'s
-    network, and each registered proxy on a fresh supernet initialised with `seed`, on `device`.
-    Returns the scores (name -> one per path, higher = predicted more accurate) and the seconds
-    each took per path. Reads no benchmark table."""
+    """Every free baseline of `paths` (or those named in `only`, plus params and MACs): params
+    and MACs from the op tracing of `space`'s network, and each registered proxy on a fresh
+    supernet initialised with `seed`, on `device`. Returns the scores (name -> one per path,
+    higher = predicted more accurate) and the seconds each proxy took per path. Reads no
+    benchmark table."""
     t = time.perf_counter()
     net = fresh_supernet(space, seed)
     trace = trace_ops(net)
     scores = {"params": trace.params().many(paths), "macs": trace.macs().many(paths)}
     seconds = {"params+macs": (time.perf_counter() - t) / max(len(paths), 1)}
     net.to(device)
-    x = images.to(device)
+    on_device = batch.to(device)
     for name, proxy in PROXIES.items():
+        if only is not None and not set(proxy.names) & set(only):
+            continue
         t = time.perf_counter()
 
         def report(done: int, total: int, name: str = name) -> None:
             if progress:
                 progress(name, done, total)
 
-        scores[name] = proxy(net, paths, x, report)
+        scores |= proxy.compute(net, paths, on_device, seed, report)
         seconds[name] = (time.perf_counter() - t) / max(len(paths), 1)
     return scores, seconds
 
@@ -264,7 +347,7 @@ class FreeProxies:
         self.space, self.data, self.seed, self.device = space, data, seed, device
         self.progress = progress
         self.scores: dict[ArchPath, dict[str, float]] = {}
-        self._images: Tensor | None = None
+        self._batch: ProxyBatch | None = None
         self._seconds, self._paths = 0.0, 0  # since `take_record` last read them
 
     def of(self, paths: list[ArchPath]) -> dict[str, np.ndarray]:
@@ -273,8 +356,8 @@ class FreeProxies:
         missing = list(dict.fromkeys(p for p in paths if p not in self.scores))
         if missing:
             start = time.perf_counter()
-            if self._images is None:
-                self._images = proxy_images(self.data, self.seed)
+            if self._batch is None:
+                self._batch = proxy_batch(self.data, self.seed)
             # Sharded over the ranks like the estimates: a path's scores do not depend on the
             # other paths scored with it.
             mine = [missing[i] for i in distributed.shard_indices(len(missing))]
@@ -283,12 +366,13 @@ class FreeProxies:
                 scores, _ = free_scores(
                     self.space,
                     mine,
-                    self._images,
+                    self._batch,
                     self.seed,
                     self.device,
                     lambda name, done, total: self.progress(
                         f"free proxies: {name} of {total} paths", done, total
                     ),
+                    only=FREE_COMBINATION,
                 )
             if distributed.world_size() > 1:
                 scores = {

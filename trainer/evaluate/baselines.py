@@ -16,8 +16,9 @@ from scipy import stats
 
 from ..datasets import DataSplits
 from ..errors import PRPError
-from ..estimation.estimators import FREE_COMBINATION, combined_members
-from ..estimation.proxies import FREE_BASELINES, NASWOT_IMAGES, free_scores, proxy_images
+from ..estimation.az_nas import AZ_NAS_BATCH
+from ..estimation.estimators import FREE_COMBINATIONS, combined_members
+from ..estimation.proxies import FREE_BASELINES, NASWOT_IMAGES, free_scores, proxy_batch
 from ..export import LoadedRun
 from ..pareto import kendall_tau_b, pareto_ranks
 from ..pruning import MAXIMIZE
@@ -42,6 +43,10 @@ def proxy_settings(
         "init": "the space's PyTorch default initialisation after torch.manual_seed(init_seed)",
         "naswot_images": min(NASWOT_IMAGES, len(data.train)),
         "naswot_image_seed": seed,
+        # ZiCo: the NASWOT images and up to as many more (proxies.proxy_batch); jacov: the
+        # NASWOT images; AZ-NAS: its own Kaiming init and a Gaussian batch, both seeded
+        "proxy_images": min(2 * NASWOT_IMAGES, len(data.train)),
+        "az_nas": f"kaiming_normal fan_in init and a torch.randn batch of {AZ_NAS_BATCH}",
         "data": {
             "dataset": run.cfg.dataset,
             "source": data.source,
@@ -85,7 +90,7 @@ def cached_free_scores(
         scores, seconds = free_scores(
             run.supernet.space,
             [paths[i] for i in missing],
-            proxy_images(data, seed),
+            proxy_batch(data, seed),
             seed,
             device,
             progress,
@@ -125,8 +130,8 @@ def estimator_scores(
     combinations, aggregated over `idx` itself (ranks depend on the set ranked)."""
     out = {} if est is None else {"weights": est[idx]}
     out |= {b: np.asarray(free[b])[idx] for b in FREE_BASELINES}
-    members = [out[m] for m in FREE_COMBINATION]
-    out["free"] = log_rank_aggregate(members)
+    for name, members in FREE_COMBINATIONS.items():
+        out[name] = log_rank_aggregate([out[m] for m in members])
     if est is not None:
         out["supernet+free"] = log_rank_aggregate(combined_members(out["weights"], out))
     return out
@@ -160,14 +165,15 @@ def baseline_comparison(
         return out
 
     run = "weights" if est is not None else "free"
-    others = [*FREE_BASELINES, *([] if est is None else COMBINATIONS)]
+    others = [*FREE_BASELINES, *(COMBINATIONS if est is not None else FREE_COMBINATIONS)]
+    others = [b for b in others if b != run]
     pairs = [(f"{run} {m}", f"{b} {m}") for b in others for m in ("accuracy", "pareto")]
     if est is not None:
         # supernet+free against free, and (for runs whose estimator it is) against the
         # shared weights alone and each single baseline
         pairs += [
             (f"supernet+free {m}", f"{b} {m}")
-            for b in ("free", "weights", *FREE_BASELINES)
+            for b in (*FREE_COMBINATIONS, "weights", *FREE_BASELINES)
             for m in ("accuracy", "pareto")
         ]
     boot = paired_bootstrap(statistics, len(cost), pairs, resamples, seed)

@@ -9,16 +9,17 @@ from typing import Any
 
 import numpy as np
 
-from ..estimation.estimators import get_estimator
+from ..estimation.estimators import FREE_COMBINATIONS, get_estimator
 from ..estimation.proxies import FREE_BASELINES
 from ..runs import atomic_path
 
 EVAL_FILE = "eval_nb201.json"
 # prp-eval's third-party warnings and logs, in the run folder (`--verbose` shows them instead)
 EVAL_LOG = "eval.log"
-# Free combination of `FREE_COMBINATION` (log-rank sum, `stats.log_rank_aggregate`) and the
-# same with the supernet (`estimators.combined_members`: a run's estimator "weights+free").
-COMBINATIONS = ("free", "supernet+free")
+# The free combinations of `FREE_COMBINATIONS` (log-rank sums, `stats.log_rank_aggregate`:
+# free, az-nas, all-free) and `free` with the supernet (`estimators.combined_members`: a run's
+# estimator "weights+free").
+COMBINATIONS = (*FREE_COMBINATIONS, "supernet+free")
 
 
 def _beats(d: Mapping[str, Any]) -> str:
@@ -70,7 +71,7 @@ def run_estimator_verdict(comparison: Mapping[str, Any], estimator: str) -> dict
     sentence."""
     row = get_estimator(estimator).eval_row
     paired = comparison["paired"]
-    others = [*FREE_BASELINES, "free", *(["weights"] if row != "weights" else [])]
+    others = [*FREE_BASELINES, *FREE_COMBINATIONS, *(["weights"] if row != "weights" else [])]
     against: dict[str, dict[str, Any]] = {}
     for b in others:
         vs = {m: paired[f"{row} {m} - {b} {m}"] for m in ("accuracy", "pareto")}
@@ -107,14 +108,15 @@ def adds_information(section: Mapping[str, Any]) -> dict[str, Any]:
     adds = bool(np.isfinite(low) and low > 0)
     beaten = [
         b
-        for b in (*FREE_BASELINES, "free")
+        for b in (*FREE_BASELINES, *FREE_COMBINATIONS)
         if section[b]["paired_run_minus_baseline"]["pareto"]["ci95"][0] > 0
     ]
     sentence = (
         f"The supernet {'adds' if adds else 'does not add'} information beyond the free "
         f"baselines: adding its estimates to the free combination changes Pareto tau-b by "
         f"{gain['diff']:+.3f} (95 % interval {low:+.3f} to {high:+.3f}); alone it beats "
-        f"{len(beaten)} of {len(FREE_BASELINES) + 1} free baselines with an interval above "
+        f"{len(beaten)} of {len(FREE_BASELINES) + len(FREE_COMBINATIONS)} free baselines with an "
+        "interval above "
         f"zero{' (' + ', '.join(beaten) + ')' if beaten else ''}."
     )
     return {"answer": adds, "beats_alone": beaten, "sentence": sentence}

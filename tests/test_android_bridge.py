@@ -49,11 +49,13 @@ BUNDLE = DEFAULT
 FRONT_ACCURACY = [60.0, 57.5, 55.0, 52.5, 50.0, 47.5]
 FRONT_COST = [0.06, 0.05, 0.04, 0.03, 0.02, 0.01]
 SUITES = [
+    "BatteryEnergyMeterTest",
     "BatteryReaderTest",
     "BundleFilesTest",
     "InputSpecTest",
     "LadderTest",
     "ManifestTest",
+    "PathLatencyTest",
     "PoliciesTest",
     "SupernetRuntimeTest",
 ]

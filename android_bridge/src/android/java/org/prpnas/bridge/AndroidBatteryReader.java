@@ -50,4 +50,10 @@ public final class AndroidBatteryReader implements BatteryPlatform {
             sticky.getIntExtra(BatteryManager.EXTRA_LEVEL, -1), sticky.getIntExtra(BatteryManager.EXTRA_SCALE, -1)
         };
     }
+
+    @Override
+    public int stickyVoltageMv() {
+        Intent sticky = context.registerReceiver(null, new IntentFilter(Intent.ACTION_BATTERY_CHANGED));
+        return sticky == null ? -1 : sticky.getIntExtra(BatteryManager.EXTRA_VOLTAGE, -1);
+    }
 }

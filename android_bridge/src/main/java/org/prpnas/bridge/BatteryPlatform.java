@@ -21,4 +21,12 @@ public interface BatteryPlatform {
      * sticky intent.
      */
     int[] stickyLevelAndScale();
+
+    /**
+     * The sticky {@code ACTION_BATTERY_CHANGED} intent's {@code EXTRA_VOLTAGE}, mV, or -1 where it is
+     * absent (a platform that does not know it: {@link BatteryEnergyMeter} then reads no current).
+     */
+    default int stickyVoltageMv() {
+        return -1;
+    }
 }

@@ -17,7 +17,8 @@ import java.util.TreeSet;
  * switches never mix paths within a call. The policy is asked again when the battery reading
  * changes and at least every {@code decideEverySeconds} of the clock; otherwise the last decision
  * stands. {@link #switchTo} pins a path by hand until {@link #followPolicy()}. Every switch is logged
- * ({@link #switches()}).
+ * ({@link #switches()}). Every engine call is timed per path ({@link #latency()}: warm-up excluded,
+ * median and quartiles of the last calls, bounded memory), as the Python runtime measures its paths.
  *
  * <pre>{@code
  * Manifest manifest = Manifest.load(bundleDir);
@@ -35,6 +36,7 @@ public final class SupernetRuntime implements Closeable {
     private final Clock clock;
     private final double everyH;
     private final List<String> ids;
+    private final PathLatency latency;
 
     private final Object lock = new Object();
     private final List<PathSwitch> switches = new ArrayList<PathSwitch>();
@@ -123,6 +125,7 @@ public final class SupernetRuntime implements Closeable {
         this.clock = b.clock != null ? b.clock : Clock.system();
         this.everyH = b.decideEverySeconds / 3600.0;
         this.ids = manifest.ids();
+        this.latency = new PathLatency(ids);
         decide();
     }
 
@@ -279,6 +282,7 @@ public final class SupernetRuntime implements Closeable {
         long[] s = manifest.input().checkFloat(input, shape);
         String method = manifest.path(path).method();
         int n = (int) s[0];
+        long start = System.nanoTime();
         int fixed = manifest.input().programBatch();
         float[] logits;
         if (n == fixed || fixed <= 0) {
@@ -295,7 +299,13 @@ public final class SupernetRuntime implements Closeable {
         } else {
             throw new InputException("the program takes batches of exactly " + fixed + " images, got " + n);
         }
+        latency.record(path, System.nanoTime() - start, n);
         return checkOutput(logits, n);
+    }
+
+    /** Each path's latency as measured on this device so far (per image, warm-up excluded). */
+    public PathLatency latency() {
+        return latency;
     }
 
     private float[] checkOutput(float[] logits, int rows) {

@@ -70,27 +70,14 @@ class Attribution:
         )
 
 
-class _Ring:
-    """The last `size` values of a stream, in a preallocated array."""
-
-    __slots__ = ("values", "count")
-
-    def __init__(self, size: int) -> None:
-        self.values = np.zeros(size)
-        self.count = 0
-
-    def add(self, value: float) -> None:
-        self.values[self.count % len(self.values)] = value
-        self.count += 1
-
-    def kept(self) -> np.ndarray:
-        return self.values[: min(self.count, len(self.values))].copy()
-
-
 class Recorder:
-    """Per-path latency and (with a meter) energy windows; thread-safe. `record` is what a
-    call costs: two additions and a ring write under a lock, plus a meter read every
-    `sample_s` seconds."""
+    """Per-path latency and (with a meter) energy windows; safe to call from several threads.
+
+    `record` is what a call costs, so it takes no lock (one cost as much as the rest of it
+    here): the ring is a `deque(maxlen=keep)`, whose append is atomic in CPython, and the
+    counts are plain additions, of which two threads adding at the same instant can lose one
+    (a call more counted as warm-up, an image less in a window, which the regression's
+    residuals absorb). Closing a window (a meter read every `sample_s`) takes a lock."""
 
     def __init__(
         self,
@@ -114,31 +101,36 @@ class Recorder:
         self.ids = tuple(ids)
         self.index = {pid: k for k, pid in enumerate(self.ids)}
         self.warmup_calls = warmup_calls
+        self.keep = keep
         self.meter = meter
         self.window_s, self.sample_s = window_s, sample_s
         self.windows: deque[Window] = deque(maxlen=max_windows)
         self._clock = clock
         self._lock = threading.Lock()
-        self._rings = [_Ring(keep) for _ in self.ids]
-        self._seen = [0] * len(self.ids)  # calls per path, warm-up included
+        # Per path: its calls so far (warm-up included), and per-image seconds of the last
+        # `keep` calls after warm-up.
+        self._seen = [0] * len(self.ids)
+        self._rings: list[deque[float]] = [deque(maxlen=keep) for _ in self.ids]
         self._images = [0] * len(self.ids)  # per path, in the open window
         self._window_start: tuple[float, float] | None = None  # (time, meter joules)
-        self._next_sample = 0.0
+        self._next_sample = math.inf
         if meter is not None:
             self._start_window(clock())
 
     def record(self, path: str, seconds: float, images: int = 1) -> None:
         """One backend call of `path` that took `seconds` for `images` images."""
         k = self.index[path]
-        with self._lock:
-            self._seen[k] += 1
-            if self._seen[k] > self.warmup_calls:
-                self._rings[k].add(seconds / images)
+        self._seen[k] += 1
+        if self._seen[k] > self.warmup_calls:
+            self._rings[k].append(seconds / images)
+        if self.meter is not None:
             self._images[k] += images
-            if self.meter is not None:
-                now = self._clock()
-                if now >= self._next_sample:
-                    self._sample(now)
+            if self._clock() >= self._next_sample:
+                self.tick()
+
+    def calls(self, path: str) -> int:
+        """Calls of `path` timed after warm-up, all of them (not only the kept ones)."""
+        return max(self._seen[self.index[path]] - self.warmup_calls, 0)
 
     def tick(self) -> None:
         """Read the meter now if a reading is due (between calls: idle time counts too)."""
@@ -166,20 +158,18 @@ class Recorder:
             return
         if now - start[0] < self.window_s:
             return
-        self.windows.append(Window(now - start[0], joules - start[1], tuple(self._images)))
+        images, self._images = self._images, [0] * len(self.ids)
+        self.windows.append(Window(now - start[0], joules - start[1], tuple(images)))
         self._window_start = (now, joules)
-        self._images = [0] * len(self.ids)
 
     def latency(self, path: str) -> Latency | None:
         """Robust statistics of `path`'s kept calls; None before its first call after warm-up."""
-        k = self.index[path]
-        with self._lock:
-            values, calls = self._rings[k].kept(), self._rings[k].count
-        if calls == 0:
+        values = np.array(self._rings[self.index[path]])  # a copy: calls may go on appending
+        if len(values) == 0:
             return None
         ms = values * 1e3
         q25, med, q75 = np.percentile(ms, [25, 50, 75])
-        return Latency(float(med), float(q25), float(q75), len(ms), calls)
+        return Latency(float(med), float(q25), float(q75), len(ms), self.calls(path))
 
     def attribution(self) -> Attribution | None:
         """`attribute_energy` over the kept windows."""

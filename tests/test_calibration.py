@@ -153,7 +153,7 @@ def test_latency_statistics_skip_warm_up_stay_bounded_and_resist_outliers() -> N
     lat = rec.latency("a")
     assert lat is not None and lat.samples == 8 and lat.calls == 1000
     assert lat.median_ms == pytest.approx(1.0)
-    assert rec._rings[0].values.shape == (8,)  # noqa: SLF001 - the memory bound itself
+    assert rec._rings[0].maxlen == 8  # noqa: SLF001 - the memory bound itself
     assert rec.latency("b") is None
 
 

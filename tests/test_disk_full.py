@@ -148,3 +148,97 @@ def test_prp_export_on_a_full_tmpfs_keeps_the_previous_bundle(tmp_path, tmpfs) -
     fails_in_one_line([*export, "--out", str(previous)])
     assert _digest(previous) == before
     assert sorted(p.name for p in fs.iterdir()) == ["bundle"]  # no temporary folder left
+
+
+# --- every other command that writes: prp-simulate, prp-profile, prp-eval (ENOSPC injected) ---
+
+
+@pytest.fixture()
+def disk_fills(monkeypatch):
+    """`disk_fills(n)`: from the (n + 1)-th file flushed on, the file system is full. Every
+    atomic write flushes its temporary file to disk (fsync) before renaming it into place, where
+    a full disk reports ENOSPC at the latest; a plot written through `atomic_path` without a
+    flush is unaffected."""
+
+    def fill(after: int) -> None:
+        real, calls = os.fsync, []
+
+        def fsync(fd: int) -> None:
+            calls.append(fd)
+            if len(calls) > after:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            real(fd)
+
+        monkeypatch.setattr(os, "fsync", fsync)
+
+    return fill
+
+
+def ended_in_one_line(result, path: Path) -> None:
+    """A CliRunner result: exit status 2 and one error line naming `path` and the space."""
+    text = " ".join(result.output.split())
+    assert result.exit_code == 2, result.output
+    assert text.count("error:") == 1 and "Traceback" not in text, text
+    assert f"no space left on the device writing {path} (" in text and "free there" in text
+
+
+def no_temporary_files(folder: Path) -> None:
+    assert [p.name for p in folder.rglob("*") if p.name.endswith(".tmp")] == []
+
+
+def test_prp_simulate_on_a_full_disk_keeps_the_previous_outputs(tmp_path, disk_fills) -> None:
+    from prp.runtime.simulate import simulate_app
+    from typer.testing import CliRunner
+
+    out = tmp_path / "sim"
+    first = CliRunner().invoke(simulate_app, ["exported/default", "--out", str(out)])
+    assert first.exit_code == 0, first.output
+    outputs = {"timeline.csv", "summary.json"} | ({"battery.png"} & {p.name for p in out.iterdir()})
+    before = {k: v for k, v in _digest(out).items() if k in outputs}
+    disk_fills(0)
+    again = CliRunner().invoke(
+        simulate_app, ["exported/default", "--out", str(out), "--hours", "9"]
+    )
+    ended_in_one_line(again, out / "timeline.csv")
+    assert {k: v for k, v in _digest(out).items() if k in outputs} == before
+    no_temporary_files(out)
+
+
+def test_prp_profile_on_a_full_disk_keeps_its_measurements(tmp_path, disk_fills) -> None:
+    """The disk fills after the first measurement is saved: the partial table holding it is
+    intact, and a later run goes on from it."""
+    from prp.trainer.device_profile import profile_app
+    from prp.trainer.device_profile.table import partial_path, read_profile
+    from typer.testing import CliRunner
+
+    table = tmp_path / "t.json"
+    args = ["--space", "nb201", "--size", "tiny", "--backend", "onnxruntime"]
+    args += ["--out", str(table), "--warmup", "0", "--repeats", "1"]
+    disk_fills(1)
+    result = CliRunner().invoke(profile_app, args)
+    partial = partial_path(table)
+    ended_in_one_line(result, partial)
+    kept = read_profile(partial)
+    assert not kept["complete"] and len(kept["measurements"]) == 1
+    assert not table.exists()
+    no_temporary_files(tmp_path)
+
+
+def test_prp_eval_on_a_full_disk_keeps_the_previous_record(
+    tmp_path, disk_fills, data, nb201_csv
+) -> None:
+    from prp.trainer.cli import eval_app
+    from typer.testing import CliRunner
+
+    run = tmp_path / "run"
+    trainer = Trainer(preset("tiny"), run, data=data)
+    trainer.write_front(trainer.run())
+    args = [str(run), "--truth", str(nb201_csv), "--no-baselines", "--bootstrap", "50"]
+    first = CliRunner().invoke(eval_app, [*args, "--k", "8"])
+    assert first.exit_code == 0, first.output
+    before = (run / "eval_nb201.json").read_bytes()
+    disk_fills(0)
+    again = CliRunner().invoke(eval_app, [*args, "--k", "10"])
+    ended_in_one_line(again, run / "eval_nb201.json")
+    assert (run / "eval_nb201.json").read_bytes() == before
+    no_temporary_files(run)

@@ -5,7 +5,9 @@ here)."""
 from __future__ import annotations
 
 import errno
+import glob
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -77,16 +79,44 @@ def is_disk_full(e: BaseException, path: Path | None = None) -> bool:
     return free is not None and free < NEARLY_FULL
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists, and belongs to someone else
+        return True
+    return True
+
+
+def remove_stale_temporaries(path: Path) -> list[Path]:
+    """The temporary files of writes to `path` that a killed process left (`kill -9` inside
+    `atomic_path`), removed: only regular files named as `atomic_path` names them,
+    `.NAME.pPID_XXXXXXXX.tmp`, whose PID is no live process. Returns what was removed."""
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.p(?P<pid>[1-9][0-9]{{0,9}})_\w{{8}}\.tmp")
+    removed = []
+    for name in glob.glob(f".{glob.escape(path.name)}.p*_*.tmp", root_dir=path.parent):
+        found = pattern.fullmatch(name)
+        stale = path.parent / name
+        if found and not _alive(int(found["pid"])) and stale.is_file() and not stale.is_symlink():
+            stale.unlink(missing_ok=True)
+            removed.append(stale)
+    return removed
+
+
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success it is renamed onto `path`, on any
     error it is removed and `path` keeps what it held. A full file system becomes a
-    `DiskFullError` naming `path` and the space left."""
+    `DiskFullError` naming `path` and the space left. The temporary file's name holds this
+    process's id, so a later write of `path` removes one a killed process left."""
     path = Path(path)
     tmp: str | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        remove_stale_temporaries(path)
+        prefix = f".{path.name}.p{os.getpid()}_"
+        fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=path.parent)
         os.close(fd)
         umask = os.umask(0)
         os.umask(umask)

@@ -65,13 +65,13 @@ def native() -> Path:
     return BUILD
 
 
-def check(build: Path, *args: str, library: Path | None = None) -> dict:
+def check(build: Path, *args: str, library: Path | None = None, jvm: tuple[str, ...] = ()) -> dict:
     """Runs NativeEngineCheck and returns its JSON report."""
     classpath = os.pathsep.join([str(build / "classes"), str(build / "test-classes")])
     lib = library or build / "libprp_native.so"
     done = subprocess.run(
-        ["java", f"-Dprp.native.lib={lib}", "-cp", classpath, "org.prpnas.bridge.NativeEngineCheck"]
-        + list(args),
+        ["java", f"-Dprp.native.lib={lib}", *jvm, "-cp", classpath]
+        + ["org.prpnas.bridge.NativeEngineCheck", *args],
         capture_output=True,
         text=True,
         errors="replace",  # ExecuTorch logs a corrupt program's raw bytes
@@ -94,11 +94,20 @@ def inputs() -> np.ndarray:
     return np.ascontiguousarray(np.concatenate([real, noise]), dtype=np.float32)
 
 
-def java_logits(build: Path, x: np.ndarray, out: Path, library: Path | None = None) -> dict:
+def java_logits(
+    build: Path, x: np.ndarray, out: Path, library: Path | None = None, jvm: tuple[str, ...] = ()
+) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     x.astype("<f4").tofile(out / "input.f32")
     report = check(
-        build, "run", str(PTE), str(out / "input.f32"), str(len(x)), str(out), library=library
+        build,
+        "run",
+        str(PTE),
+        str(out / "input.f32"),
+        str(len(x)),
+        str(out),
+        library=library,
+        jvm=jvm,
     )
     assert report["batch_equals_rows"], "a batch [N, 3, 32, 32] must give the rows' logits"
     report["logits"] = {
@@ -123,6 +132,18 @@ def test_every_path_matches_the_python_runtime(native: Path, inputs: np.ndarray,
         np.testing.assert_array_equal(java, executorch.run(path["id"], inputs))
         # ONNX Runtime computes with other kernels; the bound of the runtime's own tests.
         np.testing.assert_allclose(java, onnx.run(path["id"], inputs), rtol=0, atol=1e-4)
+
+
+def test_xnnpack_weight_cache_is_on_by_default_and_changes_no_logit(
+    native: Path, inputs: np.ndarray, tmp_path
+) -> None:
+    """With the cache, methods share packed weights by name (bench/weight_cache.py measures the
+    memory); every logit stays what each method computes with weights of its own."""
+    on = java_logits(native, inputs, tmp_path / "on")
+    off = java_logits(native, inputs, tmp_path / "off", jvm=("-Dprp.weightCache=off",))
+    assert on["weight_cache"] is True and off["weight_cache"] is False
+    for method, logits in on["logits"].items():
+        np.testing.assert_array_equal(logits, off["logits"][method])
 
 
 def method_ids() -> list[str]:

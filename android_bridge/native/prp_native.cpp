@@ -17,6 +17,8 @@
 #include <jni.h>
 
 #include <executorch/extension/module/module.h>
+#include <executorch/runtime/backend/interface.h>
+#include <executorch/runtime/backend/options.h>
 #include <executorch/runtime/core/error.h>
 #include <executorch/runtime/core/evalue.h>
 #include <executorch/runtime/core/exec_aten/exec_aten.h>
@@ -225,8 +227,44 @@ Engine* engine_of(JNIEnv* env, jlong handle) {
   return engine;
 }
 
+// ----------------------------------------------------------------------------------------------
+// XNNPACK's weight cache. Without it, XNNPACK packs each method's weights into buffers of that
+// method's own, so a weight the program stores once (named data shared by several methods) is in
+// memory once per method that uses it. With it, packed weights are looked up by name in one
+// process-wide cache and shared. It is a backend option, read as each method initialises its
+// delegate; on by default here (ExecuTorch's Android and Apple presets turn it on too), off only
+// when NativeEngine.setWeightCache(false) says so before a program loads.
+
+std::mutex g_weight_cache_mutex;
+bool g_weight_cache_chosen = false;  // set by setWeightCache, or by the first open
+bool g_weight_cache_enabled = true;
+
+Error set_weight_cache_locked(bool enabled) {
+  executorch::runtime::BackendOptions<1> options;
+  Error error = options.set_option("weight_cache_enabled", enabled);
+  if (error == Error::Ok) {
+    error = executorch::runtime::set_option("XnnpackBackend", options.view());
+  }
+  if (error == Error::Ok) {
+    g_weight_cache_chosen = true;
+    g_weight_cache_enabled = enabled;
+  }
+  return error;
+}
+
 // Opens the program and loads every method; throws IOException or IllegalStateException.
 std::unique_ptr<Engine> open_engine(JNIEnv* env, const std::string& path) {
+  {
+    std::lock_guard<std::mutex> guard(g_weight_cache_mutex);
+    if (!g_weight_cache_chosen) {
+      Error error = set_weight_cache_locked(true);
+      if (error != Error::Ok) {
+        throw_java(env, kIllegalState,
+                   "cannot turn XNNPACK's weight cache on: " + describe(error));
+        return nullptr;
+      }
+    }
+  }
   auto engine = std::make_unique<Engine>();
   engine->path = path;
   engine->module = std::make_unique<Module>(
@@ -520,6 +558,22 @@ Java_org_prpnas_bridge_NativeEngine_nativeThreadCount(JNIEnv* env, jclass) {
     return 0;
   }
   return static_cast<jint>(pool->get_thread_count());
+}
+
+JNIEXPORT jboolean JNICALL
+Java_org_prpnas_bridge_NativeEngine_nativeSetWeightCache(JNIEnv* env, jclass, jboolean enabled) {
+  std::lock_guard<std::mutex> guard(g_weight_cache_mutex);
+  Error error = set_weight_cache_locked(enabled == JNI_TRUE);
+  if (error != Error::Ok) {
+    throw_java(env, kIllegalState, "cannot set XNNPACK's weight cache: " + describe(error));
+  }
+  return g_weight_cache_enabled ? JNI_TRUE : JNI_FALSE;
+}
+
+JNIEXPORT jboolean JNICALL
+Java_org_prpnas_bridge_NativeEngine_nativeWeightCache(JNIEnv*, jclass) {
+  std::lock_guard<std::mutex> guard(g_weight_cache_mutex);
+  return g_weight_cache_enabled ? JNI_TRUE : JNI_FALSE;
 }
 
 JNIEXPORT jint JNICALL

@@ -120,6 +120,25 @@ public final class NativeEngine implements InferenceEngine {
         return nativeSetThreads(count);
     }
 
+    /**
+     * Turns XNNPACK's weight cache on or off for the programs loaded from now on (a process-wide
+     * backend option). On by default: a weight several methods of the program share is then packed
+     * once and held once in memory, as ExecuTorch's Android and Apple builds do; off, each method
+     * packs its own copy (the desktop wheel's Python runtime, which cannot switch it).
+     *
+     * @return whether the cache is on now
+     */
+    public static boolean setWeightCache(boolean enabled) {
+        loadLibrary();
+        return nativeSetWeightCache(enabled);
+    }
+
+    /** Whether XNNPACK's weight cache is on for programs loaded from now on. */
+    public static boolean weightCache() {
+        loadLibrary();
+        return nativeWeightCache();
+    }
+
     /** The absolute path of the loaded program. */
     public String path() {
         return path;
@@ -212,6 +231,10 @@ public final class NativeEngine implements InferenceEngine {
     private static native void nativeClose(long handle);
 
     private static native int nativeThreadCount();
+
+    private static native boolean nativeSetWeightCache(boolean enabled);
+
+    private static native boolean nativeWeightCache();
 
     private static native int nativeSetThreads(int count);
 }

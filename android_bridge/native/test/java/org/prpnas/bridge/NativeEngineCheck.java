@@ -33,7 +33,9 @@ import java.util.concurrent.atomic.AtomicLong;
  * open    PATH...                        load each PATH; "ok" or the exception, by path
  * </pre>
  *
- * INPUT.f32 holds N rows of the program's input, float32 little-endian, row-major.
+ * INPUT.f32 holds N rows of the program's input, float32 little-endian, row-major. With
+ * {@code -Dprp.weightCache=off}, XNNPACK's weight cache is turned off before anything loads (it is
+ * on by default); {@code run} reports which it was.
  */
 public final class NativeEngineCheck {
     private NativeEngineCheck() {}
@@ -41,6 +43,9 @@ public final class NativeEngineCheck {
     public static void main(String[] args) throws Exception {
         if (args.length == 0) {
             throw new IllegalArgumentException("usage: run|threads|errors|open ...");
+        }
+        if ("off".equals(System.getProperty("prp.weightCache"))) {
+            NativeEngine.setWeightCache(false);
         }
         Map<String, Object> result;
         switch (args[0]) {
@@ -69,6 +74,7 @@ public final class NativeEngineCheck {
     private static Map<String, Object> run(String pte, File inputFile, int n, File outDir)
             throws IOException {
         Map<String, Object> out = new LinkedHashMap<String, Object>();
+        out.put("weight_cache", NativeEngine.weightCache());
         long start = System.nanoTime();
         NativeEngine engine = NativeEngine.load(pte);
         out.put("load_ms", (System.nanoTime() - start) / 1e6);

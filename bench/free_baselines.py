@@ -1,8 +1,9 @@
 """Free baselines alone (no supernet, no labels) on K random NB201 architectures.
 
 The figures any trained estimator must beat: parameter count, MACs (the space's own op
-tracing), synflow and NASWOT (freshly initialised weights, trainer/proxies.py) and their
-log-rank combination `free`, each as the accuracy estimate: accuracy tau-b against the table's
+tracing), synflow, NASWOT, AZ-NAS's three scores, ZiCo and jacov (freshly initialised weights,
+trainer/estimation/proxies.py) and their log-rank combinations `free`, `az-nas` and `all-free`,
+each as the accuracy estimate: accuracy tau-b against the table's
 accuracies, and Pareto tau-b with the table's cost column, with bootstrap intervals.
 
     OMP_NUM_THREADS=1 python bench/free_baselines.py \
@@ -62,12 +63,13 @@ def main() -> None:
     print_table(
         f"Free baselines, K={len(paths)} (seed {args.seed}): tau-b against {args.accuracy_column}"
         f" / Pareto ranks with {args.cost_column}",
-        ["estimator", "acc tau-b", "acc 95 %", "Pareto tau-b", "Pareto 95 %"],
+        ["estimator", "acc tau-b", "acc 95 %", "acc rho", "Pareto tau-b", "Pareto 95 %"],
         [
             [
                 name,
                 e["kendall_tau_b_accuracy"],
                 "{:.3f}..{:.3f}".format(*comparison["ci95"][f"{name} accuracy"]),
+                e["spearman_rho_accuracy"],
                 e["kendall_tau_b_pareto"],
                 "{:.3f}..{:.3f}".format(*comparison["ci95"][f"{name} pareto"]),
             ]

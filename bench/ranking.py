@@ -588,7 +588,8 @@ def print_baselines(results: list[dict[str, Any]]) -> None:
         return
     first = results[0]["baselines"]
     rows = [
-        [name, e["kendall_tau_b_accuracy"], e["kendall_tau_b_pareto"]]
+        [name, e["kendall_tau_b_accuracy"], e.get("spearman_rho_accuracy", "-")]
+        + [e["kendall_tau_b_pareto"]]
         for name, e in first.items()
         if name != "supernet+free"
     ]
@@ -596,13 +597,14 @@ def print_baselines(results: list[dict[str, Any]]) -> None:
         [
             f"{r['name']}: supernet+free",
             r["baselines"]["supernet+free"]["kendall_tau_b_accuracy"],
+            r["baselines"]["supernet+free"].get("spearman_rho_accuracy", "-"),
             r["baselines"]["supernet+free"]["kendall_tau_b_pareto"],
         ]
         for r in results
     ]
     print_table(
         f"Free baselines on the same {results[0]['k']} architectures (no supernet, no labels)",
-        ["estimator", "tau-b accuracy", "tau-b Pareto"],
+        ["estimator", "acc tau-b", "acc rho", "Pareto tau-b"],
         rows,
     )
 

@@ -239,6 +239,8 @@ def check_baselines(result: dict) -> None:
         assert e["kendall_tau_b_accuracy"] == pytest.approx(kendall_tau_b(r, true_acc))
         ranks = pareto_ranks(np.column_stack([r, cost]), MAXIMIZE)
         assert e["kendall_tau_b_pareto"] == pytest.approx(kendall_tau_b(ranks, truth))
+        rho = stats.spearmanr(score[name], true_acc)[0]
+        assert e["spearman_rho_accuracy"] == pytest.approx(rho, nan_ok=True)
         vs = e["paired_run_minus_baseline"]
         run = {
             "accuracy": result["kendall_tau_b_accuracy"],

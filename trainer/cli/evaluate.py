@@ -29,6 +29,7 @@ def _estimator_table(result: dict[str, Any]) -> Table:
     for col in (
         "estimator",
         "acc tau-b",
+        "acc rho",
         "Pareto tau-b",
         "difference",
         "acc diff [95 % CI]",
@@ -43,6 +44,7 @@ def _estimator_table(result: dict[str, Any]) -> Table:
     table.add_row(
         "supernet weights",
         f"{result['kendall_tau_b_accuracy']:.3f}",
+        f"{result['spearman_rho_accuracy']:.3f}",
         f"{result['kendall_tau_b_pareto']:.3f}",
         "",
         "",
@@ -50,7 +52,7 @@ def _estimator_table(result: dict[str, Any]) -> Table:
     )
     for name, tau in result["kendall_tau_b_pareto_by_estimator"].items():
         if name != "weights":
-            table.add_row(f"{name} (PRP)", "-", f"{tau:.3f}", "", "", "")
+            table.add_row(f"{name} (PRP)", "-", "-", f"{tau:.3f}", "", "", "")
     labels = {
         "params": "params",
         "macs": "MACs",
@@ -67,6 +69,7 @@ def _estimator_table(result: dict[str, Any]) -> Table:
         table.add_row(
             labels.get(name, name),
             f"{e['kendall_tau_b_accuracy']:.3f}",
+            f"{e['spearman_rho_accuracy']:.3f}",
             f"{e['kendall_tau_b_pareto']:.3f}",
             label,
             diff(vs["accuracy"]),
@@ -171,6 +174,11 @@ def evaluate(
             "Kendall tau-b, accuracy"
             + (", shared weights alone" if own is not None and own["row"] != "weights" else ""),
             f"{result['kendall_tau_b_accuracy']:.3f}",
+        )
+        table.add_row(
+            "Spearman rho, accuracy"
+            + (", shared weights alone" if own is not None and own["row"] != "weights" else ""),
+            f"{result['spearman_rho_accuracy']:.3f}",
         )
         table.add_row(
             "hypervolume ratio (run front / true front)", f"{result['hypervolume_ratio']:.3f}"

@@ -145,11 +145,12 @@ def baseline_comparison(
     resamples: int,
     seed: int,
 ) -> dict[str, Any]:
-    """Accuracy and Pareto-rank tau-b of every estimator (`estimator_scores`), each score used
-    as the accuracy estimate and combined with the true `cost` into Pareto ranks, as the
-    supernet's estimates are; and a paired bootstrap over the architectures of weights minus
-    each baseline and of supernet+free minus free (free minus each single baseline when `est`
-    is None: the free baselines alone)."""
+    """Accuracy and Pareto-rank tau-b (and accuracy Spearman rho) of every estimator
+    (`estimator_scores`), each score used as the accuracy estimate and combined with the true
+    `cost` into Pareto ranks, as the supernet's estimates are; and a paired bootstrap over the
+    architectures of weights minus each baseline and of supernet+free minus each free
+    combination (free minus each single baseline and combination when `est` is None: the free
+    baselines alone)."""
 
     def statistics(idx: np.ndarray) -> dict[str, float]:
         c = cost[idx]
@@ -162,6 +163,8 @@ def baseline_comparison(
                 ranks = pareto_ranks(np.column_stack([r, c]), MAXIMIZE)
                 out[f"{name} accuracy"] = kendall_tau_b(r, true_acc[idx])
                 out[f"{name} pareto"] = kendall_tau_b(ranks, truth)
+                # Spearman rho beside tau-b, as zero-cost and predictor tables report it
+                out[f"{name} rho"] = float(stats.spearmanr(r, true_acc[idx])[0])
         return out
 
     run = "weights" if est is not None else "free"
@@ -183,6 +186,7 @@ def baseline_comparison(
             n: {
                 "kendall_tau_b_accuracy": boot["point"][f"{n} accuracy"],
                 "kendall_tau_b_pareto": boot["point"][f"{n} pareto"],
+                "spearman_rho_accuracy": boot["point"][f"{n} rho"],
             }
             for n in names
         },

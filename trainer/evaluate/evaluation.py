@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy import stats
 
 from ..errors import PRPError
 from ..estimation.proxies import FREE_BASELINES
@@ -188,6 +189,7 @@ class Ranked:
             # trains to order paths by Pareto rank) and combined (the mean of the two rankings).
             "kendall_tau_b_pareto_by_estimator": estimators,
             "kendall_tau_b_accuracy": kendall_tau_b(self.est, self.true_acc),
+            "spearman_rho_accuracy": float(stats.spearmanr(self.est, self.true_acc)[0]),
         }
 
     def records(self) -> list[dict[str, Any]]:

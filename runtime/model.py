@@ -112,15 +112,15 @@ class AdaptiveModel:
             if policy is not None and not isinstance(policy, str)
             else policy_from_manifest(manifest, policy)
         )
+        meter = find_meter() if energy_meter == "auto" else energy_meter
+        if isinstance(meter, str):
+            raise ValueError(f"energy_meter must be 'auto', None or a meter, got {meter!r}")
         self.battery: BatterySource = battery if battery is not None else PsutilBattery()
         self.backend: Backend = (
             backend if not isinstance(backend, str) else make_backend(self.bundle, backend)
         )
         self.power_w = power_w
         self.manifest_sha256 = manifest_sha256(self.bundle)
-        meter = find_meter() if energy_meter == "auto" else energy_meter
-        if isinstance(meter, str):
-            raise ValueError(f"energy_meter must be 'auto', None or a meter, got {meter!r}")
         self.recorder: Recorder | None = Recorder(self.bundle.ids, meter=meter) if measure else None
         self.calibration: Calibration | None = None
         self.calibration_note = "no calibration: the manifest's costs"

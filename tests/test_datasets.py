@@ -382,6 +382,13 @@ def test_every_corrupt_image_is_named_in_one_line_or_left_out(tmp_path: Path) ->
     assert sorted(b.name for b in kept.left_out) == ["dog/001.png", "dog/002.jpg"]
     names = kept.train.names + kept.val.names + kept.test.names
     assert len(names) == 5 and not {"dog/001.png", "dog/002.jpg"} & set(names)  # 7 - 2
+    # A JPEG cut past its header passes the check: left out and listed, as training skips it.
+    for name in ("dog/001.png", "dog/002.jpg"):
+        (tmp_path / name).unlink()
+    (tmp_path / "dog" / "003.jpg").write_bytes(jpeg.getvalue()[: len(jpeg.getvalue()) * 2 // 3])
+    cut = load_dataset(tmp_path)
+    assert [(b.name, "truncated" in b.reason) for b in cut.left_out] == [("dog/003.jpg", True)]
+    assert len(cut.train) + len(cut.val) + len(cut.test) == 5  # 6 files, one cut
 
 
 def test_images_of_any_size_are_resized_and_center_cropped(tmp_path: Path) -> None:

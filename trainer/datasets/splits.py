@@ -199,17 +199,21 @@ def load_dataset(
     each of the source's splits (the first by file name or batch order), before the validation
     split is held out, so every split holds at most that many per class: for quick runs and tests.
 
-    Images that do not decode are all named in one `BadImagesError`; with `skip_bad_images`
-    they are left out of their split instead, and listed in `DataSplits.left_out`.
+    Images that do not decode and whose header fails the check (`Listing.header_problem`) are
+    all named in one `BadImagesError`, or with `skip_bad_images` left out of their split; those
+    whose header passes (a JPEG cut short) are left out either way, as training skips them when
+    it streams the same source. Both are listed in `DataSplits.left_out`.
     """
     size = check_image_size(image_size)
     plan = plan_split(resolve_source(spec), val_fraction, seed, limit_per_class)
     source = plan.source
-    bad: list[BadImage] = []
+    bad: list[BadImage] = []  # whose header fails too: refused unless skip_bad_images
+    undecoded: list[BadImage] = []  # whose header passes: left out, as training skips them
 
     def image_set(listing: Listing, rows: np.ndarray, split: str) -> ImageSet:
         pixels, usable, failed = listing.read_usable(rows, size)
-        bad.extend(failed)
+        for row, image in zip(rows[~usable], failed, strict=True):
+            (undecoded if listing.header_problem(int(row)) is None else bad).append(image)
         rows = rows[usable]
         return ImageSet(
             images=pixels,
@@ -234,5 +238,5 @@ def load_dataset(
         mean=(mean[0], mean[1], mean[2]),
         std=(std[0], std[1], std[2]),
         source=source.origin,
-        left_out=tuple(bad),
+        left_out=tuple(bad + undecoded),
     )

@@ -21,6 +21,7 @@ order (seeded), so a partial cache is a uniform sample and its tau an estimate o
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 from common import ROOT, print_table, write_record
+from prp.trainer.errors import PRPError
 from prp.trainer.estimation.az_nas import AZ_NAS_BATCH, AZ_NAS_SCORES, az_nas
 from prp.trainer.estimation.proxies import fresh_supernet
 from prp.trainer.estimation.score_file import ScoreFile
@@ -63,7 +65,11 @@ def main() -> None:
     cache_path = args.cache or ROOT / "bench" / "proxy_scores" / (
         f"az_nas-nb201-c{args.channels}n{args.cells}-b{args.batch}-seed{args.seed}.json.gz"
     )
-    cache = ScoreFile(cache_path, settings(space, args.seed, args.batch))
+    try:
+        cache = ScoreFile(cache_path, settings(space, args.seed, args.batch))
+    except PRPError as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
     order = np.random.default_rng(args.seed).permutation(len(table))
     todo = [int(r) for r in order if table.arch_strs[r] not in cache.scores]
     print(f"{len(cache.scores)} cached, {len(todo)} to score; cache {cache_path}", flush=True)

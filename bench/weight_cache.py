@@ -1,0 +1,128 @@
+"""XNNPACK's weight cache (issue 32, point 5): memory a loaded bundle adds, native engine against
+the Python ExecuTorch runtime.
+
+    python bench/weight_cache.py BUNDLE [--repeats 5] [--label NAME]
+
+Needs `bash android_bridge/build.sh` first (the JNI engine, `android_bridge/build/native/`).
+For the bundle's `supernet.pte`, the resident memory a fresh process adds by loading the program
+and running every method once (median of `--repeats` processes), against the bundle's distinct
+weight bytes:
+- the Python runtime's `ExecuTorchBackend` (ExecuTorch's pip wheel; its Python runtime cannot
+  switch the cache on), measured as `bench/runtime.py --memory` does;
+- the JNI engine (`NativeEngine`, ExecuTorch's C++ runtime from the same wheel) with XNNPACK's
+  weight cache on (its default) and off (`NativeEngine.setWeightCache(false)`), in a JVM with a
+  fixed, pre-touched heap and no JIT, so that the JVM's own growth does not count.
+Writes `weight_cache.<label>` of bench/results/weight_cache.json (other labels kept).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from common import ROOT, print_table, update_record
+
+BUILD = ROOT / "android_bridge" / "build"
+JSON_JAR = Path("/usr/share/java/com.android.json.jar")
+PROBE = Path(__file__).resolve().parent / "NativeMemoryProbe.java"
+JVM = ["-Xint", "-Xms32m", "-Xmx32m", "-XX:+AlwaysPreTouch", "-XX:+UseSerialGC"]
+
+PYTHON_PROBE = """
+import gc, json, psutil, numpy as np
+import prp.runtime, executorch.runtime, torch
+from prp.runtime import Bundle
+from prp.runtime.backends import ExecuTorchBackend
+
+def anon():
+    for line in open("/proc/self/status"):
+        if line.startswith("RssAnon:"):
+            return int(line.split()[1]) * 1024
+
+proc = psutil.Process()
+gc.collect()
+rss0, anon0 = proc.memory_info().rss, anon()
+m = ExecuTorchBackend(Bundle.load(BUNDLE))
+x = np.zeros(SHAPE, dtype=np.float32)
+for pid in m.methods:
+    m.run(pid, x)
+gc.collect()
+print(json.dumps({"rss_mib": (proc.memory_info().rss - rss0) / 2**20,
+                  "anon_mib": (anon() - anon0) / 2**20}))
+"""
+
+
+def median_of(runs: list[dict[str, float]]) -> dict[str, float]:
+    return {k: statistics.median(r[k] for r in runs) for k in ("rss_mib", "anon_mib")}
+
+
+def python_run(bundle: Path, shape: list[int]) -> dict[str, float]:
+    code = PYTHON_PROBE.replace("BUNDLE", repr(str(bundle))).replace("SHAPE", repr(shape))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def native_run(classes: Path, pte: Path, cache: bool, chw: list[int], methods: list[str]):
+    cp = f"{BUILD / 'prp-bridge.jar'}:{JSON_JAR}:{classes}"
+    lib = BUILD / "native" / "libprp_native.so"
+    args = [str(pte), "on" if cache else "off", *map(str, chw), *methods]
+    cmd = ["java", *JVM, f"-Dprp.native.lib={lib}", "-cp", cp, "NativeMemoryProbe", *args]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("bundle", type=Path)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--label", help="record entry (default: the bundle folder's name)")
+    args = parser.parse_args()
+    manifest = json.loads((args.bundle / "manifest.json").read_text())
+    methods = [p["method"] for p in manifest["paths"]]
+    shape = [int(v) for v in manifest["input"]["shape"]]
+    distinct = int(manifest["export"]["distinct_weight_bytes"]) / 2**20
+    with tempfile.TemporaryDirectory() as tmp:
+        classes = Path(tmp)
+        cp = f"{BUILD / 'prp-bridge.jar'}:{JSON_JAR}"
+        subprocess.run(["javac", "-cp", cp, "-d", str(classes), str(PROBE)], check=True)
+        loaded: dict[str, Any] = {
+            "python_executorch": [],
+            "native_cache_on": [],
+            "native_cache_off": [],
+        }
+        for _ in range(args.repeats):  # interleaved, so a drift of the machine hits all alike
+            loaded["python_executorch"].append(python_run(args.bundle, shape))
+            for cache in (True, False):
+                run = native_run(classes, args.bundle / "supernet.pte", cache, shape[1:], methods)
+                loaded[f"native_cache_{'on' if cache else 'off'}"].append(run)
+    medians = {name: median_of(runs) for name, runs in loaded.items()}
+    part = {
+        "bundle": str(args.bundle),
+        "paths": len(methods),
+        "distinct_weight_mib": distinct,
+        "repeats": args.repeats,
+        "jvm": JVM,
+        "median": medians,
+        "rss_over_distinct_weights": {k: v["rss_mib"] / distinct for k, v in medians.items()},
+        "runs": loaded,
+    }
+    label = args.label or args.bundle.resolve().name
+    rows = [
+        [name, f"{m['rss_mib']:.2f}", f"{m['anon_mib']:.2f}", f"{m['rss_mib'] / distinct:.2f}"]
+        for name, m in medians.items()
+    ]
+    print_table(
+        f"{label}: RSS a loaded bundle adds, distinct weights {distinct:.2f} MiB",
+        ["loaded as", "RSS MiB", "anonymous MiB", "RSS / distinct weights"],
+        rows,
+    )
+    print(f"wrote {update_record('weight_cache', (label,), part)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -120,8 +120,9 @@ class ExecuTorchBackend:
 
     The .pte stores a weight the methods share once, but XNNPACK packs each method's weights
     into buffers of its own as the method loads: in memory a shared weight is there once per
-    method that uses it. ExecuTorch's XNNPACK weight cache would share them; its desktop build
-    (the pip wheel) has it off and 1.5.1's Python runtime cannot switch it on.
+    method that uses it. ExecuTorch's XNNPACK weight cache would share them: the pip wheel's
+    XNNPACK backend has it, off unless the backend option `weight_cache_enabled` is set, and
+    1.5.1's Python runtime has no call to set it (the Android bridge's JNI engine sets it).
     """
 
     name = "executorch"

@@ -255,3 +255,22 @@ def test_training_skips_an_undecodable_image_of_a_tar_and_resumes_exactly(
     assert all(torch.equal(a["supernet"][k], b["supernet"][k]) for k in a["supernet"])
     resumed = json.loads((tmp_path / "stopped" / RECORD).read_text())
     assert resumed["skipped_in_training"] == record["skipped_in_training"]
+
+
+def test_prp_pretrain_skips_bad_images_on_request(tmp_path: Path) -> None:
+    from prp.trainer.cli import pretrain_app
+    from typer.testing import CliRunner
+
+    tree = tmp_path / "tree"
+    write_photos(tree, per_class=8)
+    (tree / "class1" / "004.jpg").write_bytes(b"")
+    args = ["--preset", "tiny", "--dataset", str(tree), "--epochs", "1", "--out", str(tmp_path)]
+    refused = CliRunner().invoke(pretrain_app, args)
+    assert refused.exit_code == 2 and "1 image of" in " ".join(refused.output.split())
+    done = CliRunner().invoke(pretrain_app, [*args, "--skip-bad-images"])
+    assert done.exit_code == 0, done.output
+    record = next(tmp_path.glob(f"*/{RECORD}"))
+    assert [e["name"] for e in json.loads(record.read_text())["left_out"]] == ["class1/004.jpg"]
+    assert f"trained without 1 image that cannot be decoded: {record}" in " ".join(
+        done.output.split()
+    )

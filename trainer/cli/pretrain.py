@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -81,6 +82,7 @@ def pretrain(
     epoch, and ship one epoch's weights for prp-train --init."""
     from prp.runtime.quiet import third_party_log
 
+    from ..datasets.bad_images import RECORD
     from ..pretraining import (
         Pretraining,
         build_disjoint_cifar10,
@@ -144,3 +146,8 @@ def pretrain(
 
             done = run_pretraining(job, progress=progress, on_epoch=on_epoch, on_ship=on_ship)
         console.print(f"done: {job.run_dir}/checkpoint.pt ({done} epochs)")
+        record = job.run_dir / RECORD
+        if record.is_file():
+            count = json.loads(record.read_text()).get("count", 0)
+            noun = "image" if count == 1 else "images"
+            console.print(f"trained without {count} {noun} that cannot be decoded: {record}")

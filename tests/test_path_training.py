@@ -179,3 +179,29 @@ def test_a_portable_copy_resumes_on_another_machine(search_run, trained, tmp_pat
     pt.train(again)
     assert [r["epoch"] for r in again.progress.history] == [0, 1, 2]
     assert any(not torch.equal(before[k], v) for k, v in _state(again).items())
+
+
+def test_batchnorm_is_re_estimated_on_every_class() -> None:
+    """A split is stored class by class: the images that re-estimate BatchNorm are drawn across
+    it, the same ones each time, and the measured accuracy is that of BN estimated on them."""
+    labels = torch.arange(10).repeat_interleave(450)  # 10 classes in order, as a split stores them
+    rows = pt.bn_rows(len(labels), 2000)
+    assert len(rows) == len(set(rows.tolist())) == 2000
+    counts = torch.bincount(labels[rows], minlength=10)
+    assert int(counts.min()) >= 150  # about 200 each; the first 2000 rows would be 5 classes
+    assert torch.equal(rows, pt.bn_rows(len(labels), 2000))
+    assert len(pt.bn_rows(100, 2000)) == 100
+
+    space = get_space("nb201", size="tiny")
+    net = Supernet(space)
+    path = (3, 3, 3, 3, 3, 3)
+    g = torch.Generator().manual_seed(0)
+    train_x = (
+        torch.randn(600, *space.input_shape, generator=g) + labels[::7][:600, None, None, None]
+    )
+    x, y = torch.randn(50, *space.input_shape, generator=g), torch.randint(0, 10, (50,))
+    (measured,) = pt.measure_paths(net, [path], train_x, x, y, bn_images=200)
+    net.recalibrate_bn(path, [train_x[pt.bn_rows(600, 200)]])
+    net.eval()
+    expected = 100.0 * float((net(x, path).argmax(1) == y).float().mean())
+    assert measured == pytest.approx(expected)

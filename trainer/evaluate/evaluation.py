@@ -4,6 +4,7 @@ RUN/eval_nb201.json and eval_nb201.png."""
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -189,7 +190,7 @@ class Ranked:
             # trains to order paths by Pareto rank) and combined (the mean of the two rankings).
             "kendall_tau_b_pareto_by_estimator": estimators,
             "kendall_tau_b_accuracy": kendall_tau_b(self.est, self.true_acc),
-            "spearman_rho_accuracy": float(stats.spearmanr(self.est, self.true_acc)[0]),
+            "spearman_rho_accuracy": spearman_rho(self.est, self.true_acc),
         }
 
     def records(self) -> list[dict[str, Any]]:
@@ -213,6 +214,13 @@ class Ranked:
                 strict=True,
             )
         ]
+
+
+def spearman_rho(x: np.ndarray, y: np.ndarray) -> float:
+    """Spearman's rho of `x` and `y`; NaN, without a warning, where either is constant."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", stats.ConstantInputWarning)
+        return float(stats.spearmanr(x, y)[0])
 
 
 def pick_architectures(

@@ -274,3 +274,28 @@ def test_prp_pretrain_skips_bad_images_on_request(tmp_path: Path) -> None:
     assert f"trained without 1 image that cannot be decoded: {record}" in " ".join(
         done.output.split()
     )
+
+
+def test_path_training_refuses_or_leaves_out_bad_images(tmp_path: Path, data) -> None:
+    from prp.trainer import path_training as pt
+
+    search = tmp_path / "search"
+    cfg = preset("tiny", epochs_fair=1, epochs_pareto=1, prune_after=1)
+    trainer = Trainer(cfg, search, data=data)
+    trainer.write_front(trainer.run())
+    tree = tmp_path / "tree"
+    write_photos(tree, per_class=8)
+    (tree / "class0" / "006.jpg").write_bytes(b"<html>not found</html>")
+    small = {"channels": 4, "cells_per_stage": 1}
+    recipe = {"dataset": str(tree), "epochs": 1, "batch_size": 4, "bn_images": 8}
+    with pytest.raises(BadImagesError, match="class0/006.jpg"):
+        pt.start(search, tmp_path / "refused", top=2, space_overrides=small, **recipe)
+    assert not (tmp_path / "refused").exists()  # nothing written
+    session = pt.start(
+        search, tmp_path / "paths", top=2, space_overrides=small, skip_bad_images=True, **recipe
+    )
+    assert [b.name for b in session.data.left_out] == ["class0/006.jpg"]
+    record = json.loads((tmp_path / "paths" / RECORD).read_text())
+    assert record["left_out"][0]["name"] == "class0/006.jpg"
+    assert session.recipe.skip_bad_images and session.config.skip_bad_images
+    assert len(session.data.train) + len(session.data.val) + len(session.data.test) == 15

@@ -396,10 +396,13 @@ def start(
         init="scratch",
         truth_table=None,
     )
+    # The data is read (and checked) before anything is written: a refused start leaves no
+    # folder that a corrected command would then have to --resume.
+    session = open_session(out, recipe, config, resume=False, device=device)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / CONFIG, config.to_json())
     write_json(out / RECIPE, recipe.to_json())
-    return open_session(out, recipe, config, resume=False, device=device)
+    return session
 
 
 def resume(out: Path, device: str | None = None) -> Session:

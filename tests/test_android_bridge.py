@@ -55,6 +55,7 @@ SUITES = [
     "InputSpecTest",
     "LadderTest",
     "ManifestTest",
+    "PathEnergyTest",
     "PathLatencyTest",
     "PoliciesTest",
     "SupernetRuntimeTest",

@@ -37,6 +37,7 @@ public final class SupernetRuntime implements Closeable {
     private final double everyH;
     private final List<String> ids;
     private final PathLatency latency;
+    private final PathEnergy energy;
 
     private final Object lock = new Object();
     private final List<PathSwitch> switches = new ArrayList<PathSwitch>();
@@ -55,6 +56,7 @@ public final class SupernetRuntime implements Closeable {
         private BatterySource battery;
         private Clock clock;
         private double decideEverySeconds = 1.0;
+        private BatteryEnergyMeter energyMeter;
 
         private Builder(Manifest manifest, InferenceEngine engine) {
             if (manifest == null || engine == null) {
@@ -85,6 +87,16 @@ public final class SupernetRuntime implements Closeable {
         /** The clock; default: {@link Clock#system()} from {@link #build()}. */
         public Builder clock(Clock clock) {
             this.clock = clock;
+            return this;
+        }
+
+        /**
+         * Attributes the battery's energy to paths as the app runs ({@link SupernetRuntime#energy()});
+         * default: none. The meter is read at most once a second of calls (a call into the battery
+         * service), in the calling thread.
+         */
+        public Builder energyMeter(BatteryEnergyMeter meter) {
+            this.energyMeter = meter;
             return this;
         }
 
@@ -126,6 +138,7 @@ public final class SupernetRuntime implements Closeable {
         this.everyH = b.decideEverySeconds / 3600.0;
         this.ids = manifest.ids();
         this.latency = new PathLatency(ids);
+        this.energy = b.energyMeter != null ? new PathEnergy(ids, b.energyMeter, this.clock) : null;
         decide();
     }
 
@@ -300,7 +313,18 @@ public final class SupernetRuntime implements Closeable {
             throw new InputException("the program takes batches of exactly " + fixed + " images, got " + n);
         }
         latency.record(path, System.nanoTime() - start, n);
+        if (energy != null) {
+            energy.record(path, n);
+        }
         return checkOutput(logits, n);
+    }
+
+    /**
+     * The battery's energy attributed to paths ({@link PathEnergy#attribute()}), or {@code null}
+     * without {@link Builder#energyMeter}.
+     */
+    public PathEnergy energy() {
+        return energy;
     }
 
     /** Each path's latency as measured on this device so far (per image, warm-up excluded). */

@@ -36,6 +36,7 @@ from .quiet import third_party_log, user_log
 # Without a meter, latency needs no more than this many calls of each path (the recorder keeps
 # its last `keep` anyway); the measuring stops there, well inside the budget.
 LATENCY_CALLS = 200
+MIN_MEASURING_S = 2.0  # below this a path gets too few calls after warm-up
 IDLE = "idle"
 
 
@@ -94,7 +95,9 @@ def main(
     bundle: Path = typer.Argument(..., help="Bundle folder (e.g. exported/default)."),
     backend: str = typer.Option("auto", help=f"One of: {', '.join(BACKENDS)}."),
     seconds: float = typer.Option(
-        45.0, help="Time budget for measuring, after loading (at most 60 s in all by default)."
+        55.0,
+        help="Time budget in all, loading the bundle included, s (the measuring gets what "
+        "loading leaves).",
     ),
     power_w: float = typer.Option(
         PIXEL3.inference_power_w,
@@ -123,11 +126,14 @@ def main(
             raise CalibrationError(f"--meter must be auto or none, got {meter!r}")
         if not (math.isfinite(power_w) and power_w > 0):
             raise CalibrationError(f"--power-w must be a number > 0 W, got {power_w}")
+        if not (math.isfinite(seconds) and seconds > 0):
+            raise CalibrationError(f"--seconds must be a number > 0, got {seconds}")
+        start = time.monotonic()
         b = Bundle.load(bundle)
         energy: EnergyMeter | None = find_meter() if meter == "auto" else None
         window = " (an idle turn each round for the baseline)" if energy else ""
         console.print(
-            f"measuring {len(b.ids)} paths for up to {seconds:g} s; energy meter: "
+            f"measuring {len(b.ids)} paths within {seconds:g} s; energy meter: "
             f"{energy.source if energy else 'none'}{window}"
         )
         model = AdaptiveModel(
@@ -139,7 +145,13 @@ def main(
             energy_meter=energy,
             power_w=power_w,
         )
-        cal = calibrate_model(model, seconds)
+        left = seconds - (time.monotonic() - start)
+        if left < MIN_MEASURING_S:
+            raise CalibrationError(
+                f"loading took {seconds - left:.1f} s of the {seconds:g} s budget, which leaves "
+                f"too little to measure; give --seconds at least {seconds - left + 10:.0f}"
+            )
+        cal = calibrate_model(model, left)
         target = out or default_calibration_file(b, model.backend.name, model.manifest_sha256)
         save_calibration(cal, target)
         show(console, cal, b)

@@ -351,6 +351,12 @@ def test_recorded_paired_tests_are_read_both_ways() -> None:
     assert binomial_tail(0, 10) == 1.0
     assert binomial_tail(10, 10) == pytest.approx(2**-10)
     assert binomial_tail(15, 20) == pytest.approx(0.020694732666015625)
+    # Real-size paths disagree on more held-out images than a float's 2**1023 can count.
+    from scipy.stats import binomtest
+
+    for k, n in ((800, 1500), (1100, 2000), (2100, 4000)):
+        expected = binomtest(k, n, 0.5, alternative="greater").pvalue
+        assert binomial_tail(k, n) == pytest.approx(expected, rel=1e-9, abs=1e-300)
     manifest = {
         "ladder_tests": {
             "alpha": 0.05,
@@ -449,7 +455,7 @@ def test_prp_calibrate_and_prp_simulate_with_its_file(tmp_path: Path) -> None:
             "--backend",
             "onnxruntime",
             "--seconds",
-            "3",
+            "8",
             "--meter",
             "none",
             "--out",
@@ -507,6 +513,25 @@ def test_prp_calibrate_and_prp_simulate_with_its_file(tmp_path: Path) -> None:
         env=env,
     )
     assert bad.returncode == 2 and "--seconds" in bad.stdout
+    # The budget includes loading: one that loading would use up is refused before measuring.
+    short = subprocess.run(
+        [
+            shutil.which("prp-calibrate") or str(bin_dir / "prp-calibrate"),
+            str(DEFAULT),
+            "--backend",
+            "onnxruntime",
+            "--seconds",
+            "0.5",
+            "--out",
+            str(tmp_path / "short.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert short.returncode == 2 and "loading took" in short.stdout, short.stdout
+    assert not (tmp_path / "short.json").exists()
 
 
 def test_prp_run_refuses_a_bad_calibration_and_uses_the_manifest(tmp_path: Path) -> None:

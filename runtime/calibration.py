@@ -112,6 +112,41 @@ def default_calibration_file(bundle: Manifest, backend: str, sha: str | None = N
     return calibration_dir() / f"{sha[:16]}-{_slug(backend)}-{_slug(socket.gethostname())}.json"
 
 
+MANIFEST_LATENCY = "manifest latency x power"
+
+
+def manifest_latency_calibration(bundle: Manifest, power_w: float) -> Calibration:
+    """Costs on the device the manifest's `latency_ms` describes (for an NB201 bundle priced by
+    HW-NAS-Bench: latency measured on a Pixel 3), energy per image that latency times the stated
+    `power_w`: what `prp-simulate --energy latency` drains by, with the ladders derived again on
+    it as on any calibration. Nothing is measured here, and the record says so."""
+    if not (math.isfinite(power_w) and power_w > 0):
+        raise CalibrationError(f"the stated power must be a finite number > 0 W, got {power_w}")
+    costs = bundle.data.get("costs", {}).get("latency") or {}
+    paths = {}
+    for p in bundle.data["paths"]:
+        lat = p.get("latency_ms")
+        if not (isinstance(lat, (int, float)) and math.isfinite(lat) and lat > 0):
+            raise CalibrationError(
+                f"{p['id']} of {bundle.directory} has no latency_ms; --energy latency needs a "
+                "bundle whose manifest prices latency (or use --energy measured)"
+            )
+        paths[p["id"]] = PathCost(lat, lat, lat, 0, lat * power_w, None)
+    device = str(costs.get("device", "the manifest's latency device"))
+    return Calibration(
+        manifest_sha256=manifest_sha256(bundle),
+        bundle=bundle.directory.resolve().name,
+        backend="none (the manifest's latency)",
+        device={"name": device},
+        created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        energy_source=MANIFEST_LATENCY,
+        energy_note=f"the manifest's latency on {device} ({costs.get('source', 'its source')}) "
+        f"x a stated {power_w:g} W while inferring; not measured here",
+        power_w=power_w,
+        paths=paths,
+    )
+
+
 def calibration_from(
     recorder: Recorder,
     bundle: Manifest,

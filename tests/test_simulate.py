@@ -375,6 +375,39 @@ def test_cli_measured_energies_and_real_mode(tmp_path: Path) -> None:
     assert summary["real"]["all_agree"] is True
 
 
+def test_cli_energy_from_the_manifest_latency(tmp_path: Path) -> None:
+    """--energy latency: energy per inference is the manifest's latency_ms (a device's latency
+    table) x the stated power, and the ladders are derived again on it: a path that costs more
+    there than a more accurate one leaves them, and the summary says why."""
+    bundle = tmp_path / "priced"
+    shutil.copytree(DEFAULT, bundle)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    latency = {"path_0": 9.0, "path_1": 6.0, "path_2": 7.0, "path_3": 2.0, "path_4": 1.0}
+    for p in manifest["paths"]:
+        p["latency_ms"] = latency[p["id"]]
+    manifest["costs"]["latency"] = {"unit": "ms", "device": "phone-x", "source": "a table"}
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    out = run_cli(
+        str(bundle), "--energy", "latency", "--power-w", "2", "--out", str(tmp_path / "s")
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    summary = json.loads((tmp_path / "s" / "summary.json").read_text())
+    energies = {p["id"]: p["energy_mj"] for p in summary["paths"]}
+    assert energies == pytest.approx({k: 2.0 * v for k, v in latency.items()})
+    assert "phone-x" in summary["energy_source"] and "2 W" in summary["energy_source"]
+    # path_2 (7 ms) costs more than the more accurate path_1 (6 ms): off the ladders.
+    assert summary["calibration"]["ladder"] == ["path_0", "path_1", "path_3", "path_4"]
+    assert "path_2" in summary["calibration"]["left_ladder"]
+    runs = {sc["name"]: sc for sc in summary["scenarios"]}
+    for name in ("battery", "schedule"):
+        hours = runs[name]["hours_on_path"]
+        assert sum(hours.values()) > 0 and hours.get("path_2", 0.0) == 0.0, (name, hours)
+    # A bundle without latency figures is refused in one line.
+    out = run_cli("exported/default", "--energy", "latency", "--out", str(tmp_path / "never"))
+    assert out.returncode == 2 and "no latency_ms" in out.stdout + out.stderr
+    assert not (tmp_path / "never").exists()
+
+
 def test_cli_fails_cleanly(tmp_path: Path) -> None:
     broken = tmp_path / "broken"
     shutil.copytree(DEFAULT, broken)

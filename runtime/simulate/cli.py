@@ -14,7 +14,7 @@ from rich.console import Console
 
 from ..backends import BACKENDS, Backend
 from ..bundle import Bundle, BundleError
-from ..calibration import CalibrationError, load_calibration
+from ..calibration import CalibrationError, load_calibration, manifest_latency_calibration
 from ..cli_errors import one_line_errors
 from ..images import load_images as read_images
 from ..measured_costs import measured_manifest
@@ -57,7 +57,9 @@ def main(
     capacity_mah: float | None = typer.Option(None, help="Battery capacity (from the profile)."),
     voltage_v: float | None = typer.Option(None, help="Battery voltage (from the profile)."),
     energy: str = typer.Option(
-        "manifest", help="Energy per inference: manifest (energy_mj) or measured here."
+        "manifest",
+        help="Energy per inference: manifest (energy_mj); latency (the manifest's latency_ms, "
+        "e.g. HW-NAS-Bench's Pixel 3, x --power-w, ladders derived on it); or measured here.",
     ),
     calibration: Path | None = typer.Option(
         None,
@@ -65,7 +67,8 @@ def main(
         "on its measured costs.",
     ),
     power_w: float | None = typer.Option(
-        None, help="Processor power while inferring, for --energy measured (profile: 1.5)."
+        None,
+        help="Processor power while inferring, for --energy latency or measured (profile: 1.5).",
     ),
     step_s: float = typer.Option(1.0, help="Simulation step, seconds."),
     timeline_step_s: float = typer.Option(60.0, help="Row spacing of timeline.csv, seconds."),
@@ -106,7 +109,7 @@ def main(
         third_party_log(log, "prp-simulate", append=False),
     ):
         if energy not in ENERGY_SOURCES:
-            raise SimulationError(f"--energy must be manifest or measured, got {energy!r}")
+            raise SimulationError(f"--energy must be {', '.join(ENERGY_SOURCES)}, got {energy!r}")
         if backend not in BACKENDS:
             raise SimulationError(f"unknown backend {backend!r}; backends: {', '.join(BACKENDS)}")
         dev = get_profile(profile)
@@ -129,17 +132,27 @@ def main(
             raise SimulationError(f"--timeline-step-s must be > 0, got {timeline_step_s}")
         if calibration is not None and energy != "manifest":
             raise SimulationError(
-                "--calibration gives the energies; drop --energy measured, or drop --calibration"
+                f"--calibration gives the energies; drop --energy {energy}, or drop --calibration"
             )
         b = Bundle.load(bundle)
         engine: Backend | str = backend
         extra: dict[str, object] = {}
+        cal = None
         if calibration is not None:
             cal = load_calibration(calibration, b)
-            sim = simulate(b.data, config, calibration=cal)
+        elif energy == "latency":
+            watts = dev.inference_power_w if power_w is None else power_w
+            cal = manifest_latency_calibration(b, watts)
+        if cal is not None:
+            sim = simulate(
+                b.data,
+                config,
+                energy_source=cal.energy_note if calibration is None else None,
+                calibration=cal,
+            )
             costs = measured_manifest(b.data, cal)
             extra["calibration"] = {
-                "file": str(calibration),
+                "file": str(calibration) if calibration is not None else None,
                 "backend": cal.backend,
                 "device": cal.device,
                 "energy_source": cal.energy_source,

@@ -9,7 +9,7 @@ from ..power import PowerModel, raise_first_failed
 from ..profiles import DeviceProfile
 
 ACCURACY_KEY = "test_accuracy"  # held-out test accuracy the exporter measured for each path
-ENERGY_SOURCES = ("manifest", "measured")
+ENERGY_SOURCES = ("manifest", "latency", "measured")
 
 
 class SimulationError(ValueError):

@@ -146,6 +146,21 @@ def test_xnnpack_weight_cache_is_on_by_default_and_changes_no_logit(
         np.testing.assert_array_equal(logits, off["logits"][method])
 
 
+def test_with_the_weight_cache_one_program_is_open_at_a_time(native: Path) -> None:
+    """ExecuTorch 1.5.1's cache keys packed weights by name only, and bundles name their weights
+    alike: two different programs open at once ran each other's weights (wrong logits, NaN).
+    With the cache on, a second open is refused in one message naming the fix; closing the
+    first lets the next load; with the cache off, both stay open."""
+    on = check(native, "together", str(PTE), str(PTE))
+    assert on["weight_cache"] is True and on["results"][0] == "ok"
+    refused = on["results"][1]
+    assert refused.startswith("java.lang.IllegalStateException: cannot open"), refused
+    assert "is open" in refused and "setWeightCache(false)" in refused
+    assert on["after_closing"].startswith("ok")
+    off = check(native, "together", str(PTE), str(PTE), jvm=("-Dprp.weightCache=off",))
+    assert off["weight_cache"] is False and off["results"] == ["ok", "ok"]
+
+
 def method_ids() -> list[str]:
     """The program's methods, as the bundle's manifest lists them (one per path)."""
     return [p["method"] for p in json.loads((DEFAULT / "manifest.json").read_text())["paths"]]

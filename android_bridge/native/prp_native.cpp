@@ -108,10 +108,27 @@ struct MethodSlot {
   size_t num_inputs = 0;
 };
 
+// Engines open with XNNPACK's weight cache (see "XNNPACK's weight cache" below), and the path
+// of the one open, under g_weight_cache_mutex.
+std::mutex g_weight_cache_mutex;
+int g_cached_engines = 0;
+std::string g_cached_path;
+
 struct Engine {
   std::string path;
   std::unique_ptr<Module> module;
   std::map<std::string, std::unique_ptr<MethodSlot>> methods;  // sorted by name
+  bool uses_weight_cache = false;
+
+  ~Engine() {
+    // The methods and the program go first: their packed weights leave the cache with them.
+    methods.clear();
+    module.reset();
+    if (uses_weight_cache) {
+      std::lock_guard<std::mutex> guard(g_weight_cache_mutex);
+      --g_cached_engines;
+    }
+  }
 };
 
 // ----------------------------------------------------------------------------------------------
@@ -234,8 +251,13 @@ Engine* engine_of(JNIEnv* env, jlong handle) {
 // process-wide cache and shared. It is a backend option, read as each method initialises its
 // delegate; on by default here (ExecuTorch's Android and Apple presets turn it on too), off only
 // when NativeEngine.setWeightCache(false) says so before a program loads.
+//
+// ExecuTorch 1.5.1's cache keys packed weights by their name in the program only, and every
+// bundle names its weights alike (w0, w1, ...): with two programs open at once, the second ran
+// the first's packed weights (wrong logits, NaN; found here, bench/results "XNNPACK's weight
+// cache"). So with the cache on, one program may be open at a time; a second open is refused,
+// naming the fix. Closing a program frees its entries, and the next one loads correctly.
 
-std::mutex g_weight_cache_mutex;
 bool g_weight_cache_chosen = false;  // set by setWeightCache, or by the first open
 bool g_weight_cache_enabled = true;
 
@@ -254,6 +276,8 @@ Error set_weight_cache_locked(bool enabled) {
 
 // Opens the program and loads every method; throws IOException or IllegalStateException.
 std::unique_ptr<Engine> open_engine(JNIEnv* env, const std::string& path) {
+  auto engine = std::make_unique<Engine>();
+  engine->path = path;
   {
     std::lock_guard<std::mutex> guard(g_weight_cache_mutex);
     if (!g_weight_cache_chosen) {
@@ -264,9 +288,21 @@ std::unique_ptr<Engine> open_engine(JNIEnv* env, const std::string& path) {
         return nullptr;
       }
     }
+    if (g_weight_cache_enabled) {
+      if (g_cached_engines > 0) {
+        throw_java(env, kIllegalState,
+                   "cannot open " + path + " while " + g_cached_path +
+                       " is open: XNNPACK's weight cache is on, and ExecuTorch's cache keys "
+                       "packed weights by name only, so two programs open at once could run "
+                       "each other's weights; close the other NativeEngine first, or call "
+                       "NativeEngine.setWeightCache(false) before loading both");
+        return nullptr;
+      }
+      ++g_cached_engines;
+      g_cached_path = path;
+      engine->uses_weight_cache = true;
+    }
   }
-  auto engine = std::make_unique<Engine>();
-  engine->path = path;
   engine->module = std::make_unique<Module>(
       path,
       Module::LoadMode::Mmap,

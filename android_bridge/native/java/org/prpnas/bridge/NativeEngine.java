@@ -124,7 +124,10 @@ public final class NativeEngine implements InferenceEngine {
      * Turns XNNPACK's weight cache on or off for the programs loaded from now on (a process-wide
      * backend option). On by default: a weight several methods of the program share is then packed
      * once and held once in memory, as ExecuTorch's Android and Apple builds do; off, each method
-     * packs its own copy (the desktop wheel's Python runtime, which cannot switch it).
+     * packs its own copy (the desktop wheel's Python runtime, which cannot switch it). With the cache
+     * on, one program may be open at a time: ExecuTorch 1.5.1's cache keys packed weights by name
+     * only, and two bundles name their weights alike, so {@link #load} refuses a second program
+     * while one is open (close it first, or turn the cache off before loading both).
      *
      * @return whether the cache is on now
      */

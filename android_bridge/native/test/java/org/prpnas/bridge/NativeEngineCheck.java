@@ -31,6 +31,7 @@ import java.util.concurrent.atomic.AtomicLong;
  *                                        close() while runs are in flight
  * errors  PTE                            the exceptions of misuse, by case
  * open    PATH...                        load each PATH; "ok" or the exception, by path
+ * together PATH...                       load every PATH, each kept open; "ok" or the exception
  * </pre>
  *
  * INPUT.f32 holds N rows of the program's input, float32 little-endian, row-major. With
@@ -64,6 +65,9 @@ public final class NativeEngineCheck {
                 for (int i = 1; i < args.length; i++) {
                     result.put(args[i], open(args[i]));
                 }
+                break;
+            case "together":
+                result = together(Arrays.copyOfRange(args, 1, args.length));
                 break;
             default:
                 throw new IllegalArgumentException("unknown command " + args[0]);
@@ -285,6 +289,30 @@ public final class NativeEngineCheck {
         } catch (Exception e) {
             return e.getClass().getName() + ": " + e.getMessage();
         }
+    }
+
+    private static Map<String, Object> together(String[] paths) {
+        Map<String, Object> out = new LinkedHashMap<String, Object>();
+        List<NativeEngine> open = new ArrayList<NativeEngine>();
+        List<Object> results = new ArrayList<Object>();
+        try {
+            for (String path : paths) {
+                try {
+                    open.add(NativeEngine.load(path));
+                    results.add("ok");
+                } catch (Exception e) {
+                    results.add(e.getClass().getName() + ": " + e.getMessage());
+                }
+            }
+        } finally {
+            for (NativeEngine engine : open) {
+                engine.close();
+            }
+        }
+        out.put("weight_cache", NativeEngine.weightCache());
+        out.put("results", results);
+        out.put("after_closing", open(paths[paths.length - 1]));
+        return out;
     }
 
     private interface Call {

@@ -254,7 +254,12 @@ def load_calibration(path: Path, bundle: Manifest, sha: str | None = None) -> Ca
     path = Path(path)
     fix = f"measure again with prp-calibrate {bundle.directory}"
     try:
-        raw = path.read_bytes()[: MAX_CALIBRATION_BYTES + 1]
+        if not path.exists():
+            raise CalibrationError(f"calibration {path} does not exist; {fix}")
+        if not path.is_file():  # never a FIFO or a device, which a read could block on
+            raise CalibrationError(f"calibration {path} is not a file; {fix}")
+        with open(path, "rb") as f:
+            raw = f.read(MAX_CALIBRATION_BYTES + 1)
     except OSError as e:
         raise CalibrationError(f"cannot read calibration {path}: {e.strerror}") from None
     try:

@@ -138,6 +138,15 @@ def _why_left(
             f"{dom.id} ({dom.cost:.4g} {unit}), which is not less accurate "
             f"({dom.accuracy:g} % vs {rung.accuracy:g} %)"
         )
+    twin = next(
+        (r for r in rungs if r.id in new and (r.accuracy, r.cost) == (rung.accuracy, rung.cost)),
+        None,
+    )
+    if twin is not None:
+        return (
+            f"{rung.id} left the ladder: the same accuracy and measured cost as {twin.id} "
+            f"({rung.cost:.4g} {unit}), which stays"
+        )
     cheaper = [
         pid
         for pid in new

@@ -192,6 +192,7 @@ class AdaptiveModel:
         """Plan with `calibration` from the next call on (`measured()`, say); None goes back
         to the manifest's costs."""
         with self._lock:
+            self.calibration_note = "no calibration: the manifest's costs"
             self._apply(calibration)
             self._due_h = 0.0
 

@@ -559,3 +559,43 @@ def test_prp_run_refuses_a_bad_calibration_and_uses_the_manifest(tmp_path: Path)
     assert path in done.stdout
     line = [s for s in done.stdout.splitlines() if s.startswith("costs:")]
     assert len(line) == 1 and "unusable" in line[0] and "manifest's costs" in line[0]
+
+
+def test_why_a_path_left_names_what_took_its_place() -> None:
+    paths = [
+        {"id": "path_0", "accuracy": 75.0, "energy_mj": 3.0},
+        {"id": "path_1", "accuracy": 70.0, "energy_mj": 2.0},
+        {"id": "path_2", "accuracy": 70.0, "energy_mj": 1.0},
+    ]
+    manifest = {
+        "objective": "energy",
+        "paths": paths,
+        "policies": {"schedule": {"switch_every_h": 5.0, "order": ["path_0", "path_2"]}},
+    }
+    costs = {"path_0": 3.0, "path_1": 2.0, "path_2": 2.0}  # measured: path_2 ties path_1
+    cal = Calibration(
+        manifest_sha256="0" * 64,
+        bundle="b",
+        backend="test",
+        device={},
+        created="",
+        energy_source=LATENCY_X_POWER,
+        energy_note="",
+        power_w=1.0,
+        paths={pid: PathCost(c, c, c, 1, c, None) for pid, c in costs.items()},
+    )
+    measured = measured_manifest(manifest, cal)
+    assert measured.ladder == ["path_0", "path_1"]
+    assert measured.left == {
+        "path_2": "path_2 left the ladder: the same accuracy and measured cost as path_1 "
+        "(2 mJ), which stays"
+    }
+    assert measured.joined["path_1"].startswith("path_1 joined the ladder: measured 2 mJ")
+    assert measured.manifest["policies"]["schedule"]["order"] == ["path_0", "path_1"]
+
+
+def test_a_calibration_that_is_no_file_is_refused(tmp_path: Path) -> None:
+    bundle = Bundle.load(DEFAULT)
+    for path in (tmp_path, Path(os.devnull), tmp_path / "missing.json"):
+        with pytest.raises(CalibrationError, match="prp-calibrate|cannot read"):
+            load_calibration(path, bundle)

@@ -54,10 +54,19 @@ def paired_tests_both_ways(manifest: Mapping[str, Any]) -> TestedPairs | None:
     beats = passed_pairs(manifest)
     if beats is None:
         return None
-    tests = manifest["ladder_tests"]
+    return frozenset(beats | {(r["path"], r["cheaper"]) for r in reversed_tests(manifest)})
+
+
+def reversed_tests(manifest: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The `ladder_tests` records read the other way round that pass: (cheaper path, costlier
+    path) by the manifest's costs, from the same counts, at the record's level."""
+    tests = manifest.get("ladder_tests")
+    if not isinstance(tests, dict):
+        return []
     alpha = tests.get("alpha", 0.05)
-    out = set(beats)
-    for pair in tests.get("pairs") or []:
+    out = []
+    pairs = tests.get("pairs")
+    for pair in pairs if isinstance(pairs, list) else []:
         if not isinstance(pair, dict):
             continue
         upper, lower = pair.get("path"), pair.get("cheaper")
@@ -67,9 +76,20 @@ def paired_tests_both_ways(manifest: Mapping[str, Any]) -> TestedPairs | None:
         if not all(isinstance(v, int) and v >= 0 for v in (only_upper, only_lower)):
             continue
         assert isinstance(only_upper, int) and isinstance(only_lower, int)
-        if binomial_tail(only_lower, only_upper + only_lower) < alpha:
-            out.add((str(lower), str(upper)))
-    return frozenset(out)
+        p = binomial_tail(only_lower, only_upper + only_lower)
+        if p < alpha:
+            out.append(
+                {
+                    "path": str(lower),
+                    "cheaper": str(upper),
+                    "only_path_right": only_lower,
+                    "only_cheaper_right": only_upper,
+                    "p_value": p,
+                    "more_accurate": True,
+                    "reversed": True,
+                }
+            )
+    return out
 
 
 @dataclass(frozen=True)
@@ -108,6 +128,9 @@ def measured_manifest(manifest: Mapping[str, Any], calibration: Calibration) -> 
         for pid in new
         if pid not in old
     }
+    recorded = out.get("ladder_tests", {}).get("pairs") if beats is not None else None
+    if isinstance(recorded, list):  # the tests read both ways, so the tables check as ladders
+        out["ladder_tests"]["pairs"] = recorded + reversed_tests(manifest)
     if new != old:
         if "battery" in tables:
             tables["battery"]["levels"] = battery_levels_for(new)

@@ -599,3 +599,55 @@ def test_a_calibration_that_is_no_file_is_refused(tmp_path: Path) -> None:
     for path in (tmp_path, Path(os.devnull), tmp_path / "missing.json"):
         with pytest.raises(CalibrationError, match="prp-calibrate|cannot read"):
             load_calibration(path, bundle)
+
+
+def test_a_dominated_path_measured_cheaper_joins_on_its_paired_test_read_backwards() -> None:
+    """By the manifest, x costs more than y and is less accurate (off the ladder); the exporter
+    tested (x, y), and y won 30 of 33 discordant images. Measured, x is the cheaper: it joins
+    below y, whose win over it is that record read backwards, and the tables check as ladders."""
+    manifest = {
+        "schema_version": 2,
+        "objective": "energy",
+        "paths": [
+            {"id": "y", "accuracy": 75.0, "energy_mj": 2.0},
+            {"id": "x", "accuracy": 70.0, "energy_mj": 3.0},
+        ],
+        "policies": {
+            "battery": {"hysteresis_pct": 3.0, "levels": [{"min_battery_pct": 0.0, "path": "y"}]},
+            "schedule": {"switch_every_h": 5.0, "order": ["y"]},
+        },
+        "ladder_tests": {
+            "alpha": 0.05,
+            "pairs": [
+                {
+                    "path": "x",
+                    "cheaper": "y",
+                    "only_path_right": 3,
+                    "only_cheaper_right": 30,
+                    "more_accurate": False,
+                }
+            ],
+        },
+    }
+    assert ladder_errors(manifest) == []
+    costs = {"y": 2.0, "x": 1.0}
+    cal = Calibration(
+        manifest_sha256="0" * 64,
+        bundle="b",
+        backend="test",
+        device={},
+        created="",
+        energy_source=LATENCY_X_POWER,
+        energy_note="",
+        power_w=1.0,
+        paths={pid: PathCost(c, c, c, 1, c, None) for pid, c in costs.items()},
+    )
+    measured = measured_manifest(manifest, cal)
+    assert measured.manifest_ladder == ["y"] and measured.ladder == ["y", "x"]
+    assert ladder_errors(measured.manifest) == []
+    levels = measured.manifest["policies"]["battery"]["levels"]
+    assert [lv["path"] for lv in levels] == ["y", "x"]
+    # Without the backwards reading, x could not stand below y.
+    no_wins = json.loads(json.dumps(manifest))
+    no_wins["ladder_tests"]["pairs"][0]["only_cheaper_right"] = 5
+    assert measured_manifest(no_wins, cal).ladder == ["x"]

@@ -12,6 +12,7 @@ import pytest
 import torch
 from prp.trainer import path_training as pt
 from prp.trainer.config import preset
+from prp.trainer.errors import PRPError
 from prp.trainer.export import choose_paths, export_bundle, load_run
 from prp.trainer.runs import read_checkpoint
 from prp.trainer.spaces import get_space
@@ -205,3 +206,54 @@ def test_batchnorm_is_re_estimated_on_every_class() -> None:
     net.eval()
     expected = 100.0 * float((net(x, path).argmax(1) == y).float().mean())
     assert measured == pytest.approx(expected)
+
+
+def test_bf16_precision_trains_the_same_function_and_can_start_on_resume(
+    search_run, trained, tmp_path
+) -> None:
+    """--precision bf16: the same gradients up to bfloat16 rounding; a run started in float32
+    switches on --resume, from the checkpointed step on, and says so in its recipe and log."""
+    space = get_space("nb201", size="tiny")
+    net = Supernet(space)
+    path = (3, 2, 3, 3, 4, 3)
+    x, y = torch.randn(16, *space.input_shape), torch.randint(0, 10, (16,))
+    grads = {}
+    for precision in ("fp32", "bf16"):
+        net.zero_grad()
+        recipe = pt.PathRecipe("run", ("k",), "nb201", distill=0.0, precision=precision)
+        pt.train_step(net, [path], x, y, recipe)
+        grads[precision] = torch.cat(
+            [p.grad.flatten() for p in net.weight_parameters() if p.grad is not None]
+        )
+    cosine = torch.nn.functional.cosine_similarity(grads["fp32"], grads["bf16"], dim=0)
+    # bfloat16 keeps 8 bits of mantissa: at a random init about 0.97 here; a gradient of
+    # another function (a wrong path, a lost BN) is near 0.
+    assert 0.9 < float(cosine) and not torch.equal(grads["fp32"], grads["bf16"])
+
+    out = tmp_path / "run"
+    session = pt.start(search_run, out, top=3, space_overrides=SMALL, **RECIPE)
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_epoch_one(record: dict) -> None:
+        if record["event"] == "epoch":
+            raise Stop
+
+    with pytest.raises(Stop):
+        pt.train(session, stop_after_epoch_one)
+    with pytest.raises(PRPError, match="--precision must be one of fp32, bf16"):
+        pt.resume(out, precision="fp16")
+    again = pt.resume(out, precision="bf16")
+    assert again.recipe.precision == "bf16"
+    assert json.loads((out / "paths.json").read_text())["precision"] == "bf16"
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert {"event": "precision", "precision": "bf16", "was": "fp32", "epoch": 1, "step": 0} in log
+    convs = [m.weight for m in again.supernet.net.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert all(w.is_contiguous(memory_format=torch.channels_last) for w in convs)
+    pt.train(again)
+    history = again.progress.history
+    assert [r["epoch"] for r in history] == [0, 1]
+    assert history[0]["val_accuracy"] == trained.progress.history[0]["val_accuracy"]
+    want, got = _state(trained), _state(again)
+    assert any(not torch.equal(want[k], got[k]) for k in want)  # epoch 2 ran in bfloat16

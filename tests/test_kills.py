@@ -97,17 +97,16 @@ def test_a_streamed_training_killed_at_random_moments_resumes_to_the_same_run(
 
     out = tmp_path / "killed"
     rng = np.random.default_rng(33)
+    # A random moment in the first second of the run's folder (setting up, or epoch 1), then
+    # one in the second after its first checkpoint (training on, or the resumed start).
+    moments = [
+        (float(rng.uniform(0.0, 1.0)), lambda: out.exists()),
+        (float(rng.uniform(0.0, 1.0)), lambda: (out / "checkpoint.pt").exists()),
+    ]
     landed = 0
-    for delay in rng.uniform(0.0, 6.0, 2):
-        # Each kill a random time after the run's folder appears (the first seconds of a
-        # start import torch and read the data); then the same command again.
-        again = [
-            *command,
-            "--out",
-            str(out),
-            *(["--resume"] if (out / "config.json").is_file() else []),
-        ]
-        code = kill_after(again, float(delay), lambda: out.exists())
+    for delay, ready in moments:
+        resume = ["--resume"] if (out / "config.json").is_file() else []
+        code = kill_after([*command, "--out", str(out), *resume], delay, ready)
         landed += code == -signal.SIGKILL
         if code != -signal.SIGKILL:
             assert code == 0
@@ -148,11 +147,20 @@ def test_an_int8_export_killed_at_random_moments_is_exported_whole_after(
     command += ["--out", str(bundle)]
     rng = np.random.default_rng(4)
     parent = bundle.parent
-    for delay in rng.uniform(3.0, 15.0, 2):
-        code = kill_after(command, float(delay))
+    # A random moment of loading and quantizing, then one after the bundle's temporary folder
+    # appears (lowering and writing the programs).
+    moments = [
+        (float(rng.uniform(2.0, 10.0)), lambda: True),
+        (float(rng.uniform(0.0, 3.0)), lambda: any(parent.glob(".b.tmp-*"))),
+    ]
+    landed = 0
+    for delay, ready in moments:
+        code = kill_after(command, delay, ready)
         assert code in (0, -signal.SIGKILL), code
+        landed += code == -signal.SIGKILL
         if bundle.exists():  # only ever a whole bundle under the name asked for
             AdaptiveModel(bundle, battery=PushedBattery(100), backend="onnxruntime")
+    assert landed >= 1
     done = subprocess.run(command, capture_output=True, text=True, env=ENV)
     assert done.returncode == 0, done.stdout + done.stderr
     model = AdaptiveModel(bundle, battery=PushedBattery(100), backend="onnxruntime")

@@ -116,6 +116,7 @@ def test_prp_train_refuses_bad_images_in_one_line_and_skips_them_on_request(
     write_photos(tree, per_class=12)
     for name in ("class0/002.jpg", "class1/007.jpg"):
         (tree / name).write_bytes(b"\x89PNG\r\n\x1a\n cut")
+    (tree / "class0" / "005.jpg").write_bytes(truncated_jpeg(5))  # passes the check
     tiny = ["--preset", "tiny", "--data-dir", str(tree), "--epochs-fair", "1"]
     small = ["--epochs-pareto", "1", "--prune-after", "0", "--samples", "2", "--top-n", "1"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -141,12 +142,19 @@ def test_prp_train_refuses_bad_images_in_one_line_and_skips_them_on_request(
         timeout=600,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "left out 2 images that cannot be decoded" in " ".join(done.stdout.split())
+    said = " ".join(done.stdout.split())
+    # The two refused ones, and the cut one from the BatchNorm pool (all train images here).
+    assert "left out 3 images that cannot be decoded" in said
+    assert f"skipped 1 image that did not decode while training (2 times; listed in {out}" in said
     record = json.loads((out / RECORD).read_text())
-    assert sorted(e["name"] for e in record["left_out"]) == ["class0/002.jpg", "class1/007.jpg"]
-    assert record["count"] == 2 and record["skipped_in_training"] == []
+    left_out = ["class0/002.jpg", "class0/005.jpg", "class1/007.jpg"]
+    assert sorted(e["name"] for e in record["left_out"]) == left_out and record["count"] == 3
+    assert [(e["epoch"], e["name"]) for e in record["skipped_in_training"]] == [
+        (0, "class0/005.jpg"),
+        (1, "class0/005.jpg"),
+    ]
     start = RunLog(out / "log.jsonl").records()[0]
-    assert start["images_left_out"] == 2 and start["config"]["skip_bad_images"] is True
+    assert start["images_left_out"] == 3 and start["config"]["skip_bad_images"] is True
 
 
 def _loader(data: StreamSplits, workers: int) -> TrainLoader:

@@ -85,6 +85,6 @@ def write_record(
     data = {
         "left_out": _entries(left_out),
         "skipped_in_training": list(in_training),
-        "count": len(left_out) + len({e["name"] for e in in_training}),
+        "count": len({b.name for b in left_out} | {e["name"] for e in in_training}),
     }
     write_bytes_atomic(run_dir / RECORD, (json.dumps(data, indent=1) + "\n").encode())

@@ -55,6 +55,7 @@ SUITES = [
     "InputSpecTest",
     "LadderTest",
     "ManifestTest",
+    "MeasuredCostsTest",
     "PathEnergyTest",
     "PathLatencyTest",
     "PoliciesTest",
@@ -554,3 +555,82 @@ def test_runtime_on_native_engine_matches_the_python_runtime_end_to_end(
     assert report["switches"] == switches
     # Real images, a real model: not a constant output.
     assert len(set(report["pinned"][model.bundle.ids[0]]["labels"])) >= 2
+
+
+def test_measured_costs_give_the_python_runtimes_paths(
+    classpath: str, bundle_dirs: dict[str, Path], tmp_path: Path
+) -> None:
+    """A calibration the Python runtime writes, read by the bridge (`BundleCheck
+    --calibration`): the battery and schedule policies on the measured costs choose the paths
+    Python's `measured_policy` chooses, at every threshold of both tables and around them; a
+    calibration of another bundle is refused in one line and the manifest's costs are used."""
+    from prp.runtime import Bundle
+    from prp.runtime.calibration import (
+        LATENCY_X_POWER,
+        Calibration,
+        PathCost,
+        manifest_sha256,
+        save_calibration,
+    )
+    from prp.runtime.measured_costs import measured_manifest, measured_policy
+    from prp.runtime.policies import Context
+
+    bundle = Bundle.load(bundle_dirs["front"])
+    m = bundle.data
+    field = "energy_mj" if m["objective"] == "energy" else "latency_ms"
+    costs = {p["id"]: float(p[field]) for p in m["paths"]}
+    rungs = ladder(rungs_of(m["paths"], m["objective"]))
+    costs[rungs[2]] = (costs[rungs[0]] + costs[rungs[1]]) / 2  # costlier than the rung above
+    cal = Calibration(
+        manifest_sha256=manifest_sha256(bundle),
+        bundle="front",
+        backend="test",
+        device={},
+        created="",
+        energy_source=LATENCY_X_POWER,
+        energy_note="",
+        power_w=1.0,
+        paths={pid: PathCost(c, c, c, 10, c, None) for pid, c in costs.items()},
+    )
+    path = save_calibration(cal, tmp_path / "cal.json")
+    measured = measured_manifest(m, cal)
+    assert rungs[2] in measured.left
+    levels = {lv["min_battery_pct"] for lv in m["policies"]["battery"]["levels"]}
+    levels |= {lv["min_battery_pct"] for lv in measured.manifest["policies"]["battery"]["levels"]}
+    for t in sorted(levels):
+        for pct in (t - 0.01, t, t + 0.01):
+            if not 0 <= pct <= 100:
+                continue
+            hours = pct / 5  # 0-20 h: every slot of the schedule
+            run = java(
+                classpath,
+                "org.prpnas.bridge.BundleCheck",
+                str(bundle.directory),
+                "--battery",
+                repr(pct),
+                "--hours",
+                repr(hours),
+                "--calibration",
+                str(path),
+            )
+            assert run.returncode == 0, run.stderr
+            assert "costs: measured (test" in run.stdout
+            for name in ("battery", "schedule"):
+                want = measured_policy(m, cal, name).decide(Context(pct, hours, None)).path
+                assert f"policy {name}: {want} (" in run.stdout, (name, pct, run.stdout)
+    foreign = json.loads(path.read_text())
+    foreign["manifest_sha256"] = "0" * 64
+    (tmp_path / "foreign.json").write_text(json.dumps(foreign))
+    run = java(
+        classpath,
+        "org.prpnas.bridge.BundleCheck",
+        str(bundle.directory),
+        "--battery",
+        "50",
+        "--calibration",
+        str(tmp_path / "foreign.json"),
+    )
+    assert run.returncode == 0, run.stderr
+    line = [s for s in run.stdout.splitlines() if s.startswith("costs:")]
+    assert len(line) == 1 and "another bundle" in line[0] and "manifest's costs" in line[0]
+    assert f"policy battery: {battery_level(m, 50)[1]} (" in run.stdout

@@ -29,12 +29,14 @@ public final class BundleCheck {
 
     static int run(String[] args, PrintStream out, PrintStream err) {
         if (args.length < 1 || args[0].startsWith("-")) {
-            err.println("usage: BundleCheck BUNDLE_DIR [--methods a,b,...] [--battery PCT] [--hours H]");
+            err.println("usage: BundleCheck BUNDLE_DIR [--methods a,b,...] [--battery PCT] [--hours H] "
+                    + "[--calibration FILE]");
             return 64;
         }
         Set<String> methods = null;
         Double battery = null;
         double hours = 0.0;
+        String calibration = null;
         try {
             for (int i = 1; i < args.length; i += 2) {
                 if (i + 1 >= args.length) {
@@ -46,6 +48,8 @@ public final class BundleCheck {
                     battery = Double.valueOf(args[i + 1]);
                 } else if (args[i].equals("--hours")) {
                     hours = Double.parseDouble(args[i + 1]);
+                } else if (args[i].equals("--calibration")) {
+                    calibration = args[i + 1];
                 } else {
                     throw new IllegalArgumentException("unknown option " + args[i]);
                 }
@@ -53,6 +57,15 @@ public final class BundleCheck {
             Manifest manifest = Manifest.load(new File(args[0]));
             out.println("manifest: " + manifest.paths().size() + " paths, " + manifest.files().size()
                     + " files, sha256 verified");
+            Calibration measured = null;
+            if (calibration != null) {
+                try {
+                    measured = Calibration.load(new File(calibration), manifest);
+                    out.println("costs: measured (" + measured.backend() + ", energy: " + measured.energySource() + ")");
+                } catch (CalibrationException e) {
+                    out.println("costs: " + e.getMessage() + "; using the manifest's costs");
+                }
+            }
             if (methods != null) {
                 SupernetRuntime.checkMethods(manifest, methods);
                 out.println("program: every path's method is present");
@@ -68,7 +81,8 @@ public final class BundleCheck {
                 if (!tabled) {
                     continue;
                 }
-                Policy policy = Policies.fromManifest(manifest, name);
+                Policy policy = measured == null ? Policies.fromManifest(manifest, name)
+                        : MeasuredCosts.policy(manifest, measured, name);
                 Decision d = policy.decide(new PolicyContext(battery, hours, null));
                 out.println("policy " + name + ": " + d.path() + " (" + d.reason() + ")");
             }

@@ -23,7 +23,7 @@ from ..policies import PolicyError
 from ..profiles import ProfileError, get_profile
 from ..quiet import third_party_log
 from .config import ENERGY_SOURCES, SimConfig, SimulationError
-from .engine import simulate
+from .engine import Simulation, simulate
 from .real import measure_energies, simulate_real
 from .report import print_summary, write_outputs
 
@@ -89,7 +89,10 @@ def main(
     ),
 ) -> None:
     """Battery over the horizon for worst, best, schedule, battery and energy-budget scenarios:
-    battery.png, timeline.csv, summary.json and a table."""
+    battery.png, timeline.csv, summary.json and a table.
+
+    Over 80 lines only for its typer options and their checks; the work is `run_simulation`,
+    `simulate_real` and `write_outputs`."""
     console = Console(width=None if sys.stdout.isatty() else 160)
     target = out or Path("runs") / f"simulation-{Path(bundle).resolve().name}"
     log = None if verbose else target / SIM_LOG
@@ -135,50 +138,8 @@ def main(
                 f"--calibration gives the energies; drop --energy {energy}, or drop --calibration"
             )
         b = Bundle.load(bundle)
-        engine: Backend | str = backend
-        extra: dict[str, object] = {}
-        cal = None
-        if calibration is not None:
-            cal = load_calibration(calibration, b)
-        elif energy == "latency":
-            watts = dev.inference_power_w if power_w is None else power_w
-            cal = manifest_latency_calibration(b, watts)
-        if cal is not None:
-            sim = simulate(
-                b.data,
-                config,
-                energy_source=cal.energy_note if calibration is None else None,
-                calibration=cal,
-            )
-            costs = measured_manifest(b.data, cal)
-            extra["calibration"] = {
-                "file": str(calibration) if calibration is not None else None,
-                "backend": cal.backend,
-                "device": cal.device,
-                "energy_source": cal.energy_source,
-                "energy_note": cal.energy_note,
-                "ladder": costs.ladder,
-                "manifest_ladder": costs.manifest_ladder,
-                "left_ladder": costs.left,
-                "joined_ladder": costs.joined,
-            }
-            for why in [*costs.left.values(), *costs.joined.values()]:
-                console.print(f"calibration: {why}")
-        elif energy == "measured":
-            watts = dev.inference_power_w if power_w is None else power_w
-            console.print(f"measuring latency of {len(b.ids)} paths ({backend} backend)...")
-            measured = measure_energies(b, watts, backend)
-            engine = measured.backend
-            sim = simulate(
-                b.data,
-                config,
-                measured.energy_mj,
-                f"measured here ({measured.backend.name}: median latency x {watts:g} W)",
-            )
-            sim.latency_ms, sim.inference_power_w = measured.latency_ms, watts
-            sim.backend = measured.backend.name
-        else:
-            sim = simulate(b.data, config)
+        watts = dev.inference_power_w if power_w is None else power_w
+        sim, engine, extra = run_simulation(b, config, energy, calibration, watts, backend, console)
         real_runs = None
         if real:
             x = None if images is None else load_images(images, b.data["input"]["shape"][1:])
@@ -199,3 +160,61 @@ def main(
         print_summary(console, summary)
     if log is not None and log.exists():
         console.print(f"third-party warnings and logs: {log} (--verbose shows them)")
+
+
+def run_simulation(
+    b: Bundle,
+    config: SimConfig,
+    energy: str,
+    calibration: Path | None,
+    watts: float,
+    backend: str,
+    console: Console,
+) -> tuple[Simulation, Backend | str, dict[str, object]]:
+    """The simulation `prp-simulate` asked for, with the backend real mode then drives and what
+    the summary records about the costs: the manifest's energies; a calibration's, from a file
+    or from the manifest's latency x `watts` (`--energy latency`), with the ladders derived
+    again on them; or latencies measured here x `watts`."""
+    engine: Backend | str = backend
+    extra: dict[str, object] = {}
+    cal = None
+    if calibration is not None:
+        cal = load_calibration(calibration, b)
+    elif energy == "latency":
+        cal = manifest_latency_calibration(b, watts)
+    if cal is not None:
+        sim = simulate(
+            b.data,
+            config,
+            energy_source=cal.energy_note if calibration is None else None,
+            calibration=cal,
+        )
+        costs = measured_manifest(b.data, cal)
+        extra["calibration"] = {
+            "file": str(calibration) if calibration is not None else None,
+            "backend": cal.backend,
+            "device": cal.device,
+            "energy_source": cal.energy_source,
+            "energy_note": cal.energy_note,
+            "ladder": costs.ladder,
+            "manifest_ladder": costs.manifest_ladder,
+            "left_ladder": costs.left,
+            "joined_ladder": costs.joined,
+        }
+        for why in [*costs.left.values(), *costs.joined.values()]:
+            console.print(f"calibration: {why}")
+    elif energy == "measured":
+        console.print(f"measuring latency of {len(b.ids)} paths ({backend} backend)...")
+        measured = measure_energies(b, watts, backend)
+        engine = measured.backend
+        sim = simulate(
+            b.data,
+            config,
+            measured.energy_mj,
+            f"measured here ({measured.backend.name}: median latency x {watts:g} W)",
+        )
+        sim.latency_ms, sim.inference_power_w = measured.latency_ms, watts
+        sim.backend = measured.backend.name
+    else:
+        sim = simulate(b.data, config)
+    return sim, engine, extra

@@ -172,6 +172,10 @@ def run_scenario(
     step k + 1. The battery at step k is computed from the last switch (energy then, minus steps
     since x power x step) so the trajectory does not depend on when the policy is asked. The
     battery stops at 0 %: the device is off from the exact time it emptied.
+
+    Over 80 lines because the stepping loop keeps its state (the last switch, the current
+    segment, the look-ahead window) in locals; split up, that state would travel between
+    functions at every decision.
     """
     policy = scenario.policy
     ids = tuple(energy_mj)

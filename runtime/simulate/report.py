@@ -37,7 +37,8 @@ DEFINITIONS = {
 
 
 def summarise(sim: Simulation, real: Sequence[RealRun] | None = None) -> dict[str, Any]:
-    """Everything `summary.json` holds."""
+    """Everything `summary.json` holds. Over 80 lines because it is one literal: the record's
+    fields, each computed where it is named, in the order the file lists them."""
     cfg = sim.config
     worst = sim.run("worst")
     scenarios = []

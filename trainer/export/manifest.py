@@ -252,7 +252,10 @@ def build_manifest(
     sources: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The whole `manifest.json` of an export whose files (name to sha256) are `files`; with
-    `ladder_tests`, the paired tests the ladder is built from (recorded in the manifest)."""
+    `ladder_tests`, the paired tests the ladder is built from (recorded in the manifest).
+
+    Over 80 lines because it is one literal, the manifest's fields in the order the file lists
+    them, and the int8 section beside it."""
     cfg, supernet = run.cfg, run.supernet
     costs = {
         objective: None

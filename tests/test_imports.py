@@ -103,3 +103,26 @@ def test_the_architecture_module_map_lists_every_module_once() -> None:
         f"missing from the map: {sorted(set(tree) - set(listed))}; "
         f"not in the tree: {sorted(set(listed) - set(tree))}"
     )
+
+
+RUNTIME = TRAINER.parent / "runtime"
+LONG = 80  # lines
+
+
+def long_functions() -> list[str]:
+    """Functions and methods of trainer/ and runtime/ over LONG lines whose docstring does not
+    say why (it names its length: "over 80 lines", "long only ...")."""
+    found = []
+    for path in sorted([*TRAINER.rglob("*.py"), *RUNTIME.rglob("*.py")]):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            length = (node.end_lineno or node.lineno) - node.lineno + 1
+            doc = (ast.get_docstring(node) or "").lower()
+            if length > LONG and f"over {LONG} lines" not in doc and "long only" not in doc:
+                found.append(f"{path.relative_to(TRAINER.parent)}:{node.lineno} {node.name}")
+    return found
+
+
+def test_no_long_function_without_a_reason() -> None:
+    assert long_functions() == []

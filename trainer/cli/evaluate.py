@@ -78,6 +78,55 @@ def _estimator_table(result: dict[str, Any]) -> Table:
     return table
 
 
+def _result_table(run: Path, result: dict[str, Any]) -> Table:
+    """prp-eval's main table: the run's estimator (where it is not the shared weights alone),
+    the shared weights' tau-b, alpha's, hypervolume ratio and the true figures of each pick."""
+    table = Table(
+        title=f"{run} ({result['method']}) against {result['cost_column']}, K={result['k']}"
+    )
+    table.add_column("measure")
+    table.add_column("value")
+    own = result.get("run_estimator_verdict")
+    if own is not None and own["row"] != "weights":
+        # The run ranked paths by this estimator: its figures lead, the raw shared-weight
+        # ones follow.
+        table.add_row(
+            f"Kendall tau-b, Pareto ranks, the run's estimator ({own['estimator']})",
+            f"{own['kendall_tau_b_pareto']:.3f}",
+        )
+        table.add_row(
+            f"Kendall tau-b, accuracy, the run's estimator ({own['estimator']})",
+            f"{own['kendall_tau_b_accuracy']:.3f}",
+        )
+    table.add_row(
+        "Kendall tau-b, Pareto ranks"
+        + (", shared weights alone" if own is not None and own["row"] != "weights" else ""),
+        f"{result['kendall_tau_b_pareto']:.3f}",
+    )
+    for name, tau in result["kendall_tau_b_pareto_by_estimator"].items():
+        if name != "weights":
+            table.add_row(f"Kendall tau-b, Pareto ranks by {name}", f"{tau:.3f}")
+    table.add_row(
+        "Kendall tau-b, accuracy"
+        + (", shared weights alone" if own is not None and own["row"] != "weights" else ""),
+        f"{result['kendall_tau_b_accuracy']:.3f}",
+    )
+    table.add_row(
+        "Spearman rho, accuracy"
+        + (", shared weights alone" if own is not None and own["row"] != "weights" else ""),
+        f"{result['spearman_rho_accuracy']:.3f}",
+    )
+    table.add_row(
+        "hypervolume ratio (run front / true front)", f"{result['hypervolume_ratio']:.3f}"
+    )
+    for s in result["selected"]:
+        table.add_row(
+            f"pick {s['label']}",
+            f"true acc {s['true_accuracy']:.2f} %, true Pareto rank {s['true_pareto_rank']}",
+        )
+    return table
+
+
 @eval_app.command()
 def evaluate(
     run: Path = typer.Argument(..., help="Run directory of an nb201 run."),
@@ -145,49 +194,7 @@ def evaluate(
                 bootstrap=bootstrap,
                 baseline_progress=baseline_progress,
             )
-        table = Table(
-            title=f"{run} ({result['method']}) against {result['cost_column']}, K={result['k']}"
-        )
-        table.add_column("measure")
-        table.add_column("value")
-        own = result.get("run_estimator_verdict")
-        if own is not None and own["row"] != "weights":
-            # The run ranked paths by this estimator: its figures lead, the raw shared-weight
-            # ones follow.
-            table.add_row(
-                f"Kendall tau-b, Pareto ranks, the run's estimator ({own['estimator']})",
-                f"{own['kendall_tau_b_pareto']:.3f}",
-            )
-            table.add_row(
-                f"Kendall tau-b, accuracy, the run's estimator ({own['estimator']})",
-                f"{own['kendall_tau_b_accuracy']:.3f}",
-            )
-        table.add_row(
-            "Kendall tau-b, Pareto ranks"
-            + (", shared weights alone" if own is not None and own["row"] != "weights" else ""),
-            f"{result['kendall_tau_b_pareto']:.3f}",
-        )
-        for name, tau in result["kendall_tau_b_pareto_by_estimator"].items():
-            if name != "weights":
-                table.add_row(f"Kendall tau-b, Pareto ranks by {name}", f"{tau:.3f}")
-        table.add_row(
-            "Kendall tau-b, accuracy"
-            + (", shared weights alone" if own is not None and own["row"] != "weights" else ""),
-            f"{result['kendall_tau_b_accuracy']:.3f}",
-        )
-        table.add_row(
-            "Spearman rho, accuracy"
-            + (", shared weights alone" if own is not None and own["row"] != "weights" else ""),
-            f"{result['spearman_rho_accuracy']:.3f}",
-        )
-        table.add_row(
-            "hypervolume ratio (run front / true front)", f"{result['hypervolume_ratio']:.3f}"
-        )
-        for s in result["selected"]:
-            table.add_row(
-                f"pick {s['label']}",
-                f"true acc {s['true_accuracy']:.2f} %, true Pareto rank {s['true_pareto_rank']}",
-            )
+        table = _result_table(run, result)
         console.print(table)
         if "baselines" in result:
             console.print(_estimator_table(result))

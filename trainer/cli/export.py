@@ -58,7 +58,10 @@ def export(
         help="Show third-party warnings and logs here (by default they go to BUNDLE/export.log).",
     ),
 ) -> None:
-    """Export RUN's pruned supernet with its top paths to a bundle, checked against PyTorch."""
+    """Export RUN's pruned supernet with its top paths to a bundle, checked against PyTorch.
+
+    Over 80 lines only for its typer options and the result table; the work is
+    `export_bundle`."""
     from prp.runtime.quiet import third_party_log
 
     from ..export import EXPORT_LOG, export_bundle

@@ -79,7 +79,10 @@ def pretrain(
     ),
 ) -> None:
     """Train a supernet with strict fairness on all the data you have, checkpointing every
-    epoch, and ship one epoch's weights for prp-train --init."""
+    epoch, and ship one epoch's weights for prp-train --init.
+
+    Over 80 lines for its typer options and its progress display; the work is
+    `pretraining.run_pretraining`."""
     from prp.runtime.quiet import third_party_log
 
     from ..datasets.bad_images import RECORD

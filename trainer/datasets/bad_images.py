@@ -46,7 +46,12 @@ def refusal(where: str, bad: Sequence[BadImage]) -> BadImagesError:
     """The one-line error for a source with `bad` images: every one named (with why) when
     there are at most `IN_LINE`, else the first ones and the file that lists them all."""
     named = "; ".join(f"{b.name} ({_one_line(b.reason)})" for b in bad[:IN_LINE])
-    fix = f"replace or remove them, or add {SKIP_OPTION} to train without them"
+    # prp-export and prp-eval read a run's data as the run's config says, so the option that
+    # leaves the images out belongs to the training command.
+    fix = (
+        f"replace or remove them, or add {SKIP_OPTION} to the training command (prp-train, "
+        "prp-pretrain, prp-train-paths) to train without them"
+    )
     if len(bad) <= IN_LINE:
         noun = "image" if len(bad) == 1 else "images"
         return BadImagesError(

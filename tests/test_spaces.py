@@ -55,7 +55,9 @@ def test_encode_decode_round_trip(name: str) -> None:
 @pytest.mark.parametrize("name", SPACES)
 def test_bad_paths_and_names_give_clear_errors(name: str) -> None:
     space = get_space(name, size="tiny")
-    good = tuple(0 for _ in space.slots)
+    # A valid path: op 0 everywhere, or the space's first valid one where slots constrain
+    # each other (DARTS' nodes keep two inputs).
+    good = space.best_path(np.zeros((space.num_slots, max(len(s.ops) for s in space.slots))))
     with pytest.raises(PathError, match=f"has {space.num_slots - 1} entries"):
         space.validate(good[:-1])
     bad = (len(space.slots[0].ops),) + good[1:]

@@ -12,7 +12,9 @@ from prp.trainer.spaces import PrunedOp, get_space, list_spaces
 from prp.trainer.supernet import Supernet
 
 
-@pytest.mark.parametrize("name", list_spaces())
+# DARTS' nodes keep two inputs each, which rules strict fairness out (test_darts.py tests the
+# nearest group it samples instead).
+@pytest.mark.parametrize("name", [n for n in list_spaces() if n != "darts"])
 def test_strict_fair_sampling_uses_every_op_once(name: str) -> None:
     supernet = Supernet(get_space(name, size="tiny"))
     rng = np.random.default_rng(0)

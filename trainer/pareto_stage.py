@@ -5,8 +5,6 @@ per epoch with its state."""
 
 from __future__ import annotations
 
-import itertools
-import math
 from collections.abc import Callable, Mapping
 
 import numpy as np
@@ -25,9 +23,8 @@ RankBy = Callable[[list[ArchPath], np.ndarray], np.ndarray]
 
 def sample_paths(supernet: Supernet, rng: np.random.Generator, n: int) -> list[ArchPath]:
     """n distinct paths of the (possibly pruned) supernet; all of them if there are fewer."""
-    live = [supernet.live_ops(s) for s in range(supernet.space.num_slots)]
-    if math.prod(len(o) for o in live) <= n:
-        return [tuple(p) for p in itertools.product(*live)]
+    if supernet.count_paths() <= n:
+        return supernet.space.all_paths(supernet.live())
     seen: dict[ArchPath, None] = {}
     while len(seen) < n:
         seen[supernet.sample_uniform(rng)] = None

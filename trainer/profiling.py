@@ -117,7 +117,10 @@ def _leaf_cost(module: nn.Module, inp: Tensor, out: Tensor) -> tuple[int, int]:
         macs = n_out * (module.in_channels // module.groups) * kh * kw
     elif isinstance(module, nn.Linear):
         macs = n_out * module.in_features
-    elif isinstance(module, (nn.modules.batchnorm._BatchNorm, nn.modules.pooling._AvgPoolNd)):
+    elif isinstance(
+        module,
+        (nn.modules.batchnorm._BatchNorm, nn.modules.pooling._AvgPoolNd, nn.MaxPool2d),
+    ):  # one operation per input element (a max pool compares where an average pool adds)
         macs = n_in
     elif isinstance(module, nn.modules.pooling._AdaptiveAvgPoolNd):
         macs = n_in
@@ -185,7 +188,7 @@ def _trace(supernet: Supernet) -> OpTrace:
     device = next(iter(net.parameters())).device
     try:
         x = torch.zeros((1, *space.input_shape), device=device)
-        supernet(x, [supernet.live_ops(s)[0] for s in range(space.num_slots)])
+        supernet(x, supernet.first_path())
     finally:
         for h in handles:
             h.remove()

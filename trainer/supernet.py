@@ -85,32 +85,34 @@ class Supernet(nn.Module):
         self.set_path(path)
         return self.net(x)
 
+    def live(self) -> list[list[int]]:
+        """Each slot's live op indices."""
+        return [self.live_ops(s) for s in range(self.space.num_slots)]
+
     def sample_uniform(self, rng: np.random.Generator) -> Path:
-        """One path, each slot's op drawn uniformly among its live ops (single-path one-shot)."""
-        return tuple(int(rng.choice(self.live_ops(s))) for s in range(self.space.num_slots))
+        """One path drawn by the space among the live ops (`SearchSpace.sample`)."""
+        return self.space.sample(rng, self.live())
 
     def sample_fair(self, rng: np.random.Generator) -> list[Path]:
-        """m paths that together use every live op of every slot exactly once (FairNAS).
+        """A strict-fairness group of paths over the live ops (`SearchSpace.sample_fair`)."""
+        return self.space.sample_fair(rng, self.live())
 
-        m is the largest number of live ops in any slot. Where a slot has fewer live ops than m
-        (ProxylessNAS' first block of a stage has no skip, say), its ops are repeated as evenly
-        as possible, so no op of that slot is used more than once more than another.
-        """
-        m = max(len(self.live_ops(s)) for s in range(self.space.num_slots))
-        columns = []
-        for s in range(self.space.num_slots):
-            live = self.live_ops(s)
-            full, extra = divmod(m, len(live))
-            column = np.concatenate([np.tile(live, full), rng.choice(live, extra, replace=False)])
-            columns.append(rng.permutation(column))
-        return [tuple(int(c[k]) for c in columns) for k in range(m)]
+    def count_paths(self) -> int:
+        """How many valid paths are left among the live ops."""
+        return self.space.count_paths(self.live())
 
     def masked_alpha(self) -> Tensor:
         return self.alpha.masked_fill(~self.op_mask, float("-inf"))
 
     def argmax_path(self) -> Path:
-        """Each slot's live op with the highest alpha (the paper's step-2 training path)."""
-        return tuple(int(i) for i in self.masked_alpha().argmax(dim=1))
+        """The valid live path with the highest P_s (the paper's step-2 training path): each
+        slot's live op with the highest alpha where slots are independent."""
+        return self.space.best_path(self.masked_alpha().detach().cpu().numpy())
+
+    def first_path(self) -> Path:
+        """A valid live path that depends on the mask only (each slot's first live op where
+        slots are independent): the path the cost tracer runs."""
+        return self.space.best_path(np.where(self._mask_host, 0.0, -np.inf))
 
     def path_scores(self, paths: Sequence[Sequence[int]]) -> Tensor:
         """P_s = sum of the path's selected ops' alpha (paper section 3.2), differentiable."""
@@ -145,6 +147,13 @@ class Supernet(nn.Module):
             raise PathError(
                 f"cannot prune op {op} ({slot_def.ops[op]}): it is the last op of slot "
                 f"{slot} ({slot_def.name}); every slot keeps at least one op"
+            )
+        live = self.live()
+        live[slot] = [i for i in live[slot] if i != op]
+        if self.space.count_paths(live) == 0:
+            raise PathError(
+                f"cannot prune op {op} ({slot_def.ops[op]}) of slot {slot} ({slot_def.name}): "
+                f"no valid path of space {self.space.name!r} would be left"
             )
         self.op_mask[slot, op] = False
         self._mask_host[slot, op] = False

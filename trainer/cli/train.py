@@ -49,7 +49,7 @@ def train(
     objective: str = typer.Option(
         None, help="Cost objective: energy (mJ, the default) or latency (ms)."
     ),
-    space: str = typer.Option(None, help="Search space: nb201, fbnet, proxyless."),
+    space: str = typer.Option(None, help="Search space: nb201, fbnet, proxyless, darts."),
     size: str = typer.Option(None, "--size", help="Space size: real or tiny."),
     cost_model: str = typer.Option(None, help="Cost model (see prp-info); default per space."),
     device: str = typer.Option(None, "--device", help="Device the cost refers to, e.g. edgegpu."),

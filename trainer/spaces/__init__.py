@@ -17,7 +17,7 @@ def list_spaces() -> list[str]:
 
 
 # Importing the modules registers their spaces.
-from . import fbnet, nb201, proxyless  # noqa: E402,F401
+from . import darts, fbnet, nb201, proxyless  # noqa: E402,F401
 
 __all__ = [
     "SPACES",

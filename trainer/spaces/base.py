@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -146,6 +147,41 @@ class SearchSpace(ABC):
         """For paths [n, slots] of op indices, whether each slot's op is still computed by the
         path's exported program ([n, slots] bool), or None where every op always is."""
         return None
+
+    # Path hooks the supernet samples, ranks and prunes through. The defaults treat slots as
+    # independent (any op of each slot makes a path); a space whose slots constrain each other
+    # (DARTS: exactly two non-`none` inputs per node) overrides all five together. `live` is
+    # each slot's live (unpruned) op indices; `scores[slot, op]` is -inf where an op is not live.
+    def sample(self, rng: np.random.Generator, live: Sequence[Sequence[int]]) -> Path:
+        """One path, each slot's op drawn uniformly among its live ops (single-path one-shot)."""
+        return tuple(int(rng.choice(ops)) for ops in live)
+
+    def sample_fair(self, rng: np.random.Generator, live: Sequence[Sequence[int]]) -> list[Path]:
+        """m paths that together use every live op of every slot exactly once (FairNAS).
+
+        m is the largest number of live ops in any slot. Where a slot has fewer live ops than m
+        (ProxylessNAS' first block of a stage has no skip, say), its ops are repeated as evenly
+        as possible, so no op of that slot is used more than once more than another.
+        """
+        m = max(len(ops) for ops in live)
+        columns = []
+        for ops in live:
+            full, extra = divmod(m, len(ops))
+            column = np.concatenate([np.tile(ops, full), rng.choice(ops, extra, replace=False)])
+            columns.append(rng.permutation(column))
+        return [tuple(int(c[k]) for c in columns) for k in range(m)]
+
+    def best_path(self, scores: np.ndarray) -> Path:
+        """The valid path with the highest sum of scores: here each slot's best live op."""
+        return tuple(int(i) for i in np.asarray(scores).argmax(axis=1))
+
+    def count_paths(self, live: Sequence[Sequence[int]]) -> int:
+        """How many valid paths the live ops make (0: none is left)."""
+        return math.prod(len(ops) for ops in live)
+
+    def all_paths(self, live: Sequence[Sequence[int]]) -> list[Path]:
+        """Every valid path of the live ops; call it only where `count_paths` is small."""
+        return [tuple(int(i) for i in p) for p in itertools.product(*live)]
 
     def describe(self) -> dict[str, object]:
         return {

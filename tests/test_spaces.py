@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from prp.trainer.config import PRESETS, preset
 from prp.trainer.errors import PathError, UnknownNameError
 from prp.trainer.nb201_table import NB201Table
 from prp.trainer.profiling import trace_ops
@@ -65,6 +66,19 @@ def test_bad_paths_and_names_give_clear_errors(name: str) -> None:
         space.validate(bad)
     with pytest.raises(UnknownNameError, match="unknown op 'conv_9x9'"):
         space.from_op_names(["conv_9x9"] + list(space.op_names(good))[1:])
+
+
+@pytest.mark.parametrize("name", SPACES)
+def test_every_preset_builds_every_space(name: str) -> None:
+    """`prp-train --space NAME` with any preset: the default preset's NB201 settings (channels,
+    cells per stage) apply to NB201 only."""
+    for preset_name in PRESETS:
+        cfg = preset(preset_name, space=name)
+        space = get_space(cfg.space, size=cfg.space_size, **cfg.space_overrides)
+        assert space.name == name
+    assert preset("default", space=name).space_overrides == (
+        PRESETS["default"].space_overrides if name == "nb201" else {}
+    )
 
 
 def test_unknown_space_names_the_registered_ones() -> None:

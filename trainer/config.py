@@ -282,6 +282,11 @@ def preset(name: str, **overrides: Any) -> TrainConfig:
     if name not in PRESETS:
         raise PRPError(f"unknown preset {name!r}; presets are: {', '.join(PRESETS)}")
     base = PRESETS[name]
+    space = overrides.get("space")
+    if space not in (None, base.space) and not overrides.get("space_overrides"):
+        # The preset's space settings are for its own space (NB201's channels and cells per
+        # stage); another space is built at its own size.
+        base = replace(base, space_overrides={})
     if name == "default" and base.init in PRETRAINED:
         init = overrides.get("init")
         shipped = fitting(

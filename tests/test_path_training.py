@@ -153,13 +153,12 @@ def test_a_foreign_folder_is_refused_with_one_line(search_run, tmp_path) -> None
     assert [p.name for p in tmp_path.iterdir()] == ["mine.txt"]
 
 
-def test_a_portable_copy_resumes_on_another_machine(search_run, trained, tmp_path) -> None:
-    """The run's small copy (no optimizer state) carried to a new folder resumes there."""
-    out = tmp_path / "run"
-    session = pt.start(search_run, out, top=3, space_overrides=SMALL, **{**RECIPE, "epochs": 3})
+class Stop(Exception):
+    pass
 
-    class Stop(Exception):
-        pass
+
+def train_one_epoch_and_stop(session: pt.Session) -> None:
+    """Train `session` until its first epoch ends (checkpointed there), then stop it."""
 
     def stop_after_epoch_one(record: dict) -> None:
         if record["event"] == "epoch":
@@ -167,6 +166,13 @@ def test_a_portable_copy_resumes_on_another_machine(search_run, trained, tmp_pat
 
     with pytest.raises(Stop):
         pt.train(session, stop_after_epoch_one)
+
+
+def test_a_portable_copy_resumes_on_another_machine(search_run, trained, tmp_path) -> None:
+    """The run's small copy (no optimizer state) carried to a new folder resumes there."""
+    out = tmp_path / "run"
+    session = pt.start(search_run, out, top=3, space_overrides=SMALL, **{**RECIPE, "epochs": 3})
+    train_one_epoch_and_stop(session)
     moved = tmp_path / "elsewhere"
     moved.mkdir()
     for name in ("config.json", "paths.json", "log.jsonl"):
@@ -232,16 +238,7 @@ def test_bf16_precision_trains_the_same_function_and_can_start_on_resume(
 
     out = tmp_path / "run"
     session = pt.start(search_run, out, top=3, space_overrides=SMALL, **RECIPE)
-
-    class Stop(Exception):
-        pass
-
-    def stop_after_epoch_one(record: dict) -> None:
-        if record["event"] == "epoch":
-            raise Stop
-
-    with pytest.raises(Stop):
-        pt.train(session, stop_after_epoch_one)
+    train_one_epoch_and_stop(session)
     with pytest.raises(PRPError, match="--precision must be one of fp32, bf16"):
         pt.resume(out, precision="fp16")
     again = pt.resume(out, precision="bf16")

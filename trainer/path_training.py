@@ -438,16 +438,17 @@ def resume(out: Path, device: str | None = None, precision: str | None = None) -
         )
     from .runs import read_config
 
-    recipe = _read_recipe(out)
-    if precision is not None and check_precision(precision) != recipe.precision:
-        at: dict[str, Any] = {"epoch": 0, "step": 0}
-        if (out / CHECKPOINT).exists():
-            at = read_checkpoint(out / CHECKPOINT)["path_training"]
-        change = {"event": "precision", "precision": precision, "was": recipe.precision}
-        RunLog(out / LOG).append({**change, "epoch": int(at["epoch"]), "step": int(at["step"])})
-        recipe = replace(recipe, precision=precision)
+    was = _read_recipe(out)
+    recipe = was
+    if precision is not None and check_precision(precision) != was.precision:
+        recipe = replace(was, precision=precision)
+    session = open_session(out, recipe, read_config(out), resume=True, device=device)
+    if recipe != was:  # recorded once the run has opened in the new precision
+        at = session.progress
+        change = {"event": "precision", "precision": recipe.precision, "was": was.precision}
+        RunLog(out / LOG).append({**change, "epoch": at.epoch, "step": at.step})
         write_json(out / RECIPE, recipe.to_json())
-    return open_session(out, recipe, read_config(out), resume=True, device=device)
+    return session
 
 
 Say = Callable[[dict[str, Any]], None]

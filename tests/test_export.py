@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -20,6 +21,7 @@ from prp.runtime.policies import COST_FIELDS, ladder, passed_pairs, rungs_of
 from prp.trainer.config import preset
 from prp.trainer.datasets import to_tensor
 from prp.trainer.export import ExportError, calibrated_path_module, export_bundle, load_run
+from prp.trainer.lowering import pte_named_data
 from prp.trainer.train import Trainer
 
 CFG = preset("tiny")
@@ -228,6 +230,17 @@ def test_pte_rewrites_keep_the_arithmetic() -> None:
     torch.testing.assert_close(program.module()(x), NoneNode()(x))
 
 
+def test_pte_constants_are_named_by_their_bytes(bundle) -> None:
+    """ExecuTorch 1.5.1's XNNPACK weight cache keys packed weights by name alone, process-wide,
+    so every constant is named by the first 16 hex digits of the sha256 of its stored bytes:
+    two programs open in one process share a name only where they hold the same bytes."""
+    stored = pte_named_data(bundle / "supernet.pte")
+    assert len(stored) > 10
+    for key, value in stored.items():
+        assert key == hashlib.sha256(value).hexdigest()[:16], key
+    assert load_manifest(bundle).data["export"]["weight_names"] == "sha256-16"
+
+
 def test_the_private_key_rewrite_is_optional_and_falls_back(
     bundle, run_dir, data, tmp_path, monkeypatch
 ) -> None:
@@ -249,6 +262,7 @@ def test_the_private_key_rewrite_is_optional_and_falls_back(
     plain = export_bundle(run_dir, tmp_path / "plain", top=3, data=data, shorten_keys=False)
     info = load_manifest(plain).data["export"]
     assert info["short_keys"] is False and "short_keys_fallback" not in info
+    assert info["weight_names"] == "sha256"  # XNNPACK's own keys: the whole digest
     assert load_manifest(bundle).data["export"]["short_keys"] is True
     assert (plain / "supernet.pte").stat().st_size > (bundle / "supernet.pte").stat().st_size
 
@@ -258,7 +272,7 @@ def test_the_private_key_rewrite_is_optional_and_falls_back(
     monkeypatch.setattr(export_module, "_shorten_named_keys", broken)
     fell = export_bundle(run_dir, tmp_path / "fell", top=3, data=data)
     info = load_manifest(fell).data["export"]
-    assert info["short_keys"] is False
+    assert info["short_keys"] is False and info["weight_names"] == "sha256"
     assert "has no attribute '_flatc'" in info["short_keys_fallback"]
     for folder in (plain, fell):
         got = outputs(folder)

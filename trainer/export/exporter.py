@@ -21,6 +21,8 @@ from ..lowering import (
     CALIBRATION_IMAGES,
     PTE,
     QUANTIZE_CHOICES,
+    WEIGHT_NAMES_LONG,
+    WEIGHT_NAMES_SHORT,
     Int8Path,
     check_onnx,
     check_pte,
@@ -127,8 +129,7 @@ def export_bundle(
             named=named,
             int8=int8,
             onnx_info=onnx_info,
-            short_keys={"short_keys": shorten_keys and fallback is None}
-            | ({"short_keys_fallback": fallback} if fallback else {}),
+            short_keys=key_record(shorten_keys, fallback),
             quantize=quantize,
             calibration=calibration,
             energy_int8_info=energy_int8_info,
@@ -247,6 +248,17 @@ def fresh_tmp(out: Path) -> Path:
         )
     tmp.mkdir(parents=True)
     return tmp
+
+
+def key_record(shorten_keys: bool, fallback: str | None) -> dict[str, Any]:
+    """The manifest's record of the .pte's constant names: shortened or not (and why not), and
+    how a name derives from its tensor's bytes (`weight_names`; bundles without the field name
+    their weights by a counter, `w0`, `w1`, ..., alike in every bundle)."""
+    short = shorten_keys and fallback is None
+    return {
+        "short_keys": short,
+        "weight_names": WEIGHT_NAMES_SHORT if short else WEIGHT_NAMES_LONG,
+    } | ({"short_keys_fallback": fallback} if fallback else {})
 
 
 def lower_and_check(

@@ -288,7 +288,7 @@ def build_manifest(
             "onnx_distinct_tensors": onnx_info["distinct_tensors"],
             "bn": "per-path BatchNorm statistics as per-channel scale and shift",
             "tolerance": TOLERANCE,
-            # XNNPACK constant keys shortened (the private rewrite), or why not
+            # XNNPACK constant keys: shortened (the private rewrite) or why not, and their scheme
             **short_keys,
         },
         "provenance": {

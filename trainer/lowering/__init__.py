@@ -32,7 +32,16 @@ from .int8 import (
     stored_constants,
 )
 from .onnx_graphs import ONNX_WEIGHTS, check_onnx, write_onnx
-from .pte import PTE, PTE_SEGMENT_ALIGNMENT, check_pte, load_program, method_differences, write_pte
+from .pte import (
+    PTE,
+    PTE_SEGMENT_ALIGNMENT,
+    WEIGHT_NAMES_LONG,
+    WEIGHT_NAMES_SHORT,
+    check_pte,
+    load_program,
+    method_differences,
+    write_pte,
+)
 
 __all__ = [
     "CALIBRATION_IMAGES",
@@ -43,6 +52,8 @@ __all__ = [
     "PTE",
     "PTE_SEGMENT_ALIGNMENT",
     "QUANTIZE_CHOICES",
+    "WEIGHT_NAMES_LONG",
+    "WEIGHT_NAMES_SHORT",
     "ChannelAffine",
     "DepthwiseAffine",
     "Int8Path",

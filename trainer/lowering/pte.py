@@ -22,9 +22,38 @@ from .graphs import drop_zero_terms, for_xnnpack
 # every per-path BN vector under 128 bytes to 128. 64 is a cache line and what SIMD loads want.
 PTE_SEGMENT_ALIGNMENT = 64
 
+# XNNPACK names each constant by the sha256 of its bytes (64 hex digits); the short name is the
+# first WEIGHT_KEY_DIGITS of that digest. A name derived from the bytes, not a counter, because
+# ExecuTorch 1.5.1's XNNPACK weight cache keys packed weights by name alone, process-wide: with
+# counted names (`w0`, `w1`, ... in every bundle) two programs open at once ran each other's
+# weights. Equal bytes still get one name (stored once, packed once); 64 bits make two different
+# tensors sharing a name across the programs of a process negligible (and within one program an
+# error, `_ContentKeys`). The manifest records the scheme as export.weight_names.
+WEIGHT_KEY_DIGITS = 16
+WEIGHT_NAMES_SHORT = f"sha256-{WEIGHT_KEY_DIGITS}"  # the short names
+WEIGHT_NAMES_LONG = "sha256"  # XNNPACK's own keys, where the rewrite is off or fell back
+
+
+class _ContentKeys:
+    """The short name of each sha256 hex digest (its first WEIGHT_KEY_DIGITS digits); refuses
+    two digests of one program that share their short name, rather than merge two tensors."""
+
+    def __init__(self) -> None:
+        self._digests: dict[str, str] = {}
+
+    def __call__(self, digest: str) -> str:
+        short = digest[:WEIGHT_KEY_DIGITS]
+        if self._digests.setdefault(short, digest) != digest:
+            raise ExportError(
+                f"two constants' sha256 digests share their first {WEIGHT_KEY_DIGITS} digits "
+                f"({short}): names that short would merge two tensors"
+            )
+        return short
+
 
 def _shorten_named_keys(lowered: Any) -> None:
-    """Give every XNNPACK constant a short name instead of its 64-character sha256 hex key.
+    """Give every XNNPACK constant a short name instead of its 64-character sha256 hex key:
+    the key's first WEIGHT_KEY_DIGITS digits.
 
     XNNPACK names each constant (weights and per-path BN vectors alike) by the hash of its
     bytes; the key is stored once in the program's named-data table and again in every
@@ -45,11 +74,14 @@ def _shorten_named_keys(lowered: Any) -> None:
     from executorch.exir.program._program import collect_named_data_store_from_exported_program
 
     names: dict[str, str] = {}
+    content_key = _ContentKeys()
     pattern = re.compile(rb'"named_key": "([0-9a-f]{64})"')
 
     def short(match: re.Match[bytes]) -> bytes:
         key = match.group(1).decode()
-        return b'"named_key": "' + names.setdefault(key, f"w{len(names)}").encode() + b'"'
+        if key not in names:
+            names[key] = content_key(key)
+        return b'"named_key": "' + names[key].encode() + b'"'
 
     with tempfile.TemporaryDirectory() as d:
         schema = os.path.join(d, "schema.fbs")
@@ -96,8 +128,8 @@ def _shorten_named_keys(lowered: Any) -> None:
 
 @contextlib.contextmanager
 def _short_xnnpack_keys() -> Iterator[None]:
-    """While lowering, XNNPACK names each constant `w<k>` (k counting distinct bytes) instead of
-    its sha256 hex key: the same sharing, without the bytes of long keys.
+    """While lowering, XNNPACK names each constant by the first WEIGHT_KEY_DIGITS digits of its
+    sha256 hex key instead of all 64: the same sharing, without the bytes of long keys.
 
     For programs with int8 methods, which `_shorten_named_keys` cannot rename afterwards: its
     round trip through flatc's JSON prints floats with 6 digits, and an int8 graph holds its
@@ -106,14 +138,14 @@ def _short_xnnpack_keys() -> Iterator[None]:
     all methods lowered in the block, as the hex keys do."""
     from executorch.backends.xnnpack.operators import node_visitor
 
-    names: dict[str, str] = {}
+    content_key = _ContentKeys()
 
     class _Digest:
         def __init__(self, data: bytes = b"") -> None:
             self._hash = hashlib.sha256(data)
 
         def hexdigest(self) -> str:
-            return names.setdefault(self._hash.hexdigest(), f"w{len(names)}")
+            return content_key(self._hash.hexdigest())
 
     class _Hashlib:
         sha256 = _Digest
@@ -174,12 +206,13 @@ def write_pte(
     """One ExecuTorch program, one XNNPACK-delegated method per path; shared weights once.
     An int8 path comes as the exported program of its quantized module (`quantize.py`).
 
-    `shorten_keys`: rename XNNPACK's 64-character constant keys (`_shorten_named_keys`, or
-    `_short_xnnpack_keys` with int8 paths) and, with int8 paths, store no scales of XNNPACK's
-    own for the int32 biases (`_bias_scales_from_weights`). These reach into ExecuTorch 1.5.1's
-    private serialization, the first thing an upgrade breaks, so where they fail the program is
-    lowered again without it and written with the long keys (the same weights, stored once; a
-    larger file). Returns why it fell back, or None."""
+    `shorten_keys`: rename XNNPACK's 64-character constant keys to their first
+    WEIGHT_KEY_DIGITS digits (`_shorten_named_keys`, or `_short_xnnpack_keys` with int8 paths)
+    and, with int8 paths, store no scales of XNNPACK's own for the int32 biases
+    (`_bias_scales_from_weights`). These reach into ExecuTorch 1.5.1's private serialization,
+    the first thing an upgrade breaks, so where they fail the program is lowered again without
+    it and written with the long keys (the same weights, stored once; a larger file). Returns
+    why it fell back, or None."""
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import ExecutorchBackendConfig, to_edge_transform_and_lower
 

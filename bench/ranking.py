@@ -21,7 +21,7 @@ fair, default):
   prp-fairw: own targets, strict-fair W; prp-frontw: stage 2 trains W on alpha's predicted
   top-N paths instead of the per-slot argmax.
 Beside every method, the same architectures are ranked by the free baselines prp-eval reports
-(params, MACs, synflow, NASWOT, their log-rank combination `free`, and `supernet+free`), each
+(params, MACs, synflow, NASWOT, their log-rank combination `free`, and `weights+free`), each
 method's weights paired against each of them; the proxies are computed once for all methods.
 Writes bench/results/ranking[-seedN].json (or --name). With --out, a stopped call goes on
 where it left off when called again with the same options. With --jobs N the methods train
@@ -49,11 +49,13 @@ import torch
 from common import RESULTS, paired_bootstrap, print_table, write_record
 from prp.trainer.config import TrainConfig, preset
 from prp.trainer.datasets import load_dataset
+from prp.trainer.estimation.estimators import WEIGHTS_AND_FREE
 from prp.trainer.evaluate import (
     EVAL_FILE,
     ProxyCache,
     alpha_estimators,
     evaluate_run,
+    read_evaluation,
     remember_free_scores,
     unseen_live_pool,
 )
@@ -61,7 +63,7 @@ from prp.trainer.export import LoadedRun, load_run
 from prp.trainer.nb201_table import NB201_COST_COLUMNS
 from prp.trainer.pareto import kendall_tau_b, pareto_ranks
 from prp.trainer.pruning import MAXIMIZE
-from prp.trainer.runs import CHECKPOINT, FRONT, LOG, RunLog, read_json
+from prp.trainer.runs import CHECKPOINT, FRONT, LOG, RunLog
 from prp.trainer.spaces import SearchSpace
 from prp.trainer.train import Trainer
 
@@ -582,7 +584,7 @@ def evaluate_method(run_dir: Path, evaluation: dict[str, Any]) -> float:
 
 def print_baselines(results: list[dict[str, Any]]) -> None:
     """The free baselines beside each method's estimates, on the same architectures: their
-    tau-b, then every method's weights minus each baseline (and supernet+free minus free) with
+    tau-b, then every method's weights minus each baseline (and weights+free minus free) with
     the paired 95 % interval, and whether the method's supernet adds information."""
     if not results:
         return
@@ -591,14 +593,14 @@ def print_baselines(results: list[dict[str, Any]]) -> None:
         [name, e["kendall_tau_b_accuracy"], e.get("spearman_rho_accuracy", "-")]
         + [e["kendall_tau_b_pareto"]]
         for name, e in first.items()
-        if name != "supernet+free"
+        if name != WEIGHTS_AND_FREE
     ]
     rows += [
         [
-            f"{r['name']}: supernet+free",
-            r["baselines"]["supernet+free"]["kendall_tau_b_accuracy"],
-            r["baselines"]["supernet+free"].get("spearman_rho_accuracy", "-"),
-            r["baselines"]["supernet+free"]["kendall_tau_b_pareto"],
+            f"{r['name']}: {WEIGHTS_AND_FREE}",
+            r["baselines"][WEIGHTS_AND_FREE]["kendall_tau_b_accuracy"],
+            r["baselines"][WEIGHTS_AND_FREE].get("spearman_rho_accuracy", "-"),
+            r["baselines"][WEIGHTS_AND_FREE]["kendall_tau_b_pareto"],
         ]
         for r in results
     ]
@@ -614,15 +616,12 @@ def print_baselines(results: list[dict[str, Any]]) -> None:
     paired = []
     for r in results:
         for name, e in r["baselines"].items():
-            d = (
-                e["paired_minus_free"]
-                if name == "supernet+free"
-                else e["paired_run_minus_baseline"]
-            )
+            combined = name == WEIGHTS_AND_FREE
+            d = e["paired_minus_free"] if combined else e["paired_run_minus_baseline"]
             paired.append(
                 [
                     r["name"],
-                    "supernet+free - free" if name == "supernet+free" else f"weights - {name}",
+                    f"{name} - free" if combined else f"weights - {name}",
                     interval(d["accuracy"]),
                     interval(d["pareto"]),
                     "yes" if d["pareto"]["ci95"][0] > 0 else "no",
@@ -650,7 +649,7 @@ def earlier_evaluation(
     path = run_dir / EVAL_FILE
     if not path.is_file():
         return None
-    r = read_json(path)
+    r = read_evaluation(path)
     same = (
         [space.decode(a["arch_str"]) for a in r["architectures"]] == [tuple(a) for a in archs]
         and r["truth"] == str(args.truth)

@@ -86,7 +86,7 @@ def test_ranking_bench_pairs_against_fairness_and_goes_on_after_a_stop(tmp_path,
     assert "Free baselines on the same 10 architectures" in printed
     # (table cells wrap at the console's width: look for words that fit in any cell)
     assert "Each method against the free baselines" in printed
-    assert "fair: supernet+free" in printed and "prp-truth-fairw: supernet+free" in printed
+    assert "fair: weights+free" in printed and "prp-truth-fairw: weights+free" in printed
     for r in first["results"]:
         assert r["supernet_adds_information"]["sentence"] in " ".join(printed.split())
 

@@ -16,10 +16,12 @@ import torch
 from prp.trainer.config import preset
 from prp.trainer.errors import PRPError
 from prp.trainer.estimation.estimators import (
+    ESTIMATORS,
     FREE_COMBINATION,
     FREE_COMBINATIONS,
     calibrated_accuracy,
     combined_members,
+    get_estimator,
 )
 from prp.trainer.estimation.proxies import FREE_BASELINES, free_scores, proxy_batch
 from prp.trainer.pareto import pareto_ranks
@@ -77,8 +79,8 @@ def test_calibration_is_monotone_in_the_combined_score_and_keeps_the_values() ->
         members = combined_members(raw, free)
         got = calibrated_accuracy(raw, members)
         assert sorted(got) == sorted(raw)  # the same multiset: units and distribution kept
-        # prp-eval's supernet+free row is the same combined score.
-        score = estimator_scores(raw, free, np.arange(n))["supernet+free"]
+        # prp-eval's weights+free row is the same combined score.
+        score = estimator_scores(raw, free, np.arange(n))["weights+free"]
         assert np.array_equal(score, log_rank_aggregate(members))
         better = score[:, None] > score[None, :]
         assert np.all((got[:, None] >= got[None, :])[better])
@@ -89,6 +91,21 @@ def test_calibration_is_monotone_in_the_combined_score_and_keeps_the_values() ->
         if distinct:
             moved = calibrated_accuracy(raw[perm], [m[perm] for m in members])
             assert np.array_equal(moved, got[perm])
+
+
+@pytest.mark.parametrize("name", ESTIMATORS.names())
+def test_prp_eval_ranks_by_every_registered_estimator_under_its_own_name(name) -> None:
+    from prp.trainer.evaluate import estimator_scores
+
+    rng = np.random.default_rng(1)
+    n = 30
+    raw = np.round(rng.uniform(10, 60, n), 0)
+    free = {b: rng.normal(size=n) for b in FREE_BASELINES}
+    score = estimator_scores(raw, free, np.arange(n))[name]
+    # A path prp-eval's row ranks higher gets at least the accuracy training ranks it by.
+    acc = get_estimator(name).accuracy(raw, lambda: free)
+    better = score[:, None] > score[None, :]
+    assert better.any() and np.all((acc[:, None] >= acc[None, :])[better])
 
 
 def test_an_unknown_estimator_is_a_clear_error() -> None:
@@ -234,8 +251,8 @@ def test_prp_eval_judges_the_runs_own_estimator(finished, nb201_csv) -> None:
     result = evaluate_copy(run_dir, nb201_csv)
     assert result["run_estimator"] == "weights+free"
     verdict = result["run_estimator_verdict"]
-    assert verdict["row"] == "supernet+free"
-    row = result["baselines"]["supernet+free"]
+    assert verdict["estimator"] == "weights+free"
+    row = result["baselines"]["weights+free"]
     assert verdict["kendall_tau_b_pareto"] == row["kendall_tau_b_pareto"]
     assert set(verdict["against"]) == {*FREE_BASELINES, *FREE_COMBINATIONS, "weights"}
     for b, d in verdict["against"].items():
@@ -248,7 +265,7 @@ def test_prp_eval_judges_the_runs_own_estimator(finished, nb201_csv) -> None:
         assert p["diff"] == pytest.approx(
             row["kendall_tau_b_pareto"] - base["kendall_tau_b_pareto"]
         )
-        assert d["verdict"].startswith(f"supernet+free beats {b}: Pareto tau-b ")
+        assert d["verdict"].startswith(f"weights+free beats {b}: Pareto tau-b ")
     # Against free it is the figure the baselines section already gives.
     assert verdict["against"]["free"]["pareto"] == row["paired_minus_free"]["pareto"]
     # The earlier keys stay.
@@ -270,7 +287,8 @@ def test_prp_eval_judges_the_runs_own_estimator(finished, nb201_csv) -> None:
         0,
     )
     plain = run_estimator_verdict(comparison, "weights")
-    assert plain["row"] == "weights" and "weights" not in plain["against"]
+    weights_row = comparison["estimators"]["weights"]["kendall_tau_b_pareto"]
+    assert plain["kendall_tau_b_pareto"] == weights_row and "weights" not in plain["against"]
 
 
 def evaluate_copy(run_dir: Path, nb201_csv: Path) -> dict:

@@ -175,10 +175,10 @@ def test_prp_eval_cli(run_dir, nb201_csv, tmp_path) -> None:
     # The free baselines rank the same architectures beside the supernet, one row each, and
     # one sentence says whether the supernet adds information.
     rows = {line.split("│")[1].strip() for line in out.stdout.splitlines() if "│" in line}
-    expected = {"supernet weights", "params", "MACs", "synflow", "NASWOT", "free", "supernet+free"}
+    expected = {"supernet weights", "params", "MACs", "synflow", "NASWOT", "free", "weights+free"}
     expected |= {"expressivity", "progressivity", "trainability", "ZiCo", "jacov"}
     assert expected | {"AZ-NAS", "all-free"} <= rows
-    assert "weights - NASWOT" in out.stdout and "supernet+free - free" in out.stdout
+    assert "weights - NASWOT" in out.stdout and "weights+free - free" in out.stdout
     assert "information beyond the free baselines" in " ".join(out.stdout.split())
     result = json.loads((run_dir / "eval_nb201.json").read_text())
     assert result["supernet_adds_information"]["sentence"] in " ".join(out.stdout.split())
@@ -193,7 +193,7 @@ def test_prp_eval_cli(run_dir, nb201_csv, tmp_path) -> None:
         timeout=600,
     )
     assert bare.returncode == 0, bare.stdout + bare.stderr
-    assert "supernet+free" not in bare.stdout
+    assert "weights+free" not in bare.stdout
     assert "baselines" not in json.loads((run_dir / "eval_nb201.json").read_text())
     assert (log.read_bytes() if log.exists() else None) == logged  # --verbose: no log written
     bad = subprocess.run(
@@ -229,7 +229,7 @@ def check_baselines(result: dict) -> None:
         score["free"], log_rank_aggregate([score["params"], score["synflow"], score["naswot"]])
     )
     est = np.array([a["estimated_accuracy"] for a in archs])
-    score["supernet+free"] = log_rank_aggregate(
+    score["weights+free"] = log_rank_aggregate(
         [est, score["params"], score["synflow"], score["naswot"]]
     )
     b = result["baselines"]
@@ -251,10 +251,10 @@ def check_baselines(result: dict) -> None:
             low, high = vs[m]["ci95"]
             assert low <= vs[m]["diff"] <= high, (name, m, vs[m])
         assert e["verdict"].startswith(f"supernet beats {name}: Pareto tau-b ")
-    gain = b["supernet+free"]["paired_minus_free"]
+    gain = b["weights+free"]["paired_minus_free"]
     for m in ("accuracy", "pareto"):
         key = f"kendall_tau_b_{m}"
-        assert gain[m]["diff"] == pytest.approx(b["supernet+free"][key] - b["free"][key])
+        assert gain[m]["diff"] == pytest.approx(b["weights+free"][key] - b["free"][key])
         assert gain[m]["ci95"][0] <= gain[m]["diff"] <= gain[m]["ci95"][1]
     adds = result["supernet_adds_information"]
     assert adds["answer"] == (gain["pareto"]["ci95"][0] > 0)
@@ -311,6 +311,26 @@ def test_free_baselines_use_the_spaces_own_ops_and_are_computed_once(run_dir, nb
         a["free_scores"] for a in result["architectures"]
     ]
     assert other["baseline_settings"]["proxies"]["init_seed"] == run.cfg.seed
+
+
+def test_an_evaluation_file_written_before_the_rename_reads_with_todays_names(
+    run_dir, nb201_csv, tmp_path
+) -> None:
+    from prp.trainer.evaluate import EVAL_FILE, read_evaluation
+
+    evaluate_run(run_dir, nb201_csv, k=8, seed=4, bootstrap=50)
+    today = json.loads((run_dir / EVAL_FILE).read_text())
+    # Before 2026-12-05 prp-eval called weights+free `supernet+free`, and the verdict named
+    # the row it read.
+    old = dict(today)
+    old["baselines"] = {
+        "supernet+free" if k == "weights+free" else k: v for k, v in today["baselines"].items()
+    }
+    old["run_estimator_verdict"] = {**today["run_estimator_verdict"], "row": "weights"}
+    (tmp_path / EVAL_FILE).write_text(json.dumps(old))
+    read = read_evaluation(tmp_path / EVAL_FILE)
+    assert list(read["baselines"]) == list(today["baselines"])
+    assert json.dumps(read) == json.dumps(today)
 
 
 def test_alpha_estimators_on_a_hand_computed_case() -> None:

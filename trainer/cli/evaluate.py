@@ -21,6 +21,8 @@ eval_app = typer.Typer(
 def _estimator_table(result: dict[str, Any]) -> Table:
     """prp-eval's estimators side by side: the run's, then the free baselines and combinations,
     each with the paired 95 % interval of its difference."""
+    from ..estimation.estimators import WEIGHTS_AND_FREE
+
     b = result["baselines"]
     table = Table(
         title=f"Estimators on the same {result['k']} architectures (paired bootstrap x"
@@ -62,8 +64,8 @@ def _estimator_table(result: dict[str, Any]) -> Table:
         "az-nas": "AZ-NAS",
     }
     for name, e in b.items():
-        if name == "supernet+free":
-            vs, label = e["paired_minus_free"], "supernet+free - free"
+        if name == WEIGHTS_AND_FREE:
+            vs, label = e["paired_minus_free"], f"{name} - free"
         else:
             vs, label = e["paired_run_minus_baseline"], f"weights - {labels.get(name, name)}"
         table.add_row(
@@ -87,7 +89,7 @@ def _result_table(run: Path, result: dict[str, Any]) -> Table:
     table.add_column("measure")
     table.add_column("value")
     own = result.get("run_estimator_verdict")
-    if own is not None and own["row"] != "weights":
+    if own is not None and own["estimator"] != "weights":
         # The run ranked paths by this estimator: its figures lead, the raw shared-weight
         # ones follow.
         table.add_row(
@@ -100,7 +102,7 @@ def _result_table(run: Path, result: dict[str, Any]) -> Table:
         )
     table.add_row(
         "Kendall tau-b, Pareto ranks"
-        + (", shared weights alone" if own is not None and own["row"] != "weights" else ""),
+        + (", shared weights alone" if own is not None and own["estimator"] != "weights" else ""),
         f"{result['kendall_tau_b_pareto']:.3f}",
     )
     for name, tau in result["kendall_tau_b_pareto_by_estimator"].items():
@@ -108,12 +110,12 @@ def _result_table(run: Path, result: dict[str, Any]) -> Table:
             table.add_row(f"Kendall tau-b, Pareto ranks by {name}", f"{tau:.3f}")
     table.add_row(
         "Kendall tau-b, accuracy"
-        + (", shared weights alone" if own is not None and own["row"] != "weights" else ""),
+        + (", shared weights alone" if own is not None and own["estimator"] != "weights" else ""),
         f"{result['kendall_tau_b_accuracy']:.3f}",
     )
     table.add_row(
         "Spearman rho, accuracy"
-        + (", shared weights alone" if own is not None and own["row"] != "weights" else ""),
+        + (", shared weights alone" if own is not None and own["estimator"] != "weights" else ""),
         f"{result['spearman_rho_accuracy']:.3f}",
     )
     table.add_row(

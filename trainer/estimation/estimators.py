@@ -7,9 +7,9 @@ and the bench use.
   NASWOT on freshly initialised weights, `proxies.free_scores`) by rank aggregation, then mapped
   back onto the supernet's own accuracy values (`calibrated_accuracy`).
 
-The combination is the `supernet+free` row of `prp-eval` (`Estimator.eval_row`;
-`evaluate.estimator_scores` builds it with `combined_members`), so the ranking a run trains and
-searches with is the ranking the evaluation measures.
+`prp-eval` and the bench report each estimator under the same name (`evaluate.estimator_scores`
+builds the `weights+free` row with `combined_members`), so the ranking a run trains and searches
+with is the ranking the evaluation measures.
 """
 
 from __future__ import annotations
@@ -52,8 +52,8 @@ FREE_COMBINATIONS: dict[str, tuple[str, ...]] = {
 def combined_members(
     weights_acc: np.ndarray | Sequence[float], free: Mapping[str, np.ndarray | Sequence[float]]
 ) -> list[np.ndarray]:
-    """The scores `weights+free` (prp-eval's `supernet+free`) aggregates, in order: the
-    shared-weight estimate, then each of `FREE_COMBINATION` taken from `free`."""
+    """The scores `weights+free` aggregates, in order: the shared-weight estimate, then each of
+    `FREE_COMBINATION` taken from `free`."""
     return [np.asarray(weights_acc, dtype=float)] + [
         np.asarray(free[m], dtype=float) for m in FREE_COMBINATION
     ]
@@ -100,7 +100,6 @@ class Estimator:
 
     name: str
     meaning: str  # what a front entry's `accuracy` is under this estimator (front.json)
-    eval_row: str  # its row among prp-eval's baselines
     uses_free: bool  # whether it reads the free proxies of `FREE_COMBINATION`
 
     def accuracy(
@@ -114,22 +113,26 @@ class Estimator:
 
 
 ESTIMATORS: Registry[Estimator] = Registry("estimator")
+# The estimator that adds the shared weights to the free combination `free`: prp-eval pairs it
+# with `free` to ask whether the weights add information.
+WEIGHTS_AND_FREE = "weights+free"
 WEIGHTS_MEANING = "top-1 % on the held-out validation split, shared weights, BN recalibrated"
 
 
 @ESTIMATORS.register("weights", doc="shared-weight estimates")
 def _weights() -> Estimator:
-    return Estimator("weights", WEIGHTS_MEANING, eval_row="weights", uses_free=False)
+    return Estimator("weights", WEIGHTS_MEANING, uses_free=False)
 
 
-@ESTIMATORS.register("weights+free", doc="their log-rank aggregate with params, synflow and NASWOT")
+@ESTIMATORS.register(
+    WEIGHTS_AND_FREE, doc="their log-rank aggregate with params, synflow and NASWOT"
+)
 def _weights_and_free() -> Estimator:
     return Estimator(
-        "weights+free",
+        WEIGHTS_AND_FREE,
         "the shared-weight estimates (weights_accuracy) reassigned by rank: the k-th best path "
         "by the log-rank aggregate of shared weights, params, synflow and NASWOT gets the k-th "
         "highest shared-weight estimate of the paths evaluated",
-        eval_row="supernet+free",
         uses_free=True,
     )
 

@@ -13,7 +13,7 @@ Every evaluation also ranks the same architectures with free baselines (DESIGN: 
 earn their keep): params and MACs of the project's op tracing, synflow and NASWOT on freshly
 initialised weights (`proxies`), and their log-rank combination `free` (params + synflow +
 NASWOT), each used as the accuracy estimate exactly as the supernet's are; and the combination
-`supernet+free` (shared-weight accuracy + the same three), which must beat `free` for the
+`weights+free` (shared-weight accuracy + the same three), which must beat `free` for the
 shared weights to count as adding information. A paired bootstrap over the K architectures
 gives the interval of every difference. No estimator reads the table.
 
@@ -46,6 +46,7 @@ from .report import (
     adds_information,
     baselines_section,
     plot_ranks,
+    read_evaluation,
     run_estimator_verdict,
 )
 
@@ -65,6 +66,7 @@ __all__ = [
     "evaluation_device",
     "plot_ranks",
     "proxy_settings",
+    "read_evaluation",
     "remember_free_scores",
     "run_estimator_verdict",
     "true_front_hypervolume",

@@ -17,14 +17,13 @@ from scipy import stats
 from ..datasets import DataSplits
 from ..errors import PRPError
 from ..estimation.az_nas import AZ_NAS_BATCH
-from ..estimation.estimators import FREE_COMBINATIONS, combined_members
+from ..estimation.estimators import FREE_COMBINATIONS, WEIGHTS_AND_FREE, combined_members
 from ..estimation.proxies import FREE_BASELINES, NASWOT_IMAGES, free_scores, proxy_batch
 from ..export import LoadedRun
 from ..pareto import kendall_tau_b, pareto_ranks
 from ..pruning import MAXIMIZE
-from ..runs import read_json
 from ..stats import log_rank_aggregate, paired_bootstrap
-from .report import COMBINATIONS, EVAL_FILE
+from .report import COMBINATIONS, EVAL_FILE, read_evaluation
 
 # settings key -> arch_str -> baseline name -> score: proxy scores already computed, shared by
 # the evaluations of several runs of one space (bench/ranking.py) so none is computed twice
@@ -78,7 +77,7 @@ def cached_free_scores(
     found: ProxyCache = {}
     if earlier.is_file():
         try:
-            remember_free_scores(found, read_json(earlier))
+            remember_free_scores(found, read_evaluation(earlier))
         except (PRPError, KeyError, TypeError, AttributeError, ValueError):
             pass  # a damaged earlier file is rewritten, its scores computed again
     known = found.get(key, {})
@@ -133,7 +132,7 @@ def estimator_scores(
     for name, members in FREE_COMBINATIONS.items():
         out[name] = log_rank_aggregate([out[m] for m in members])
     if est is not None:
-        out["supernet+free"] = log_rank_aggregate(combined_members(out["weights"], out))
+        out[WEIGHTS_AND_FREE] = log_rank_aggregate(combined_members(out["weights"], out))
     return out
 
 
@@ -148,7 +147,7 @@ def baseline_comparison(
     """Accuracy and Pareto-rank tau-b (and accuracy Spearman rho) of every estimator
     (`estimator_scores`), each score used as the accuracy estimate and combined with the true
     `cost` into Pareto ranks, as the supernet's estimates are; and a paired bootstrap over the
-    architectures of weights minus each baseline and of supernet+free minus each free
+    architectures of weights minus each baseline and of weights+free minus each free
     combination (free minus each single baseline and combination when `est` is None: the free
     baselines alone)."""
 
@@ -172,10 +171,10 @@ def baseline_comparison(
     others = [b for b in others if b != run]
     pairs = [(f"{run} {m}", f"{b} {m}") for b in others for m in ("accuracy", "pareto")]
     if est is not None:
-        # supernet+free against free, and (for runs whose estimator it is) against the
+        # weights+free against free, and (for runs whose estimator it is) against the
         # shared weights alone and each single baseline
         pairs += [
-            (f"supernet+free {m}", f"{b} {m}")
+            (f"{WEIGHTS_AND_FREE} {m}", f"{b} {m}")
             for b in (*FREE_COMBINATIONS, "weights", *FREE_BASELINES)
             for m in ("accuracy", "pareto")
         ]

@@ -104,7 +104,7 @@ def evaluate_run(
         "run": str(run_dir),
         "method": cfg.method,
         # What the run ranked paths by while training and in its front (TrainConfig.estimator);
-        # its row among the baselines is `Estimator.eval_row` (weights+free: supernet+free).
+        # the baselines hold its row under the same name.
         "run_estimator": run.cfg.estimator,
         "truth": str(truth),
         "accuracy_column": acc_column,

@@ -9,17 +9,33 @@ from typing import Any
 
 import numpy as np
 
-from ..estimation.estimators import FREE_COMBINATIONS, get_estimator
+from ..estimation.estimators import FREE_COMBINATIONS, WEIGHTS_AND_FREE
 from ..estimation.proxies import FREE_BASELINES
-from ..runs import atomic_path
+from ..runs import atomic_path, read_json
 
 EVAL_FILE = "eval_nb201.json"
 # prp-eval's third-party warnings and logs, in the run folder (`--verbose` shows them instead)
 EVAL_LOG = "eval.log"
 # The free combinations of `FREE_COMBINATIONS` (log-rank sums, `stats.log_rank_aggregate`:
-# free, az-nas, all-free) and `free` with the supernet (`estimators.combined_members`: a run's
+# free, az-nas, all-free) and `free` with the shared weights (`estimators.combined_members`: the
 # estimator "weights+free").
-COMBINATIONS = (*FREE_COMBINATIONS, "supernet+free")
+COMBINATIONS = (*FREE_COMBINATIONS, WEIGHTS_AND_FREE)
+# What evaluation files written before 2026-12-05 call weights+free (`read_evaluation`).
+OLD_WEIGHTS_AND_FREE = "supernet+free"
+
+
+def read_evaluation(path: Path) -> dict[str, Any]:
+    """An evaluation file (`EVAL_FILE`) with today's names: an older file's `supernet+free`
+    baseline is read as `weights+free`, and its verdict's `row` (then the estimator's row name,
+    now the estimator's own) is dropped."""
+    result: dict[str, Any] = read_json(path)
+    baselines = result.get("baselines")
+    if baselines is not None and OLD_WEIGHTS_AND_FREE in baselines:
+        result["baselines"] = {
+            WEIGHTS_AND_FREE if k == OLD_WEIGHTS_AND_FREE else k: v for k, v in baselines.items()
+        }
+    result.get("run_estimator_verdict", {}).pop("row", None)
+    return result
 
 
 def _beats(d: Mapping[str, Any]) -> str:
@@ -40,7 +56,7 @@ def _paired(d: Mapping[str, Any]) -> dict[str, Any]:
 def baselines_section(comparison: Mapping[str, Any]) -> dict[str, Any]:
     """The `baselines` section of the evaluation file: per free baseline and combination, its
     accuracy and Pareto tau-b (with 95 % intervals), the paired interval of run (shared-weight
-    estimates) minus it, and a verdict; supernet+free also carries supernet+free minus free."""
+    estimates) minus it, and a verdict; weights+free also carries weights+free minus free."""
     paired, ci = comparison["paired"], comparison["ci95"]
     section: dict[str, Any] = {}
     for name in (*FREE_BASELINES, *COMBINATIONS):
@@ -53,11 +69,11 @@ def baselines_section(comparison: Mapping[str, Any]) -> dict[str, Any]:
             "verdict": f"supernet beats {name}: Pareto tau-b {_beats(vs['pareto'])}; "
             f"accuracy tau-b {_beats(vs['accuracy'])}",
         }
-        if name == "supernet+free":
-            gain = {m: paired[f"supernet+free {m} - free {m}"] for m in ("accuracy", "pareto")}
+        if name == WEIGHTS_AND_FREE:
+            gain = {m: paired[f"{name} {m} - free {m}"] for m in ("accuracy", "pareto")}
             entry["paired_minus_free"] = {m: _paired(d) for m, d in gain.items()}
             entry["verdict_against_free"] = (
-                f"supernet+free beats free: Pareto tau-b {_beats(gain['pareto'])}; "
+                f"{name} beats free: Pareto tau-b {_beats(gain['pareto'])}; "
                 f"accuracy tau-b {_beats(gain['accuracy'])}"
             )
         section[name] = entry
@@ -65,32 +81,30 @@ def baselines_section(comparison: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def run_estimator_verdict(comparison: Mapping[str, Any], estimator: str) -> dict[str, Any]:
-    """The run's own estimator (`TrainConfig.estimator`; its row: `Estimator.eval_row`) against
-    each free baseline, `free` and (for weights+free) the shared weights alone: the paired
-    difference of Pareto and accuracy tau-b with its interval, a verdict per baseline and one
-    sentence."""
-    row = get_estimator(estimator).eval_row
+    """The run's own estimator (`TrainConfig.estimator`, a row of the comparison under the same
+    name) against each free baseline, `free` and (for weights+free) the shared weights alone: the
+    paired difference of Pareto and accuracy tau-b with its interval, a verdict per baseline and
+    one sentence."""
     paired = comparison["paired"]
-    others = [*FREE_BASELINES, *FREE_COMBINATIONS, *(["weights"] if row != "weights" else [])]
+    others = [*FREE_BASELINES, *FREE_COMBINATIONS, *(["weights"] if estimator != "weights" else [])]
     against: dict[str, dict[str, Any]] = {}
     for b in others:
-        vs = {m: paired[f"{row} {m} - {b} {m}"] for m in ("accuracy", "pareto")}
+        vs = {m: paired[f"{estimator} {m} - {b} {m}"] for m in ("accuracy", "pareto")}
         against[b] = {
             **{m: _paired(d) for m, d in vs.items()},
-            "verdict": f"{row} beats {b}: Pareto tau-b {_beats(vs['pareto'])}; "
+            "verdict": f"{estimator} beats {b}: Pareto tau-b {_beats(vs['pareto'])}; "
             f"accuracy tau-b {_beats(vs['accuracy'])}",
         }
     beaten = [b for b in others if against[b]["pareto"]["ci95"][0] > 0]
-    taus = comparison["estimators"][row]
+    taus = comparison["estimators"][estimator]
     sentence = (
-        f"The run's estimator {estimator!r} ({row}) reaches Pareto tau-b "
+        f"The run's estimator {estimator!r} reaches Pareto tau-b "
         f"{taus['kendall_tau_b_pareto']:.3f} and beats {len(beaten)} of {len(others)} "
         f"({', '.join(others)}) with a paired interval above zero"
         f"{' (' + ', '.join(beaten) + ')' if beaten else ''}."
     )
     return {
         "estimator": estimator,
-        "row": row,
         **taus,
         "against": against,
         "beats": beaten,
@@ -100,10 +114,10 @@ def run_estimator_verdict(comparison: Mapping[str, Any], estimator: str) -> dict
 
 def adds_information(section: Mapping[str, Any]) -> dict[str, Any]:
     """Whether the shared weights add information beyond the free baselines on Pareto tau-b:
-    supernet+free above free with an interval that excludes zero (the combination test the
+    weights+free above free with an interval that excludes zero (the combination test the
     issue asks of any estimator that mixes the two); and which baselines the weights beat
     alone."""
-    gain = section["supernet+free"]["paired_minus_free"]["pareto"]
+    gain = section[WEIGHTS_AND_FREE]["paired_minus_free"]["pareto"]
     low, high = gain["ci95"]
     adds = bool(np.isfinite(low) and low > 0)
     beaten = [

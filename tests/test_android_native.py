@@ -146,19 +146,83 @@ def test_xnnpack_weight_cache_is_on_by_default_and_changes_no_logit(
         np.testing.assert_array_equal(logits, off["logits"][method])
 
 
-def test_with_the_weight_cache_one_program_is_open_at_a_time(native: Path) -> None:
-    """ExecuTorch 1.5.1's cache keys packed weights by name only, and bundles name their weights
-    alike: two different programs open at once ran each other's weights (wrong logits, NaN).
-    With the cache on, a second open is refused in one message naming the fix; closing the
-    first lets the next load; with the cache off, both stay open."""
-    on = check(native, "together", str(PTE), str(PTE))
-    assert on["weight_cache"] is True and on["results"][0] == "ok"
-    refused = on["results"][1]
-    assert refused.startswith("java.lang.IllegalStateException: cannot open"), refused
-    assert "is open" in refused and "setWeightCache(false)" in refused
-    assert on["after_closing"].startswith("ok")
-    off = check(native, "together", str(PTE), str(PTE), jvm=("-Dprp.weightCache=off",))
-    assert off["weight_cache"] is False and off["results"] == ["ok", "ok"]
+def test_with_the_weight_cache_a_program_named_by_counter_is_open_alone(
+    native: Path, content_named: dict[str, Path]
+) -> None:
+    """ExecuTorch 1.5.1's cache keys packed weights by name only, and bundles exported before
+    content names name their weights alike (`w0`, ...): two such programs open at once ran each
+    other's weights (wrong logits, NaN, or a crash in XNNPACK). With the cache on, such a
+    program is opened only while no other is open, and no other while it is, in one message
+    naming it and the fix; closing it lets the next load; with the cache off, all stay open."""
+    fresh = str(content_named["seed0"] / "supernet.pte")
+    for first, second in ((PTE, PTE), (PTE, fresh), (fresh, PTE)):
+        on = check(native, "together", str(first), str(second))
+        assert on["weight_cache"] is True and on["results"][0] == "ok"
+        refused = on["results"][1]
+        assert refused.startswith("java.lang.IllegalStateException: cannot open"), refused
+        assert f"and {PTE} names its weights by something other than their bytes" in refused
+        assert "export that bundle again" in refused and "setWeightCache(false)" in refused
+        assert on["after_closing"].startswith("ok")
+        off = check(native, "together", str(first), str(second), jvm=("-Dprp.weightCache=off",))
+        assert off["weight_cache"] is False and off["results"] == ["ok", "ok"]
+
+
+@pytest.fixture(scope="module")
+def content_named(tmp_path_factory: pytest.TempPathFactory, data) -> dict[str, Path]:
+    """Tiny bundles exported now, so their weights are named by their bytes: from trained runs
+    of seeds 0 and 1 (different weights), and the seed-0 run's top 2 paths (the same bytes, so
+    the same names, as the seed-0 bundle's)."""
+    from dataclasses import replace
+
+    from prp.trainer.config import preset
+    from prp.trainer.export import export_bundle
+    from prp.trainer.train import Trainer
+
+    out = tmp_path_factory.mktemp("content-named")
+    bundles = {}
+    for seed in (0, 1):
+        run = out / f"run{seed}"
+        trainer = Trainer(replace(preset("tiny"), seed=seed), run, data=data)
+        trainer.write_front(trainer.run())
+        bundles[f"seed{seed}"] = export_bundle(run, out / f"seed{seed}", top=3, data=data)
+    bundles["seed0_top2"] = export_bundle(out / "run0", out / "seed0_top2", top=2, data=data)
+    return bundles
+
+
+def test_programs_named_by_content_are_open_together_each_running_its_own_weights(
+    native: Path, inputs: np.ndarray, content_named: dict[str, Path], tmp_path
+) -> None:
+    """With the cache on, programs whose weights are named by their bytes load side by side:
+    two different bundles, and a third that shares the first's weights (the same names, so the
+    same packed weights in the cache). Each method's logits are the Python runtime's for its own
+    bundle, bit for bit, and stay so after the first program is closed."""
+    from prp.trainer.lowering import pte_named_data
+
+    kinds = ["seed0", "seed1", "seed0_top2"]
+    ptes = [content_named[k] / "supernet.pte" for k in kinds]
+    names = {k: set(pte_named_data(p)) for k, p in zip(kinds, ptes, strict=True)}
+    assert names["seed0_top2"] <= names["seed0"]  # the case of one packed weight, two programs
+    assert names["seed0"] != names["seed1"]
+    inputs.astype("<f4").tofile(tmp_path / "input.f32")
+    report = check(
+        native,
+        "open-run",
+        str(tmp_path / "input.f32"),
+        str(len(inputs)),
+        str(tmp_path),
+        *map(str, ptes),
+    )
+    assert report["weight_cache"] is True and report["same_after_closing_first"] is True
+    logits = {}
+    for k, (kind, methods) in enumerate(zip(kinds, report["methods"], strict=True)):
+        bundle = Bundle.load(content_named[kind])
+        assert methods == sorted(p["method"] for p in bundle.paths)
+        python = make_backend(bundle, "executorch")
+        for path in bundle.paths:
+            java = np.fromfile(tmp_path / str(k) / f"{path['method']}.f32", dtype="<f4")
+            logits[kind, path["id"]] = java.reshape(len(inputs), -1)
+            np.testing.assert_array_equal(logits[kind, path["id"]], python.run(path["id"], inputs))
+    assert not np.array_equal(logits["seed0", "path_0"], logits["seed1", "path_0"])
 
 
 def method_ids() -> list[str]:

@@ -108,17 +108,26 @@ struct MethodSlot {
   size_t num_inputs = 0;
 };
 
-// Engines open with XNNPACK's weight cache (see "XNNPACK's weight cache" below), and the path
-// of the one open, under g_weight_cache_mutex.
+// How a program names the constants XNNPACK's weight cache keys packed weights by (see
+// "XNNPACK's weight cache" below).
+enum class WeightNames {
+  kByContent,  // every name derives from the bytes (a sha256 prefix): no two programs collide
+  kOther,      // e.g. a counter (w0, w1, ...), alike in every bundle exported before content names
+};
+
+struct Engine;
+
+// The engines open with XNNPACK's weight cache, under g_weight_cache_mutex.
 std::mutex g_weight_cache_mutex;
-int g_cached_engines = 0;
-std::string g_cached_path;
+std::vector<const Engine*> g_cached_engines;
 
 struct Engine {
   std::string path;
   std::unique_ptr<Module> module;
   std::map<std::string, std::unique_ptr<MethodSlot>> methods;  // sorted by name
   bool uses_weight_cache = false;
+  WeightNames names = WeightNames::kOther;
+  std::string other_name;  // with kOther: a name that is not a content key, for messages
 
   ~Engine() {
     // The methods and the program go first: their packed weights leave the cache with them.
@@ -126,7 +135,12 @@ struct Engine {
     module.reset();
     if (uses_weight_cache) {
       std::lock_guard<std::mutex> guard(g_weight_cache_mutex);
-      --g_cached_engines;
+      for (auto it = g_cached_engines.begin(); it != g_cached_engines.end(); ++it) {
+        if (*it == this) {
+          g_cached_engines.erase(it);
+          break;
+        }
+      }
     }
   }
 };
@@ -252,11 +266,18 @@ Engine* engine_of(JNIEnv* env, jlong handle) {
 // delegate; on by default here (ExecuTorch's Android and Apple presets turn it on too), off only
 // when NativeEngine.setWeightCache(false) says so before a program loads.
 //
-// ExecuTorch 1.5.1's cache keys packed weights by their name in the program only, and every
-// bundle names its weights alike (w0, w1, ...): with two programs open at once, the second ran
-// the first's packed weights (wrong logits, NaN; found here, bench/results "XNNPACK's weight
-// cache"). So with the cache on, one program may be open at a time; a second open is refused,
-// naming the fix. Closing a program frees its entries, and the next one loads correctly.
+// ExecuTorch 1.5.1's cache keys packed weights by their name in the program only (the names of
+// a kernel and its bias, plus XNNPACK's seed for the packing), process-wide. Bundles exported
+// before content names named their weights by a counter (w0, w1, ...), alike in every bundle:
+// with two such programs open at once, the second ran the first's packed weights (wrong
+// logits, NaN; found here, bench/results "XNNPACK's weight cache"). prp-export now names each
+// constant by the first 16 hex digits of the sha256 of its bytes (XNNPACK's own key is all 64):
+// two programs share a name only where they hold the same bytes, and then sharing the packed
+// weights is right (the cache counts references; each program's close drops its own). So the
+// engine reads the names of the program's named data: programs whose every name is such a key
+// (16 or 64 lowercase hex digits, or "scale_" and those) may be open together; a program with
+// any other name is opened only while no other program is, and no other while it is open.
+// The names are taken as the exporter wrote them, not hashed again here.
 
 bool g_weight_cache_chosen = false;  // set by setWeightCache, or by the first open
 bool g_weight_cache_enabled = true;
@@ -274,35 +295,86 @@ Error set_weight_cache_locked(bool enabled) {
   return error;
 }
 
+bool is_hex_key(const std::string& key) {
+  if (key.size() != 16 && key.size() != 64) {
+    return false;
+  }
+  for (char c : key) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// Whether `key` is a content key: a sha256 prefix or digest, as prp-export and XNNPACK name
+// weights ("scale_" and one, for the scales of XNNPACK's own int8 weights).
+bool is_content_key(const std::string& key) {
+  static const std::string kScale = "scale_";
+  return is_hex_key(key.compare(0, kScale.size(), kScale) == 0 ? key.substr(kScale.size()) : key);
+}
+
+// How the program names its named data; sets `other` to the first name that is not a content key.
+WeightNames weight_names(const executorch::runtime::Program& program, std::string& other) {
+  auto map = program.get_named_data_map();
+  if (!map.ok()) {
+    return WeightNames::kByContent;  // no named data: no name for the cache to key by
+  }
+  auto count = map.get()->get_num_keys();
+  if (!count.ok()) {
+    other = "(unreadable)";
+    return WeightNames::kOther;
+  }
+  for (uint32_t i = 0; i < count.get(); ++i) {
+    auto key = map.get()->get_key(i);
+    if (!key.ok() || key.get() == nullptr || !is_content_key(key.get())) {
+      other = key.ok() && key.get() != nullptr ? key.get() : "(unreadable)";
+      return WeightNames::kOther;
+    }
+  }
+  return WeightNames::kByContent;
+}
+
+// Registers `engine` as using the weight cache where it is on; returns false with a Java
+// exception pending where its names could collide with those of an open program.
+bool admit_to_weight_cache(JNIEnv* env, Engine& engine) {
+  std::lock_guard<std::mutex> guard(g_weight_cache_mutex);
+  if (!g_weight_cache_chosen) {
+    Error error = set_weight_cache_locked(true);
+    if (error != Error::Ok) {
+      throw_java(env, kIllegalState, "cannot turn XNNPACK's weight cache on: " + describe(error));
+      return false;
+    }
+  }
+  if (!g_weight_cache_enabled) {
+    return true;
+  }
+  for (const Engine* open : g_cached_engines) {
+    if (engine.names == WeightNames::kByContent && open->names == WeightNames::kByContent) {
+      continue;
+    }
+    const Engine& counted = engine.names == WeightNames::kOther ? engine : *open;
+    throw_java(
+        env,
+        kIllegalState,
+        "cannot open " + engine.path + " while " + open->path + " is open: XNNPACK's weight "
+            "cache is on, ExecuTorch's cache keys packed weights by name only, and " +
+            counted.path + " names its weights by something other than their bytes (e.g. '" +
+            counted.other_name + "': a bundle exported before prp-export named weights by "
+            "content), so the two could run each other's weights; close the other "
+            "NativeEngine first, export that bundle again, or call "
+            "NativeEngine.setWeightCache(false) before loading both");
+    return false;
+  }
+  g_cached_engines.push_back(&engine);
+  engine.uses_weight_cache = true;
+  return true;
+}
+
 // Opens the program and loads every method; throws IOException or IllegalStateException.
 std::unique_ptr<Engine> open_engine(JNIEnv* env, const std::string& path) {
   auto engine = std::make_unique<Engine>();
   engine->path = path;
-  {
-    std::lock_guard<std::mutex> guard(g_weight_cache_mutex);
-    if (!g_weight_cache_chosen) {
-      Error error = set_weight_cache_locked(true);
-      if (error != Error::Ok) {
-        throw_java(env, kIllegalState,
-                   "cannot turn XNNPACK's weight cache on: " + describe(error));
-        return nullptr;
-      }
-    }
-    if (g_weight_cache_enabled) {
-      if (g_cached_engines > 0) {
-        throw_java(env, kIllegalState,
-                   "cannot open " + path + " while " + g_cached_path +
-                       " is open: XNNPACK's weight cache is on, and ExecuTorch's cache keys "
-                       "packed weights by name only, so two programs open at once could run "
-                       "each other's weights; close the other NativeEngine first, or call "
-                       "NativeEngine.setWeightCache(false) before loading both");
-        return nullptr;
-      }
-      ++g_cached_engines;
-      g_cached_path = path;
-      engine->uses_weight_cache = true;
-    }
-  }
   engine->module = std::make_unique<Module>(
       path,
       Module::LoadMode::Mmap,
@@ -321,6 +393,11 @@ std::unique_ptr<Engine> open_engine(JNIEnv* env, const std::string& path) {
         env,
         is_runtime_fault(error) ? kIllegalState : kIOException,
         "cannot load ExecuTorch program " + path + ": " + why);
+    return nullptr;
+  }
+  // The program is parsed; no method (no delegate, so nothing packed) is loaded yet.
+  engine->names = weight_names(*engine->module->program(), engine->other_name);
+  if (!admit_to_weight_cache(env, *engine)) {
     return nullptr;
   }
   auto names = engine->module->method_names();

@@ -46,7 +46,9 @@ public final class NativeEngine implements InferenceEngine {
      * @throws FileNotFoundException if there is no file at {@code ptePath}
      * @throws IOException if the file is not a loadable ExecuTorch program (truncated, corrupt)
      * @throws IllegalStateException if this native runtime cannot run the program (a missing
-     *     kernel or delegate), or the native library cannot be loaded
+     *     kernel or delegate), the native library cannot be loaded, or, with XNNPACK's weight
+     *     cache on, its weight names could collide with an open program's (see {@link
+     *     #setWeightCache})
      */
     public static NativeEngine load(String ptePath) throws IOException {
         if (ptePath == null) {
@@ -124,10 +126,13 @@ public final class NativeEngine implements InferenceEngine {
      * Turns XNNPACK's weight cache on or off for the programs loaded from now on (a process-wide
      * backend option). On by default: a weight several methods of the program share is then packed
      * once and held once in memory, as ExecuTorch's Android and Apple builds do; off, each method
-     * packs its own copy (the desktop wheel's Python runtime, which cannot switch it). With the cache
-     * on, one program may be open at a time: ExecuTorch 1.5.1's cache keys packed weights by name
-     * only, and two bundles name their weights alike, so {@link #load} refuses a second program
-     * while one is open (close it first, or turn the cache off before loading both).
+     * packs its own copy (the desktop wheel's Python runtime, which cannot switch it). ExecuTorch
+     * 1.5.1's cache keys packed weights by name only, process-wide. Programs whose weights are
+     * named by their bytes (a sha256 prefix, as {@code prp-export} names them now) may be open
+     * together, sharing packed weights only where the bytes are the same. A program that names
+     * them otherwise (bundles exported before, {@code w0}, {@code w1}, ..., alike in every bundle)
+     * is opened only while no other program is, and {@link #load} refuses any other while it is
+     * open (close it first, export its bundle again, or turn the cache off before loading both).
      *
      * @return whether the cache is on now
      */

@@ -32,6 +32,9 @@ import java.util.concurrent.atomic.AtomicLong;
  * errors  PTE                            the exceptions of misuse, by case
  * open    PATH...                        load each PATH; "ok" or the exception, by path
  * together PATH...                       load every PATH, each kept open; "ok" or the exception
+ * open-run INPUT.f32 N OUT_DIR PTE...    load every PTE, all kept open, then run every method of
+ *                                        each on N rows: OUT_DIR/K/METHOD.f32 (K: the PTE's
+ *                                        position); close the first and run the others again
  * </pre>
  *
  * INPUT.f32 holds N rows of the program's input, float32 little-endian, row-major. With
@@ -68,6 +71,10 @@ public final class NativeEngineCheck {
                 break;
             case "together":
                 result = together(Arrays.copyOfRange(args, 1, args.length));
+                break;
+            case "open-run":
+                result = openRun(new File(args[1]), Integer.parseInt(args[2]), new File(args[3]),
+                        Arrays.copyOfRange(args, 4, args.length));
                 break;
             default:
                 throw new IllegalArgumentException("unknown command " + args[0]);
@@ -312,6 +319,65 @@ public final class NativeEngineCheck {
         out.put("weight_cache", NativeEngine.weightCache());
         out.put("results", results);
         out.put("after_closing", open(paths[paths.length - 1]));
+        return out;
+    }
+
+    private static Map<String, Object> openRun(File inputFile, int n, File outDir, String[] ptes)
+            throws IOException {
+        Map<String, Object> out = new LinkedHashMap<String, Object>();
+        out.put("weight_cache", NativeEngine.weightCache());
+        List<NativeEngine> open = new ArrayList<NativeEngine>();
+        try {
+            for (String pte : ptes) {
+                open.add(NativeEngine.load(pte));
+            }
+            float[] input = null;
+            List<Object> methods = new ArrayList<Object>();
+            List<Map<String, float[]>> first = new ArrayList<Map<String, float[]>>();
+            for (int k = 0; k < open.size(); k++) {
+                NativeEngine engine = open.get(k);
+                List<String> names = new ArrayList<String>(engine.methods());
+                long[] shape = engine.inputShape(names.get(0));
+                if (input == null) {
+                    input = readFloats(inputFile, n * rowSize(shape));
+                }
+                File dir = new File(outDir, String.valueOf(k));
+                if (!dir.isDirectory() && !dir.mkdirs()) {
+                    throw new IOException("cannot make " + dir);
+                }
+                Map<String, float[]> logits = runAll(engine, input, n);
+                for (Map.Entry<String, float[]> e : logits.entrySet()) {
+                    writeFloats(new File(dir, e.getKey() + ".f32"), e.getValue());
+                }
+                methods.add(names);
+                first.add(logits);
+            }
+            open.remove(0).close();
+            boolean same = true;
+            for (int k = 0; k < open.size(); k++) {
+                Map<String, float[]> again = runAll(open.get(k), input, n);
+                for (Map.Entry<String, float[]> e : again.entrySet()) {
+                    same &= Arrays.equals(e.getValue(), first.get(k + 1).get(e.getKey()));
+                }
+            }
+            out.put("methods", methods);
+            out.put("same_after_closing_first", same);
+        } finally {
+            for (NativeEngine engine : open) {
+                engine.close();
+            }
+        }
+        return out;
+    }
+
+    /** Every method of `engine` on the n rows of `input` (one batch call each), by method. */
+    private static Map<String, float[]> runAll(NativeEngine engine, float[] input, int n) {
+        Map<String, float[]> out = new LinkedHashMap<String, float[]>();
+        for (String method : engine.methods()) {
+            long[] shape = engine.inputShape(method).clone();
+            shape[0] = n;
+            out.put(method, engine.run(method, input, shape));
+        }
         return out;
     }
 

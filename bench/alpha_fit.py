@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from common import print_table, write_record
+from common import finite_loss, print_table, write_record
 from prp.trainer.costs import get_cost_model, price_supernet
-from prp.trainer.losses import alpha_loss
 from prp.trainer.nb201_table import NB201Table
 from prp.trainer.pareto import kendall_tau_b, pareto_ranks
+from prp.trainer.pareto_stage import fit_alpha
 from prp.trainer.pruning import MAXIMIZE
 from prp.trainer.spaces import get_space
 from prp.trainer.supernet import Supernet
@@ -39,7 +39,7 @@ SETTINGS = {  # name -> (alpha_steps, history, rank_temperature, hinge_weight)
 }
 
 
-def fit_alpha(
+def fit_alpha_to_table(
     supernet: Supernet,
     paths: np.ndarray,
     valid_acc: np.ndarray,
@@ -50,7 +50,7 @@ def fit_alpha(
     n: int,
     top_n: int,
 ) -> set[int]:
-    """Fit `supernet.alpha` from zero (the trainer's loss and optimiser); the indices seen."""
+    """Fit `supernet.alpha` from zero with stage 2's `pareto_stage.fit_alpha`; the indices seen."""
     steps, history, temperature, hinge_weight = setting
     with torch.no_grad():
         supernet.alpha.zero_()
@@ -62,18 +62,9 @@ def fit_alpha(
         idx = np.array(seen if history else fresh)
         ranks = pareto_ranks(np.column_stack([valid_acc[idx], cost[idx]]), MAXIMIZE)
         chosen = [tuple(int(v) for v in paths[i]) for i in idx]
-        for _ in range(steps):
-            opt.zero_grad()
-            loss, _, _ = alpha_loss(
-                supernet,
-                chosen,
-                ranks,
-                temperature,
-                hinge_weight,
-                min(top_n, len(idx)),
-            )
-            loss.backward()
-            opt.step()
+        fit_alpha(
+            supernet, opt, chosen, ranks, steps, temperature, hinge_weight, top_n, finite_loss
+        )
     return set(seen)
 
 
@@ -101,7 +92,7 @@ def main() -> None:
             rng = np.random.default_rng(seed)
             torch.manual_seed(seed)
             budget = (args.epochs, args.samples, args.top_n)
-            seen = fit_alpha(supernet, paths, valid, cost_fit, setting, rng, *budget)
+            seen = fit_alpha_to_table(supernet, paths, valid, cost_fit, setting, rng, *budget)
             unseen = np.setdiff1d(np.arange(len(paths)), sorted(seen))
             pick = rng.choice(unseen, args.k, replace=False)
             true_rank = pareto_ranks(np.column_stack([test[pick], energy[pick]]), MAXIMIZE)

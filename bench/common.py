@@ -104,6 +104,12 @@ def update_record(
     return path
 
 
+def finite_loss(loss: torch.Tensor, step: int) -> None:
+    """`pareto_stage.fit_alpha`'s check for a bench fit: stop at a loss that is not finite."""
+    if not torch.isfinite(loss):
+        raise SystemExit(f"the alpha loss became {loss.item()} at step {step}")
+
+
 def print_table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
     table = Table(title=title)
     for c in columns:

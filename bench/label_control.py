@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from common import paired_bootstrap, print_table, write_record
+from common import finite_loss, paired_bootstrap, print_table, write_record
 from prp.trainer.config import TrainConfig
 from prp.trainer.costs import get_cost_model, price_supernet
 from prp.trainer.evaluate import (
@@ -38,9 +38,9 @@ from prp.trainer.evaluate import (
     unseen_live_pool,
 )
 from prp.trainer.export import load_run
-from prp.trainer.losses import alpha_loss
 from prp.trainer.nb201_table import NB201Table
 from prp.trainer.pareto import kendall_tau_b, pareto_ranks
+from prp.trainer.pareto_stage import fit_alpha
 from prp.trainer.pruning import MAXIMIZE
 from prp.trainer.runs import read_json
 from prp.trainer.spaces import SearchSpace
@@ -61,12 +61,18 @@ def fit_alpha_alone(
     cost = price_supernet(model, cost_model).many(paths)
     ranks = pareto_ranks(np.column_stack([acc, cost]), MAXIMIZE)
     opt = torch.optim.Adam([model.alpha], lr=cfg.alpha_lr, betas=(0.5, 0.999))
-    top_n = min(cfg.top_n, len(paths))
-    for _ in range(cfg.alpha_steps * cfg.epochs_pareto):
-        opt.zero_grad(set_to_none=True)
-        loss, _, _ = alpha_loss(model, paths, ranks, cfg.rank_temperature, cfg.hinge_weight, top_n)
-        loss.backward()
-        opt.step()
+    steps = cfg.alpha_steps * cfg.epochs_pareto
+    fit_alpha(
+        model,
+        opt,
+        paths,
+        ranks,
+        steps,
+        cfg.rank_temperature,
+        cfg.hinge_weight,
+        cfg.top_n,
+        finite_loss,
+    )
     return model
 
 

@@ -1,11 +1,14 @@
 import java.io.BufferedReader;
 import java.io.FileReader;
 import java.io.IOException;
+import java.util.ArrayList;
+import java.util.List;
 import org.prpnas.bridge.NativeEngine;
 
 /**
- * What loading a program through the JNI engine adds to a fresh JVM's resident memory (bench/
- * weight_cache.py compiles and runs it): args PTE CACHE(on|off) C H W METHOD...; prints one JSON line.
+ * What loading programs through the JNI engine adds to a fresh JVM's resident memory (bench/
+ * weight_cache.py compiles and runs it): args PTE[,PTE...] CACHE(on|off) C H W. Loads each
+ * program in turn, all kept open, and runs every method of each once; prints one JSON line.
  */
 public final class NativeMemoryProbe {
     private static long statusKb(String field) throws IOException {
@@ -27,15 +30,21 @@ public final class NativeMemoryProbe {
         System.gc();
         long rss0 = statusKb("VmRSS");
         long anon0 = statusKb("RssAnon");
-        NativeEngine engine = NativeEngine.load(args[0]);
-        for (int i = 5; i < args.length; i++) {
-            engine.run(args[i], input, shape);
+        List<NativeEngine> engines = new ArrayList<NativeEngine>();
+        for (String pte : args[0].split(",")) {
+            NativeEngine engine = NativeEngine.load(pte);
+            engines.add(engine);
+            for (String method : engine.methods()) {
+                engine.run(method, input, shape);
+            }
         }
         System.gc();
         long rss1 = statusKb("VmRSS");
         long anon1 = statusKb("RssAnon");
         System.out.println("{\"weight_cache\": " + now + ", \"rss_mib\": " + (rss1 - rss0) / 1024.0
                 + ", \"anon_mib\": " + (anon1 - anon0) / 1024.0 + "}");
-        engine.close();
+        for (NativeEngine engine : engines) {
+            engine.close();
+        }
     }
 }

@@ -1,7 +1,7 @@
 """XNNPACK's weight cache (issue 32, point 5): memory a loaded bundle adds, native engine against
 the Python ExecuTorch runtime.
 
-    python bench/weight_cache.py BUNDLE [--repeats 5] [--label NAME]
+    python bench/weight_cache.py BUNDLE [--with OTHER]... [--repeats 5] [--label NAME]
 
 Needs `bash android_bridge/build.sh` first (the JNI engine, `android_bridge/build/native/`).
 For the bundle's `supernet.pte`, the resident memory a fresh process adds by loading the program
@@ -12,6 +12,11 @@ weight bytes:
 - the JNI engine (`NativeEngine`, ExecuTorch's C++ runtime from the same wheel) with XNNPACK's
   weight cache on (its default) and off (`NativeEngine.setWeightCache(false)`), in a JVM with a
   fixed, pre-touched heap and no JIT, so that the JVM's own growth does not count.
+With `--with OTHER` (bundles whose weights are named by content, manifest `export.weight_names`;
+the engine opens no other kind beside a program): the JNI engine alone, BUNDLE and every OTHER
+kept open together in one process, with the cache on and off, beside each loaded alone with the
+cache on; the distinct weights are then the union of the programs' named data (a name is its
+bytes' sha256 prefix, so equal names are equal bytes).
 Writes `weight_cache.<label>` of bench/results/weight_cache.json (other labels kept).
 """
 
@@ -24,7 +29,6 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
 
 from common import ROOT, print_table, update_record
 
@@ -67,44 +71,82 @@ def python_run(bundle: Path, shape: list[int]) -> dict[str, float]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def native_run(classes: Path, pte: Path, cache: bool, chw: list[int], methods: list[str]):
+def native_run(classes: Path, ptes: list[Path], cache: bool, chw: list[int]) -> dict[str, float]:
+    """The probe loading every program of `ptes` in turn, all kept open, each method run once."""
     cp = f"{BUILD / 'prp-bridge.jar'}:{JSON_JAR}:{classes}"
     lib = BUILD / "native" / "libprp_native.so"
-    args = [str(pte), "on" if cache else "off", *map(str, chw), *methods]
+    args = [",".join(map(str, ptes)), "on" if cache else "off", *map(str, chw)]
     cmd = ["java", *JVM, f"-Dprp.native.lib={lib}", "-cp", cp, "NativeMemoryProbe", *args]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("bundle", type=Path)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--label", help="record entry (default: the bundle folder's name)")
-    args = parser.parse_args()
-    manifest = json.loads((args.bundle / "manifest.json").read_text())
-    methods = [p["method"] for p in manifest["paths"]]
-    shape = [int(v) for v in manifest["input"]["shape"]]
-    distinct = int(manifest["export"]["distinct_weight_bytes"]) / 2**20
+def named_data_mib(bundles: list[Path]) -> float:
+    """The distinct bytes of the bundles' programs: the union of their named data by name."""
+    from prp.trainer.lowering import pte_named_data
+
+    union: dict[str, int] = {}
+    for bundle in bundles:
+        union |= {k: len(v) for k, v in pte_named_data(bundle / "supernet.pte").items()}
+    return sum(union.values()) / 2**20
+
+
+def measure(
+    bundle: Path, others: list[Path], shape: list[int], repeats: int
+) -> dict[str, list[dict[str, float]]]:
+    """Each configuration's runs, `repeats` of each, interleaved so that a drift of the machine
+    hits all alike."""
+    ptes = [b / "supernet.pte" for b in (bundle, *others)]
+    loaded: dict[str, list[dict[str, float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         classes = Path(tmp)
         cp = f"{BUILD / 'prp-bridge.jar'}:{JSON_JAR}"
         subprocess.run(["javac", "-cp", cp, "-d", str(classes), str(PROBE)], check=True)
-        loaded: dict[str, Any] = {
-            "python_executorch": [],
-            "native_cache_on": [],
-            "native_cache_off": [],
-        }
-        for _ in range(args.repeats):  # interleaved, so a drift of the machine hits all alike
-            loaded["python_executorch"].append(python_run(args.bundle, shape))
+        for _ in range(repeats):
+            runs: dict[str, dict[str, float]] = {}
+            if not others:
+                runs["python_executorch"] = python_run(bundle, shape)
+            else:
+                for pte in ptes:
+                    runs[f"native_cache_on_alone_{pte.parent.name}"] = native_run(
+                        classes, [pte], True, shape[1:]
+                    )
+            suffix = "_together" if others else ""
             for cache in (True, False):
-                run = native_run(classes, args.bundle / "supernet.pte", cache, shape[1:], methods)
-                loaded[f"native_cache_{'on' if cache else 'off'}"].append(run)
+                name = f"native_cache_{'on' if cache else 'off'}{suffix}"
+                runs[name] = native_run(classes, ptes, cache, shape[1:])
+            for name, run in runs.items():
+                loaded.setdefault(name, []).append(run)
+    return loaded
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("bundle", type=Path)
+    parser.add_argument("--with", dest="others", type=Path, action="append", default=[])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--label", help="record entry (default: the bundle folder's name)")
+    args = parser.parse_args()
+    manifest = json.loads((args.bundle / "manifest.json").read_text())
+    shape = [int(v) for v in manifest["input"]["shape"]]
+    for b in [args.bundle, *args.others] if args.others else []:
+        if "weight_names" not in json.loads((b / "manifest.json").read_text())["export"]:
+            parser.error(
+                f"{b} names its weights by a counter (exported before content names); "
+                "the engine opens it only alone: export it again to use --with"
+            )
+    if args.others:
+        distinct = named_data_mib([args.bundle, *args.others])
+    else:
+        distinct = int(manifest["export"]["distinct_weight_bytes"]) / 2**20
+    loaded = measure(args.bundle, args.others, shape, args.repeats)
     medians = {name: median_of(runs) for name, runs in loaded.items()}
     part = {
         "bundle": str(args.bundle),
-        "paths": len(methods),
+        **({"with": [str(b) for b in args.others]} if args.others else {}),
+        "paths": len(manifest["paths"]),
         "distinct_weight_mib": distinct,
+        "distinct_weights": "union of the programs' named data" if args.others else "manifest",
         "repeats": args.repeats,
         "jvm": JVM,
         "median": medians,
@@ -117,7 +159,7 @@ def main() -> None:
         for name, m in medians.items()
     ]
     print_table(
-        f"{label}: RSS a loaded bundle adds, distinct weights {distinct:.2f} MiB",
+        f"{label}: RSS loaded bundles add, distinct weights {distinct:.2f} MiB",
         ["loaded as", "RSS MiB", "anonymous MiB", "RSS / distinct weights"],
         rows,
     )

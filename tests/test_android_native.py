@@ -147,50 +147,73 @@ def test_xnnpack_weight_cache_is_on_by_default_and_changes_no_logit(
 
 
 def test_with_the_weight_cache_a_program_named_by_counter_is_open_alone(
-    native: Path, content_named: dict[str, Path]
+    native: Path, tiny_bundles: dict[str, Path]
 ) -> None:
     """ExecuTorch 1.5.1's cache keys packed weights by name only, and bundles exported before
     content names name their weights alike (`w0`, ...): two such programs open at once ran each
     other's weights (wrong logits, NaN, or a crash in XNNPACK). With the cache on, such a
     program is opened only while no other is open, and no other while it is, in one message
     naming it and the fix; closing it lets the next load; with the cache off, all stay open."""
-    fresh = str(content_named["seed0"] / "supernet.pte")
-    for first, second in ((PTE, PTE), (PTE, fresh), (fresh, PTE)):
-        on = check(native, "together", str(first), str(second))
+    counter0, counter1, fresh = (
+        str(tiny_bundles[k] / "supernet.pte") for k in ("counter0", "counter1", "seed0")
+    )
+    for first, second, counted in (
+        (counter0, counter1, counter1),
+        (counter0, fresh, counter0),
+        (fresh, counter0, counter0),
+    ):
+        on = check(native, "together", first, second)
         assert on["weight_cache"] is True and on["results"][0] == "ok"
         refused = on["results"][1]
         assert refused.startswith("java.lang.IllegalStateException: cannot open"), refused
-        assert f"and {PTE} names its weights by something other than their bytes" in refused
-        assert "export that bundle again" in refused and "setWeightCache(false)" in refused
+        assert f"and {counted} names its weights by something other than their bytes" in refused
+        assert "(e.g. 'w0'" in refused and "export that bundle again" in refused
+        assert "setWeightCache(false)" in refused
         assert on["after_closing"].startswith("ok")
-        off = check(native, "together", str(first), str(second), jvm=("-Dprp.weightCache=off",))
+        off = check(native, "together", first, second, jvm=("-Dprp.weightCache=off",))
         assert off["weight_cache"] is False and off["results"] == ["ok", "ok"]
 
 
+class CountedKeys:
+    """How prp-export named weights before content names: `w0`, `w1`, ... in order of first
+    appearance, alike in every bundle (what `lowering.pte._ContentKeys` replaced)."""
+
+    def __init__(self) -> None:
+        self.names: dict[str, str] = {}
+
+    def __call__(self, digest: str) -> str:
+        return self.names.setdefault(digest, f"w{len(self.names)}")
+
+
 @pytest.fixture(scope="module")
-def content_named(tmp_path_factory: pytest.TempPathFactory, data) -> dict[str, Path]:
-    """Tiny bundles exported now, so their weights are named by their bytes: from trained runs
-    of seeds 0 and 1 (different weights), and the seed-0 run's top 2 paths (the same bytes, so
-    the same names, as the seed-0 bundle's)."""
+def tiny_bundles(tmp_path_factory: pytest.TempPathFactory, data) -> dict[str, Path]:
+    """Tiny bundles of trained runs of seeds 0 and 1 (different weights): `seed0`, `seed1`,
+    exported now, so their weights are named by their bytes; `seed0_top2`, the seed-0 run's top
+    2 paths (the same bytes, so the same names, as the seed-0 bundle's); and `counter0`,
+    `counter1`, the same runs exported with the names of older bundles (`CountedKeys`)."""
     from dataclasses import replace
 
+    import prp.trainer.lowering.pte as pte
     from prp.trainer.config import preset
     from prp.trainer.export import export_bundle
     from prp.trainer.train import Trainer
 
-    out = tmp_path_factory.mktemp("content-named")
+    out = tmp_path_factory.mktemp("tiny-bundles")
     bundles = {}
     for seed in (0, 1):
         run = out / f"run{seed}"
         trainer = Trainer(replace(preset("tiny"), seed=seed), run, data=data)
         trainer.write_front(trainer.run())
         bundles[f"seed{seed}"] = export_bundle(run, out / f"seed{seed}", top=3, data=data)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(pte, "_ContentKeys", CountedKeys)
+            bundles[f"counter{seed}"] = export_bundle(run, out / f"counter{seed}", top=3, data=data)
     bundles["seed0_top2"] = export_bundle(out / "run0", out / "seed0_top2", top=2, data=data)
     return bundles
 
 
 def test_programs_named_by_content_are_open_together_each_running_its_own_weights(
-    native: Path, inputs: np.ndarray, content_named: dict[str, Path], tmp_path
+    native: Path, inputs: np.ndarray, tiny_bundles: dict[str, Path], tmp_path
 ) -> None:
     """With the cache on, programs whose weights are named by their bytes load side by side:
     two different bundles, and a third that shares the first's weights (the same names, so the
@@ -199,7 +222,7 @@ def test_programs_named_by_content_are_open_together_each_running_its_own_weight
     from prp.trainer.lowering import pte_named_data
 
     kinds = ["seed0", "seed1", "seed0_top2"]
-    ptes = [content_named[k] / "supernet.pte" for k in kinds]
+    ptes = [tiny_bundles[k] / "supernet.pte" for k in kinds]
     names = {k: set(pte_named_data(p)) for k, p in zip(kinds, ptes, strict=True)}
     assert names["seed0_top2"] <= names["seed0"]  # the case of one packed weight, two programs
     assert names["seed0"] != names["seed1"]
@@ -215,7 +238,7 @@ def test_programs_named_by_content_are_open_together_each_running_its_own_weight
     assert report["weight_cache"] is True and report["same_after_closing_first"] is True
     logits = {}
     for k, (kind, methods) in enumerate(zip(kinds, report["methods"], strict=True)):
-        bundle = Bundle.load(content_named[kind])
+        bundle = Bundle.load(tiny_bundles[kind])
         assert methods == sorted(p["method"] for p in bundle.paths)
         python = make_backend(bundle, "executorch")
         for path in bundle.paths:

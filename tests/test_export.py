@@ -279,3 +279,21 @@ def test_the_private_key_rewrite_is_optional_and_falls_back(
         assert got.keys() == short.keys()
         for m in short:
             np.testing.assert_allclose(got[m], short[m], atol=1e-5)
+
+
+def test_short_names_that_would_merge_two_constants_fall_back_to_the_full_digests(
+    bundle, run_dir, data, tmp_path, monkeypatch
+) -> None:
+    """A short name is a prefix of the constant's sha256: where two constants of a program share
+    it (made certain here by a 1-digit prefix), the exporter writes the full digests instead of
+    merging them, and says why."""
+    import prp.trainer.lowering.pte as pte
+
+    monkeypatch.setattr(pte, "WEIGHT_KEY_DIGITS", 1)
+    fell = export_bundle(run_dir, tmp_path / "fell", top=3, data=data)
+    info = load_manifest(fell).data["export"]
+    assert info["short_keys"] is False and info["weight_names"] == "sha256"
+    assert "share their first 1 digits" in info["short_keys_fallback"]
+    stored = pte_named_data(fell / "supernet.pte")
+    assert all(key == hashlib.sha256(value).hexdigest() for key, value in stored.items())
+    assert len(stored) == len(pte_named_data(bundle / "supernet.pte"))

@@ -125,7 +125,7 @@ def calibrate(bundle: Bundle, backend: str, seconds: float) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("bundle", nargs="?", type=Path, default=ROOT / "exported" / "default")
+    parser.add_argument("bundle", nargs="?", type=Path, default=ROOT / "exported" / "smoke")
     parser.add_argument("--label", help="record entry (default: the bundle folder's name)")
     parser.add_argument("--seconds", type=float, default=45.0)
     parser.add_argument("--pairs", type=int, default=4000)

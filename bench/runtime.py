@@ -263,7 +263,7 @@ def single_path_bundles(bundle: Path, tmp: Path) -> list[Path]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("bundle", nargs="?", type=Path, default=ROOT / "exported" / "default")
+    parser.add_argument("bundle", nargs="?", type=Path, default=ROOT / "exported" / "smoke")
     parser.add_argument("--reps", type=int, default=300)
     parser.add_argument(
         "--memory", action="store_true", help="measure memory only (into memory.<label>)"

@@ -3,7 +3,7 @@
     python bench/simulate.py [BUNDLE] [--truth ../shared/data/nasbench201/nb201_cifar10_hw.csv]
 
 Two bundles side by side under the same Pixel-3-like profile (runtime/profiles.py): BUNDLE
-(default `exported/default/`, its own energies and test accuracies) and, as a reference with a
+(default `exported/smoke/`, its own energies and test accuracies) and, as a reference with a
 spread front, five architectures along NAS-Bench-201's true Pareto front of (cifar10_test_acc,
 edgegpu_energy) from HW-NAS-Bench: the most accurate, the cheapest above twice chance accuracy
 and three between them evenly in energy, priced with their measured Edge GPU energy. The
@@ -124,7 +124,7 @@ def goal_rows(records: dict[str, Any], workloads: dict[str, Any]) -> list[dict[s
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("bundle", nargs="?", type=Path, default=ROOT / "exported" / "default")
+    parser.add_argument("bundle", nargs="?", type=Path, default=ROOT / "exported" / "smoke")
     parser.add_argument(
         "--truth",
         type=Path,

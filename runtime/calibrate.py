@@ -92,7 +92,7 @@ calibrate_app = typer.Typer(
 
 @calibrate_app.command()
 def main(
-    bundle: Path = typer.Argument(..., help="Bundle folder (e.g. exported/default)."),
+    bundle: Path = typer.Argument(..., help="Bundle folder (e.g. exported/smoke)."),
     backend: str = typer.Option("auto", help=f"One of: {', '.join(BACKENDS)}."),
     seconds: float = typer.Option(
         55.0,

@@ -37,7 +37,7 @@ def choose_policy(policy: str | None, path: str | None) -> str | None:
 
 @run_app.command()
 def run(
-    bundle: Path = typer.Argument(..., help="Bundle folder (e.g. exported/default)."),
+    bundle: Path = typer.Argument(..., help="Bundle folder (e.g. exported/smoke)."),
     images: Path = typer.Argument(..., help="An image file or a folder of images."),
     policy: str = typer.Option(None, help="battery, schedule, energy-budget or fixed."),
     battery: str = typer.Option("psutil", help="psutil, sysfs, or a level in percent."),

@@ -26,8 +26,8 @@ from typing import Any, NoReturn
 import numpy as np
 import pytest
 from bundle_variants import (
-    DEFAULT,
     KINDS,
+    SMOKE,
     battery_level,
     battery_levels,
     bundle_of,
@@ -43,7 +43,7 @@ from prp.runtime.policies import ladder, passed_pairs, rungs_of
 ROOT = Path(__file__).resolve().parents[1]
 BRIDGE = ROOT / "android_bridge"
 BUILD = BRIDGE / "build"
-BUNDLE = DEFAULT
+BUNDLE = SMOKE
 # A synthetic front of six paths, each more accurate one dearer: a six-level ladder, whatever
 # ladder the shipped bundle has, for the checks of Java/Python agreement that need many levels.
 FRONT_ACCURACY = [60.0, 57.5, 55.0, 52.5, 50.0, 47.5]
@@ -497,7 +497,7 @@ def native_library(classpath: str) -> Path:
 def test_runtime_on_native_engine_matches_the_python_runtime_end_to_end(
     classpath: str, native_library: Path, tmp_path: Path, bundle_dirs: dict[str, Path], kind: str
 ) -> None:
-    """exported/default loaded by the Java runtime (manifest validation, sha256 of every file),
+    """exported/smoke loaded by the Java runtime (manifest validation, sha256 of every file),
     run through NativeEngine on real 8-bit CIFAR-10 images (preprocessed by the Java runtime),
     against AdaptiveModel on the ExecuTorch backend with the same images, pins and battery levels:
     same path for every call, same switch log, same labels, and logits equal to the bit."""

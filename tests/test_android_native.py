@@ -24,7 +24,7 @@ from prp.runtime import AdaptiveModel, Bundle, PushedBattery
 from prp.runtime.backends import make_backend
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT = ROOT / "exported" / "default"
+DEFAULT = ROOT / "exported" / "smoke"
 PTE = DEFAULT / "supernet.pte"
 NATIVE = ROOT / "android_bridge" / "native"
 BUILD = ROOT / "android_bridge" / "build" / "native"

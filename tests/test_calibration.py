@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from bundle_variants import DEFAULT, battery_level, read_manifest, to_ladder, variant
+from bundle_variants import SMOKE, battery_level, read_manifest, to_ladder, variant
 from prp.runtime import AdaptiveModel, Bundle, PushedBattery
 from prp.runtime.calibrate import calibrate_model
 from prp.runtime.calibration import (
@@ -194,7 +194,7 @@ def test_energy_is_attributed_to_paths_from_rapl_windows(tmp_path: Path) -> None
         assert abs(fit.energy_mj[pid] - e) <= max(fit.ci95_mj[pid], 0.05 * e), pid
         assert 0 < fit.ci95_mj[pid] < 0.5 * e
     # The calibration takes the meter's figures where the fit is confident, intervals and all.
-    bundle = Bundle.load(DEFAULT)
+    bundle = Bundle.load(SMOKE)
     ids = bundle.ids[:3]
     renamed = Recorder(ids, warmup_calls=0, meter=rec.meter)
     renamed.windows.extend(rec.windows)
@@ -418,7 +418,7 @@ def test_kendall_tau_b() -> None:
 
 @pytest.mark.parametrize("backend", ["onnxruntime", "executorch"])
 def test_a_real_calibration_of_the_shipped_bundle(backend: str, user_data_folder: Path) -> None:
-    bundle = Bundle.load(DEFAULT)
+    bundle = Bundle.load(SMOKE)
     model = AdaptiveModel(
         bundle,
         policy=FixedPolicy(bundle.ids[0]),
@@ -451,7 +451,7 @@ def test_prp_calibrate_and_prp_simulate_with_its_file(tmp_path: Path) -> None:
     done = subprocess.run(
         [
             shutil.which("prp-calibrate") or str(bin_dir / "prp-calibrate"),
-            str(DEFAULT),
+            str(SMOKE),
             "--backend",
             "onnxruntime",
             "--seconds",
@@ -468,11 +468,11 @@ def test_prp_calibrate_and_prp_simulate_with_its_file(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Kendall tau-b" in done.stdout and f"wrote {out}" in done.stdout.replace("\n", "")
-    cal = load_calibration(out, Bundle.load(DEFAULT))
+    cal = load_calibration(out, Bundle.load(SMOKE))
     sim_out = tmp_path / "sim"
     sim = [
         shutil.which("prp-simulate") or str(bin_dir / "prp-simulate"),
-        str(DEFAULT),
+        str(SMOKE),
         "--step-s",
         "60",
         "--out",
@@ -503,7 +503,7 @@ def test_prp_calibrate_and_prp_simulate_with_its_file(tmp_path: Path) -> None:
     bad = subprocess.run(
         [
             shutil.which("prp-calibrate") or str(bin_dir / "prp-calibrate"),
-            str(DEFAULT),
+            str(SMOKE),
             "--seconds",
             "-1",
         ],
@@ -517,7 +517,7 @@ def test_prp_calibrate_and_prp_simulate_with_its_file(tmp_path: Path) -> None:
     short = subprocess.run(
         [
             shutil.which("prp-calibrate") or str(bin_dir / "prp-calibrate"),
-            str(DEFAULT),
+            str(SMOKE),
             "--backend",
             "onnxruntime",
             "--seconds",
@@ -541,7 +541,7 @@ def test_prp_run_refuses_a_bad_calibration_and_uses_the_manifest(tmp_path: Path)
     done = subprocess.run(
         [
             exe,
-            str(DEFAULT),
+            str(SMOKE),
             str(tmp_path / "img.npy"),
             "--battery",
             "30",
@@ -555,7 +555,7 @@ def test_prp_run_refuses_a_bad_calibration_and_uses_the_manifest(tmp_path: Path)
         timeout=300,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    _, path = battery_level(read_manifest(DEFAULT), 30)
+    _, path = battery_level(read_manifest(SMOKE), 30)
     assert path in done.stdout
     line = [s for s in done.stdout.splitlines() if s.startswith("costs:")]
     assert len(line) == 1 and "unusable" in line[0] and "manifest's costs" in line[0]
@@ -595,7 +595,7 @@ def test_why_a_path_left_names_what_took_its_place() -> None:
 
 
 def test_a_calibration_that_is_no_file_is_refused(tmp_path: Path) -> None:
-    bundle = Bundle.load(DEFAULT)
+    bundle = Bundle.load(SMOKE)
     for path in (tmp_path, Path(os.devnull), tmp_path / "missing.json"):
         with pytest.raises(CalibrationError, match="prp-calibrate|cannot read"):
             load_calibration(path, bundle)

@@ -191,14 +191,12 @@ def test_prp_simulate_on_a_full_disk_keeps_the_previous_outputs(tmp_path, disk_f
     from typer.testing import CliRunner
 
     out = tmp_path / "sim"
-    first = CliRunner().invoke(simulate_app, ["exported/default", "--out", str(out)])
+    first = CliRunner().invoke(simulate_app, ["exported/smoke", "--out", str(out)])
     assert first.exit_code == 0, first.output
     outputs = {"timeline.csv", "summary.json"} | ({"battery.png"} & {p.name for p in out.iterdir()})
     before = {k: v for k, v in _digest(out).items() if k in outputs}
     disk_fills(0)
-    again = CliRunner().invoke(
-        simulate_app, ["exported/default", "--out", str(out), "--hours", "9"]
-    )
+    again = CliRunner().invoke(simulate_app, ["exported/smoke", "--out", str(out), "--hours", "9"])
     ended_in_one_line(again, out / "timeline.csv")
     assert {k: v for k, v in _digest(out).items() if k in outputs} == before
     no_temporary_files(out)

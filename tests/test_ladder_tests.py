@@ -26,7 +26,7 @@ from prp.trainer.export.ladder_tests import ALPHA, correct_on, ladder_tests, mcn
 from scipy.stats import binomtest
 
 ROOT = Path(__file__).resolve().parents[1]
-BASE = json.loads((ROOT / "exported" / "default" / "manifest.json").read_text())
+BASE = json.loads((ROOT / "exported" / "smoke" / "manifest.json").read_text())
 
 accuracies = st.sampled_from([50.0, 49.5, 48.0, 45.0, 10.0]) | st.floats(0.0, 100.0)
 costs = st.sampled_from([0.1, 0.3, 1.0, 2.0]) | st.floats(0.0, 1e3)
@@ -168,7 +168,19 @@ def test_correct_on_marks_each_image() -> None:
 
 
 def test_bundles_without_tests_keep_the_plain_ladder() -> None:
-    assert passed_pairs(BASE) is None
-    assert BASE["policies"]["schedule"]["order"] == ladder(
-        rungs_of(BASE["paths"], BASE["objective"])
-    )
+    plain = {k: v for k, v in BASE.items() if k != "ladder_tests"}
+    assert passed_pairs(plain) is None
+    tables = ladder_policies(plain["paths"], plain["objective"], passed_pairs(plain))
+    assert tables["schedule"]["order"] == ladder(rungs_of(plain["paths"], plain["objective"]))
+
+
+def test_the_shipped_bundle_obeys_its_recorded_tests() -> None:
+    """The smoke bundle (the default run's) carries its paired tests, and each path on its
+    battery and schedule ladders was found more accurate than every cheaper path on them."""
+    passed = passed_pairs(BASE)
+    assert passed is not None
+    order = BASE["policies"]["schedule"]["order"]
+    assert [lv["path"] for lv in BASE["policies"]["battery"]["levels"]] == order
+    for i, upper in enumerate(order):
+        for lower in order[i + 1 :]:
+            assert (upper, lower) in passed

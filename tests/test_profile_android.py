@@ -161,7 +161,7 @@ def test_phone_profiler_refuses_another_space_and_foreign_files(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fbnet.json", "notes.json"]  # no temp
 
     # Another program than the kit's (a bundle's), and a kit whose program was swapped.
-    bundle = ROOT / "exported" / "default" / "supernet.pte"
+    bundle = ROOT / "exported" / "smoke" / "supernet.pte"
     message = error(kit, out, "--program", str(bundle))
     assert (
         "the engine's program has no method call_overhead" in message and "open the kit" in message

@@ -211,7 +211,7 @@ def test_mixed_bundle_runs_through_the_runtime(bundle, data) -> None:
 
 
 def test_precision_field_is_optional_and_checked() -> None:
-    shipped = json.loads((ROOT / "exported" / "default" / "manifest.json").read_text())
+    shipped = json.loads((ROOT / "exported" / "smoke" / "manifest.json").read_text())
     assert all(path_precision(p) == "float32" for p in shipped["paths"])  # no field: float32
     assert validate_manifest(shipped) == []
     shipped["paths"][0]["precision"] = "int4"

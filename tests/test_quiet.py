@@ -11,6 +11,7 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+from bundle_variants import battery_pick, read_manifest
 
 NOISY = textwrap.dedent(
     """
@@ -63,7 +64,7 @@ def test_a_failed_block_keeps_its_log_and_says_where(tmp_path: Path) -> None:
 
 
 ROOT = Path(__file__).resolve().parents[1]
-BUNDLE = ROOT / "exported" / "default"
+BUNDLE = ROOT / "exported" / "smoke"
 # What ExecuTorch's Python runtime makes torch and torchao print while it loads.
 THIRD_PARTY = ("Failed to load", "cpuinfo", "Warning", "W1")
 
@@ -113,7 +114,7 @@ def test_the_runtime_as_a_library_prints_nothing_of_third_parties(tmp_path) -> N
     script = (
         "import numpy as np\n"
         "from prp.runtime import AdaptiveModel, PushedBattery\n"
-        f"m = AdaptiveModel({str(ROOT / 'exported' / 'default')!r}, policy='battery',\n"
+        f"m = AdaptiveModel({str(ROOT / 'exported' / 'smoke')!r}, policy='battery',\n"
         "                  battery=PushedBattery(80), backend='executorch')\n"
         "print(m.predict(np.zeros((2, 32, 32, 3), np.uint8)).path)\n"
     )
@@ -122,6 +123,6 @@ def test_the_runtime_as_a_library_prints_nothing_of_third_parties(tmp_path) -> N
         [sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "path_0"
+    assert result.stdout.strip() == battery_pick(read_manifest(), 80)
     assert result.stderr == ""
     assert (tmp_path / "logs" / "runtime.log").is_file()

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from bundle_variants import (
-    DEFAULT,
     KINDS,
+    SMOKE,
     battery_level,
     battery_levels,
     battery_pick,
@@ -215,7 +215,7 @@ def test_backends_agree_and_switches_are_logged(bundle_dir: Path) -> None:
 
 
 def test_wrong_input_gives_clear_errors() -> None:
-    model = AdaptiveModel(DEFAULT, battery=PushedBattery(50), backend="onnxruntime")
+    model = AdaptiveModel(SMOKE, battery=PushedBattery(50), backend="onnxruntime")
     with pytest.raises(InputError, match=r"uint8 images must be \(N, 32, 32, 3\)"):
         model.predict(np.zeros((1, 28, 28, 3), dtype=np.uint8))
     with pytest.raises(InputError, match="dtype float64 is not supported"):
@@ -230,13 +230,13 @@ def test_wrong_input_gives_clear_errors() -> None:
 
 def test_corrupt_and_newer_bundles_are_refused(tmp_path) -> None:
     bad = tmp_path / "bad"
-    shutil.copytree(DEFAULT, bad)
+    shutil.copytree(SMOKE, bad)
     graph = read_manifest()["paths"][0]["onnx"]
     (bad / graph).write_bytes(b"")
     with pytest.raises(BundleError, match=f"{re.escape(graph)} is corrupt or truncated"):
         AdaptiveModel(bad, backend="onnxruntime")
     newer = tmp_path / "newer"
-    shutil.copytree(DEFAULT, newer)
+    shutil.copytree(SMOKE, newer)
     # Whatever version the shipped bundle has (1 before issue 16's re-export, 2 after).
     text = re.sub(
         r'"schema_version": \d+', '"schema_version": 9', (newer / "manifest.json").read_text()
@@ -266,7 +266,7 @@ def test_battery_sources(tmp_path) -> None:
     with pytest.raises(ValueError, match="within 0-100"):
         pushed.push(140)
     # No reading at all: the most accurate path runs, and predict still works.
-    model = AdaptiveModel(DEFAULT, battery=PushedBattery(None), backend="onnxruntime")
+    model = AdaptiveModel(SMOKE, battery=PushedBattery(None), backend="onnxruntime")
     assert model.predict(images(1)).path == battery_pick(read_manifest(), None)
 
 
@@ -297,12 +297,12 @@ def test_other_onnx_sessions_in_the_process_still_work_after_the_runtime_loads()
     # The ONNX Runtime backend sets ONNX Runtime's process-wide global thread pool; a host app's
     # own session (or the exporter's checks) made with onnx_session_options() must still load.
     # Run in a fresh interpreter so the order of tests cannot hide it.
-    graph = DEFAULT / read_manifest()["paths"][0]["onnx"]
+    graph = SMOKE / read_manifest()["paths"][0]["onnx"]
     code = f"""
 import onnxruntime as ort
 from prp.runtime import AdaptiveModel, PushedBattery
 from prp.runtime.backends import onnx_session_options
-AdaptiveModel({str(DEFAULT)!r}, battery=PushedBattery(50), backend="onnxruntime")
+AdaptiveModel({str(SMOKE)!r}, battery=PushedBattery(50), backend="onnxruntime")
 try:
     ort.InferenceSession({str(graph)!r}, providers=["CPUExecutionProvider"])
     print("plain session loaded")

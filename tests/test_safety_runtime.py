@@ -1,7 +1,7 @@
 """Safety of the runtime on hostile or broken input (issue 18): bundles that reach outside their
 folder, unlisted files, bad battery values, malformed manifests and images, unbounded memory.
 
-Every test runs the real runtime on a copy of the shipped bundle (exported/default), changed the
+Every test runs the real runtime on a copy of the shipped bundle (exported/smoke), changed the
 way a damaged or malicious bundle would be.
 """
 
@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from bundle_variants import battery_levels, battery_pick, read_manifest
+from bundle_variants import SMOKE, battery_levels, battery_pick, read_manifest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prp.runtime import (
@@ -44,16 +44,15 @@ from prp.runtime.bundle import load_manifest
 from typer.testing import CliRunner
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT = ROOT / "exported" / "default"
 # What the tests expect comes from the shipped manifest, never from literals of one export.
-SHIPPED = read_manifest(DEFAULT)
+SHIPPED = read_manifest(SMOKE)
 LAST_GRAPH = SHIPPED["paths"][-1]["onnx"]  # the ONNX file of the least accurate path
 N_CLASSES = len(SHIPPED["classes"])
 
 
 def copy_bundle(where: Path) -> Path:
     out = where / "bundle"
-    shutil.copytree(DEFAULT, out)
+    shutil.copytree(SMOKE, out)
     return out
 
 
@@ -140,8 +139,8 @@ def test_symlinks_out_of_the_bundle_and_special_files_are_refused(tmp_path: Path
 def test_a_graph_outside_the_bundle_is_not_loaded(tmp_path: Path) -> None:
     bundle = copy_bundle(tmp_path)
     stray = tmp_path / "stray.onnx"
-    shutil.copy(DEFAULT / LAST_GRAPH, stray)
-    shutil.copy(DEFAULT / "weights.bin", tmp_path)  # all the stray graph needs to load
+    shutil.copy(SMOKE / LAST_GRAPH, stray)
+    shutil.copy(SMOKE / "weights.bin", tmp_path)  # all the stray graph needs to load
 
     def point_outside(m: dict[str, Any]) -> None:
         m["paths"][0]["onnx"] = "../stray.onnx"
@@ -171,7 +170,7 @@ def test_a_checksum_mismatch_names_the_file_but_no_hash(tmp_path: Path) -> None:
     with pytest.raises(BundleError, match="weights.bin is corrupt or truncated") as err:
         load_manifest(bundle)
     message = str(err.value)
-    actual, expected = sha256(bundle / "weights.bin"), sha256(DEFAULT / "weights.bin")
+    actual, expected = sha256(bundle / "weights.bin"), sha256(SMOKE / "weights.bin")
     assert actual[:8] not in message and expected[:8] not in message
 
 
@@ -181,11 +180,11 @@ def test_prp_run_path_runs_the_named_path(tmp_path: Path) -> None:
     # At 100 % the battery policy would pick `full`; naming another path must run that one.
     full = battery_pick(SHIPPED, 100.0)
     named = next(p["id"] for p in reversed(SHIPPED["paths"]) if p["id"] != full)
-    code, out = prp_run(str(DEFAULT), str(image), "--battery", "100", "--path", named)
+    code, out = prp_run(str(SMOKE), str(image), "--battery", "100", "--path", named)
     assert code == 0, out
     assert named in out and "fixed policy" in out and full not in out
     code, out = prp_run(
-        str(DEFAULT), str(image), "--battery", "100", "--policy", "battery", "--path", named
+        str(SMOKE), str(image), "--battery", "100", "--policy", "battery", "--path", named
     )
     assert code == 2 and f"--path {named} runs one path" in out, out
 
@@ -215,17 +214,17 @@ def test_a_source_reading_nan_does_not_silently_pick_the_cheapest_path() -> None
             return math.nan
 
     with pytest.raises(BatteryError, match="BrokenSensor.read"):
-        AdaptiveModel(DEFAULT, battery=BrokenSensor(), backend="onnxruntime")
+        AdaptiveModel(SMOKE, battery=BrokenSensor(), backend="onnxruntime")
 
 
 def test_prp_run_refuses_a_nan_battery(tmp_path: Path) -> None:
-    code, out = prp_run(str(DEFAULT), str(npy_image(tmp_path)), "--battery", "nan")
+    code, out = prp_run(str(SMOKE), str(npy_image(tmp_path)), "--battery", "nan")
     assert code == 2 and "0-100" in out, out
 
 
 # ----------------------------------------------------------- 6. messages, not tracebacks
 def test_an_empty_batch_is_refused_clearly_on_executorch() -> None:
-    model = AdaptiveModel(DEFAULT, battery=PushedBattery(90), backend="executorch")
+    model = AdaptiveModel(SMOKE, battery=PushedBattery(90), backend="executorch")
     with pytest.raises(InputError, match="no images"):
         model.predict(np.zeros((0, 32, 32, 3), dtype=np.uint8))
 
@@ -250,12 +249,12 @@ def png_header_only(path: Path, width: int, height: int) -> None:
 def test_prp_run_reports_bad_image_files(tmp_path: Path) -> None:
     bomb = tmp_path / "bomb.png"
     png_header_only(bomb, 20_000, 10_000)  # 200 Mpixel: Pillow's decompression-bomb refusal
-    code, out = prp_run(str(DEFAULT), str(bomb), "--battery", "50")
+    code, out = prp_run(str(SMOKE), str(bomb), "--battery", "50")
     assert code == 2 and "cannot read image" in out and "bomb.png" in out, out
     npz = tmp_path / "batch.npy"
     with npz.open("wb") as f:  # an .npz archive under a .npy name
         np.savez(f, x=np.zeros((1, 32, 32, 3), dtype=np.uint8))
-    code, out = prp_run(str(DEFAULT), str(npz), "--battery", "50")
+    code, out = prp_run(str(SMOKE), str(npz), "--battery", "50")
     assert code == 2 and "is not a .npy array" in out, out
 
 
@@ -312,7 +311,7 @@ def test_large_batches_run_in_chunks_with_bounded_memory() -> None:
         import resource
         import numpy as np
         import prp.runtime as rt
-        m = rt.AdaptiveModel({str(DEFAULT)!r}, battery=rt.PushedBattery(90), backend="onnxruntime")
+        m = rt.AdaptiveModel({str(SMOKE)!r}, battery=rt.PushedBattery(90), backend="onnxruntime")
         x = np.random.default_rng(0).integers(0, 256, (4000, 32, 32, 3), dtype=np.uint8)
         m.predict(x[:2])
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -329,16 +328,16 @@ def test_large_batches_run_in_chunks_with_bounded_memory() -> None:
 
 def test_chunks_give_the_same_logits_as_one_batch() -> None:
     x = np.random.default_rng(1).integers(0, 256, (70, 32, 32, 3), dtype=np.uint8)
-    whole = AdaptiveModel(DEFAULT, battery=PushedBattery(90), backend="onnxruntime")
-    chunked = AdaptiveModel(DEFAULT, battery=PushedBattery(90), backend="onnxruntime", max_batch=16)
+    whole = AdaptiveModel(SMOKE, battery=PushedBattery(90), backend="onnxruntime")
+    chunked = AdaptiveModel(SMOKE, battery=PushedBattery(90), backend="onnxruntime", max_batch=16)
     np.testing.assert_allclose(chunked.predict(x).logits, whole.predict(x).logits, atol=1e-5)
     with pytest.raises(ValueError, match="max_batch"):
-        AdaptiveModel(DEFAULT, battery=PushedBattery(90), backend="onnxruntime", max_batch=0)
+        AdaptiveModel(SMOKE, battery=PushedBattery(90), backend="onnxruntime", max_batch=0)
 
 
 def test_the_switch_log_is_bounded() -> None:
     battery = PushedBattery(100)
-    model = AdaptiveModel(DEFAULT, battery=battery, backend="onnxruntime", max_switches=4)
+    model = AdaptiveModel(SMOKE, battery=battery, backend="onnxruntime", max_switches=4)
     x = np.zeros((1, 32, 32, 3), dtype=np.uint8)
     for k in range(20):
         battery.push(0.0 if k % 2 == 0 else 100.0)
@@ -352,7 +351,7 @@ def test_the_switch_log_is_bounded() -> None:
 
 
 # ------------------------------------------------------------------ fuzzing load_manifest
-ORIGINAL = json.loads((DEFAULT / "manifest.json").read_text())
+ORIGINAL = json.loads((SMOKE / "manifest.json").read_text())
 
 
 def _pointers(node: Any, at: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:

@@ -14,15 +14,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 from bundle_variants import (
-    DEFAULT,
     KINDS,
+    SMOKE,
     bundle_of,
     schedule_order,
     schedule_pick,
     schedule_within,
 )
 from prp.runtime import Bundle
-from prp.runtime.policies import PIXEL3_LIKE_POWER
+from prp.runtime.policies import PIXEL3_LIKE_POWER, ladder_policies
 from prp.runtime.profiles import PIXEL3, ProfileError, get_profile
 from prp.runtime.simulate import (
     SimConfig,
@@ -295,7 +295,7 @@ def test_outputs_without_matplotlib_skip_only_the_plot(tmp_path: Path) -> None:
         from prp.runtime import Bundle
         from prp.runtime.profiles import PIXEL3
         from prp.runtime.simulate import SimConfig, simulate, write_outputs
-        sim = simulate(Bundle.load({str(DEFAULT)!r}).data, SimConfig.from_profile(PIXEL3))
+        sim = simulate(Bundle.load({str(SMOKE)!r}).data, SimConfig.from_profile(PIXEL3))
         summary = write_outputs(sim, Path({str(tmp_path)!r}))
         print(summary["plot_note"])
     """)
@@ -330,7 +330,7 @@ def test_simulator_imports_neither_torch_nor_the_trainer() -> None:
         from prp.runtime import Bundle
         from prp.runtime.profiles import PIXEL3
         from prp.runtime.simulate import SimConfig, simulate
-        sim = simulate(Bundle.load({str(DEFAULT)!r}).data, SimConfig.from_profile(PIXEL3))
+        sim = simulate(Bundle.load({str(SMOKE)!r}).data, SimConfig.from_profile(PIXEL3))
         assert not any(k.startswith("prp.trainer") for k in sys.modules)
         print("ok", len(sim.runs))
     """)
@@ -344,7 +344,7 @@ def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
 
 
 def test_cli_end_to_end(tmp_path: Path) -> None:
-    out = run_cli("exported/default", "--out", str(tmp_path / "tmp"))
+    out = run_cli("exported/smoke", "--out", str(tmp_path / "tmp"))
     assert out.returncode == 0, out.stdout + out.stderr
     for name in ("timeline.csv", "summary.json"):
         assert (tmp_path / "tmp" / name).is_file()
@@ -355,7 +355,7 @@ def test_cli_end_to_end(tmp_path: Path) -> None:
 
 def test_cli_measured_energies_and_real_mode(tmp_path: Path) -> None:
     out = run_cli(
-        "exported/default",
+        "exported/smoke",
         "--energy",
         "measured",
         "--backend",
@@ -380,11 +380,14 @@ def test_cli_energy_from_the_manifest_latency(tmp_path: Path) -> None:
     table) x the stated power, and the ladders are derived again on it: a path that costs more
     there than a more accurate one leaves them, and the summary says why."""
     bundle = tmp_path / "priced"
-    shutil.copytree(DEFAULT, bundle)
+    shutil.copytree(SMOKE, bundle)
     manifest = json.loads((bundle / "manifest.json").read_text())
     latency = {"path_0": 9.0, "path_1": 6.0, "path_2": 7.0, "path_3": 2.0, "path_4": 1.0}
+    accuracy = {"path_0": 75.0, "path_1": 74.0, "path_2": 73.0, "path_3": 72.0, "path_4": 65.0}
     for p in manifest["paths"]:
-        p["latency_ms"] = latency[p["id"]]
+        p["latency_ms"], p["accuracy"] = latency[p["id"]], accuracy[p["id"]]
+    manifest.pop("ladder_tests", None)  # the ladder by dominance alone, whatever was tested
+    manifest["policies"] = ladder_policies(manifest["paths"], manifest["objective"])
     manifest["costs"]["latency"] = {"unit": "ms", "device": "phone-x", "source": "a table"}
     (bundle / "manifest.json").write_text(json.dumps(manifest))
     out = run_cli(
@@ -403,22 +406,22 @@ def test_cli_energy_from_the_manifest_latency(tmp_path: Path) -> None:
         hours = runs[name]["hours_on_path"]
         assert sum(hours.values()) > 0 and hours.get("path_2", 0.0) == 0.0, (name, hours)
     # A bundle without latency figures is refused in one line.
-    out = run_cli("exported/default", "--energy", "latency", "--out", str(tmp_path / "never"))
+    out = run_cli("exported/smoke", "--energy", "latency", "--out", str(tmp_path / "never"))
     assert out.returncode == 2 and "no latency_ms" in out.stdout + out.stderr
     assert not (tmp_path / "never").exists()
 
 
 def test_cli_fails_cleanly(tmp_path: Path) -> None:
     broken = tmp_path / "broken"
-    shutil.copytree(DEFAULT, broken)
+    shutil.copytree(SMOKE, broken)
     (broken / "manifest.json").write_text("{ not json")
     cases = [
         (("missing-bundle",), "does not exist"),
         ((str(broken),), "damaged"),
-        (("exported/default", "--profile", "nokia"), "unknown device profile"),
-        (("exported/default", "--hours", "-3"), "horizon_h"),
-        (("exported/default", "--rate", "nan"), "inferences_per_s"),
-        (("exported/default", "--energy", "guess"), "--energy"),
+        (("exported/smoke", "--profile", "nokia"), "unknown device profile"),
+        (("exported/smoke", "--hours", "-3"), "horizon_h"),
+        (("exported/smoke", "--rate", "nan"), "inferences_per_s"),
+        (("exported/smoke", "--energy", "guess"), "--energy"),
     ]
     for args, message in cases:
         out = run_cli(*args, "--out", str(tmp_path / "never"))

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import numpy as np
+from bundle_variants import SMOKE
 from prp.runtime import Bundle
 from prp.runtime.backends import OnnxRuntimeBackend
 from prp.runtime.bundle import WEIGHTS
-
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT = ROOT / "exported" / "default"
 
 
 def _shared_conv_weight(bundle: Bundle) -> tuple[dict, list[str]]:
@@ -35,7 +32,7 @@ def test_shared_onnx_sessions_read_the_one_memory_map_of_weights_bin(tmp_path) -
     # sessions holding a copy of their own (ONNX Runtime's optimised default, and the earlier
     # add_initializer code, whose overrides ONNX Runtime ignored for every conv) do not.
     bundle_dir = tmp_path / "bundle"
-    shutil.copytree(DEFAULT, bundle_dir)
+    shutil.copytree(SMOKE, bundle_dir)
     bundle = Bundle.load(bundle_dir)
     shared = OnnxRuntimeBackend(bundle, share_weights=True)
     own = OnnxRuntimeBackend(bundle)

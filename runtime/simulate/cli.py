@@ -45,7 +45,7 @@ simulate_app = typer.Typer(
 
 @simulate_app.command()
 def main(
-    bundle: Path = typer.Argument(..., help="Bundle folder (e.g. exported/default)."),
+    bundle: Path = typer.Argument(..., help="Bundle folder (e.g. exported/smoke)."),
     hours: float = typer.Option(24.0, help="Horizon in hours."),
     profile: str = typer.Option("pixel3", help="Device profile (battery, baseline, workload)."),
     rate: float | None = typer.Option(

@@ -15,7 +15,7 @@ import org.json.JSONException;
 import org.json.JSONObject;
 
 /**
- * The shipped bundle ({@code exported/default}, or {@code -Dprp.bundle=DIR}) and copies of it.
+ * The shipped bundle ({@code exported/smoke}, or {@code -Dprp.bundle=DIR}) and copies of it.
  *
  * <p>Tests take what they expect from the bundle's own manifest.json (read here as plain JSON,
  * not through the {@link Manifest} under test), never from literals of one export, so they hold
@@ -26,7 +26,7 @@ final class Bundles {
     private Bundles() {}
 
     static File shipped() {
-        File dir = new File(System.getProperty("prp.bundle", "exported/default"));
+        File dir = new File(System.getProperty("prp.bundle", "exported/smoke"));
         if (!new File(dir, Manifest.FILE_NAME).isFile()) {
             throw new IllegalStateException("the shipped bundle is not at " + dir.getAbsolutePath()
                     + "; run the tests from the repository root or pass -Dprp.bundle=DIR");

@@ -29,6 +29,7 @@ from prp.trainer.pareto_stage import sample_paths
 from prp.trainer.pruning import MAXIMIZE
 from prp.trainer.runs import RunLog
 from prp.trainer.stats import log_rank_aggregate
+from prp.trainer.streams import ALPHA_PATHS, epoch_rng
 from prp.trainer.train import Trainer
 
 CFG = replace(preset("tiny"), estimator="weights+free")
@@ -149,7 +150,8 @@ def test_front_ranks_by_the_calibrated_combination(finished) -> None:
     ).tolist()
     # Reassigned by the combined ranking of exactly these paths, in the order they were drawn.
     epoch = trainer.total_epochs
-    drawn = sample_paths(trainer.supernet, trainer._rng(epoch, 3)[0], trainer.cfg.final_samples)
+    rng, _ = epoch_rng(trainer.cfg.seed, epoch, ALPHA_PATHS)
+    drawn = sample_paths(trainer.supernet, rng, trainer.cfg.final_samples)
     by_path = {tuple(p["path"]): p for p in paths}
     assert set(drawn) == set(by_path)
     raw_drawn = np.array([by_path[p]["weights_accuracy"] for p in drawn])
@@ -168,8 +170,8 @@ def test_front_ranks_by_the_calibrated_combination(finished) -> None:
     assert final["proxy_paths"] == len(set(drawn) - set(trainer.targets))
     assert final["proxy_seconds"] >= 0
     # Each path was scored once: what the cache holds is every path of the pool and the front.
-    assert set(trainer.proxies.scores) == set(trainer.targets) | set(drawn)
-    assert pool["proxy_paths"] + final["proxy_paths"] == len(trainer.proxies.scores)
+    assert set(trainer.estimates.proxies.scores) == set(trainer.targets) | set(drawn)
+    assert pool["proxy_paths"] + final["proxy_paths"] == len(trainer.estimates.proxies.scores)
 
 
 class Crash(Exception):
@@ -210,13 +212,13 @@ def test_pool_targets_are_calibrated_and_a_resumed_run_gives_the_same_front(
     assert [(m.path, m.accuracy, m.weights_accuracy, m.cost, m.pareto_rank) for m in again] == [
         (m.path, m.accuracy, m.weights_accuracy, m.cost, m.pareto_rank) for m in front
     ]
-    assert set(resumed.proxies.scores) == {m.path for m in again}
+    assert set(resumed.estimates.proxies.scores) == {m.path for m in again}
     # Bit for bit the scores of the uninterrupted run, which scored some of these paths in
     # another batch (the target pool's).
-    assert {p: resumed.proxies.scores[p] for p in resumed.proxies.scores} == {
-        p: uninterrupted.proxies.scores[p] for p in resumed.proxies.scores
+    assert {p: resumed.estimates.proxies.scores[p] for p in resumed.estimates.proxies.scores} == {
+        p: uninterrupted.estimates.proxies.scores[p] for p in resumed.estimates.proxies.scores
     }
-    assert all(set(s) == set(FREE_COMBINATION) for s in resumed.proxies.scores.values())
+    assert all(set(s) == set(FREE_COMBINATION) for s in resumed.estimates.proxies.scores.values())
     with pytest.raises(PRPError, match="estimator 'weights' != 'weights\\+free'"):
         Trainer(replace(CFG, estimator="weights"), tmp_path, data=data).run(resume=True)
 

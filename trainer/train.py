@@ -8,8 +8,9 @@ them and updates alpha with the listwise ranking loss plus the hinge loss of eq.
 Stage 3, pruning: after `prune_after` Pareto epochs, ops unused by the n best paths go.
 Result: the front of the pruned supernet.
 
-Every epoch draws its randomness from generators seeded by (seed, epoch), so a run resumed from
-the checkpoint of epoch k does exactly what the uninterrupted run did from epoch k + 1.
+Every epoch draws its randomness from generators seeded by (seed, epoch, stream) (`streams`), so
+a run resumed from the checkpoint of epoch k does exactly what the uninterrupted run did from
+epoch k + 1.
 """
 
 from __future__ import annotations
@@ -29,17 +30,17 @@ from .checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .costs import price_supernet
 from .datasets import (
-    BadImage,
     DataSplits,
     StreamSplits,
     batches,
 )
-from .datasets.bad_images import read_record, write_record
+from .datasets.bad_images import TrainingRecord
 from .device_data import Tensors, torch_device
 from .errors import PRPError
 from .estimation.estimators import get_estimator
 from .estimation.proxies import FreeProxies
-from .estimation.shared_weights import Progress, estimate_accuracy, estimate_sharded
+from .estimation.run_estimates import RunEstimates
+from .estimation.shared_weights import Progress, estimate_accuracy
 from .nb201_table import NB201Table
 from .pareto import pareto_ranks
 from .pareto_stage import (
@@ -58,6 +59,7 @@ from .runs import CONFIG, LOG, RunLog, resumed_config, write_json
 from .search import PathMetrics, build_front
 from .spaces import Path as ArchPath
 from .spaces import get_space
+from .streams import ALPHA_PATHS, BATCHES, TARGET_POOL, W_PATHS, epoch_rng
 from .supernet import Supernet
 from .weight_step import shard, sync_state, weight_optimizer, weight_step
 
@@ -93,8 +95,10 @@ class Trainer:
 
     The loop and the state it changes are here; the stages work on explicit values beside
     it: `weight_step` (one W update, the gradient all-reduce), `pareto_stage` (target
-    accuracies, the alpha-fitting loop, pruning), `estimation` (sharded accuracy estimates,
-    free proxies), `checkpoint` (save, resume) and `pretrained` (--init)."""
+    accuracies, the alpha-fitting loop, pruning), `estimation.run_estimates` (the run's
+    accuracy estimates and free proxies), `checkpoint` (save, resume), `streams` (the seeded
+    random streams), `datasets.bad_images` (the images it trains without) and `pretrained`
+    (--init)."""
 
     def __init__(
         self,
@@ -136,18 +140,25 @@ class Trainer:
         self.cost_model = cfg.build_cost_model()
         self.cost: PathTable = price_supernet(self.supernet, self.cost_model)
         self.truth = NB201Table.load(cfg.truth_table) if cfg.truth_table else None
-        self.opt_w = self._weight_optimizer()
+        self.opt_w = weight_optimizer(self.supernet, cfg.lr, cfg.momentum, cfg.weight_decay)
         self.opt_a = torch.optim.Adam([self.supernet.alpha], lr=cfg.alpha_lr, betas=(0.5, 0.999))
         self.epoch = 0  # epochs completed
         self.log = MainRankLog(self.run_dir / LOG)
-        self.evaluated: dict[ArchPath, float] = {}  # latest accuracy estimate of each path
-        # Images that did not decode while training ({"epoch", "name", "reason"}).
-        self.skipped_in_training: list[dict[str, Any]] = []
+        self.bad_images = TrainingRecord(
+            self.run_dir,
+            [*self.data.left_out, *self.tensors.left_out],
+            writes=distributed.is_main(),
+        )
         # Target accuracies: estimates of a pool of paths made once, right after stage 1.
         self.targets: dict[ArchPath, float] = {}
-        self.estimator = get_estimator(cfg.estimator)
-        # Free proxy scores (for an estimator that uses them) of each path scored so far.
-        self.proxies = FreeProxies(self.space, self.data, cfg.seed, self.device, self.progress)
+        self.estimates = RunEstimates(
+            self.supernet,
+            self.tensors,
+            cfg,
+            get_estimator(cfg.estimator),
+            FreeProxies(self.space, self.data, cfg.seed, self.device, self.progress),
+            self.progress,
+        )
 
     # ------------------------------------------------------------ bookkeeping
     @property
@@ -160,48 +171,26 @@ class Trainer:
             return self.cfg.method
         return "fair" if epoch < self.cfg.epochs_fair else "pareto"
 
-    def _weight_optimizer(self, carry_from: torch.optim.Optimizer | None = None) -> torch.optim.SGD:
-        cfg = self.cfg
-        return weight_optimizer(self.supernet, cfg.lr, cfg.momentum, cfg.weight_decay, carry_from)
-
     def _lr(self, epoch: int) -> float:
         """Cosine decay over the whole run, evaluated per epoch (no scheduler state to save)."""
         return 0.5 * self.cfg.lr * (1 + math.cos(math.pi * epoch / max(self.total_epochs, 1)))
 
-    def _rng(self, epoch: int, stream: int) -> tuple[np.random.Generator, torch.Generator]:
-        seed = [self.cfg.seed, epoch, stream]
-        g = torch.Generator().manual_seed(int(np.random.SeedSequence(seed).generate_state(1)[0]))
-        return np.random.default_rng(seed), g
-
     # ------------------------------------------------------------- checkpoint
-    def save_checkpoint(self) -> None:
-        """The last completed epoch (`checkpoint.save_checkpoint`); rank 0 alone writes it."""
-        if not distributed.is_main():
-            return
-        save_checkpoint(
-            self.run_dir / CHECKPOINT,
-            self.epoch,
-            self.supernet,
-            self.opt_w,
-            self.opt_a,
-            self.evaluated,
-            self.targets,
-        )
-
     def load_checkpoint(self) -> bool:
         """Resume from the run directory's checkpoint; False if there is none."""
+        cfg = self.cfg
         restored = load_checkpoint(
             self.run_dir / CHECKPOINT,
             self.device,
             self.supernet,
             self.opt_a,
-            self._weight_optimizer,
+            lambda: weight_optimizer(self.supernet, cfg.lr, cfg.momentum, cfg.weight_decay),
             self.total_epochs,
         )
         if restored is None:
             return False
         self.epoch, self.opt_w = restored.epoch, restored.opt_w
-        self.evaluated, self.targets = restored.evaluated, restored.targets
+        self.estimates.evaluated, self.targets = restored.evaluated, restored.targets
         self.cost = price_supernet(self.supernet, self.cost_model)
         self.log.truncate_after(self.epoch - 1)
         return True
@@ -211,7 +200,7 @@ class Trainer:
         """The epoch's training batches: order and augmentation seeded by (seed, epoch)."""
         if self.tensors.loader is not None:
             return self.tensors.loader.epoch(epoch)
-        _, g = self._rng(epoch, 0)
+        _, g = epoch_rng(self.cfg.seed, epoch, BATCHES)
         return batches(
             self.tensors.train_x,
             self.tensors.train_y,
@@ -284,7 +273,7 @@ class Trainer:
         """W steps over the training set: fair groups of m paths (stage 1, and stage 2 with
         `pareto_w_paths="fair"`), the argmax path (stage 2), one of alpha's predicted top-N
         paths (stage 2 with `pareto_w_paths="front"`) or one uniform path (baseline)."""
-        rng, _ = self._rng(epoch, 1)
+        rng, _ = epoch_rng(self.cfg.seed, epoch, W_PATHS)
         for group in self.opt_w.param_groups:
             group["lr"] = self._lr(epoch)
         self.supernet.train()
@@ -292,7 +281,7 @@ class Trainer:
         losses, images, paths_run = [], 0, 0
         mode = stage if stage != "pareto" else self.cfg.pareto_w_paths
         front = (
-            predicted_front(self.supernet, self.targets, self.evaluated, self.cfg.top_n)
+            predicted_front(self.supernet, self.targets, self.estimates.evaluated, self.cfg.top_n)
             if mode == "front"
             else []
         )
@@ -324,7 +313,7 @@ class Trainer:
             paths_run += len(paths)
             self.progress(f"epoch {epoch + 1}/{self.total_epochs} ({stage})", step + 1, n_batches)
         seconds = time.perf_counter() - start
-        skipped = self.record_skipped(epoch, loader.skipped if loader is not None else [])
+        skipped = self.bad_images.add(epoch, loader.skipped if loader is not None else [])
         return {
             **({"w_paths": [list(p) for p in front]} if front else {}),
             **({"images_skipped": skipped} if skipped else {}),
@@ -336,71 +325,20 @@ class Trainer:
             "world_size": distributed.world_size(),
         }
 
-    def record_bad_images(self) -> None:
-        """`bad_images.json` of the run (rank 0): the images left out before training and
-        those skipped in the epochs done so far (a resumed run forgets the ones met in the
-        epoch it did not finish, as its log does). Nothing is written when there are none."""
-        left_out = list(self.data.left_out) + self.tensors.left_out
-        self.skipped_in_training = [
-            e for e in read_record(self.run_dir) if int(e.get("epoch", -1)) < self.epoch
-        ]
-        if distributed.is_main() and (left_out or self.skipped_in_training):
-            write_record(self.run_dir, left_out, self.skipped_in_training)
-
-    def record_skipped(self, epoch: int, skipped: list[BadImage]) -> int:
-        """Adds the images of `epoch` that did not decode while training to the run's record;
-        returns how many there were."""
-        if not skipped:
-            return 0
-        self.skipped_in_training += [
-            {"epoch": epoch, "name": b.name, "reason": " ".join(b.reason.split())} for b in skipped
-        ]
-        if distributed.is_main():
-            left_out = list(self.data.left_out) + self.tensors.left_out
-            write_record(self.run_dir, left_out, self.skipped_in_training)
-        return len(skipped)
-
-    # -------------------------------------------------------------- estimates
-    def estimate_accuracy(self, path: ArchPath, epoch: int) -> float:
-        """Top-1 % on the held-out split with the shared weights, BN recalibrated for `path`."""
-        _, g = self._rng(epoch, 2)
-        return estimate_accuracy(self.supernet, path, self.tensors, self.cfg, g)
-
-    def evaluate(self, paths: list[ArchPath], epoch: int, task: str) -> np.ndarray:
-        """Accuracy estimates of `paths`, sharded across the ranks and gathered
-        (`estimation.shared_weights.estimate_sharded`); each also becomes the path's latest
-        estimate."""
-        acc = estimate_sharded(
-            paths,
-            lambda p: self.estimate_accuracy(p, epoch),
-            lambda done: self.progress(task, done, len(paths)),
-        )
-        for p, a in zip(paths, acc, strict=True):
-            self.evaluated[p] = float(a)
-        return acc
-
-    def _proxy_record(self) -> dict[str, Any]:
-        """Seconds spent on free proxies (and paths scored) since the last call, for the log."""
-        return self.proxies.take_record() if self.estimator.uses_free else {}
-
-    def estimator_accuracy(self, paths: list[ArchPath], estimates: np.ndarray) -> np.ndarray:
-        """The accuracy the run ranks `paths` by (`cfg.estimator`, `estimators.Estimator`):
-        the shared-weight `estimates` themselves, or those values reassigned by rank of their
-        log-rank aggregate with the free proxies over these paths."""
-        return self.estimator.accuracy(estimates, lambda: self.proxies.of(paths))
-
     # ------------------------------------------------------- alpha and pruning
-    def target_accuracy(self, paths: list[ArchPath], estimates: np.ndarray) -> np.ndarray:
-        """Accuracies that define the target Pareto ranks (`pareto_stage.target_accuracy`)."""
-        return target_accuracy(
+    def _ranking_points(self, paths: list[ArchPath], estimates: np.ndarray) -> np.ndarray:
+        """(target accuracy, cost) of each of `paths`, the points they are Pareto-ranked by
+        (`pareto_stage.target_accuracy`)."""
+        target = target_accuracy(
             paths,
             estimates,
             self.targets,
             self.truth,
             self.cfg.truth_column,
-            self.estimator_accuracy,
+            self.estimates.ranked,
             self.space,
         )
+        return np.column_stack([target, self.cost.many(paths)])
 
     def ensure_target_pool(self, epoch: int) -> None:
         """Estimate the target pool once, with the weights stage 1 left (DESIGN: target ranks
@@ -409,10 +347,10 @@ class Trainer:
         alpha)."""
         if self.truth is not None or self.targets or not self.cfg.target_pool:
             return
-        rng, _ = self._rng(epoch, 4)
+        rng, _ = epoch_rng(self.cfg.seed, epoch, TARGET_POOL)
         pool = sample_paths(self.supernet, rng, self.cfg.target_pool)
-        acc = self.evaluate(pool, epoch, f"target pool: estimating {len(pool)} paths")
-        target = self.estimator_accuracy(pool, acc)
+        acc = self.estimates.estimate(pool, epoch, f"target pool: estimating {len(pool)} paths")
+        target = self.estimates.ranked(pool, acc)
         self.targets = {p: float(a) for p, a in zip(pool, target, strict=True)}
         self.log.append(
             {
@@ -421,7 +359,7 @@ class Trainer:
                 "paths": len(pool),
                 "acc_mean": float(acc.mean()),
                 "acc_max": float(acc.max()),
-                **self._proxy_record(),
+                **self.estimates.proxy_record(),
             }
         )
 
@@ -432,15 +370,16 @@ class Trainer:
         record's fields."""
         cfg = self.cfg
         self.ensure_target_pool(epoch)
-        rng, _ = self._rng(epoch, 3)
+        rng, _ = epoch_rng(cfg.seed, epoch, ALPHA_PATHS)
         paths = sample_targets(self.supernet, self.targets, rng, cfg.samples)
-        est = self.evaluate(paths, epoch, f"epoch {epoch + 1}: estimating {len(paths)} paths")
+        task = f"epoch {epoch + 1}: estimating {len(paths)} paths"
+        est = self.estimates.estimate(paths, epoch, task)
         sampled = len(paths)
         if cfg.alpha_history:
-            paths = known_targets(self.supernet, paths, self.targets, self.evaluated)
-            est = np.array([self.evaluated.get(p, self.targets.get(p, 0.0)) for p in paths])
-        points = np.column_stack([self.target_accuracy(paths, est), self.cost.many(paths)])
-        ranks = pareto_ranks(points, MAXIMIZE)
+            evaluated = self.estimates.evaluated
+            paths = known_targets(self.supernet, paths, self.targets, evaluated)
+            est = np.array([evaluated.get(p, self.targets.get(p, 0.0)) for p in paths])
+        ranks = pareto_ranks(self._ranking_points(paths, est), MAXIMIZE)
         rank_losses, hinge_losses = fit_alpha(
             self.supernet,
             self.opt_a,
@@ -461,18 +400,20 @@ class Trainer:
             "acc_mean": float(est.mean()),
             "acc_max": float(est.max()),
             "front_size": int((ranks == 1).sum()),
-            **self._proxy_record(),
+            **self.estimates.proxy_record(),
         }
 
     def prune(self, epoch: int) -> dict[str, Any]:
         """Stage 3 on the paths estimated so far that are still live: ops none of the best
         paths uses go, the weight optimizer is rebuilt over what is left and the supernet
         priced again."""
-        paths = [p for p in (self.targets or self.evaluated) if self.supernet.is_live(p)]
-        est = np.array([self.evaluated[p] for p in paths])
-        points = np.column_stack([self.target_accuracy(paths, est), self.cost.many(paths)])
-        result, record = prune(self.supernet, paths, points, self.cfg.samples)
-        self.opt_w = self._weight_optimizer(carry_from=self.opt_w)
+        cfg, evaluated = self.cfg, self.estimates.evaluated
+        paths = [p for p in (self.targets or evaluated) if self.supernet.is_live(p)]
+        est = np.array([evaluated[p] for p in paths])
+        result, record = prune(self.supernet, paths, self._ranking_points(paths, est), cfg.samples)
+        self.opt_w = weight_optimizer(
+            self.supernet, cfg.lr, cfg.momentum, cfg.weight_decay, carry_from=self.opt_w
+        )
         self.cost = price_supernet(self.supernet, self.cost_model)
         for r in result.pruned:
             self.log.append(
@@ -548,13 +489,22 @@ class Trainer:
                     "world_size": distributed.world_size(),
                 }
             )
-        self.record_bad_images()
+        self.bad_images.resume(self.epoch)
         distributed.barrier()  # every rank set up (a rank that failed to stops the others here)
         while self.epoch < self.total_epochs:
             record = self.train_epoch(self.epoch)
             self.epoch += 1
             sync_state(self.supernet)
-            self.save_checkpoint()
+            if distributed.is_main():  # every rank holds the same state: rank 0 writes it
+                save_checkpoint(
+                    self.run_dir / CHECKPOINT,
+                    self.epoch,
+                    self.supernet,
+                    self.opt_w,
+                    self.opt_a,
+                    self.estimates.evaluated,
+                    self.targets,
+                )
             self.log.append(record)
             if after_epoch is not None:
                 after_epoch(self.epoch)
@@ -562,11 +512,11 @@ class Trainer:
 
     def final_front(self) -> list[PathMetrics]:
         epoch = self.total_epochs  # its own random stream, after the last training epoch
-        rng, _ = self._rng(epoch, 3)
+        rng, _ = epoch_rng(self.cfg.seed, epoch, ALPHA_PATHS)
         paths = sample_paths(self.supernet, rng, self.cfg.final_samples)
-        acc = self.evaluate(paths, epoch, f"final front: estimating {len(paths)} paths")
-        ranked = self.estimator_accuracy(paths, acc)
-        proxies = self._proxy_record()
+        acc = self.estimates.estimate(paths, epoch, f"final front: estimating {len(paths)} paths")
+        ranked = self.estimates.ranked(paths, acc)
+        proxies = self.estimates.proxy_record()
         if proxies:
             self.log.append(
                 {"event": "final_front", "epoch": epoch, "paths": len(paths), **proxies}

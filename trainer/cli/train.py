@@ -196,14 +196,14 @@ def train(
             table.add_row(s["label"], f"{s['accuracy']:.2f}", f"{s['cost']:.4g}", s["key"])
         console.print(table)
         console.print(f"wrote {run_dir}/front.json, front.png, alpha.png")
-        if trainer.skipped_in_training:
+        skipped = trainer.bad_images.skipped_in_training
+        if skipped:
             from ..datasets.bad_images import RECORD
 
-            names = {e["name"] for e in trainer.skipped_in_training}
+            names = {e["name"] for e in skipped}
             console.print(
                 f"skipped {len(names)} image{'s' if len(names) > 1 else ''} that did not decode "
-                f"while training ({len(trainer.skipped_in_training)} times; listed in "
-                f"{run_dir / RECORD})"
+                f"while training ({len(skipped)} times; listed in {run_dir / RECORD})"
             )
 
 

@@ -1,12 +1,13 @@
 """Images a source holds that cannot be used: the one-line refusal that names every one of them
 (beside a file of the list when there are many), and a run's record of the images it trained
-without (`bad_images.json` in the run folder)."""
+without (`bad_images.json` in the run folder, kept by `TrainingRecord` as training goes)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -93,3 +94,36 @@ def write_record(
         "count": len({b.name for b in left_out} | {e["name"] for e in in_training}),
     }
     write_bytes_atomic(run_dir / RECORD, (json.dumps(data, indent=1) + "\n").encode())
+
+
+@dataclass
+class TrainingRecord:
+    """A training run's `bad_images.json` as it trains: the images `left_out` before training
+    and those skipped in the epochs done so far (`{"epoch", "name", "reason"}` each). The file
+    is written when `writes` (rank 0 alone under torchrun: every rank meets the same images)
+    and holds something."""
+
+    run_dir: Path
+    left_out: Sequence[BadImage]
+    writes: bool = True
+    skipped_in_training: list[dict[str, Any]] = field(default_factory=list)
+
+    def resume(self, epochs_done: int) -> None:
+        """Start from the run's record of its first `epochs_done` epochs (a resumed run forgets
+        the images met in the epoch it did not finish, as its log does)."""
+        self.skipped_in_training = [
+            e for e in read_record(self.run_dir) if int(e.get("epoch", -1)) < epochs_done
+        ]
+        if self.writes and (self.left_out or self.skipped_in_training):
+            write_record(self.run_dir, self.left_out, self.skipped_in_training)
+
+    def add(self, epoch: int, skipped: Sequence[BadImage]) -> int:
+        """Adds the images of `epoch` that did not decode while training; returns how many."""
+        if not skipped:
+            return 0
+        self.skipped_in_training += [
+            {"epoch": epoch, "name": b.name, "reason": _one_line(b.reason)} for b in skipped
+        ]
+        if self.writes:
+            write_record(self.run_dir, self.left_out, self.skipped_in_training)
+        return len(skipped)

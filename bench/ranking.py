@@ -567,7 +567,7 @@ def train_method(cfg: Any, run_dir: Path, data: Any = None) -> tuple[float, int,
     front = trainer.run(resume=resume)
     train_s = logged_seconds(run_dir) if resume else time.perf_counter() - t
     trainer.write_front(front)
-    return train_s, trainer.ops_left(), resume
+    return train_s, trainer.supernet.ops_left(), resume
 
 
 def logged_seconds(run_dir: Path) -> float:

@@ -255,7 +255,7 @@ def test_baseline_methods_train_without_alpha_or_pruning(tmp_path, data, method,
     batches_per_epoch = -(-len(data.train) // cfg.batch_size)
     assert all(r["path_steps"] == m * batches_per_epoch for r in epochs)
     assert not trainer.supernet.alpha.detach().abs().sum()
-    assert trainer.ops_left() == 30 and front
+    assert trainer.supernet.ops_left() == 30 and front
     with pytest.raises(PRPError, match="unknown --method 'darts'"):
         replace(CFG, method="darts").validate()
 

@@ -4,6 +4,7 @@ training split (a DataLoader) beside bounded pools of calibration and estimate i
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -12,7 +13,7 @@ from torch import Tensor
 
 from . import distributed
 from .config import TrainConfig
-from .datasets import BadImage, DataSplits, StreamSplits, to_tensor
+from .datasets import BadImage, DataSplits, StreamSplits, batches, to_tensor
 from .errors import PRPError
 from .loader import TrainLoader, load_tensor
 
@@ -76,6 +77,22 @@ class Tensors:
                 world_size=distributed.world_size(),
             ),
             train_bad + val_bad,
+        )
+
+    def epoch_batches(
+        self, epoch: int, batch_size: int, augment: bool, generator: torch.Generator
+    ) -> Iterator[tuple[Tensor, Tensor]]:
+        """The training batches of `epoch`: the streamed loader's (seeded by the run's seed and
+        `epoch`), or the in-memory images in the order and augmentation `generator` draws."""
+        if self.loader is not None:
+            return self.loader.epoch(epoch)
+        return batches(
+            self.train_x,
+            self.train_y,
+            batch_size,
+            shuffle=True,
+            augment=augment,
+            generator=generator,
         )
 
     def batches_per_epoch(self, batch_size: int) -> int:

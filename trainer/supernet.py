@@ -104,6 +104,16 @@ class Supernet(nn.Module):
     def masked_alpha(self) -> Tensor:
         return self.alpha.masked_fill(~self.op_mask, float("-inf"))
 
+    def alpha_entropy(self) -> float:
+        """Mean over slots of the entropy of softmax(alpha) over live ops (nats)."""
+        probs = torch.softmax(self.masked_alpha().detach(), dim=1)
+        ent = -(probs * torch.log(probs.clamp_min(1e-12))).sum(dim=1)
+        return float(ent.mean())
+
+    def ops_left(self) -> int:
+        """How many ops are live, over all slots."""
+        return int(self.op_mask.sum())
+
     def argmax_path(self) -> Path:
         """The valid live path with the highest P_s (the paper's step-2 training path): each
         slot's live op with the highest alpha where slots are independent."""

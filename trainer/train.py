@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +29,7 @@ from . import distributed
 from .checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .costs import price_supernet
-from .datasets import (
-    DataSplits,
-    StreamSplits,
-    batches,
-)
+from .datasets import DataSplits, StreamSplits
 from .datasets.bad_images import TrainingRecord
 from .device_data import Tensors, torch_device
 from .errors import PRPError
@@ -196,20 +192,6 @@ class Trainer:
         return True
 
     # ---------------------------------------------------------------- training
-    def _train_batches(self, epoch: int) -> Iterator[tuple[Tensor, Tensor]]:
-        """The epoch's training batches: order and augmentation seeded by (seed, epoch)."""
-        if self.tensors.loader is not None:
-            return self.tensors.loader.epoch(epoch)
-        _, g = epoch_rng(self.cfg.seed, epoch, BATCHES)
-        return batches(
-            self.tensors.train_x,
-            self.tensors.train_y,
-            self.cfg.batch_size,
-            shuffle=True,
-            augment=self.cfg.augment,
-            generator=g,
-        )
-
     def _check_finite(self, loss: Tensor, epoch: int, step: int, what: str) -> None:
         if not torch.isfinite(loss):
             raise TrainingError(
@@ -262,8 +244,8 @@ class Trainer:
             record |= self.prune(epoch)
         record |= {
             "epoch_seconds": time.perf_counter() - epoch_start,
-            "alpha_entropy": self.alpha_entropy(),
-            "ops_left": self.ops_left(),
+            "alpha_entropy": self.supernet.alpha_entropy(),
+            "ops_left": self.supernet.ops_left(),
             "alpha": self.supernet.alpha.detach().cpu().numpy().round(5),
             "op_mask": self.supernet.op_mask.cpu().numpy().astype(int),
         }
@@ -289,7 +271,9 @@ class Trainer:
         # Under torchrun a streamed loader reads only this rank's part of each global batch.
         global_size = loader.global_size if loader is not None and loader.world_size > 1 else None
         start = time.perf_counter()
-        for step, (x, y) in enumerate(self._train_batches(epoch)):
+        _, g = epoch_rng(self.cfg.seed, epoch, BATCHES)
+        epoch_batches = self.tensors.epoch_batches(epoch, self.cfg.batch_size, self.cfg.augment, g)
+        for step, (x, y) in enumerate(epoch_batches):
             paths = (
                 self.supernet.sample_fair(rng)
                 if mode == "fair"
@@ -428,15 +412,6 @@ class Trainer:
                 }
             )
         return record
-
-    def alpha_entropy(self) -> float:
-        """Mean over slots of the entropy of softmax(alpha) over live ops (nats)."""
-        probs = torch.softmax(self.supernet.masked_alpha().detach(), dim=1)
-        ent = -(probs * torch.log(probs.clamp_min(1e-12))).sum(dim=1)
-        return float(ent.mean())
-
-    def ops_left(self) -> int:
-        return int(self.supernet.op_mask.sum())
 
     # ---------------------------------------------------------------------- run
     def write_front(self, front: list[PathMetrics], top: int = 5) -> dict[str, Any]:

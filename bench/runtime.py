@@ -38,17 +38,14 @@ from typing import Any
 import numpy as np
 from common import RESULTS, machine, print_table, update_record, write_record
 from prp.runtime import AdaptiveModel, PushedBattery
+from prp.trainer.device_profile.timing import time_calls
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def median_us(fn, reps: int) -> float:
-    times = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1e6
+    """Median microseconds of `reps` timed calls of `fn` (`device_profile.timing.time_calls`)."""
+    return time_calls(fn, warmup=0, repeats=reps).median_ms * 1e3
 
 
 def rss_of(code: str) -> float:

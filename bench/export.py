@@ -10,6 +10,13 @@ interleaved with ExecuTorch's runtime at batch 1. `--real-size` also exports 5 s
 paths of NB201 at its real size (C=16, N=5; untrained weights, each path with its own BatchNorm
 statistics) to measure the .pte against distinct weights where the weights are not tiny.
 
+    python bench/export.py --real-size-only --space darts
+
+The real-size part alone, for NB201 or DARTS (its search network, C=16, 8 cells: the paper
+preset's size; 5 seeded uniform paths, untrained): .pte bytes against distinct weights (DARTS
+target <= 1.10, issue 34), the constants the .pte stores, its graph overhead and the lowering
+time; updates `real_size_<space>` of `export.json`, leaving the rest of the record as it was.
+
     python bench/export.py RUN --quantize int8 [--top 5] [--reps 200] [--real-size-only]
 
 Int8 bundles (issue 21), record `export_int8.json`: the same 5 real-size NB201 paths as int8
@@ -47,44 +54,53 @@ def median_ms(method, x, reps: int) -> float:
     return statistics.median(times) * 1e3
 
 
-def real_size_ratio(paths: int = 5, seed: int = 0) -> dict[str, float]:
-    """.pte bytes over distinct weight bytes for `paths` uniform paths of real-size NB201."""
-    import numpy as np
-    from prp.trainer.export import check_pte, path_module
-    from prp.trainer.lowering import distinct_module_bytes as _distinct_bytes
-    from prp.trainer.spaces import get_space
-    from prp.trainer.supernet import Supernet
+# The paper's size of each space (`--preset paper` builds the space at size "real"): NB201
+# C=16, N=5; DARTS its CIFAR-10 search network, C=16, 8 cells.
+REAL_SIZE = {"nb201": "C=16, N=5", "darts": "C=16, 8 cells (DARTS' search network)"}
+# The target of .pte bytes over distinct weight bytes at that size (DARTS': issue 34).
+TARGET = {"nb201": "<= 1.05", "darts": "<= 1.10"}
 
-    torch.manual_seed(seed)
-    supernet = Supernet(get_space("nb201", size="real")).eval()
-    rng = np.random.default_rng(seed)
-    modules = {}
-    for i in range(paths):
-        path = supernet.sample_uniform(rng)
-        supernet.recalibrate_bn(path, [torch.randn(16, 3, 32, 32) for _ in range(2)])
-        modules[f"path_{i}"] = path_module(supernet, path)
+
+def real_size_ratio(paths: int = 5, seed: int = 0, space: str = "nb201") -> dict:
+    """.pte bytes over distinct weight bytes for `paths` uniform paths of `space` at real size
+    (untrained weights, each path with its own BatchNorm statistics)."""
+    from prp.trainer.export import check_pte
+    from prp.trainer.lowering import distinct_module_bytes as _distinct_bytes
+    from prp.trainer.lowering import pte_named_data
+
+    modules = _real_size_modules(paths, seed, space)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "real.pte"
+        t = time.perf_counter()
         write_pte(modules, torch.randn(1, 3, 32, 32), out)
+        lower_s = time.perf_counter() - t
         diff = max(check_pte(out, modules, torch.randn(3, 3, 32, 32)).values())
         pte = out.stat().st_size
+        stored = sum(len(v) for v in pte_named_data(out).values())
     distinct = _distinct_bytes(list(modules.values()))
     return {
+        "space": space,
+        "size": REAL_SIZE[space],
+        "paths": paths,
         "pte_bytes": pte,
         "distinct_weight_bytes": distinct,
         "pte_over_distinct": pte / distinct,
+        "pte_stored_constant_bytes": stored,
+        "stored_over_distinct": stored / distinct,
+        "graph_overhead_bytes": pte - stored,
+        "lower_s": lower_s,
         "max_abs_diff": diff,
     }
 
 
-def _real_size_modules(paths: int, seed: int) -> dict:
+def _real_size_modules(paths: int, seed: int, space: str = "nb201") -> dict:
     import numpy as np
     from prp.trainer.export import path_module
     from prp.trainer.spaces import get_space
     from prp.trainer.supernet import Supernet
 
     torch.manual_seed(seed)
-    supernet = Supernet(get_space("nb201", size="real")).eval()
+    supernet = Supernet(get_space(space, size="real")).eval()
     rng = np.random.default_rng(seed)
     modules = {}
     for i in range(paths):
@@ -92,6 +108,22 @@ def _real_size_modules(paths: int, seed: int) -> dict:
         supernet.recalibrate_bn(path, [torch.randn(16, 3, 32, 32) for _ in range(2)])
         modules[f"path_{i}"] = path_module(supernet, path)
     return modules
+
+
+def real_size_main(space: str) -> None:
+    """`--real-size-only --space S`: refresh `real_size_<S>` of `export.json` alone."""
+    real = real_size_ratio(space=space)
+    # The rest of the record is the full run's; this part carries its own machine and command.
+    out = update_record("export", (f"real_size_{space}",), real)
+    print_table(
+        f"{space} at real size ({real['size']}), {real['paths']} uniform paths, untrained",
+        [".pte bytes", "distinct weights", "ratio", "target", "graph overhead B", "lower s"],
+        [
+            [real["pte_bytes"], real["distinct_weight_bytes"], real["pte_over_distinct"]]
+            + [TARGET[space], real["graph_overhead_bytes"], real["lower_s"]]
+        ],
+    )
+    print(f"wrote {out}")
 
 
 def int8_sizes(fp32_pte: Path, int8_pte: Path, int8_paths: list) -> dict[str, float]:
@@ -313,7 +345,7 @@ def int8_main(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("run", type=Path)
+    parser.add_argument("run", type=Path, nargs="?")
     parser.add_argument("--top", type=int, default=5)
     parser.add_argument("--reps", type=int, default=200)
     parser.add_argument("--real-size", action="store_true", help="also measure real-size NB201")
@@ -321,12 +353,21 @@ def main() -> None:
     parser.add_argument(
         "--real-size-only",
         action="store_true",
-        help="with --quantize int8: only the real-size NB201 part (updates its figures)",
+        help="only the real-size part (updates its figures): NB201's int8 with --quantize int8, "
+        "else --space's float32 .pte against its distinct weights",
+    )
+    parser.add_argument(
+        "--space", choices=sorted(REAL_SIZE), default="nb201", help="space of --real-size-only"
     )
     args = parser.parse_args()
     if args.quantize and args.real_size_only:
         int8_real_size_main()
         return
+    if args.real_size_only:
+        real_size_main(args.space)
+        return
+    if args.run is None:
+        parser.error("give RUN, or --real-size-only")
     if args.quantize:
         int8_main(args)
         return

@@ -57,7 +57,7 @@ from .spaces import Path as ArchPath
 from .spaces import get_space
 from .streams import ALPHA_PATHS, BATCHES, TARGET_POOL, W_PATHS, epoch_rng
 from .supernet import Supernet
-from .weight_step import shard, sync_state, weight_optimizer, weight_step
+from .weight_step import shard, step_paths, sync_state, weight_optimizer, weight_step
 
 __all__ = [
     "MainRankLog",
@@ -274,15 +274,7 @@ class Trainer:
         _, g = epoch_rng(self.cfg.seed, epoch, BATCHES)
         epoch_batches = self.tensors.epoch_batches(epoch, self.cfg.batch_size, self.cfg.augment, g)
         for step, (x, y) in enumerate(epoch_batches):
-            paths = (
-                self.supernet.sample_fair(rng)
-                if mode == "fair"
-                else [self.supernet.sample_uniform(rng)]
-                if mode == "uniform"
-                else [front[int(rng.integers(len(front)))]]
-                if front
-                else [self.supernet.argmax_path()]
-            )
+            paths = step_paths(self.supernet, mode, front, rng)
             if loader is not None and loader.world_size == 1 and len(y) < 2:
                 continue  # a batch whose images all but one would not decode (`TrainLoader`)
             if global_size is None:

@@ -4,14 +4,30 @@ one gradient all-reduce per update and the per-epoch broadcast of rank 0's alpha
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from . import distributed
 from .spaces import Path as ArchPath
 from .supernet import Supernet
+
+
+def step_paths(
+    supernet: Supernet, mode: str, front: Sequence[ArchPath], rng: np.random.Generator
+) -> list[ArchPath]:
+    """The paths one W step trains: a strict-fair group of m paths (`mode` "fair"), one uniform
+    path ("uniform"), one drawn from alpha's predicted `front` where there is one, else the
+    highest-alpha path."""
+    if mode == "fair":
+        return supernet.sample_fair(rng)
+    if mode == "uniform":
+        return [supernet.sample_uniform(rng)]
+    if front:
+        return [front[int(rng.integers(len(front)))]]
+    return [supernet.argmax_path()]
 
 
 def shard(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor, float] | None:

@@ -16,6 +16,8 @@ The real-size part alone, for NB201 or DARTS (its search network, C=16, 8 cells:
 preset's size; 5 seeded uniform paths, untrained): .pte bytes against distinct weights (DARTS
 target <= 1.10, issue 34), the constants the .pte stores, its graph overhead and the lowering
 time; updates `real_size_<space>` of `export.json`, leaving the rest of the record as it was.
+`--set channels=36 --set cells=20` measures another size of the space (DARTS' evaluation
+network), recorded as `real_size_darts_channels36_cells20`.
 
     python bench/export.py RUN --quantize int8 [--top 5] [--reps 200] [--real-size-only]
 
@@ -61,14 +63,17 @@ REAL_SIZE = {"nb201": "C=16, N=5", "darts": "C=16, 8 cells (DARTS' search networ
 TARGET = {"nb201": "<= 1.05", "darts": "<= 1.10"}
 
 
-def real_size_ratio(paths: int = 5, seed: int = 0, space: str = "nb201") -> dict:
-    """.pte bytes over distinct weight bytes for `paths` uniform paths of `space` at real size
-    (untrained weights, each path with its own BatchNorm statistics)."""
+def real_size_ratio(
+    paths: int = 5, seed: int = 0, space: str = "nb201", overrides: dict | None = None
+) -> dict:
+    """.pte bytes over distinct weight bytes for `paths` uniform paths of `space` at real size,
+    with its settings `overrides` (untrained weights, each path with its own BatchNorm
+    statistics)."""
     from prp.trainer.export import check_pte
     from prp.trainer.lowering import distinct_module_bytes as _distinct_bytes
     from prp.trainer.lowering import pte_named_data
 
-    modules = _real_size_modules(paths, seed, space)
+    modules = _real_size_modules(paths, seed, space, overrides or {})
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "real.pte"
         t = time.perf_counter()
@@ -80,7 +85,7 @@ def real_size_ratio(paths: int = 5, seed: int = 0, space: str = "nb201") -> dict
     distinct = _distinct_bytes(list(modules.values()))
     return {
         "space": space,
-        "size": REAL_SIZE[space],
+        "size": ", ".join(f"{k}={v}" for k, v in (overrides or {}).items()) or REAL_SIZE[space],
         "paths": paths,
         "pte_bytes": pte,
         "distinct_weight_bytes": distinct,
@@ -93,14 +98,16 @@ def real_size_ratio(paths: int = 5, seed: int = 0, space: str = "nb201") -> dict
     }
 
 
-def _real_size_modules(paths: int, seed: int, space: str = "nb201") -> dict:
+def _real_size_modules(
+    paths: int, seed: int, space: str = "nb201", overrides: dict | None = None
+) -> dict:
     import numpy as np
     from prp.trainer.export import path_module
     from prp.trainer.spaces import get_space
     from prp.trainer.supernet import Supernet
 
     torch.manual_seed(seed)
-    supernet = Supernet(get_space(space, size="real")).eval()
+    supernet = Supernet(get_space(space, size="real", **(overrides or {}))).eval()
     rng = np.random.default_rng(seed)
     modules = {}
     for i in range(paths):
@@ -110,13 +117,15 @@ def _real_size_modules(paths: int, seed: int, space: str = "nb201") -> dict:
     return modules
 
 
-def real_size_main(space: str) -> None:
-    """`--real-size-only --space S`: refresh `real_size_<S>` of `export.json` alone."""
-    real = real_size_ratio(space=space)
+def real_size_main(space: str, overrides: dict[str, int]) -> None:
+    """`--real-size-only --space S [--set K=V ...]`: refresh `real_size_<S>[_<K><V>...]` of
+    `export.json` alone."""
+    real = real_size_ratio(space=space, overrides=overrides)
+    key = "_".join([f"real_size_{space}", *(f"{k}{v}" for k, v in overrides.items())])
     # The rest of the record is the full run's; this part carries its own machine and command.
-    out = update_record("export", (f"real_size_{space}",), real)
+    out = update_record("export", (key,), real)
     print_table(
-        f"{space} at real size ({real['size']}), {real['paths']} uniform paths, untrained",
+        f"{space} at {real['size']}, {real['paths']} uniform paths, untrained",
         [".pte bytes", "distinct weights", "ratio", "target", "graph overhead B", "lower s"],
         [
             [real["pte_bytes"], real["distinct_weight_bytes"], real["pte_over_distinct"]]
@@ -343,6 +352,13 @@ def int8_main(args: argparse.Namespace) -> None:
     print(f"wrote {out}")
 
 
+def _setting(text: str, parser: argparse.ArgumentParser) -> tuple[str, int]:
+    key, _, value = text.partition("=")
+    if not key or not value.isdigit():
+        parser.error(f"--set {text!r}: write KEY=INT, e.g. channels=36")
+    return key, int(value)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("run", type=Path, nargs="?")
@@ -359,12 +375,19 @@ def main() -> None:
     parser.add_argument(
         "--space", choices=sorted(REAL_SIZE), default="nb201", help="space of --real-size-only"
     )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=INT",
+        help="with --real-size-only: a space setting other than real size's (channels=36)",
+    )
     args = parser.parse_args()
     if args.quantize and args.real_size_only:
         int8_real_size_main()
         return
     if args.real_size_only:
-        real_size_main(args.space)
+        real_size_main(args.space, dict(_setting(s, parser) for s in args.set))
         return
     if args.run is None:
         parser.error("give RUN, or --real-size-only")

@@ -127,6 +127,35 @@ def test_evaluate_given_architectures(run_dir, nb201_csv) -> None:
         evaluate_run(run_dir, nb201_csv, archs=[*chosen, fed])
 
 
+def test_banded_protocol_takes_the_most_accurate_of_each_equal_count_band() -> None:
+    from prp.trainer.evaluate import banded_architectures
+
+    pool = [(i,) for i in range(7)]
+    accuracy = np.array([10.0, 50.0, 20.0, 40.0, 30.0, 60.0, 35.0])
+    # Sorted by accuracy: 10 20 30 | 35 40 | 50 60 (np.array_split's 3 / 2 / 2), so the picks
+    # are 30, 40 and 60 %: architectures 4, 3 and 5.
+    assert banded_architectures(pool, accuracy, 3) == [(3,), (4,), (5,)]
+    assert banded_architectures(pool, accuracy, 7) == pool  # one per band: all of them
+    with pytest.raises(PRPError, match="at least 2 bands"):
+        banded_architectures(pool, accuracy, 1)
+
+
+def test_evaluate_with_the_banded_protocol(run_dir, nb201_csv) -> None:
+    result = evaluate_run(run_dir, nb201_csv, k=5, protocol="banded", baselines=False)
+    assert result["protocol"] == "banded" and result["k"] == 5
+    true = sorted(a["true_accuracy"] for a in result["architectures"])
+    # The most accurate of the top band is the best unseen live architecture of the run.
+    from prp.trainer.evaluate import unseen_live_pool
+    from prp.trainer.export import load_run
+
+    run = load_run(run_dir)
+    table = NB201Table.load(nb201_csv)
+    best = table.lookup(run.supernet.space, unseen_live_pool(run), "cifar10_test_acc").max()
+    assert true[-1] == pytest.approx(best)
+    with pytest.raises(PRPError, match="--protocol must be one of random, banded"):
+        evaluate_run(run_dir, nb201_csv, k=5, protocol="stratified", baselines=False)
+
+
 def test_estimates_do_not_depend_on_the_other_paths_or_their_order(run_dir, nb201_csv) -> None:
     from prp.trainer.evaluate import estimate_paths, unseen_live_pool
     from prp.trainer.export import load_run

@@ -84,7 +84,8 @@ def _result_table(run: Path, result: dict[str, Any]) -> Table:
     """prp-eval's main table: the run's estimator (where it is not the shared weights alone),
     the shared weights' tau-b, alpha's, hypervolume ratio and the true figures of each pick."""
     table = Table(
-        title=f"{run} ({result['method']}) against {result['cost_column']}, K={result['k']}"
+        title=f"{run} ({result['method']}) against {result['cost_column']}, "
+        f"K={result['k']} ({result.get('protocol', 'random')})"
     )
     table.add_column("measure")
     table.add_column("value")
@@ -136,6 +137,11 @@ def evaluate(
     k: int = typer.Option(1000, help="Architectures to evaluate (never fed training)."),
     cost_column: str = typer.Option("edgegpu_energy", help="Cost column of the table."),
     seed: int = typer.Option(0, help="Seed of the sample of architectures."),
+    protocol: str = typer.Option(
+        "random",
+        help="Which K architectures: random (a uniform sample) or banded (the most accurate of "
+        "each of K equal-count bands of true accuracy, as DYNAS and SUMNAS report; e.g. --k 320).",
+    ),
     eval_images: int = typer.Option(
         None, help="Held-out images per accuracy estimate (default: the run's)."
     ),
@@ -195,6 +201,7 @@ def evaluate(
                 baselines=not no_baselines,
                 bootstrap=bootstrap,
                 baseline_progress=baseline_progress,
+                protocol=protocol,
             )
         table = _result_table(run, result)
         console.print(table)

@@ -38,7 +38,7 @@ from .baselines import (
     proxy_settings,
     remember_free_scores,
 )
-from .evaluation import evaluate_run
+from .evaluation import PROTOCOLS, banded_architectures, evaluate_run
 from .report import (
     COMBINATIONS,
     EVAL_FILE,
@@ -54,9 +54,11 @@ __all__ = [
     "COMBINATIONS",
     "EVAL_FILE",
     "EVAL_LOG",
+    "PROTOCOLS",
     "ProxyCache",
     "adds_information",
     "alpha_estimators",
+    "banded_architectures",
     "baseline_comparison",
     "baselines_section",
     "cached_free_scores",

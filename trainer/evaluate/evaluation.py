@@ -56,8 +56,12 @@ def evaluate_run(
     bootstrap: int = 1000,
     proxy_cache: ProxyCache | None = None,
     baseline_progress: Callable[[str, int, int], None] | None = None,
+    protocol: str = "random",
 ) -> dict[str, Any]:
     """Evaluate run `run_dir` against the NB201 table `truth`; writes RUN/eval_nb201.json.
+
+    `protocol` says which K architectures: `random` (a uniform sample) or `banded` (one per
+    accuracy band, the supernet literature's protocol: `banded_architectures`).
 
     `archs`, when given, are the architectures to evaluate instead of K sampled ones (to compare
     several runs on the same set); each must be live in the run and must not have fed its training.
@@ -87,6 +91,11 @@ def evaluate_run(
         )
     table = NB201Table.load(truth)
     pool = unseen_live_pool(run)
+    if protocol not in PROTOCOLS:
+        raise PRPError(f"--protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+    if protocol == "banded" and archs is None:
+        accuracy = table.lookup(run.supernet.space, pool, acc_column)
+        archs = banded_architectures(pool, accuracy, k)
     picked = pick_architectures(run_dir, run.supernet.space, pool, archs, k, seed)
     data = run.cfg.load_data(run.supernet.space.input_shape[-1])  # as the run trained
     est, cfg, images_read = estimate_paths(
@@ -110,6 +119,7 @@ def evaluate_run(
         "accuracy_column": acc_column,
         "cost_column": cost_column,
         "k": len(picked),
+        "protocol": protocol,
         "eval_images": images_read,
         "bn_batches": cfg.bn_batches,
         **ranked.figures(run, len(pool)),
@@ -221,6 +231,24 @@ def spearman_rho(x: np.ndarray, y: np.ndarray) -> float:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", stats.ConstantInputWarning)
         return float(stats.spearmanr(x, y)[0])
+
+
+PROTOCOLS = ("random", "banded")
+
+
+def banded_architectures(
+    pool: Sequence[tuple[int, ...]], accuracy: np.ndarray, bands: int
+) -> list[tuple[int, ...]]:
+    """The protocol DYNAS and SUMNAS report supernet rankings on: `pool` sorted by true
+    `accuracy`, cut into `bands` bands of (nearly) equal count, and the most accurate
+    architecture of each band. It spreads accuracies over the whole range, which raises Kendall's
+    tau against a uniform sample. The truth chooses which architectures are evaluated, never
+    their estimates."""
+    if bands < 2:
+        raise PRPError(f"the banded protocol needs at least 2 bands (--k), got {bands}")
+    order = np.argsort(accuracy, kind="stable")
+    picked = [pool[int(b[np.argmax(accuracy[b])])] for b in np.array_split(order, bands) if len(b)]
+    return sorted(tuple(a) for a in picked)
 
 
 def pick_architectures(

@@ -44,16 +44,13 @@ import torch
 from common import print_table, update_record, write_record
 from prp.runtime.bundle import load_manifest
 from prp.trainer.datasets import load_dataset, to_tensor
+from prp.trainer.device_profile.timing import time_calls
 from prp.trainer.export import calibrated_path_module, export_bundle, load_run, write_pte
 
 
 def median_ms(method, x, reps: int) -> float:
-    times = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        method.execute([x])
-        times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1e3
+    """Median ms of `reps` calls of an ExecuTorch method on `x`."""
+    return median_ms_fn(lambda: method.execute([x]), reps)
 
 
 # The paper's size of each space (`--preset paper` builds the space at size "real"): NB201
@@ -181,12 +178,8 @@ def real_size_int8(paths: int = 5, seed: int = 0) -> dict[str, float]:
 
 
 def median_ms_fn(fn, reps: int) -> float:
-    times = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1e3
+    """Median ms of `reps` timed calls of `fn` (`device_profile.timing.time_calls`)."""
+    return time_calls(fn, warmup=0, repeats=reps).median_ms
 
 
 def _latency(calls: dict, reps: int) -> dict[str, float]:

@@ -91,6 +91,7 @@ def main(
     """Battery over the horizon for worst, best, schedule, battery and energy-budget scenarios:
     battery.png, timeline.csv, summary.json and a table.
 
+    \f
     Over 80 lines only for its typer options and their checks; the work is `run_simulation`,
     `simulate_real` and `write_outputs`."""
     console = Console(width=None if sys.stdout.isatty() else 160)

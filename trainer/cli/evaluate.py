@@ -169,6 +169,7 @@ def evaluate(
     """Kendall's tau-b between estimated and true Pareto ranks, and hypervolume of the front,
     beside free baselines ranking the same architectures.
 
+    \f
     Over 80 lines only for its typer options and progress bars; the work is `evaluate_run`."""
     from prp.runtime.quiet import third_party_log
     from rich.progress import Progress, TaskID

@@ -60,6 +60,7 @@ def export(
 ) -> None:
     """Export RUN's pruned supernet with its top paths to a bundle, checked against PyTorch.
 
+    \f
     Over 80 lines only for its typer options and the result table; the work is
     `export_bundle`."""
     from prp.runtime.quiet import third_party_log

@@ -81,6 +81,7 @@ def pretrain(
     """Train a supernet with strict fairness on all the data you have, checkpointing every
     epoch, and ship one epoch's weights for prp-train --init.
 
+    \f
     Over 80 lines for its typer options and its progress display; the work is
     `pretraining.run_pretraining`."""
     from prp.runtime.quiet import third_party_log

@@ -77,6 +77,7 @@ def train_paths(
 ) -> None:
     """Train RUN's chosen paths at full size on a full data set; prp-export then exports them.
 
+    \f
     Over 80 lines only for its typer options; the work is `path_training.start`/`resume`,
     `train` and `finish`, and this function's progress bar."""
     from rich.progress import (

@@ -71,8 +71,10 @@ def profile(
     ),
 ) -> None:
     """Profile SPACE's ops into --out, check a table with --validate TABLE, or write a kit for
-    a phone with --kit DIR. (Over 80 lines for its typer signature, which declares each
-    option.)"""
+    a phone with --kit DIR.
+
+    \f
+    Over 80 lines for its typer signature, which declares each option."""
     from prp.runtime.quiet import third_party_log
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 

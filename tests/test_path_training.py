@@ -121,6 +121,45 @@ def test_learning_rate_warms_up_then_decays_to_zero() -> None:
     assert lrs[-1] < 0.002
 
 
+def test_a_warm_restart_starts_a_new_cosine_cycle_from_its_own_lr() -> None:
+    recipe = pt.PathRecipe(
+        search_run="x", keys=(), space="nb201", epochs=7, lr=0.2, restarts=((4, 0.05),)
+    )
+    lrs = [pt.learning_rate(recipe, s, 10) for s in range(70)]
+    plain = pt.PathRecipe(search_run="x", keys=(), space="nb201", epochs=4, lr=0.2)
+    assert lrs[:40] == [pt.learning_rate(plain, s, 10) for s in range(40)]  # cycle 1 unchanged
+    assert lrs[40] == pytest.approx(0.05)  # no warm-up on a restart
+    assert all(a >= b for a, b in zip(lrs[40:], lrs[41:], strict=False))
+    assert lrs[-1] < 0.0005
+    assert pt.PathRecipe.from_json(json.loads(json.dumps(recipe.to_json()))) == recipe
+
+
+def test_resume_with_more_epochs_trains_on_with_a_logged_restart(search_run, trained, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    for name in ("config.json", "paths.json", "log.jsonl", "checkpoint.pt"):
+        (out / name).write_bytes((trained.out / name).read_bytes())
+    session = pt.resume(out)
+    with pytest.raises(PRPError, match="does not extend"):
+        pt.extend(session, 2)
+    pt.extend(session, 3, lr=0.01)
+    assert session.recipe.restarts == ((2, 0.01),)
+    again = pt.resume(out)  # the extension is in the recipe on disk
+    assert (again.recipe.epochs, again.recipe.restarts) == (3, ((2, 0.01),))
+    lrs: list[float] = []
+    pt.train(again, lambda r: lrs.append(r["lr"]) if r["event"] == "step" else None)
+    assert lrs[0] == pytest.approx(0.01) and lrs[-1] < lrs[0]
+    assert [r["epoch"] for r in again.progress.history] == [0, 1, 2]
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert {"event": "restart", "epoch": 2, "epochs": 3, "lr": 0.01} in log
+
+    from prp.trainer.cli.train_paths import train_paths_app
+    from typer.testing import CliRunner
+
+    fewer = CliRunner().invoke(train_paths_app, ["--resume", "--out", str(out), "--epochs", "2"])
+    assert fewer.exit_code == 2 and "--epochs 2 does not extend" in fewer.output
+
+
 def test_exports_as_a_bundle_of_the_trained_paths(trained, tmp_path) -> None:
     # Named, not --top: two epochs on 270 images may leave a path at chance, which --top skips.
     keys = [trained.supernet.space.encode(p) for p in trained.paths]

@@ -13,7 +13,8 @@ trains them together on a full data set, the way BigNAS and Once-for-All train t
   the largest (most MACs) on the labels, every other on a mix of the labels and the largest
   path's own softened prediction; their gradients are summed into one update of W;
 - SGD with Nesterov momentum, a linear warm-up then a cosine learning rate, standard CIFAR
-  augmentation (`augment_batch`), label smoothing.
+  augmentation (`augment_batch`), label smoothing; `--resume --epochs N` trains a run on past
+  its plan with a warm restart (`extend`: a new cosine cycle, as SGDR).
 
 No benchmark label is read. The held-out validation split (`val_fraction` of the train images,
 never trained on) measures each path after every epoch; the test split is not read here.
@@ -96,15 +97,20 @@ class PathRecipe:
     # "bf16": forward and backward under bfloat16 autocast with channels-last activations
     # (PRECISIONS); master weights, the optimizer, the loss and every measurement stay float32.
     precision: str = "fp32"
+    # Warm restarts added by `extend` (`--resume --epochs N`): at each (epoch, lr) a new cosine
+    # cycle begins at lr and decays to zero at the next restart or at `epochs`, as SGDR does.
+    restarts: tuple[tuple[int, float], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         d["keys"] = list(self.keys)
+        d["restarts"] = [list(r) for r in self.restarts]
         return d
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> PathRecipe:
-        return cls(**{**data, "keys": tuple(data["keys"])})
+        restarts = tuple((int(e), float(lr)) for e, lr in data.get("restarts", ()))
+        return cls(**{**data, "keys": tuple(data["keys"]), "restarts": restarts})
 
 
 # Training precisions. bf16 is 2.4x faster than fp32 per step on a CPU with AVX-512 BF16
@@ -139,13 +145,20 @@ def _generator(*parts: int) -> torch.Generator:
 
 
 def learning_rate(recipe: PathRecipe, step: int, steps_per_epoch: int) -> float:
-    """Linear warm-up over `warmup_epochs`, then a cosine decay to zero at the last step."""
-    total = recipe.epochs * steps_per_epoch
-    warm = int(recipe.warmup_epochs * steps_per_epoch)
+    """Linear warm-up over `warmup_epochs`, then a cosine decay to zero at the end of the cycle:
+    the last step, or the first warm restart, after which each restart's cycle decays from its
+    own lr (no warm-up: the weights are trained) to zero at the next restart or the last step."""
+    starts = [0, *(e for e, _ in recipe.restarts)]
+    ends = [*starts[1:], recipe.epochs]
+    peaks = [recipe.lr, *(lr for _, lr in recipe.restarts)]
+    cycle = max(i for i, e in enumerate(starts) if e * steps_per_epoch <= step)
+    step -= starts[cycle] * steps_per_epoch
+    total = (ends[cycle] - starts[cycle]) * steps_per_epoch
+    warm = int(recipe.warmup_epochs * steps_per_epoch) if cycle == 0 else 0
     if step < warm:
         return recipe.lr * (step + 1) / warm
     done = (step - warm) / max(1, total - warm)
-    return 0.5 * recipe.lr * (1.0 + math.cos(math.pi * min(1.0, done)))
+    return 0.5 * peaks[cycle] * (1.0 + math.cos(math.pi * min(1.0, done)))
 
 
 def compute_path(space: SearchSpace, path: ArchPath) -> ArchPath:
@@ -449,6 +462,30 @@ def resume(out: Path, device: str | None = None, precision: str | None = None) -
         RunLog(out / LOG).append({**change, "epoch": at.epoch, "step": at.step})
         write_json(out / RECIPE, recipe.to_json())
     return session
+
+
+def extend(session: Session, epochs: int, lr: float | None = None) -> None:
+    """Train `session` on to `epochs` in all with a warm restart: from the epoch it stands at, a
+    new cosine cycle from `lr` (default: the recipe's peak lr, as SGDR restarts) to zero. A run
+    still inside its schedule may only be extended once it stands at the end of an epoch."""
+    recipe, at = session.recipe, session.progress
+    if epochs <= recipe.epochs:
+        raise PathTrainingError(
+            f"--epochs {epochs} does not extend {session.out}, planned for {recipe.epochs} "
+            f"epochs; give more, or leave --epochs out to resume as planned"
+        )
+    if at.step != 0:
+        raise PathTrainingError(
+            f"{session.out} stands inside epoch {at.epoch + 1}; resume it without --epochs to "
+            f"the end of an epoch, then extend it"
+        )
+    peak = recipe.lr if lr is None else lr
+    if peak <= 0:
+        raise PathTrainingError(f"--lr must be above 0, got {peak}")
+    session.recipe = replace(recipe, epochs=epochs, restarts=(*recipe.restarts, (at.epoch, peak)))
+    record = {"event": "restart", "epoch": at.epoch, "epochs": epochs, "lr": peak}
+    RunLog(session.out / LOG).append(record)
+    write_json(session.out / RECIPE, session.recipe.to_json())
 
 
 Say = Callable[[dict[str, Any]], None]

@@ -38,9 +38,17 @@ def train_paths(
         help="A class-folder tree or its .tar(.gz), a cifar-10-batches-py folder, or default "
         "(the embedded 5,000-image subset: a smoke test, not a real training set).",
     ),
-    epochs: int = typer.Option(15, help="Passes over the train split."),
+    epochs: int = typer.Option(
+        None,
+        help="Passes over the train split (default 15). With --resume, a larger number trains "
+        "the run on with a warm restart: a new cosine cycle from --lr down to zero.",
+    ),
     batch_size: int = typer.Option(128, help="Images per step (every path sees each batch)."),
-    lr: float = typer.Option(0.1, help="Peak learning rate (SGD, Nesterov)."),
+    lr: float = typer.Option(
+        None,
+        help="Peak learning rate (SGD, Nesterov; default 0.1), or a warm restart's (default: "
+        "the run's peak).",
+    ),
     distill: float = typer.Option(
         0.5, help="Share of a smaller path's loss distilled from the largest path (0: labels only)."
     ),
@@ -103,7 +111,10 @@ def train_paths(
             return
         if resume:
             session = pt.resume(target, compute_device, precision)
+            if epochs is not None and epochs != session.recipe.epochs:
+                pt.extend(session, epochs, lr)
         else:
+            epochs, lr = epochs or 15, 0.1 if lr is None else lr
             if not 0 <= distill <= 1:
                 raise PRPError(f"--distill must be between 0 and 1, got {distill}")
             if epochs < 1 or batch_size < 1 or lr <= 0:

@@ -20,6 +20,9 @@ fair, default):
   with strict-fair W groups in stage 2; prp-truth: table targets with the paper's argmax W;
   prp-fairw: own targets, strict-fair W; prp-frontw: stage 2 trains W on alpha's predicted
   top-N paths instead of the per-slot argmax.
+- default-nostage: the default recipe without its Pareto-rank stage (no alpha, no listwise or
+  hinge loss, no pruning): the same init, epochs, lr and estimator, W trained by strict
+  fairness for the same steps. `--methods default,default-nostage` is the stage's ablation.
 Beside every method, the same architectures are ranked by the free baselines prp-eval reports
 (params, MACs, synflow, NASWOT, their log-rank combination `free`, and `weights+free`), each
 method's weights paired against each of them; the proxies are computed once for all methods.
@@ -281,6 +284,8 @@ def method_config(
     }
     if name == "default":
         return recipe
+    if name == "default-nostage":  # the ablation: the same init, epochs, lr and estimator,
+        return replace(recipe, method="fair")  # W by strict fairness, no alpha, no pruning
     if name.startswith("default-lr"):  # the recipe with another stage-2 weight lr
         try:
             return replace(recipe, lr=float(name.removeprefix("default-lr")))
@@ -288,7 +293,8 @@ def method_config(
             raise SystemExit(f"{name!r}: write the lr as default-lr0.003") from None
     if name not in ("uniform", "fair", "prp", *variants):
         raise SystemExit(
-            f"unknown method {name!r}: default, uniform, fair, prp, {', '.join(variants)}"
+            f"unknown method {name!r}: default, default-nostage, default-lr<LR>, uniform, "
+            f"fair, prp, {', '.join(variants)}"
         )
     return replace(base, method=name.split("-")[0], **variants.get(name, {}))
 

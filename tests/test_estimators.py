@@ -301,3 +301,20 @@ def evaluate_copy(run_dir: Path, nb201_csv: Path) -> dict:
     if not copy.exists():
         shutil.copytree(run_dir, copy)
     return evaluate_run(copy, nb201_csv, k=12, seed=1, bootstrap=200)
+
+
+def test_a_weights_and_all_free_run_ranks_by_every_free_proxy(data, tmp_path) -> None:
+    """`--estimator weights+all-free`: the run scores each path it ranks on all of `all-free`'s
+    proxies, and ranks the final pool by their aggregate with the shared weights."""
+    cfg = replace(CFG, estimator="weights+all-free")
+    trainer = Trainer(cfg, tmp_path, data=data)
+    front = trainer.run()
+    members = FREE_COMBINATIONS["all-free"]
+    scores = trainer.estimates.proxies.scores
+    assert scores and all(set(s) == set(members) for s in scores.values())
+    assert {m.path for m in front} <= set(scores)
+    # The front's accuracies are shared-weight estimates of the pool reassigned by rank, not
+    # each path's own: some path holds another's.
+    acc = [m.accuracy for m in front]
+    assert set(acc) <= set(trainer.estimates.evaluated.values())
+    assert acc != [m.weights_accuracy for m in front]

@@ -208,6 +208,7 @@ def test_prp_eval_cli(run_dir, nb201_csv, tmp_path) -> None:
     expected |= {"expressivity", "progressivity", "trainability", "ZiCo", "jacov"}
     assert expected | {"AZ-NAS", "all-free"} <= rows
     assert "weights - NASWOT" in out.stdout and "weights+free - free" in out.stdout
+    assert "weights+all-free - all-free" in out.stdout
     assert "information beyond the free baselines" in " ".join(out.stdout.split())
     result = json.loads((run_dir / "eval_nb201.json").read_text())
     assert result["supernet_adds_information"]["sentence"] in " ".join(out.stdout.split())
@@ -261,6 +262,9 @@ def check_baselines(result: dict) -> None:
     score["weights+free"] = log_rank_aggregate(
         [est, score["params"], score["synflow"], score["naswot"]]
     )
+    score["weights+all-free"] = log_rank_aggregate(
+        [est, *(score[m] for m in FREE_COMBINATIONS["all-free"])]
+    )
     b = result["baselines"]
     assert set(b) == set(score)
     for name, e in b.items():
@@ -280,11 +284,13 @@ def check_baselines(result: dict) -> None:
             low, high = vs[m]["ci95"]
             assert low <= vs[m]["diff"] <= high, (name, m, vs[m])
         assert e["verdict"].startswith(f"supernet beats {name}: Pareto tau-b ")
-    gain = b["weights+free"]["paired_minus_free"]
-    for m in ("accuracy", "pareto"):
-        key = f"kendall_tau_b_{m}"
-        assert gain[m]["diff"] == pytest.approx(b["weights+free"][key] - b["free"][key])
-        assert gain[m]["ci95"][0] <= gain[m]["diff"] <= gain[m]["ci95"][1]
+    for weighted, part in (("weights+all-free", "all-free"), ("weights+free", "free")):
+        gain = b[weighted]["paired_minus_free"]
+        for m in ("accuracy", "pareto"):
+            key = f"kendall_tau_b_{m}"
+            assert gain[m]["diff"] == pytest.approx(b[weighted][key] - b[part][key])
+            assert gain[m]["ci95"][0] <= gain[m]["diff"] <= gain[m]["ci95"][1]
+        assert b[weighted]["verdict_against_free"].startswith(f"{weighted} beats {part}: ")
     adds = result["supernet_adds_information"]
     assert adds["answer"] == (gain["pareto"]["ci95"][0] > 0)
 

@@ -147,12 +147,15 @@ class Trainer:
         )
         # Target accuracies: estimates of a pool of paths made once, right after stage 1.
         self.targets: dict[ArchPath, float] = {}
+        estimator = get_estimator(cfg.estimator)
         self.estimates = RunEstimates(
             self.supernet,
             self.tensors,
             cfg,
-            get_estimator(cfg.estimator),
-            FreeProxies(self.space, self.data, cfg.seed, self.device, self.progress),
+            estimator,
+            FreeProxies(
+                self.space, self.data, cfg.seed, self.device, self.progress, estimator.members
+            ),
             self.progress,
         )
 

@@ -21,7 +21,7 @@ eval_app = typer.Typer(
 def _estimator_table(result: dict[str, Any]) -> Table:
     """prp-eval's estimators side by side: the run's, then the free baselines and combinations,
     each with the paired 95 % interval of its difference."""
-    from ..estimation.estimators import WEIGHTS_AND_FREE
+    from ..estimation.estimators import FREE_PART
 
     b = result["baselines"]
     table = Table(
@@ -64,8 +64,8 @@ def _estimator_table(result: dict[str, Any]) -> Table:
         "az-nas": "AZ-NAS",
     }
     for name, e in b.items():
-        if name == WEIGHTS_AND_FREE:
-            vs, label = e["paired_minus_free"], f"{name} - free"
+        if name in FREE_PART:
+            vs, label = e["paired_minus_free"], f"{name} - {FREE_PART[name]}"
         else:
             vs, label = e["paired_run_minus_baseline"], f"weights - {labels.get(name, name)}"
         table.add_row(

@@ -96,10 +96,10 @@ def train(
     estimator: str = typer.Option(
         None,
         "--estimator",
-        help="What paths are ranked by: weights (shared-weight accuracy estimates) or "
+        help="What paths are ranked by: weights (shared-weight accuracy estimates), "
         "weights+free (their log-rank aggregate with params, synflow and NASWOT, mapped onto "
         "the same accuracy values; the default preset's when it starts from the shipped "
-        "supernet).",
+        "supernet) or weights+all-free (the same with every free proxy prp-eval reports).",
     ),
     out: Path = typer.Option(
         None, help="Run directory (default: a new runs/<space>-<objective>[-k])."

@@ -6,6 +6,8 @@ and the bench use.
 - `weights+free`: the shared-weight estimate combined with free proxies (params, synflow and
   NASWOT on freshly initialised weights, `proxies.free_scores`) by rank aggregation, then mapped
   back onto the supernet's own accuracy values (`calibrated_accuracy`).
+- `weights+all-free`: the same with every free proxy (`FREE_COMBINATIONS["all-free"]`: size,
+  synflow, NASWOT, AZ-NAS's four scores, ZiCo, jacov) in place of the three.
 
 `prp-eval` and the bench report each estimator under the same name (`evaluate.estimator_scores`
 builds the `weights+free` row with `combined_members`), so the ranking a run trains and searches
@@ -49,13 +51,27 @@ FREE_COMBINATIONS: dict[str, tuple[str, ...]] = {
 }
 
 
+# The shared weights aggregated with a free combination: estimator name -> its free members.
+# prp-eval pairs each with its free part alone (`FREE_PART`) to ask whether the weights add
+# information to it.
+WEIGHTS_AND_FREE = "weights+free"
+WEIGHTS_AND_ALL_FREE = "weights+all-free"
+WEIGHTED_COMBINATIONS: dict[str, tuple[str, ...]] = {
+    WEIGHTS_AND_FREE: FREE_COMBINATION,
+    WEIGHTS_AND_ALL_FREE: FREE_COMBINATIONS["all-free"],
+}
+FREE_PART = {WEIGHTS_AND_FREE: "free", WEIGHTS_AND_ALL_FREE: "all-free"}
+
+
 def combined_members(
-    weights_acc: np.ndarray | Sequence[float], free: Mapping[str, np.ndarray | Sequence[float]]
+    weights_acc: np.ndarray | Sequence[float],
+    free: Mapping[str, np.ndarray | Sequence[float]],
+    members: Sequence[str] = FREE_COMBINATION,
 ) -> list[np.ndarray]:
-    """The scores `weights+free` aggregates, in order: the shared-weight estimate, then each of
-    `FREE_COMBINATION` taken from `free`."""
+    """The scores a weighted combination aggregates, in order: the shared-weight estimate, then
+    each of its free `members` (default: `weights+free`'s) taken from `free`."""
     return [np.asarray(weights_acc, dtype=float)] + [
-        np.asarray(free[m], dtype=float) for m in FREE_COMBINATION
+        np.asarray(free[m], dtype=float) for m in members
     ]
 
 
@@ -100,28 +116,30 @@ class Estimator:
 
     name: str
     meaning: str  # what a front entry's `accuracy` is under this estimator (front.json)
-    uses_free: bool  # whether it reads the free proxies of `FREE_COMBINATION`
+    members: tuple[str, ...] = ()  # the free proxies it aggregates with the shared weights
+
+    @property
+    def uses_free(self) -> bool:
+        return bool(self.members)
 
     def accuracy(
         self, estimates: np.ndarray, free: Callable[[], Mapping[str, np.ndarray]]
     ) -> np.ndarray:
         """The accuracy paths are ranked by, from their shared-weight `estimates` and, where
-        this estimator uses them, the free proxies `free()` returns for the same paths."""
+        this estimator uses them, the free proxies (`members`) `free()` returns for the same
+        paths."""
         if not self.uses_free:
             return np.asarray(estimates, dtype=float)
-        return calibrated_accuracy(estimates, combined_members(estimates, free()))
+        return calibrated_accuracy(estimates, combined_members(estimates, free(), self.members))
 
 
 ESTIMATORS: Registry[Estimator] = Registry("estimator")
-# The estimator that adds the shared weights to the free combination `free`: prp-eval pairs it
-# with `free` to ask whether the weights add information.
-WEIGHTS_AND_FREE = "weights+free"
 WEIGHTS_MEANING = "top-1 % on the held-out validation split, shared weights, BN recalibrated"
 
 
 @ESTIMATORS.register("weights", doc="shared-weight estimates")
 def _weights() -> Estimator:
-    return Estimator("weights", WEIGHTS_MEANING, uses_free=False)
+    return Estimator("weights", WEIGHTS_MEANING)
 
 
 @ESTIMATORS.register(
@@ -133,7 +151,22 @@ def _weights_and_free() -> Estimator:
         "the shared-weight estimates (weights_accuracy) reassigned by rank: the k-th best path "
         "by the log-rank aggregate of shared weights, params, synflow and NASWOT gets the k-th "
         "highest shared-weight estimate of the paths evaluated",
-        uses_free=True,
+        WEIGHTED_COMBINATIONS[WEIGHTS_AND_FREE],
+    )
+
+
+@ESTIMATORS.register(
+    WEIGHTS_AND_ALL_FREE,
+    doc="their log-rank aggregate with every free proxy (size, synflow, NASWOT, AZ-NAS's four "
+    "scores, ZiCo, jacov)",
+)
+def _weights_and_all_free() -> Estimator:
+    return Estimator(
+        WEIGHTS_AND_ALL_FREE,
+        "the shared-weight estimates (weights_accuracy) reassigned by rank: the k-th best path "
+        "by the log-rank aggregate of shared weights and every free proxy gets the k-th highest "
+        "shared-weight estimate of the paths evaluated",
+        WEIGHTED_COMBINATIONS[WEIGHTS_AND_ALL_FREE],
     )
 
 

@@ -331,10 +331,10 @@ def free_scores(
 
 
 class FreeProxies:
-    """The free proxies of `FREE_COMBINATION` of each path scored so far (`scores`: path ->
-    name -> score), computed once per path on a fresh supernet seeded with `seed`. Not
-    checkpointed: the same seed and data give the same scores, whatever the batch of paths
-    they were scored in."""
+    """The free proxies `members` (default: `FREE_COMBINATION`, those of `weights+free`) of
+    each path scored so far (`scores`: path -> name -> score), computed once per path on a fresh
+    supernet seeded with `seed`. Not checkpointed: the same seed and data give the same scores,
+    whatever the batch of paths they were scored in."""
 
     def __init__(
         self,
@@ -343,9 +343,10 @@ class FreeProxies:
         seed: int,
         device: torch.device,
         progress: Callable[[str, int, int], None],  # (task, done, total)
+        members: Sequence[str] = FREE_COMBINATION,
     ) -> None:
         self.space, self.data, self.seed, self.device = space, data, seed, device
-        self.progress = progress
+        self.progress, self.members = progress, tuple(members)
         self.scores: dict[ArchPath, dict[str, float]] = {}
         self._batch: ProxyBatch | None = None
         self._seconds, self._paths = 0.0, 0  # since `take_record` last read them
@@ -361,7 +362,7 @@ class FreeProxies:
             # Sharded over the ranks like the estimates: a path's scores do not depend on the
             # other paths scored with it.
             mine = [missing[i] for i in distributed.shard_indices(len(missing))]
-            scores: dict[str, np.ndarray] = {m: np.empty(0) for m in FREE_COMBINATION}
+            scores: dict[str, np.ndarray] = {m: np.empty(0) for m in self.members}
             if mine:
                 scores, _ = free_scores(
                     self.space,
@@ -372,17 +373,17 @@ class FreeProxies:
                     lambda name, done, total: self.progress(
                         f"free proxies: {name} of {total} paths", done, total
                     ),
-                    only=FREE_COMBINATION,
+                    only=self.members,
                 )
             if distributed.world_size() > 1:
                 scores = {
-                    m: distributed.gather_shards(scores[m], len(missing)) for m in FREE_COMBINATION
+                    m: distributed.gather_shards(scores[m], len(missing)) for m in self.members
                 }
             for j, p in enumerate(missing):
-                self.scores[p] = {m: float(scores[m][j]) for m in FREE_COMBINATION}
+                self.scores[p] = {m: float(scores[m][j]) for m in self.members}
             self._seconds += time.perf_counter() - start
             self._paths += len(missing)
-        return {m: np.array([self.scores[p][m] for p in paths]) for m in FREE_COMBINATION}
+        return {m: np.array([self.scores[p][m] for p in paths]) for m in self.members}
 
     def take_record(self) -> dict[str, Any]:
         """Seconds spent scoring (and paths scored) since the last call, for the log."""

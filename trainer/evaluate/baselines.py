@@ -17,7 +17,7 @@ from scipy import stats
 from ..datasets import DataSplits
 from ..errors import PRPError
 from ..estimation.az_nas import AZ_NAS_BATCH
-from ..estimation.estimators import FREE_COMBINATIONS, WEIGHTS_AND_FREE, combined_members
+from ..estimation.estimators import FREE_COMBINATIONS, WEIGHTED_COMBINATIONS, combined_members
 from ..estimation.proxies import FREE_BASELINES, NASWOT_IMAGES, free_scores, proxy_batch
 from ..export import LoadedRun
 from ..pareto import kendall_tau_b, pareto_ranks
@@ -132,7 +132,8 @@ def estimator_scores(
     for name, members in FREE_COMBINATIONS.items():
         out[name] = log_rank_aggregate([out[m] for m in members])
     if est is not None:
-        out[WEIGHTS_AND_FREE] = log_rank_aggregate(combined_members(out["weights"], out))
+        for name, members in WEIGHTED_COMBINATIONS.items():
+            out[name] = log_rank_aggregate(combined_members(out["weights"], out, members))
     return out
 
 
@@ -147,9 +148,9 @@ def baseline_comparison(
     """Accuracy and Pareto-rank tau-b (and accuracy Spearman rho) of every estimator
     (`estimator_scores`), each score used as the accuracy estimate and combined with the true
     `cost` into Pareto ranks, as the supernet's estimates are; and a paired bootstrap over the
-    architectures of weights minus each baseline and of weights+free minus each free
-    combination (free minus each single baseline and combination when `est` is None: the free
-    baselines alone)."""
+    architectures of weights minus each baseline and of each weighted combination
+    (`WEIGHTED_COMBINATIONS`) minus each free combination (free minus each single baseline and
+    combination when `est` is None: the free baselines alone)."""
 
     def statistics(idx: np.ndarray) -> dict[str, float]:
         c = cost[idx]
@@ -171,10 +172,12 @@ def baseline_comparison(
     others = [b for b in others if b != run]
     pairs = [(f"{run} {m}", f"{b} {m}") for b in others for m in ("accuracy", "pareto")]
     if est is not None:
-        # weights+free against free, and (for runs whose estimator it is) against the
-        # shared weights alone and each single baseline
+        # each weighted combination against the free ones (its own free part among them), and
+        # (for runs whose estimator it is) against the shared weights alone and each single
+        # baseline
         pairs += [
-            (f"{WEIGHTS_AND_FREE} {m}", f"{b} {m}")
+            (f"{w} {m}", f"{b} {m}")
+            for w in WEIGHTED_COMBINATIONS
             for b in (*FREE_COMBINATIONS, "weights", *FREE_BASELINES)
             for m in ("accuracy", "pareto")
         ]

@@ -9,7 +9,12 @@ from typing import Any
 
 import numpy as np
 
-from ..estimation.estimators import FREE_COMBINATIONS, WEIGHTS_AND_FREE
+from ..estimation.estimators import (
+    FREE_COMBINATIONS,
+    FREE_PART,
+    WEIGHTED_COMBINATIONS,
+    WEIGHTS_AND_FREE,
+)
 from ..estimation.proxies import FREE_BASELINES
 from ..runs import atomic_path, read_json
 
@@ -17,9 +22,9 @@ EVAL_FILE = "eval_nb201.json"
 # prp-eval's third-party warnings and logs, in the run folder (`--verbose` shows them instead)
 EVAL_LOG = "eval.log"
 # The free combinations of `FREE_COMBINATIONS` (log-rank sums, `stats.log_rank_aggregate`:
-# free, az-nas, all-free) and `free` with the shared weights (`estimators.combined_members`: the
-# estimator "weights+free").
-COMBINATIONS = (*FREE_COMBINATIONS, WEIGHTS_AND_FREE)
+# free, az-nas, all-free) and the shared weights with `free` and with `all-free`
+# (`estimators.WEIGHTED_COMBINATIONS`: the estimators "weights+free" and "weights+all-free").
+COMBINATIONS = (*FREE_COMBINATIONS, *WEIGHTED_COMBINATIONS)
 # What evaluation files written before 2026-12-05 call weights+free (`read_evaluation`).
 OLD_WEIGHTS_AND_FREE = "supernet+free"
 
@@ -56,7 +61,8 @@ def _paired(d: Mapping[str, Any]) -> dict[str, Any]:
 def baselines_section(comparison: Mapping[str, Any]) -> dict[str, Any]:
     """The `baselines` section of the evaluation file: per free baseline and combination, its
     accuracy and Pareto tau-b (with 95 % intervals), the paired interval of run (shared-weight
-    estimates) minus it, and a verdict; weights+free also carries weights+free minus free."""
+    estimates) minus it, and a verdict; each weighted combination also carries itself minus its
+    free part (`paired_minus_free`: weights+free minus free, weights+all-free minus all-free)."""
     paired, ci = comparison["paired"], comparison["ci95"]
     section: dict[str, Any] = {}
     for name in (*FREE_BASELINES, *COMBINATIONS):
@@ -69,11 +75,12 @@ def baselines_section(comparison: Mapping[str, Any]) -> dict[str, Any]:
             "verdict": f"supernet beats {name}: Pareto tau-b {_beats(vs['pareto'])}; "
             f"accuracy tau-b {_beats(vs['accuracy'])}",
         }
-        if name == WEIGHTS_AND_FREE:
-            gain = {m: paired[f"{name} {m} - free {m}"] for m in ("accuracy", "pareto")}
+        if name in FREE_PART:  # the weights against their combination's free part alone
+            part = FREE_PART[name]
+            gain = {m: paired[f"{name} {m} - {part} {m}"] for m in ("accuracy", "pareto")}
             entry["paired_minus_free"] = {m: _paired(d) for m, d in gain.items()}
             entry["verdict_against_free"] = (
-                f"{name} beats free: Pareto tau-b {_beats(gain['pareto'])}; "
+                f"{name} beats {part}: Pareto tau-b {_beats(gain['pareto'])}; "
                 f"accuracy tau-b {_beats(gain['accuracy'])}"
             )
         section[name] = entry

@@ -52,7 +52,7 @@ import torch
 from common import RESULTS, paired_bootstrap, print_table, write_record
 from prp.trainer.config import TrainConfig, preset
 from prp.trainer.datasets import load_dataset
-from prp.trainer.estimation.estimators import WEIGHTS_AND_FREE
+from prp.trainer.estimation.estimators import FREE_PART
 from prp.trainer.evaluate import (
     EVAL_FILE,
     ProxyCache,
@@ -590,8 +590,9 @@ def evaluate_method(run_dir: Path, evaluation: dict[str, Any]) -> float:
 
 def print_baselines(results: list[dict[str, Any]]) -> None:
     """The free baselines beside each method's estimates, on the same architectures: their
-    tau-b, then every method's weights minus each baseline (and weights+free minus free) with
-    the paired 95 % interval, and whether the method's supernet adds information."""
+    tau-b, then every method's weights minus each baseline (and each weighted combination,
+    weights+free and weights+all-free, minus its free part) with the paired 95 % interval, and
+    whether the method's supernet adds information."""
     if not results:
         return
     first = results[0]["baselines"]
@@ -599,16 +600,18 @@ def print_baselines(results: list[dict[str, Any]]) -> None:
         [name, e["kendall_tau_b_accuracy"], e.get("spearman_rho_accuracy", "-")]
         + [e["kendall_tau_b_pareto"]]
         for name, e in first.items()
-        if name != WEIGHTS_AND_FREE
+        if name not in FREE_PART
     ]
     rows += [
         [
-            f"{r['name']}: {WEIGHTS_AND_FREE}",
-            r["baselines"][WEIGHTS_AND_FREE]["kendall_tau_b_accuracy"],
-            r["baselines"][WEIGHTS_AND_FREE].get("spearman_rho_accuracy", "-"),
-            r["baselines"][WEIGHTS_AND_FREE]["kendall_tau_b_pareto"],
+            f"{r['name']}: {name}",
+            r["baselines"][name]["kendall_tau_b_accuracy"],
+            r["baselines"][name].get("spearman_rho_accuracy", "-"),
+            r["baselines"][name]["kendall_tau_b_pareto"],
         ]
         for r in results
+        for name in FREE_PART
+        if name in r["baselines"]  # an evaluation file from before weights+all-free has none
     ]
     print_table(
         f"Free baselines on the same {results[0]['k']} architectures (no supernet, no labels)",
@@ -622,12 +625,12 @@ def print_baselines(results: list[dict[str, Any]]) -> None:
     paired = []
     for r in results:
         for name, e in r["baselines"].items():
-            combined = name == WEIGHTS_AND_FREE
+            combined = name in FREE_PART
             d = e["paired_minus_free"] if combined else e["paired_run_minus_baseline"]
             paired.append(
                 [
                     r["name"],
-                    f"{name} - free" if combined else f"weights - {name}",
+                    f"{name} - {FREE_PART[name]}" if combined else f"weights - {name}",
                     interval(d["accuracy"]),
                     interval(d["pareto"]),
                     "yes" if d["pareto"]["ci95"][0] > 0 else "no",

@@ -87,6 +87,7 @@ def test_ranking_bench_pairs_against_fairness_and_goes_on_after_a_stop(tmp_path,
     # (table cells wrap at the console's width: look for words that fit in any cell)
     assert "Each method against the free baselines" in printed
     assert "fair: weights+free" in printed and "prp-truth-fairw: weights+free" in printed
+    assert "fair: weights+all-free" in printed  # a method's row, not a free baseline's
     for r in first["results"]:
         assert r["supernet_adds_information"]["sentence"] in " ".join(printed.split())
 

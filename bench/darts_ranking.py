@@ -21,10 +21,10 @@ be installed here, so the truth is made here:
 3. Estimators of the same paths: the run's shared-weight estimate (`evaluate.estimate_paths`),
    params, MACs and every free proxy (`proxies.FREE_BASELINES`) on a fresh supernet seeded with
    the run's seed, and the log-rank combinations (`estimators.FREE_COMBINATIONS`,
-   `WEIGHTED_COMBINATIONS`), each ranked as `evaluate.baseline_comparison` ranks them: Kendall
-   tau-b and Spearman rho against the truth's accuracy, tau-b of Pareto ranks with the run's
-   cost (NaN for a score that orders the paths as their cost does: every path is then on one
-   front), and a paired bootstrap over the N paths of the shared weights minus every other
+   `WEIGHTED_COMBINATIONS`), all by `evaluate.baseline_comparison`, as prp-eval ranks them:
+   Kendall tau-b and Spearman rho against the truth's accuracy, tau-b of Pareto ranks with the
+   run's cost (NaN for a score that orders the paths as their cost does: every path is then on
+   one front), and a paired bootstrap over the N paths of the shared weights minus every other
    estimator. A proxy that cannot score DARTS (AZ-NAS reads a chain of single-input cells) is
    listed as unavailable, and a combination without it is named so (`all-free w/o az-nas`).
 
@@ -53,29 +53,26 @@ from typing import Any
 
 import numpy as np
 import torch
-from common import RESULTS, paired_bootstrap, print_table, write_record
+from common import RESULTS, print_table, write_record
 from prp.trainer import path_training as pt
 from prp.trainer.config import preset
 from prp.trainer.costs import price_supernet
 from prp.trainer.datasets import DataSplits
 from prp.trainer.errors import PRPError
-from prp.trainer.estimation.estimators import (
-    FREE_COMBINATIONS,
-    WEIGHTED_COMBINATIONS,
-    combined_members,
-)
 from prp.trainer.estimation.proxies import PROXIES, free_scores, fresh_supernet, proxy_batch
-from prp.trainer.evaluate import estimate_paths, evaluation_device, proxy_settings
+from prp.trainer.evaluate import (
+    baseline_comparison,
+    estimate_paths,
+    evaluation_device,
+    proxy_settings,
+)
 from prp.trainer.export import LoadedRun, load_run
-from prp.trainer.pareto import kendall_tau_b, pareto_ranks
+from prp.trainer.pareto import kendall_tau_b
 from prp.trainer.profiling import trace_ops
-from prp.trainer.pruning import MAXIMIZE
 from prp.trainer.runs import CHECKPOINT, FRONT, read_json, write_json
 from prp.trainer.spaces import Path as ArchPath
-from prp.trainer.stats import log_rank_aggregate
 from prp.trainer.train import Trainer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from scipy import stats
 
 CACHE = "standalone.json"  # the trained paths of an --out folder, one entry per path
 TRUTH = (
@@ -142,7 +139,11 @@ def main() -> None:
     for proxy, reason in unavailable.items():
         print(f"{proxy}: not scored on this space ({reason})")
     score_s = time.perf_counter() - t
-    comparison = compare(est, free, truth, cost, unavailable, args.bootstrap, args.seed)
+    alpha = None
+    if run.cfg.method == "prp":  # alpha's path scores P_s: a row, and a weighted member
+        with torch.no_grad():
+            alpha = run.supernet.path_scores(paths).cpu().numpy().astype(float)
+    comparison = baseline_comparison(est, free, truth, cost, args.bootstrap, args.seed, alpha)
 
     record = {
         "truth": TRUTH,
@@ -416,88 +417,6 @@ def free_baselines(
             continue
         scores |= got
     return scores, unavailable
-
-
-def estimator_scores(
-    est: np.ndarray, free: Mapping[str, np.ndarray], unavailable: Mapping[str, str], idx: np.ndarray
-) -> dict[str, np.ndarray]:
-    """Every estimator's scores of the paths `idx` (higher = predicted more accurate), as
-    `evaluate.estimator_scores` builds them: the shared weights, each free baseline, and the
-    log-rank combinations over `idx`. A combination missing members of an unavailable proxy
-    is named for it (`all-free w/o az-nas`), and left out where most of its members are."""
-    out = {"weights": est[idx]} | {b: np.asarray(v)[idx] for b, v in free.items()}
-    without = f" w/o {'+'.join(unavailable)}" if unavailable else ""
-    for name, members in (*FREE_COMBINATIONS.items(), *WEIGHTED_COMBINATIONS.items()):
-        have = [m for m in members if m in free]
-        if 2 * len(have) < len(members):
-            continue
-        parts = (
-            combined_members(out["weights"], out, have)
-            if name in WEIGHTED_COMBINATIONS
-            else [out[m] for m in have]
-        )
-        out[name if len(have) == len(members) else name + without] = log_rank_aggregate(parts)
-    return out
-
-
-def compare(
-    est: np.ndarray,
-    free: Mapping[str, np.ndarray],
-    truth: np.ndarray,
-    cost: np.ndarray,
-    unavailable: Mapping[str, str],
-    resamples: int,
-    seed: int,
-) -> dict[str, Any]:
-    """Each estimator's Kendall tau-b and Spearman rho against the truth's accuracy, and tau-b
-    of Pareto ranks (its score and the cost against the truth and the cost), as
-    `evaluate.baseline_comparison` computes them; with a paired bootstrap over the paths of the
-    shared weights minus every other estimator, and of each weighted combination minus the
-    weights and each free combination."""
-
-    def statistics(idx: np.ndarray) -> dict[str, float]:
-        c = cost[idx]
-        truth_ranks = pareto_ranks(np.column_stack([truth[idx], c]), MAXIMIZE)
-        out = {}
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # a constant ranking: NaN
-            warnings.simplefilter("ignore", stats.ConstantInputWarning)
-            for name, score in estimator_scores(est, free, unavailable, idx).items():
-                r = stats.rankdata(score)  # order-preserving, and finite where naswot is -inf
-                ranks = pareto_ranks(np.column_stack([r, c]), MAXIMIZE)
-                out[f"{name} accuracy"] = kendall_tau_b(r, truth[idx])
-                out[f"{name} rho"] = float(stats.spearmanr(r, truth[idx])[0])
-                out[f"{name} pareto"] = kendall_tau_b(ranks, truth_ranks)
-        return out
-
-    names = list(estimator_scores(est, free, unavailable, np.arange(len(est))))
-    weighted = [n for n in names if n.split(" ")[0] in WEIGHTED_COMBINATIONS]
-    combos = [n for n in names if n.split(" ")[0] in FREE_COMBINATIONS]
-    pairs = [
-        (f"weights {m}", f"{b} {m}")
-        for b in names
-        if b != "weights"
-        for m in ("accuracy", "pareto")
-    ]
-    pairs += [
-        (f"{w} {m}", f"{b} {m}")
-        for w in weighted
-        for b in ("weights", *combos)
-        for m in ("accuracy", "pareto")
-    ]
-    boot = paired_bootstrap(statistics, len(est), pairs, resamples, seed)
-    return {
-        "estimators": {
-            n: {
-                "kendall_tau_b_accuracy": boot["point"][f"{n} accuracy"],
-                "spearman_rho_accuracy": boot["point"][f"{n} rho"],
-                "kendall_tau_b_pareto": boot["point"][f"{n} pareto"],
-            }
-            for n in names
-        },
-        "ci95": boot["ci95"],
-        "paired": boot["against"],
-    }
 
 
 def architecture_records(

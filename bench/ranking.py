@@ -52,7 +52,7 @@ import torch
 from common import RESULTS, paired_bootstrap, print_table, write_record
 from prp.trainer.config import TrainConfig, preset
 from prp.trainer.datasets import load_dataset
-from prp.trainer.estimation.estimators import FREE_PART
+from prp.trainer.estimation.estimators import ALPHA, FREE_PART, WITHOUT_ALPHA_PART
 from prp.trainer.evaluate import (
     EVAL_FILE,
     ProxyCache,
@@ -590,8 +590,9 @@ def evaluate_method(run_dir: Path, evaluation: dict[str, Any]) -> float:
 
 def print_baselines(results: list[dict[str, Any]]) -> None:
     """The free baselines beside each method's estimates, on the same architectures: their
-    tau-b, then every method's weights minus each baseline (and each weighted combination,
-    weights+free and weights+all-free, minus its free part) with the paired 95 % interval, and
+    tau-b (and each method's own rows: alpha's path scores, the weighted combinations), then
+    every method's weights minus each baseline (and each weighted combination minus its free
+    part, and weights+alpha+all-free minus weights+all-free) with the paired 95 % interval, and
     whether the method's supernet adds information."""
     if not results:
         return
@@ -600,7 +601,7 @@ def print_baselines(results: list[dict[str, Any]]) -> None:
         [name, e["kendall_tau_b_accuracy"], e.get("spearman_rho_accuracy", "-")]
         + [e["kendall_tau_b_pareto"]]
         for name, e in first.items()
-        if name not in FREE_PART
+        if name not in FREE_PART and name != ALPHA
     ]
     rows += [
         [
@@ -610,8 +611,8 @@ def print_baselines(results: list[dict[str, Any]]) -> None:
             r["baselines"][name]["kendall_tau_b_pareto"],
         ]
         for r in results
-        for name in FREE_PART
-        if name in r["baselines"]  # an evaluation file from before weights+all-free has none
+        for name in (ALPHA, *FREE_PART)
+        if name in r["baselines"]  # absent: not PRP, or a file from before the combination
     ]
     print_table(
         f"Free baselines on the same {results[0]['k']} architectures (no supernet, no labels)",
@@ -636,6 +637,17 @@ def print_baselines(results: list[dict[str, Any]]) -> None:
                     "yes" if d["pareto"]["ci95"][0] > 0 else "no",
                 ]
             )
+            if name in WITHOUT_ALPHA_PART:
+                d = e["paired_minus_without_alpha"]
+                paired.append(
+                    [
+                        r["name"],
+                        f"{name} - {WITHOUT_ALPHA_PART[name]}",
+                        interval(d["accuracy"]),
+                        interval(d["pareto"]),
+                        "yes" if d["pareto"]["ci95"][0] > 0 else "no",
+                    ]
+                )
     print_table(
         "Each method against the free baselines, paired bootstrap over the same architectures",
         ["method", "difference", "tau-b accuracy [95 % CI]", "tau-b Pareto [95 % CI]", "better"],

@@ -16,6 +16,7 @@ import torch
 from prp.trainer.config import preset
 from prp.trainer.errors import PRPError
 from prp.trainer.estimation.estimators import (
+    ALPHA,
     ESTIMATORS,
     FREE_COMBINATION,
     FREE_COMBINATIONS,
@@ -23,7 +24,7 @@ from prp.trainer.estimation.estimators import (
     combined_members,
     get_estimator,
 )
-from prp.trainer.estimation.proxies import FREE_BASELINES, free_scores, proxy_batch
+from prp.trainer.estimation.proxies import FREE_BASELINES, PROXIES, free_scores, proxy_batch
 from prp.trainer.pareto import pareto_ranks
 from prp.trainer.pareto_stage import sample_paths
 from prp.trainer.pruning import MAXIMIZE
@@ -102,9 +103,10 @@ def test_prp_eval_ranks_by_every_registered_estimator_under_its_own_name(name) -
     n = 30
     raw = np.round(rng.uniform(10, 60, n), 0)
     free = {b: rng.normal(size=n) for b in FREE_BASELINES}
-    score = estimator_scores(raw, free, np.arange(n))[name]
+    alpha = rng.normal(size=n)  # a PRP run's path scores P_s
+    score = estimator_scores(raw, free, np.arange(n), alpha)[name]
     # A path prp-eval's row ranks higher gets at least the accuracy training ranks it by.
-    acc = get_estimator(name).accuracy(raw, lambda: free)
+    acc = get_estimator(name).accuracy(raw, lambda: free | {ALPHA: alpha})
     better = score[:, None] > score[None, :]
     assert better.any() and np.all((acc[:, None] >= acc[None, :])[better])
 
@@ -256,7 +258,12 @@ def test_prp_eval_judges_the_runs_own_estimator(finished, nb201_csv) -> None:
     assert verdict["estimator"] == "weights+free"
     row = result["baselines"]["weights+free"]
     assert verdict["kendall_tau_b_pareto"] == row["kendall_tau_b_pareto"]
-    assert set(verdict["against"]) == {*FREE_BASELINES, *FREE_COMBINATIONS, "weights"}
+    # every other row: the free baselines and combinations, the weights, alpha (a PRP run)
+    # and the other weighted combinations
+    assert set(verdict["against"]) == {*result["baselines"], "weights"} - {"weights+free"}
+    assert {*FREE_BASELINES, *FREE_COMBINATIONS, ALPHA, "weights+all-free"} <= set(
+        verdict["against"]
+    )
     for b, d in verdict["against"].items():
         base = (
             {"kendall_tau_b_pareto": result["kendall_tau_b_pareto"]}
@@ -270,6 +277,22 @@ def test_prp_eval_judges_the_runs_own_estimator(finished, nb201_csv) -> None:
         assert d["verdict"].startswith(f"weights+free beats {b}: Pareto tau-b ")
     # Against free it is the figure the baselines section already gives.
     assert verdict["against"]["free"]["pareto"] == row["paired_minus_free"]["pareto"]
+    # A PRP run: alpha's path score of each architecture is kept, and whether it adds to
+    # weights+all-free is a paired figure of its own.
+    trainer = finished[0]
+    archs = result["architectures"]
+    with torch.no_grad():
+        p_s = trainer.supernet.path_scores([trainer.space.decode(a["arch_str"]) for a in archs])
+    assert [a["alpha_score"] for a in archs] == pytest.approx(p_s.tolist())
+    with_alpha = result["baselines"]["weights+alpha+all-free"]
+    gain = with_alpha["paired_minus_without_alpha"]["pareto"]["diff"]
+    assert gain == pytest.approx(
+        with_alpha["kendall_tau_b_pareto"]
+        - result["baselines"]["weights+all-free"]["kendall_tau_b_pareto"]
+    )
+    assert with_alpha["verdict_against_without_alpha"].startswith(
+        "weights+alpha+all-free beats weights+all-free: Pareto tau-b "
+    )
     # The earlier keys stay.
     assert {"kendall_tau_b_pareto", "baselines", "supernet_adds_information"} <= set(result)
     # A run with the shared weights alone is judged on its weights row.
@@ -318,3 +341,69 @@ def test_a_weights_and_all_free_run_ranks_by_every_free_proxy(data, tmp_path) ->
     acc = [m.accuracy for m in front]
     assert set(acc) <= set(trainer.estimates.evaluated.values())
     assert acc != [m.weights_accuracy for m in front]
+
+
+def test_a_combination_lacking_a_proxy_that_cannot_score_the_space_is_named_for_it() -> None:
+    """DARTS: AZ-NAS cannot score a two-input cell. Its free baselines are missing; each
+    combination aggregates what remains and says what it lacks, unless most of it is missing;
+    a combination with alpha is left out where there is no alpha (not a PRP run)."""
+    from prp.trainer.evaluate import estimator_scores
+
+    rng = np.random.default_rng(2)
+    n = 20
+    raw = rng.normal(size=n)
+    lacking = set(PROXIES["az-nas"].names)
+    free = {b: rng.normal(size=n) for b in FREE_BASELINES if b not in lacking}
+    out = estimator_scores(raw, free, np.arange(n))
+    have = [m for m in FREE_COMBINATIONS["all-free"] if m in free]
+    assert 0 < len(have) < len(FREE_COMBINATIONS["all-free"])
+    assert "all-free" not in out
+    assert np.array_equal(out["all-free w/o az-nas"], log_rank_aggregate([free[m] for m in have]))
+    assert np.array_equal(
+        out["weights+all-free w/o az-nas"],
+        log_rank_aggregate(combined_members(raw, free, have)),
+    )
+    # az-nas's own combination keeps 1 of its 4 members (MACs): left out, not renamed
+    assert not [k for k in out if k.startswith("az-nas")]
+    # the combinations whose members are all here keep their names
+    assert {"free", "weights+free"} <= set(out)
+    assert not [k for k in out if ALPHA in k]
+    with_alpha = estimator_scores(raw, free, np.arange(n), rng.normal(size=n))
+    assert {ALPHA, "weights+alpha+all-free w/o az-nas"} <= set(with_alpha)
+
+
+def test_alpha_in_the_estimator_needs_the_pareto_rank_stage() -> None:
+    message = r"--estimator weights\+alpha\+all-free aggregates alpha's .*--method prp"
+    for method in ("fair", "uniform"):
+        with pytest.raises(PRPError, match=message):
+            replace(CFG, method=method, estimator="weights+alpha+all-free").validate()
+    assert replace(CFG, estimator="weights+alpha+all-free").validate().method == "prp"
+
+
+def test_a_weights_alpha_and_all_free_run_ranks_by_alpha_as_it_stands(data, tmp_path) -> None:
+    """`--estimator weights+alpha+all-free`: the run ranks paths by the log-rank aggregate of
+    the shared weights, the path score P_s of its alpha as the supernet holds it, and every
+    free proxy."""
+    cfg = replace(CFG, estimator="weights+alpha+all-free")
+    trainer = Trainer(cfg, tmp_path, data=data)
+    front = trainer.run()
+    paths = [m.path for m in front]
+    est = np.array([trainer.estimates.evaluated[p] for p in paths])
+    # the proxies scored are the free members only; alpha is read from the supernet
+    members = FREE_COMBINATIONS["all-free"]
+    assert all(set(s) == set(members) for s in trainer.estimates.proxies.scores.values())
+    free = reference_free(trainer, paths)
+    with torch.no_grad():
+        p_s = trainer.supernet.path_scores(paths).numpy().astype(float)
+    assert np.ptp(p_s) > 0  # alpha was trained by the Pareto-rank stage
+    expected = calibrated_accuracy(est, combined_members(est, free | {ALPHA: p_s}, cfg_members()))
+    assert np.array_equal(trainer.estimates.ranked(paths, est), expected)
+    # Another alpha, another input: the ranking reads the supernet's alpha when it is asked.
+    with torch.no_grad():
+        trainer.supernet.alpha.neg_()
+    flipped = calibrated_accuracy(est, combined_members(est, free | {ALPHA: -p_s}, cfg_members()))
+    assert np.array_equal(trainer.estimates.ranked(paths, est), flipped)
+
+
+def cfg_members() -> tuple[str, ...]:
+    return get_estimator("weights+alpha+all-free").members

@@ -265,6 +265,12 @@ def check_baselines(result: dict) -> None:
     score["weights+all-free"] = log_rank_aggregate(
         [est, *(score[m] for m in FREE_COMBINATIONS["all-free"])]
     )
+    # a PRP run: alpha's path scores are a row, and a member of weights+alpha+all-free
+    assert result["method"] == "prp"
+    score["alpha"] = np.array([a["alpha_score"] for a in archs])
+    score["weights+alpha+all-free"] = log_rank_aggregate(
+        [est, score["alpha"], *(score[m] for m in FREE_COMBINATIONS["all-free"])]
+    )
     b = result["baselines"]
     assert set(b) == set(score)
     for name, e in b.items():
@@ -284,13 +290,19 @@ def check_baselines(result: dict) -> None:
             low, high = vs[m]["ci95"]
             assert low <= vs[m]["diff"] <= high, (name, m, vs[m])
         assert e["verdict"].startswith(f"supernet beats {name}: Pareto tau-b ")
-    for weighted, part in (("weights+all-free", "all-free"), ("weights+free", "free")):
-        gain = b[weighted]["paired_minus_free"]
+    pairs = (
+        ("weights+alpha+all-free", "weights+all-free", "paired_minus_without_alpha"),
+        ("weights+all-free", "all-free", "paired_minus_free"),
+        ("weights+free", "free", "paired_minus_free"),
+    )
+    for weighted, part, section in pairs:
+        gain = b[weighted][section]
         for m in ("accuracy", "pareto"):
             key = f"kendall_tau_b_{m}"
             assert gain[m]["diff"] == pytest.approx(b[weighted][key] - b[part][key])
             assert gain[m]["ci95"][0] <= gain[m]["diff"] <= gain[m]["ci95"][1]
-        assert b[weighted]["verdict_against_free"].startswith(f"{weighted} beats {part}: ")
+        verdict = section.replace("paired_minus", "verdict_against")
+        assert b[weighted][verdict].startswith(f"{weighted} beats {part}: ")
     adds = result["supernet_adds_information"]
     assert adds["answer"] == (gain["pareto"]["ci95"][0] > 0)
 

@@ -159,6 +159,11 @@ class TrainConfig:
         if self.estimator not in ESTIMATORS:
             known = " or ".join(f"{n!r} ({ESTIMATORS.doc(n)})" for n in ESTIMATORS.names())
             raise PRPError(f"unknown --estimator {self.estimator!r}; use {known}")
+        if self.method != "prp" and ESTIMATORS.create(self.estimator).uses_alpha:
+            raise PRPError(
+                f"--estimator {self.estimator} aggregates alpha's path scores, which only "
+                f"--method prp trains; use --method prp or an estimator without alpha"
+            )
         if self.samples < 2:
             raise PRPError(f"--samples must be at least 2 to rank paths, got {self.samples}")
         if not 1 <= self.top_n <= self.samples:

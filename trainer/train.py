@@ -154,7 +154,7 @@ class Trainer:
             cfg,
             estimator,
             FreeProxies(
-                self.space, self.data, cfg.seed, self.device, self.progress, estimator.members
+                self.space, self.data, cfg.seed, self.device, self.progress, estimator.free_members
             ),
             self.progress,
         )

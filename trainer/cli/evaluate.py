@@ -21,7 +21,7 @@ eval_app = typer.Typer(
 def _estimator_table(result: dict[str, Any]) -> Table:
     """prp-eval's estimators side by side: the run's, then the free baselines and combinations,
     each with the paired 95 % interval of its difference."""
-    from ..estimation.estimators import FREE_PART
+    from ..estimation.estimators import FREE_PART, WITHOUT_ALPHA_PART
 
     b = result["baselines"]
     table = Table(
@@ -77,6 +77,10 @@ def _estimator_table(result: dict[str, Any]) -> Table:
             diff(vs["accuracy"]),
             diff(vs["pareto"]),
         )
+        if name in WITHOUT_ALPHA_PART:
+            vs = e["paired_minus_without_alpha"]
+            label = f"{name} - {WITHOUT_ALPHA_PART[name]}"
+            table.add_row("", "", "", "", label, diff(vs["accuracy"]), diff(vs["pareto"]))
     return table
 
 

@@ -99,7 +99,8 @@ def train(
         help="What paths are ranked by: weights (shared-weight accuracy estimates), "
         "weights+free (their log-rank aggregate with params, synflow and NASWOT, mapped onto "
         "the same accuracy values; the default preset's when it starts from the shipped "
-        "supernet) or weights+all-free (the same with every free proxy prp-eval reports).",
+        "supernet), weights+all-free (the same with every free proxy prp-eval reports) or "
+        "weights+alpha+all-free (that and alpha's path scores; --method prp).",
     ),
     out: Path = typer.Option(
         None, help="Run directory (default: a new runs/<space>-<objective>[-k])."

@@ -8,6 +8,9 @@ and the bench use.
   back onto the supernet's own accuracy values (`calibrated_accuracy`).
 - `weights+all-free`: the same with every free proxy (`FREE_COMBINATIONS["all-free"]`: size,
   synflow, NASWOT, AZ-NAS's four scores, ZiCo, jacov) in place of the three.
+- `weights+alpha+all-free`: `weights+all-free` with one more member, `alpha`: each path's score
+  P_s under the run's op scores alpha (`Supernet.path_scores`), which the Pareto-rank stage's
+  listwise loss trains to order paths by Pareto rank. PRP runs only (alpha is theirs).
 
 `prp-eval` and the bench report each estimator under the same name (`evaluate.estimator_scores`
 builds the `weights+free` row with `combined_members`), so the ranking a run trains and searches
@@ -54,13 +57,35 @@ FREE_COMBINATIONS: dict[str, tuple[str, ...]] = {
 # The shared weights aggregated with a free combination: estimator name -> its free members.
 # prp-eval pairs each with its free part alone (`FREE_PART`) to ask whether the weights add
 # information to it.
+# A member that is not a free proxy: the path score P_s of the run's alpha (higher = better
+# Pareto rank), which only a PRP run has.
+ALPHA = "alpha"
 WEIGHTS_AND_FREE = "weights+free"
 WEIGHTS_AND_ALL_FREE = "weights+all-free"
+WEIGHTS_ALPHA_AND_ALL_FREE = "weights+alpha+all-free"
 WEIGHTED_COMBINATIONS: dict[str, tuple[str, ...]] = {
     WEIGHTS_AND_FREE: FREE_COMBINATION,
     WEIGHTS_AND_ALL_FREE: FREE_COMBINATIONS["all-free"],
+    WEIGHTS_ALPHA_AND_ALL_FREE: (ALPHA, *FREE_COMBINATIONS["all-free"]),
 }
-FREE_PART = {WEIGHTS_AND_FREE: "free", WEIGHTS_AND_ALL_FREE: "all-free"}
+FREE_PART = {
+    WEIGHTS_AND_FREE: "free",
+    WEIGHTS_AND_ALL_FREE: "all-free",
+    WEIGHTS_ALPHA_AND_ALL_FREE: "all-free",
+}
+# ... and each with alpha among its members with the same combination without alpha, to ask
+# whether the Pareto-rank stage's alpha adds information to it (issue 31, point 4).
+WITHOUT_ALPHA_PART = {WEIGHTS_ALPHA_AND_ALL_FREE: WEIGHTS_AND_ALL_FREE}
+
+
+# How an evaluation names a combination it computed without the members of a proxy that
+# cannot score the space (`evaluate.estimator_scores`): `all-free w/o az-nas`.
+WITHOUT = " w/o "
+
+
+def combination_of(row: str) -> str:
+    """The registered combination an evaluation row is (`all-free` for `all-free w/o az-nas`)."""
+    return row.split(WITHOUT)[0]
 
 
 def combined_members(
@@ -116,21 +141,30 @@ class Estimator:
 
     name: str
     meaning: str  # what a front entry's `accuracy` is under this estimator (front.json)
-    members: tuple[str, ...] = ()  # the free proxies it aggregates with the shared weights
+    members: tuple[str, ...] = ()  # what it aggregates with the shared weights
+
+    @property
+    def free_members(self) -> tuple[str, ...]:
+        """Its free proxies (the members other than `alpha`)."""
+        return tuple(m for m in self.members if m != ALPHA)
 
     @property
     def uses_free(self) -> bool:
-        return bool(self.members)
+        return bool(self.free_members)
+
+    @property
+    def uses_alpha(self) -> bool:
+        return ALPHA in self.members
 
     def accuracy(
-        self, estimates: np.ndarray, free: Callable[[], Mapping[str, np.ndarray]]
+        self, estimates: np.ndarray, members: Callable[[], Mapping[str, np.ndarray]]
     ) -> np.ndarray:
         """The accuracy paths are ranked by, from their shared-weight `estimates` and, where
-        this estimator uses them, the free proxies (`members`) `free()` returns for the same
-        paths."""
-        if not self.uses_free:
+        this estimator aggregates more, the scores of its `members` (free proxies, alpha's
+        P_s) that `members()` returns for the same paths."""
+        if not self.members:
             return np.asarray(estimates, dtype=float)
-        return calibrated_accuracy(estimates, combined_members(estimates, free(), self.members))
+        return calibrated_accuracy(estimates, combined_members(estimates, members(), self.members))
 
 
 ESTIMATORS: Registry[Estimator] = Registry("estimator")
@@ -167,6 +201,20 @@ def _weights_and_all_free() -> Estimator:
         "by the log-rank aggregate of shared weights and every free proxy gets the k-th highest "
         "shared-weight estimate of the paths evaluated",
         WEIGHTED_COMBINATIONS[WEIGHTS_AND_ALL_FREE],
+    )
+
+
+@ESTIMATORS.register(
+    WEIGHTS_ALPHA_AND_ALL_FREE,
+    doc="weights+all-free with alpha's path score P_s as one more member (PRP runs)",
+)
+def _weights_alpha_and_all_free() -> Estimator:
+    return Estimator(
+        WEIGHTS_ALPHA_AND_ALL_FREE,
+        "the shared-weight estimates (weights_accuracy) reassigned by rank: the k-th best path "
+        "by the log-rank aggregate of shared weights, alpha's path score P_s and every free "
+        "proxy gets the k-th highest shared-weight estimate of the paths evaluated",
+        WEIGHTED_COMBINATIONS[WEIGHTS_ALPHA_AND_ALL_FREE],
     )
 
 

@@ -6,13 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import torch
 
 from ..config import TrainConfig
 from ..device_data import Tensors
 from ..spaces import Path as ArchPath
 from ..streams import ESTIMATES, epoch_rng
 from ..supernet import Supernet
-from .estimators import Estimator
+from .estimators import ALPHA, Estimator
 from .proxies import FreeProxies
 from .shared_weights import Progress, estimate_accuracy, estimate_sharded
 
@@ -53,8 +54,18 @@ class RunEstimates:
     def ranked(self, paths: list[ArchPath], estimates: np.ndarray) -> np.ndarray:
         """The accuracy the run ranks `paths` by (`Estimator.accuracy`): their shared-weight
         `estimates` themselves, or those values reassigned by rank of their log-rank aggregate
-        with the free proxies over these paths."""
-        return self.estimator.accuracy(estimates, lambda: self.proxies.of(paths))
+        with the free proxies (and alpha's path scores P_s, as alpha stands now) over these
+        paths."""
+
+        def members() -> dict[str, np.ndarray]:
+            scores = self.proxies.of(paths) if self.estimator.uses_free else {}
+            if self.estimator.uses_alpha:
+                with torch.no_grad():
+                    p_s = self.supernet.path_scores(paths).cpu().numpy().astype(float)
+                scores[ALPHA] = p_s
+            return scores
+
+        return self.estimator.accuracy(estimates, members)
 
     def proxy_record(self) -> dict[str, Any]:
         """Seconds spent on free proxies (and paths scored) since the last call, for the log;

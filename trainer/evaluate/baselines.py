@@ -17,13 +17,26 @@ from scipy import stats
 from ..datasets import DataSplits
 from ..errors import PRPError
 from ..estimation.az_nas import AZ_NAS_BATCH
-from ..estimation.estimators import FREE_COMBINATIONS, WEIGHTED_COMBINATIONS, combined_members
-from ..estimation.proxies import FREE_BASELINES, NASWOT_IMAGES, free_scores, proxy_batch
+from ..estimation.estimators import (
+    ALPHA,
+    FREE_COMBINATIONS,
+    WEIGHTED_COMBINATIONS,
+    WITHOUT,
+    combination_of,
+    combined_members,
+)
+from ..estimation.proxies import (
+    FREE_BASELINES,
+    NASWOT_IMAGES,
+    PROXIES,
+    free_scores,
+    proxy_batch,
+)
 from ..export import LoadedRun
 from ..pareto import kendall_tau_b, pareto_ranks
 from ..pruning import MAXIMIZE
 from ..stats import log_rank_aggregate, paired_bootstrap
-from .report import COMBINATIONS, EVAL_FILE, read_evaluation
+from .report import EVAL_FILE, read_evaluation
 
 # settings key -> arch_str -> baseline name -> score: proxy scores already computed, shared by
 # the evaluations of several runs of one space (bench/ranking.py) so none is computed twice
@@ -121,19 +134,47 @@ def remember_free_scores(cache: ProxyCache, result: Mapping[str, Any]) -> None:
         }
 
 
+def lacking_proxies(free: Mapping[str, np.ndarray]) -> list[str]:
+    """The registered proxies (`PROXIES`) with a free baseline missing from `free`: those that
+    cannot score the space (AZ-NAS reads an NB201-style chain of cells; a DARTS cell reads
+    two)."""
+    return [n for n, p in PROXIES.items() if any(b not in free for b in p.names)]
+
+
 def estimator_scores(
-    est: np.ndarray | None, free: Mapping[str, np.ndarray], idx: np.ndarray
+    est: np.ndarray | None,
+    free: Mapping[str, np.ndarray],
+    idx: np.ndarray,
+    alpha: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Every estimator's scores of the architectures `idx` (higher = predicted more accurate):
-    the shared weights' (`weights`, when `est` is given), each free baseline, and the log-rank
-    combinations, aggregated over `idx` itself (ranks depend on the set ranked)."""
+    the shared weights' (`weights`, when `est` is given), alpha's path scores P_s (`alpha`,
+    when given: a PRP run's), each free baseline `free` holds, and the log-rank combinations
+    (`FREE_COMBINATIONS`, and with `est` the `WEIGHTED_COMBINATIONS`), aggregated over `idx`
+    itself (ranks depend on the set ranked).
+
+    A combination needs all its members, except free baselines of a proxy that cannot score
+    the space (`lacking_proxies`): then it aggregates the rest and is named for what it lacks
+    (`all-free w/o az-nas`), unless fewer than half of its members remain. A weighted
+    combination with `alpha` among its members is left out without `alpha`."""
     out = {} if est is None else {"weights": est[idx]}
-    out |= {b: np.asarray(free[b])[idx] for b in FREE_BASELINES}
-    for name, members in FREE_COMBINATIONS.items():
-        out[name] = log_rank_aggregate([out[m] for m in members])
-    if est is not None:
-        for name, members in WEIGHTED_COMBINATIONS.items():
-            out[name] = log_rank_aggregate(combined_members(out["weights"], out, members))
+    if alpha is not None:
+        out[ALPHA] = np.asarray(alpha)[idx]
+    out |= {b: np.asarray(free[b])[idx] for b in FREE_BASELINES if b in free}
+    lacking = lacking_proxies(free)
+    without = f"{WITHOUT}{'+'.join(lacking)}" if lacking else ""
+    combos = {**FREE_COMBINATIONS, **(WEIGHTED_COMBINATIONS if est is not None else {})}
+    for name, members in combos.items():
+        have = [m for m in members if m in out]
+        missing = set(members) - set(have)
+        if missing - set(FREE_BASELINES) or 2 * len(have) < len(members):
+            continue
+        parts = (
+            combined_members(out["weights"], out, have)
+            if name in WEIGHTED_COMBINATIONS
+            else [out[m] for m in have]
+        )
+        out[name + without if missing else name] = log_rank_aggregate(parts)
     return out
 
 
@@ -144,13 +185,15 @@ def baseline_comparison(
     cost: np.ndarray,
     resamples: int,
     seed: int,
+    alpha: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Accuracy and Pareto-rank tau-b (and accuracy Spearman rho) of every estimator
     (`estimator_scores`), each score used as the accuracy estimate and combined with the true
     `cost` into Pareto ranks, as the supernet's estimates are; and a paired bootstrap over the
-    architectures of weights minus each baseline and of each weighted combination
-    (`WEIGHTED_COMBINATIONS`) minus each free combination (free minus each single baseline and
-    combination when `est` is None: the free baselines alone)."""
+    architectures of weights minus every other estimator and of each weighted combination
+    (`WEIGHTED_COMBINATIONS`) minus each free combination, each single baseline, the weights
+    and each other weighted combination (free minus each single baseline and combination when
+    `est` is None: the free baselines alone)."""
 
     def statistics(idx: np.ndarray) -> dict[str, float]:
         c = cost[idx]
@@ -158,7 +201,8 @@ def baseline_comparison(
         out = {}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # a constant ranking: tau-b NaN
-            for name, score in estimator_scores(est, free, idx).items():
+            warnings.simplefilter("ignore", stats.ConstantInputWarning)
+            for name, score in estimator_scores(est, free, idx, alpha).items():
                 r = stats.rankdata(score)  # order-preserving, and finite where naswot is -inf
                 ranks = pareto_ranks(np.column_stack([r, c]), MAXIMIZE)
                 out[f"{name} accuracy"] = kendall_tau_b(r, true_acc[idx])
@@ -167,22 +211,22 @@ def baseline_comparison(
                 out[f"{name} rho"] = float(stats.spearmanr(r, true_acc[idx])[0])
         return out
 
+    names = list(estimator_scores(est, free, np.arange(len(cost)), alpha))
     run = "weights" if est is not None else "free"
-    others = [*FREE_BASELINES, *(COMBINATIONS if est is not None else FREE_COMBINATIONS)]
-    others = [b for b in others if b != run]
-    pairs = [(f"{run} {m}", f"{b} {m}") for b in others for m in ("accuracy", "pareto")]
+    pairs = [(f"{run} {m}", f"{b} {m}") for b in names if b != run for m in ("accuracy", "pareto")]
     if est is not None:
-        # each weighted combination against the free ones (its own free part among them), and
-        # (for runs whose estimator it is) against the shared weights alone and each single
-        # baseline
+        # each weighted combination against the free ones (its own free part among them), the
+        # single baselines, the shared weights alone and the other weighted combinations (does
+        # alpha add to weights+all-free?)
+        weighted = [n for n in names if combination_of(n) in WEIGHTED_COMBINATIONS]
         pairs += [
             (f"{w} {m}", f"{b} {m}")
-            for w in WEIGHTED_COMBINATIONS
-            for b in (*FREE_COMBINATIONS, "weights", *FREE_BASELINES)
+            for w in weighted
+            for b in names
+            if b != w
             for m in ("accuracy", "pareto")
         ]
     boot = paired_bootstrap(statistics, len(cost), pairs, resamples, seed)
-    names = dict.fromkeys(k.rsplit(" ", 1)[0] for k in boot["point"])
     return {
         "estimators": {
             n: {

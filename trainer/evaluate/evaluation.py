@@ -140,7 +140,16 @@ def evaluate_run(
             proxy_cache,
             baseline_progress,
         )
-        add_baselines(result, ranked, free, settings, bootstrap, seed, run.cfg.estimator)
+        add_baselines(
+            result,
+            ranked,
+            free,
+            settings,
+            bootstrap,
+            seed,
+            run.cfg.estimator,
+            ranked.alpha_scores(run),
+        )
     out = Path(run_dir)
     write_json(out / EVAL_FILE, result)
     plot_ranks(out / "eval_nb201.png", ranked.est_rank, ranked.true_rank, result)
@@ -185,9 +194,8 @@ class Ranked:
     def figures(self, run: LoadedRun, unseen: int) -> dict[str, Any]:
         """How well the run's estimates (and, for PRP, alpha) rank the architectures."""
         estimators = {"weights": kendall_tau_b(self.est_rank, self.true_rank)}
-        if run.cfg.method == "prp":
-            with torch.no_grad():
-                scores = run.supernet.path_scores(self.picked).cpu().numpy().astype(float)
+        scores = self.alpha_scores(run)
+        if scores is not None:
             estimators |= alpha_estimators(scores, self.est_rank, self.true_rank)
         space = run.supernet.space
         live = [run.supernet.live_ops(s) for s in range(space.num_slots)]
@@ -202,6 +210,14 @@ class Ranked:
             "kendall_tau_b_accuracy": kendall_tau_b(self.est, self.true_acc),
             "spearman_rho_accuracy": spearman_rho(self.est, self.true_acc),
         }
+
+    def alpha_scores(self, run: LoadedRun) -> np.ndarray | None:
+        """Alpha's path score P_s of each architecture for a PRP run (None for the others,
+        which train no alpha)."""
+        if run.cfg.method != "prp":
+            return None
+        with torch.no_grad():
+            return run.supernet.path_scores(self.picked).cpu().numpy().astype(float)
 
     def records(self) -> list[dict[str, Any]]:
         """One record per architecture, for the evaluation file."""
@@ -330,12 +346,14 @@ def add_baselines(
     bootstrap: int,
     seed: int,
     run_estimator: str,
+    alpha: np.ndarray | None = None,
 ) -> None:
     """The free baselines' section of `result`: the paired comparison with the run's estimates
-    (`bootstrap` resamples drawn with `seed`), the verdicts, and each architecture's scores."""
+    (`bootstrap` resamples drawn with `seed`; alpha's path scores `alpha` of a PRP run among
+    the estimators), the verdicts, and each architecture's scores."""
     t = time.perf_counter()
     comparison = baseline_comparison(
-        ranked.est, free, ranked.true_acc, ranked.cost, bootstrap, seed
+        ranked.est, free, ranked.true_acc, ranked.cost, bootstrap, seed, alpha
     )
     settings |= {"bootstrap": bootstrap, "bootstrap_seconds": time.perf_counter() - t}
     result["baselines"] = baselines_section(comparison)
@@ -347,3 +365,5 @@ def add_baselines(
         a["free_scores"] = {
             b: (float(free[b][i]) if np.isfinite(free[b][i]) else None) for b in FREE_BASELINES
         }
+        if alpha is not None:
+            a["alpha_score"] = float(alpha[i])

@@ -14,6 +14,8 @@ from ..estimation.estimators import (
     FREE_PART,
     WEIGHTED_COMBINATIONS,
     WEIGHTS_AND_FREE,
+    WITHOUT_ALPHA_PART,
+    combination_of,
 )
 from ..estimation.proxies import FREE_BASELINES
 from ..runs import atomic_path, read_json
@@ -22,8 +24,8 @@ EVAL_FILE = "eval_nb201.json"
 # prp-eval's third-party warnings and logs, in the run folder (`--verbose` shows them instead)
 EVAL_LOG = "eval.log"
 # The free combinations of `FREE_COMBINATIONS` (log-rank sums, `stats.log_rank_aggregate`:
-# free, az-nas, all-free) and the shared weights with `free` and with `all-free`
-# (`estimators.WEIGHTED_COMBINATIONS`: the estimators "weights+free" and "weights+all-free").
+# free, az-nas, all-free) and the shared weights with `free`, with `all-free` and with alpha
+# and `all-free` (`estimators.WEIGHTED_COMBINATIONS`: the estimators of those names).
 COMBINATIONS = (*FREE_COMBINATIONS, *WEIGHTED_COMBINATIONS)
 # What evaluation files written before 2026-12-05 call weights+free (`read_evaluation`).
 OLD_WEIGHTS_AND_FREE = "supernet+free"
@@ -58,14 +60,26 @@ def _paired(d: Mapping[str, Any]) -> dict[str, Any]:
     return {"diff": d["difference"], "ci95": d["ci95"], "p_not_better": d["p_not_better"]}
 
 
+def free_part(row: str, parts: Mapping[str, str] = FREE_PART) -> str:
+    """The free combination a weighted combination's row adds the weights to (or, with
+    `parts=WITHOUT_ALPHA_PART`, the combination it adds alpha to), named as the evaluation
+    named it (`all-free w/o az-nas` for `weights+all-free w/o az-nas`)."""
+    base = combination_of(row)
+    return parts[base] + row[len(base) :]
+
+
 def baselines_section(comparison: Mapping[str, Any]) -> dict[str, Any]:
-    """The `baselines` section of the evaluation file: per free baseline and combination, its
-    accuracy and Pareto tau-b (with 95 % intervals), the paired interval of run (shared-weight
-    estimates) minus it, and a verdict; each weighted combination also carries itself minus its
-    free part (`paired_minus_free`: weights+free minus free, weights+all-free minus all-free)."""
+    """The `baselines` section of the evaluation file: per estimator the comparison scored
+    other than the shared weights (each free baseline, alpha's path scores for a PRP run, each
+    combination), its accuracy and Pareto tau-b (with 95 % intervals), the paired interval of
+    run (shared-weight estimates) minus it, and a verdict; each weighted combination also
+    carries itself minus its free part (`paired_minus_free`: weights+free minus free,
+    weights+all-free and weights+alpha+all-free minus all-free)."""
     paired, ci = comparison["paired"], comparison["ci95"]
     section: dict[str, Any] = {}
-    for name in (*FREE_BASELINES, *COMBINATIONS):
+    for name in comparison["estimators"]:
+        if name == "weights":
+            continue
         taus = comparison["estimators"][name]
         vs = {m: paired[f"weights {m} - {name} {m}"] for m in ("accuracy", "pareto")}
         entry = {
@@ -75,11 +89,19 @@ def baselines_section(comparison: Mapping[str, Any]) -> dict[str, Any]:
             "verdict": f"supernet beats {name}: Pareto tau-b {_beats(vs['pareto'])}; "
             f"accuracy tau-b {_beats(vs['accuracy'])}",
         }
-        if name in FREE_PART:  # the weights against their combination's free part alone
-            part = FREE_PART[name]
+        if combination_of(name) in FREE_PART:  # the weights against its free part alone
+            part = free_part(name)
             gain = {m: paired[f"{name} {m} - {part} {m}"] for m in ("accuracy", "pareto")}
             entry["paired_minus_free"] = {m: _paired(d) for m, d in gain.items()}
             entry["verdict_against_free"] = (
+                f"{name} beats {part}: Pareto tau-b {_beats(gain['pareto'])}; "
+                f"accuracy tau-b {_beats(gain['accuracy'])}"
+            )
+        if combination_of(name) in WITHOUT_ALPHA_PART:  # alpha against the same without it
+            part = free_part(name, WITHOUT_ALPHA_PART)
+            gain = {m: paired[f"{name} {m} - {part} {m}"] for m in ("accuracy", "pareto")}
+            entry["paired_minus_without_alpha"] = {m: _paired(d) for m, d in gain.items()}
+            entry["verdict_against_without_alpha"] = (
                 f"{name} beats {part}: Pareto tau-b {_beats(gain['pareto'])}; "
                 f"accuracy tau-b {_beats(gain['accuracy'])}"
             )
@@ -89,11 +111,12 @@ def baselines_section(comparison: Mapping[str, Any]) -> dict[str, Any]:
 
 def run_estimator_verdict(comparison: Mapping[str, Any], estimator: str) -> dict[str, Any]:
     """The run's own estimator (`TrainConfig.estimator`, a row of the comparison under the same
-    name) against each free baseline, `free` and (for weights+free) the shared weights alone: the
-    paired difference of Pareto and accuracy tau-b with its interval, a verdict per baseline and
-    one sentence."""
+    name) against every other row of the comparison (each free baseline and combination, the
+    shared weights alone, alpha's path scores and the other weighted combinations, where
+    scored): the paired difference of Pareto and accuracy tau-b with its interval, a verdict
+    per row and one sentence."""
     paired = comparison["paired"]
-    others = [*FREE_BASELINES, *FREE_COMBINATIONS, *(["weights"] if estimator != "weights" else [])]
+    others = [n for n in comparison["estimators"] if n != estimator]
     against: dict[str, dict[str, Any]] = {}
     for b in others:
         vs = {m: paired[f"{estimator} {m} - {b} {m}"] for m in ("accuracy", "pareto")}
@@ -127,16 +150,13 @@ def adds_information(section: Mapping[str, Any]) -> dict[str, Any]:
     gain = section[WEIGHTS_AND_FREE]["paired_minus_free"]["pareto"]
     low, high = gain["ci95"]
     adds = bool(np.isfinite(low) and low > 0)
-    beaten = [
-        b
-        for b in (*FREE_BASELINES, *FREE_COMBINATIONS)
-        if section[b]["paired_run_minus_baseline"]["pareto"]["ci95"][0] > 0
-    ]
+    free = [b for b in section if b in FREE_BASELINES or combination_of(b) in FREE_COMBINATIONS]
+    beaten = [b for b in free if section[b]["paired_run_minus_baseline"]["pareto"]["ci95"][0] > 0]
     sentence = (
         f"The supernet {'adds' if adds else 'does not add'} information beyond the free "
         f"baselines: adding its estimates to the free combination changes Pareto tau-b by "
         f"{gain['diff']:+.3f} (95 % interval {low:+.3f} to {high:+.3f}); alone it beats "
-        f"{len(beaten)} of {len(FREE_BASELINES) + len(FREE_COMBINATIONS)} free baselines with an "
+        f"{len(beaten)} of {len(free)} free baselines with an "
         "interval above "
         f"zero{' (' + ', '.join(beaten) + ')' if beaten else ''}."
     )

@@ -666,7 +666,8 @@ def earlier_evaluation(
 ) -> dict[str, Any] | None:
     """The run's evaluation file if an earlier call wrote it for these architectures and
     settings, free baselines included (so a stopped benchmark goes on without estimating them
-    again), else None."""
+    again), else None. A PRP run's file without alpha's rows (written before they were
+    reported) is evaluated again; `evaluate_run` reuses its proxy scores."""
     path = run_dir / EVAL_FILE
     if not path.is_file():
         return None
@@ -678,6 +679,7 @@ def earlier_evaluation(
         and r["eval_images"] == images
         and r["bn_batches"] == args.bn_batches
         and r.get("baseline_settings", {}).get("bootstrap") == args.bootstrap
+        and (r["method"] != "prp" or "alpha_score" in r["architectures"][0])
     )
     return r if same else None
 

@@ -111,3 +111,19 @@ def test_ranking_bench_pairs_against_fairness_and_goes_on_after_a_stop(tmp_path,
     # PRP's new evaluation takes the proxy scores from fairness's reused one.
     assert again["prp-truth-fairw"]["baseline_settings"]["computed"] == 0
     assert again["prp-truth-fairw"]["baselines"] == by["prp-truth-fairw"]["baselines"]
+
+    # A PRP evaluation written before alpha's rows were reported is evaluated again (its proxy
+    # scores reused), and now holds them; fairness's (no alpha) is still reused.
+    prp_eval = runs / "ranking-prp-truth-fairw" / "eval_nb201.json"
+    old = json.loads(prp_eval.read_text())
+    for a in old["architectures"]:
+        del a["alpha_score"]
+    old["baselines"].pop("alpha")
+    prp_eval.write_text(json.dumps(old))
+    third, out = bench(tmp_path, nb201_csv)
+    assert "fair: reusing its evaluation of the same architectures" in out
+    assert "prp-truth-fairw: reusing its evaluation" not in out
+    renewed = {r["name"]: r for r in third["results"]}["prp-truth-fairw"]
+    assert renewed["baseline_settings"]["computed"] == 0
+    assert "alpha" in renewed["baselines"] and "alpha" not in again["fair"]["baselines"]
+    assert renewed["baselines"] == again["prp-truth-fairw"]["baselines"]

@@ -8,6 +8,7 @@ import ast
 import importlib.util
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -107,3 +108,18 @@ def test_no_bench_script_edits_sys_path_and_each_writes_through_common() -> None
         # Each writes its record, and only through the writers that stamp it.
         assert {"write_record", "update_record"} & calls, script.name
         assert not {"write_atomic", "json.dump"} & calls, script.name
+
+
+def test_every_record_says_which_commit_and_command_made_it() -> None:
+    # Records made before write_record stamped them carry provenance added from git history
+    # (`recorded_after`); a record added without any fails here.
+    records = sorted((BENCH / "results").glob("*.json"))
+    assert records
+    for path in records:
+        provenance = json.loads(path.read_text()).get("provenance")
+        assert isinstance(provenance, dict), path.name
+        commit = provenance.get("commit")
+        assert isinstance(commit, str) and re.fullmatch(r"[0-9a-f]{40}", commit), path.name
+        command = provenance.get("command")
+        commands = command if isinstance(command, list) else [command]
+        assert commands and all(isinstance(c, str) and c.strip() for c in commands), path.name

@@ -16,7 +16,7 @@ from prp.trainer.pareto import is_nondominated
 from prp.trainer.profiling import trace_ops
 from prp.trainer.runs import RunLog
 from prp.trainer.spaces import get_space
-from prp.trainer.spaces.darts import EDGES, NONE, OPS, parse_genotype
+from prp.trainer.spaces.darts import EDGES, NONE, OPS, parse_genotype, reduction_cells
 from prp.trainer.supernet import Supernet
 from prp.trainer.train import Trainer
 from torch import nn
@@ -70,6 +70,23 @@ def test_the_paper_preset_takes_table_5s_darts_row() -> None:
         256,
         0.025,
     )
+
+
+def test_the_default_preset_searches_darts_at_a_proxy_size() -> None:
+    """`prp-train --space darts`: 8 channels, 5 cells (reductions at 1/3 and 2/3), 2 + 6
+    epochs from scratch; the tiny size, given cells and the paper preset keep their own."""
+    cfg = preset("default", space="darts")
+    assert cfg.space_overrides == {"channels": 8, "cells": 5}
+    assert (cfg.epochs_fair, cfg.epochs_pareto, cfg.init) == (2, 6, "scratch")
+    built = get_space(cfg.space, size=cfg.space_size, **cfg.space_overrides)
+    assert (built.channels, built.cells) == (8, 5)
+    # reductions at 1/3 and 2/3 of the depth: normal, reduction, normal, reduction, normal
+    assert sorted(reduction_cells(built.cells)) == [1, 3]
+    assert preset("default", space="darts", space_size="tiny").space_overrides == {}
+    given = preset("default", space="darts", space_overrides={"channels": 16, "cells": 8})
+    assert given.space_overrides == {"channels": 16, "cells": 8}
+    assert preset("paper", space="darts").space_overrides == {}
+    assert preset("default").space_overrides == {"channels": 8, "cells_per_stage": 2}
 
 
 def test_sizes_and_path_count() -> None:

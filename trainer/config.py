@@ -267,6 +267,21 @@ PAPER_CHAIN_SPACES: dict[str, Any] = {
 }
 
 
+# The default preset's settings for a space other than NB201, where they differ from the
+# preset's: DARTS' search network (C=16, 8 cells) takes about 1 s per path and batch on one
+# thread here, and strict fairness trains 7 paths a batch, so the default builds it at 8
+# channels and 5 cells (normal, reduction, normal, reduction, normal) and trains 2 fair and 6
+# Pareto-rank epochs: a proxy size for the search, as NB201's default is (bench/results:
+# "DARTS at the default size"). `--size real` with `--preset paper` trains the paper's network.
+DEFAULT_BY_SPACE: dict[str, dict[str, Any]] = {
+    "darts": {
+        "space_overrides": {"channels": 8, "cells": 5},
+        "epochs_fair": 2,
+        "epochs_pareto": 6,
+    },
+}
+
+
 # The default preset's settings for a run that does not start from the shipped supernet: the
 # paper's two stages from random weights (what `--init scratch` always ran).
 SCRATCH_RECIPE: dict[str, Any] = {
@@ -306,4 +321,11 @@ def preset(name: str, **overrides: Any) -> TrainConfig:
             base = replace(base, init=shipped)
     if name == "paper" and overrides.get("space", "nb201") != "nb201":
         base = replace(base, **PAPER_CHAIN_SPACES)
+    if (
+        name == "default"
+        and space in DEFAULT_BY_SPACE
+        and not overrides.get("space_overrides")
+        and overrides.get("space_size") in (None, "real")
+    ):
+        base = replace(base, **DEFAULT_BY_SPACE[space])
     return replace(base, **{k: v for k, v in overrides.items() if v is not None})

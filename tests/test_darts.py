@@ -73,11 +73,13 @@ def test_the_paper_preset_takes_table_5s_darts_row() -> None:
 
 
 def test_the_default_preset_searches_darts_at_a_proxy_size() -> None:
-    """`prp-train --space darts`: 8 channels, 5 cells (reductions at 1/3 and 2/3), 2 + 6
+    """`prp-train --space darts`: 8 channels, 5 cells (reductions at 1/3 and 2/3), 2 + 4
     epochs from scratch; the tiny size, given cells and the paper preset keep their own."""
     cfg = preset("default", space="darts")
     assert cfg.space_overrides == {"channels": 8, "cells": 5}
-    assert (cfg.epochs_fair, cfg.epochs_pareto, cfg.init) == (2, 6, "scratch")
+    assert (cfg.epochs_fair, cfg.epochs_pareto, cfg.init) == (2, 4, "scratch")
+    assert (cfg.prune_after, cfg.target_pool, cfg.final_samples) == (2, 64, 64)
+    cfg.validate()
     built = get_space(cfg.space, size=cfg.space_size, **cfg.space_overrides)
     assert (built.channels, built.cells) == (8, 5)
     # reductions at 1/3 and 2/3 of the depth: normal, reduction, normal, reduction, normal

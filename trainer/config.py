@@ -268,16 +268,19 @@ PAPER_CHAIN_SPACES: dict[str, Any] = {
 
 
 # The default preset's settings for a space other than NB201, where they differ from the
-# preset's: DARTS' search network (C=16, 8 cells) takes about 1 s per path and batch on one
-# thread here, and strict fairness trains 7 paths a batch, so the default builds it at 8
-# channels and 5 cells (normal, reduction, normal, reduction, normal) and trains 2 fair and 6
-# Pareto-rank epochs: a proxy size for the search, as NB201's default is (bench/results:
-# "DARTS at the default size"). `--size real` with `--preset paper` trains the paper's network.
+# preset's. DARTS: even at 8 channels and 5 cells (normal, reduction, normal, reduction,
+# normal) a strict-fair epoch trains 7 paths a batch and takes about 190 s on 2 threads here,
+# and each path estimate about 1 s; 2 fair and 4 Pareto-rank epochs with a pool and a final
+# sample of 64 paths keep the run within 15 minutes on 2 cores: a proxy size for the search, as
+# NB201's default is (bench/results: "DARTS at the default size").
 DEFAULT_BY_SPACE: dict[str, dict[str, Any]] = {
     "darts": {
         "space_overrides": {"channels": 8, "cells": 5},
         "epochs_fair": 2,
-        "epochs_pareto": 6,
+        "epochs_pareto": 4,
+        "prune_after": 2,
+        "target_pool": 64,
+        "final_samples": 64,
     },
 }
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from prp.trainer.config import PRESETS, preset
+from prp.trainer.config import DEFAULT_BY_SPACE, PRESETS, preset
 from prp.trainer.errors import PathError, UnknownNameError
 from prp.trainer.nb201_table import NB201Table
 from prp.trainer.profiling import trace_ops
@@ -71,13 +71,15 @@ def test_bad_paths_and_names_give_clear_errors(name: str) -> None:
 @pytest.mark.parametrize("name", SPACES)
 def test_every_preset_builds_every_space(name: str) -> None:
     """`prp-train --space NAME` with any preset: the default preset's NB201 settings (channels,
-    cells per stage) apply to NB201 only."""
+    cells per stage) apply to NB201 only; another space gets its own default size where it has
+    one (DARTS), else its real size."""
     for preset_name in PRESETS:
         cfg = preset(preset_name, space=name)
         space = get_space(cfg.space, size=cfg.space_size, **cfg.space_overrides)
         assert space.name == name
+    own = DEFAULT_BY_SPACE.get(name, {}).get("space_overrides", {})
     assert preset("default", space=name).space_overrides == (
-        PRESETS["default"].space_overrides if name == "nb201" else {}
+        PRESETS["default"].space_overrides if name == "nb201" else own
     )
 
 

@@ -139,10 +139,8 @@ def main() -> None:
     for proxy, reason in unavailable.items():
         print(f"{proxy}: not scored on this space ({reason})")
     score_s = time.perf_counter() - t
-    alpha = None
-    if run.cfg.method == "prp":  # alpha's path scores P_s: a row, and a weighted member
-        with torch.no_grad():
-            alpha = run.supernet.path_scores(paths).cpu().numpy().astype(float)
+    # alpha's path scores P_s (PRP runs): a row, and a weighted member
+    alpha = run.supernet.path_score_array(paths) if run.cfg.method == "prp" else None
     comparison = baseline_comparison(est, free, truth, cost, args.bootstrap, args.seed, alpha)
 
     record = {

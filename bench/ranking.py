@@ -626,23 +626,18 @@ def print_baselines(results: list[dict[str, Any]]) -> None:
     paired = []
     for r in results:
         for name, e in r["baselines"].items():
-            combined = name in FREE_PART
-            d = e["paired_minus_free"] if combined else e["paired_run_minus_baseline"]
-            paired.append(
-                [
-                    r["name"],
-                    f"{name} - {FREE_PART[name]}" if combined else f"weights - {name}",
-                    interval(d["accuracy"]),
-                    interval(d["pareto"]),
-                    "yes" if d["pareto"]["ci95"][0] > 0 else "no",
-                ]
-            )
+            if name in FREE_PART:
+                diffs = [(f"{name} - {FREE_PART[name]}", e["paired_minus_free"])]
+            else:
+                diffs = [(f"weights - {name}", e["paired_run_minus_baseline"])]
             if name in WITHOUT_ALPHA_PART:
-                d = e["paired_minus_without_alpha"]
+                part = WITHOUT_ALPHA_PART[name]
+                diffs.append((f"{name} - {part}", e["paired_minus_without_alpha"]))
+            for label, d in diffs:
                 paired.append(
                     [
                         r["name"],
-                        f"{name} - {WITHOUT_ALPHA_PART[name]}",
+                        label,
                         interval(d["accuracy"]),
                         interval(d["pareto"]),
                         "yes" if d["pareto"]["ci95"][0] > 0 else "no",
@@ -706,8 +701,7 @@ def paired_against(
         if r["method"] == "prp":  # P_s of the evaluated architectures, higher = better
             run = runs[m]
             paths = [run.supernet.space.decode(a["arch_str"]) for a in r["architectures"]]
-            with torch.no_grad():
-                scores[m] = run.supernet.path_scores(paths).numpy().astype(float)
+            scores[m] = run.supernet.path_score_array(paths)
 
     def statistics(idx: np.ndarray) -> dict[str, float]:
         def ranks(acc: np.ndarray) -> np.ndarray:

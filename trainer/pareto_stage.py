@@ -89,8 +89,7 @@ def predicted_front(
     paths = known_targets(supernet, [], targets, evaluated)
     if not paths:
         return []
-    with torch.no_grad():
-        scores = supernet.path_scores(paths).cpu().numpy()
+    scores = supernet.path_score_array(paths)
     order = np.argsort(-scores, kind="stable")[: min(top_n, len(paths))]
     return [paths[int(k)] for k in order]
 

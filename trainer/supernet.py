@@ -130,6 +130,11 @@ class Supernet(nn.Module):
         slots = torch.arange(self.space.num_slots, device=self.alpha.device)
         return self.alpha[slots.unsqueeze(0), idx].sum(dim=1)
 
+    def path_score_array(self, paths: Sequence[Sequence[int]]) -> np.ndarray:
+        """`path_scores` as they stand, outside autograd: one float64 per path, on the host."""
+        with torch.no_grad():
+            return self.path_scores(paths).cpu().numpy().astype(float)
+
     # ------------------------------------------------------------- parameters
     def weight_parameters(self) -> Iterator[nn.Parameter]:
         """W: every parameter but alpha."""

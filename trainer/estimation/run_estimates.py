@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
 
 from ..config import TrainConfig
 from ..device_data import Tensors
@@ -60,9 +59,7 @@ class RunEstimates:
         def members() -> dict[str, np.ndarray]:
             scores = self.proxies.of(paths) if self.estimator.uses_free else {}
             if self.estimator.uses_alpha:
-                with torch.no_grad():
-                    p_s = self.supernet.path_scores(paths).cpu().numpy().astype(float)
-                scores[ALPHA] = p_s
+                scores[ALPHA] = self.supernet.path_score_array(paths)
             return scores
 
         return self.estimator.accuracy(estimates, members)

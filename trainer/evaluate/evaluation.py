@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from scipy import stats
 
 from ..errors import PRPError
@@ -140,16 +139,7 @@ def evaluate_run(
             proxy_cache,
             baseline_progress,
         )
-        add_baselines(
-            result,
-            ranked,
-            free,
-            settings,
-            bootstrap,
-            seed,
-            run.cfg.estimator,
-            ranked.alpha_scores(run),
-        )
+        add_baselines(result, ranked, free, settings, bootstrap, seed, run.cfg.estimator)
     out = Path(run_dir)
     write_json(out / EVAL_FILE, result)
     plot_ranks(out / "eval_nb201.png", ranked.est_rank, ranked.true_rank, result)
@@ -168,6 +158,7 @@ class Ranked:
     cost: np.ndarray
     est_rank: np.ndarray
     true_rank: np.ndarray
+    alpha: np.ndarray | None  # alpha's path score P_s of each, for a PRP run (None otherwise)
 
     @classmethod
     def of(
@@ -189,14 +180,14 @@ class Ranked:
             cost,
             pareto_ranks(np.column_stack([est, cost]), MAXIMIZE),
             pareto_ranks(np.column_stack([true_acc, cost]), MAXIMIZE),
+            run.supernet.path_score_array(picked) if run.cfg.method == "prp" else None,
         )
 
     def figures(self, run: LoadedRun, unseen: int) -> dict[str, Any]:
         """How well the run's estimates (and, for PRP, alpha) rank the architectures."""
         estimators = {"weights": kendall_tau_b(self.est_rank, self.true_rank)}
-        scores = self.alpha_scores(run)
-        if scores is not None:
-            estimators |= alpha_estimators(scores, self.est_rank, self.true_rank)
+        if self.alpha is not None:
+            estimators |= alpha_estimators(self.alpha, self.est_rank, self.true_rank)
         space = run.supernet.space
         live = [run.supernet.live_ops(s) for s in range(space.num_slots)]
         return {
@@ -210,14 +201,6 @@ class Ranked:
             "kendall_tau_b_accuracy": kendall_tau_b(self.est, self.true_acc),
             "spearman_rho_accuracy": spearman_rho(self.est, self.true_acc),
         }
-
-    def alpha_scores(self, run: LoadedRun) -> np.ndarray | None:
-        """Alpha's path score P_s of each architecture for a PRP run (None for the others,
-        which train no alpha)."""
-        if run.cfg.method != "prp":
-            return None
-        with torch.no_grad():
-            return run.supernet.path_scores(self.picked).cpu().numpy().astype(float)
 
     def records(self) -> list[dict[str, Any]]:
         """One record per architecture, for the evaluation file."""
@@ -346,12 +329,12 @@ def add_baselines(
     bootstrap: int,
     seed: int,
     run_estimator: str,
-    alpha: np.ndarray | None = None,
 ) -> None:
     """The free baselines' section of `result`: the paired comparison with the run's estimates
-    (`bootstrap` resamples drawn with `seed`; alpha's path scores `alpha` of a PRP run among
-    the estimators), the verdicts, and each architecture's scores."""
+    (`bootstrap` resamples drawn with `seed`; a PRP run's alpha path scores among the
+    estimators), the verdicts, and each architecture's scores."""
     t = time.perf_counter()
+    alpha = ranked.alpha
     comparison = baseline_comparison(
         ranked.est, free, ranked.true_acc, ranked.cost, bootstrap, seed, alpha
     )

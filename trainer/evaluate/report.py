@@ -89,19 +89,14 @@ def baselines_section(comparison: Mapping[str, Any]) -> dict[str, Any]:
             "verdict": f"supernet beats {name}: Pareto tau-b {_beats(vs['pareto'])}; "
             f"accuracy tau-b {_beats(vs['accuracy'])}",
         }
-        if combination_of(name) in FREE_PART:  # the weights against its free part alone
-            part = free_part(name)
+        # the weights against its free part alone; alpha against the same without it
+        for key, parts in (("free", FREE_PART), ("without_alpha", WITHOUT_ALPHA_PART)):
+            if combination_of(name) not in parts:
+                continue
+            part = free_part(name, parts)
             gain = {m: paired[f"{name} {m} - {part} {m}"] for m in ("accuracy", "pareto")}
-            entry["paired_minus_free"] = {m: _paired(d) for m, d in gain.items()}
-            entry["verdict_against_free"] = (
-                f"{name} beats {part}: Pareto tau-b {_beats(gain['pareto'])}; "
-                f"accuracy tau-b {_beats(gain['accuracy'])}"
-            )
-        if combination_of(name) in WITHOUT_ALPHA_PART:  # alpha against the same without it
-            part = free_part(name, WITHOUT_ALPHA_PART)
-            gain = {m: paired[f"{name} {m} - {part} {m}"] for m in ("accuracy", "pareto")}
-            entry["paired_minus_without_alpha"] = {m: _paired(d) for m, d in gain.items()}
-            entry["verdict_against_without_alpha"] = (
+            entry[f"paired_minus_{key}"] = {m: _paired(d) for m, d in gain.items()}
+            entry[f"verdict_against_{key}"] = (
                 f"{name} beats {part}: Pareto tau-b {_beats(gain['pareto'])}; "
                 f"accuracy tau-b {_beats(gain['accuracy'])}"
             )

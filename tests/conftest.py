@@ -49,3 +49,23 @@ def data():
     from prp.trainer.datasets import load_dataset
 
     return load_dataset("default", limit_per_class=preset("tiny").limit_per_class)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory, data) -> Path:
+    """A run of the tiny preset really trained on `data`, front written: trained once per
+    session. Modules take a copy of it (`copy_of_tiny_run`), never the folder itself."""
+    from prp.trainer.config import preset
+    from prp.trainer.train import Trainer
+
+    d = tmp_path_factory.mktemp("tiny-run") / "tiny"
+    trainer = Trainer(preset("tiny"), d, data=data)
+    trainer.write_front(trainer.run())
+    return d
+
+
+def copy_of_tiny_run(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A module's own copy of the session's tiny run (tests may write into it)."""
+    import shutil
+
+    return Path(shutil.copytree(tiny_run, tmp_path_factory.mktemp("run") / "tiny"))

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import copy_of_tiny_run
 from prp.trainer.config import preset
 from prp.trainer.datasets import load_dataset
 from prp.trainer.errors import PRPError
@@ -39,13 +40,8 @@ def test_true_front_hypervolume_on_a_hand_made_table(tmp_path) -> None:
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("run")
-    data = load_dataset("default", limit_per_class=CFG.limit_per_class)
-    trainer = Trainer(CFG, d, data=data)
-    front = trainer.run()
-    trainer.write_front(front)
-    return d
+def run_dir(tiny_run, tmp_path_factory) -> Path:
+    return copy_of_tiny_run(tiny_run, tmp_path_factory)
 
 
 def test_evaluate_a_tiny_run_end_to_end(run_dir, nb201_csv) -> None:

@@ -14,26 +14,19 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
+from conftest import copy_of_tiny_run
 from executorch.runtime import Runtime
 from prp.runtime.backends import onnx_session_options
 from prp.runtime.bundle import BundleError, load_manifest, validate_manifest
 from prp.runtime.policies import COST_FIELDS, ladder, passed_pairs, rungs_of
-from prp.trainer.config import preset
 from prp.trainer.datasets import to_tensor
 from prp.trainer.export import ExportError, calibrated_path_module, export_bundle, load_run
 from prp.trainer.lowering import pte_named_data
-from prp.trainer.train import Trainer
-
-CFG = preset("tiny")
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory, data) -> Path:
-    d = tmp_path_factory.mktemp("run")
-    trainer = Trainer(CFG, d, data=data)
-    front = trainer.run()
-    trainer.write_front(front)
-    return d
+def run_dir(tiny_run, tmp_path_factory) -> Path:
+    return copy_of_tiny_run(tiny_run, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

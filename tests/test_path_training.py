@@ -10,27 +10,22 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import copy_of_tiny_run
 from prp.trainer import path_training as pt
-from prp.trainer.config import preset
 from prp.trainer.errors import PRPError
 from prp.trainer.export import choose_paths, export_bundle, load_run
 from prp.trainer.runs import read_checkpoint
 from prp.trainer.spaces import get_space
 from prp.trainer.supernet import Supernet
-from prp.trainer.train import Trainer
 
-CFG = preset("tiny")
 # Small enough for seconds: the real skeleton at width 4, one cell per stage.
 SMALL = {"channels": 4, "cells_per_stage": 1}
 RECIPE = dict(epochs=2, batch_size=16, limit_per_class=30, lr=0.05, bn_images=64)
 
 
 @pytest.fixture(scope="module")
-def search_run(tmp_path_factory, data) -> Path:
-    d = tmp_path_factory.mktemp("search")
-    trainer = Trainer(CFG, d, data=data)
-    trainer.write_front(trainer.run())
-    return d
+def search_run(tiny_run, tmp_path_factory) -> Path:
+    return copy_of_tiny_run(tiny_run, tmp_path_factory)
 
 
 def _state(session: pt.Session) -> dict[str, torch.Tensor]:

@@ -13,11 +13,11 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
+from conftest import copy_of_tiny_run
 from executorch.runtime import Runtime
 from prp.runtime import Bundle
 from prp.runtime.backends import OnnxRuntimeBackend, make_backend, onnx_session_options
 from prp.runtime.bundle import load_manifest, path_precision, validate_manifest
-from prp.trainer.config import preset
 from prp.trainer.datasets import to_tensor
 from prp.trainer.export import (
     INT8_TOLERANCE,
@@ -38,18 +38,13 @@ from prp.trainer.lowering import (
 )
 from prp.trainer.spaces import get_space
 from prp.trainer.supernet import Supernet
-from prp.trainer.train import Trainer
 
-CFG = preset("tiny")
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory, data) -> Path:
-    d = tmp_path_factory.mktemp("run")
-    trainer = Trainer(CFG, d, data=data)
-    trainer.write_front(trainer.run())
-    return d
+def run_dir(tiny_run, tmp_path_factory) -> Path:
+    return copy_of_tiny_run(tiny_run, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

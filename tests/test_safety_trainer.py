@@ -16,20 +16,17 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import copy_of_tiny_run
 from prp.trainer.config import preset
 from prp.trainer.errors import PRPError
 from prp.trainer.export import ExportError, export_bundle, load_run
-from prp.trainer.train import Trainer
 
 CFG = preset("tiny")
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory, data) -> Path:
-    d = tmp_path_factory.mktemp("run") / "tiny"
-    trainer = Trainer(CFG, d, data=data)
-    trainer.write_front(trainer.run())
-    return d
+def run_dir(tiny_run, tmp_path_factory) -> Path:
+    return copy_of_tiny_run(tiny_run, tmp_path_factory)
 
 
 def copy_run(run_dir: Path, tmp_path: Path, name: str = "run") -> Path:

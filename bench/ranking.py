@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -52,6 +53,7 @@ import torch
 from common import RESULTS, paired_bootstrap, print_table, write_record
 from prp.trainer.config import TrainConfig, preset
 from prp.trainer.datasets import load_dataset
+from prp.trainer.errors import PRPError
 from prp.trainer.estimation.estimators import ALPHA, FREE_PART, WITHOUT_ALPHA_PART
 from prp.trainer.evaluate import (
     EVAL_FILE,
@@ -91,6 +93,12 @@ def main() -> None:
     if args.epochs_fair is not None:
         base = replace(base, epochs_fair=args.epochs_fair)
     recipe = bench_settings(preset(args.preset), args)
+    if args.estimator is not None:
+        try:
+            recipe = replace(recipe, estimator=args.estimator).validate()
+        except PRPError as e:  # bad input: one line, exit status 2
+            print(f"ranking.py: {e}", file=sys.stderr)
+            raise SystemExit(2) from None
     data = load_dataset(
         base.dataset,
         val_fraction=base.val_fraction,
@@ -178,6 +186,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--limit-per-class", type=int, default=None)
     parser.add_argument("--epochs-fair", type=int, default=None)
     parser.add_argument("--epochs-pareto", type=int, default=None)
+    parser.add_argument(
+        "--estimator",
+        default=None,
+        help="what the default recipe ranks by (default: the preset's); default-nostage, "
+        "which trains no alpha, takes the same without alpha's part",
+    )
     parser.add_argument(
         "--compare-with",
         type=Path,
@@ -284,8 +298,11 @@ def method_config(
     }
     if name == "default":
         return recipe
-    if name == "default-nostage":  # the ablation: the same init, epochs, lr and estimator,
-        return replace(recipe, method="fair")  # W by strict fairness, no alpha, no pruning
+    if name == "default-nostage":  # the ablation: the same init, epochs, lr and estimator
+        # (less alpha's part, which a run without the stage has not got), W by strict
+        # fairness, no alpha, no pruning
+        estimator = WITHOUT_ALPHA_PART.get(recipe.estimator, recipe.estimator)
+        return replace(recipe, method="fair", estimator=estimator)
     if name.startswith("default-lr"):  # the recipe with another stage-2 weight lr
         try:
             return replace(recipe, lr=float(name.removeprefix("default-lr")))

@@ -127,3 +127,38 @@ def test_ranking_bench_pairs_against_fairness_and_goes_on_after_a_stop(tmp_path,
     assert renewed["baseline_settings"]["computed"] == 0
     assert "alpha" in renewed["baselines"] and "alpha" not in again["fair"]["baselines"]
     assert renewed["baselines"] == again["prp-truth-fairw"]["baselines"]
+
+
+def test_estimator_option_sets_the_recipe_and_the_ablation_arm_drops_alpha(
+    monkeypatch, nb201_csv
+) -> None:
+    """`--estimator` is what the default recipe ranks by; the arm without the Pareto-rank
+    stage trains no alpha, so it ranks by the same estimator less alpha's part (a config
+    `--method fair` accepts). A name that is not an estimator is refused in one line."""
+    from dataclasses import replace
+
+    from prp.trainer.config import preset
+
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    import ranking
+
+    base = preset("tiny")
+    recipe = replace(base, estimator="weights+alpha+all-free").validate()
+    args = ranking.argparse.Namespace(truth=nb201_csv)
+    assert ranking.method_config("default", args, base, recipe).estimator == (
+        "weights+alpha+all-free"
+    )
+    arm = ranking.method_config("default-nostage", args, base, recipe)
+    assert (arm.method, arm.estimator) == ("fair", "weights+all-free")
+    arm.validate()
+    plain = ranking.method_config(
+        "default-nostage", args, base, replace(recipe, estimator="weights+free")
+    )
+    assert plain.estimator == "weights+free"
+
+    cmd = [sys.executable, str(ROOT / "bench" / "ranking.py"), "--truth", str(nb201_csv)]
+    done = subprocess.run(
+        [*cmd, "--estimator", "nope"], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "unknown --estimator 'nope'" in done.stderr

@@ -312,7 +312,9 @@ def open_cache(out: Path, settings: dict[str, Any]) -> dict[str, Any]:
         return {"settings": settings, "architectures": {}}
     cache = read_json(path)
     was, now = cache.get("settings", {}), json.loads(json.dumps(settings))
-    differ = sorted(k for k in {*was, *now} if was.get(k) != now.get(k))
+    # Where the search run sits does not change what a path trains to (its space, data and
+    # recipe do): a copy of the run and its --out on another machine goes on with them.
+    differ = sorted(k for k in {*was, *now} if k != "search_run" and was.get(k) != now.get(k))
     if differ:
         changes = ", ".join(f"{k} {was.get(k)!r} -> {now.get(k)!r}" for k in differ)
         raise SystemExit(

@@ -5,6 +5,7 @@ trains nothing again."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -91,10 +92,12 @@ def test_darts_ranking_trains_a_cost_spread_once_and_ranks_every_estimator(tmp_p
     assert first["provenance"]["command"].endswith(" ".join(["--name", "test"]))
     assert "DARTS: estimators against short standalone training" in printed
 
-    # The same --out again: every path comes from the cache, nothing is trained.
+    # The same --out again, with the search run moved elsewhere (as on another machine):
+    # every path comes from the cache, nothing is trained.
     cache = out / "standalone.json"
     written = cache.stat().st_mtime_ns
-    second, printed = bench(run_dir, out, results)
+    moved = Path(shutil.copytree(run_dir, tmp_path / "elsewhere" / "run"))
+    second, printed = bench(moved, out, results)
     assert f"{N} reused, 0 to train" in printed
     assert second["trained_this_call"] == 0 and second["reused"] == N
     assert cache.stat().st_mtime_ns == written

@@ -3,6 +3,7 @@ NB201 table, the paired bootstrap against fairness, and a stopped call that goes
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -144,7 +145,7 @@ def test_estimator_option_sets_the_recipe_and_the_ablation_arm_drops_alpha(
 
     base = preset("tiny")
     recipe = replace(base, estimator="weights+alpha+all-free").validate()
-    args = ranking.argparse.Namespace(truth=nb201_csv)
+    args = argparse.Namespace(truth=nb201_csv)
     assert ranking.method_config("default", args, base, recipe).estimator == (
         "weights+alpha+all-free"
     )

@@ -42,7 +42,7 @@ from pathlib import Path
 
 import torch
 from common import print_table, update_record, write_record
-from prp.runtime.bundle import load_manifest
+from prp.runtime.bundle import PTE, load_manifest
 from prp.trainer.datasets import load_dataset, to_tensor
 from prp.trainer.device_profile.timing import time_calls
 from prp.trainer.export import calibrated_path_module, export_bundle, load_run, write_pte
@@ -234,11 +234,11 @@ def int8_main(args: argparse.Namespace) -> None:
         int8 = export_bundle(args.run, tmp / "int8", top=args.top, data=data, quantize="int8")
         record["int8_export_s"] = time.perf_counter() - t
         m32, m8 = load_manifest(fp32).data, load_manifest(int8).data
-        stored = sum(len(v) for v in pte_named_data(int8 / "supernet.pte").values())
-        stored32 = sum(len(v) for v in pte_named_data(fp32 / "supernet.pte").values())
+        stored = sum(len(v) for v in pte_named_data(int8 / PTE).values())
+        stored32 = sum(len(v) for v in pte_named_data(fp32 / PTE).values())
         distinct = m8["export"]["int8_distinct_weight_bytes"]
-        pte8 = (int8 / "supernet.pte").stat().st_size
-        pte32 = (fp32 / "supernet.pte").stat().st_size
+        pte8 = (int8 / PTE).stat().st_size
+        pte32 = (fp32 / PTE).stat().st_size
         record["sizes"] = {
             "fp32_pte_bytes": pte32,
             "int8_pte_bytes": pte8,
@@ -255,8 +255,8 @@ def int8_main(args: argparse.Namespace) -> None:
         }
         x = to_tensor(data.test.images[:1], data.mean, data.std)
         rt = Runtime.get()
-        p32 = rt.load_program(str(fp32 / "supernet.pte"))
-        p8 = rt.load_program(str(int8 / "supernet.pte"))
+        p32 = rt.load_program(str(fp32 / PTE))
+        p8 = rt.load_program(str(int8 / PTE))
         rows, per_path = [], []
         for a, b in zip(m32["paths"], m8["paths"], strict=True):
             assert a["key"] == b["key"]
@@ -412,7 +412,7 @@ def main() -> None:
             write_pte({"forward": module}, x, tmp / f"{p['id']}.pte")
             singles[p["id"]] = tmp / f"{p['id']}.pte"
         rt = Runtime.get()
-        program = rt.load_program(str(bundle / "supernet.pte"))
+        program = rt.load_program(str(bundle / PTE))
         rows, per_path = [], []
         for p in manifest["paths"]:
             in_bundle = program.load_method(p["method"])
@@ -433,7 +433,7 @@ def main() -> None:
                     "ratio": ms_bundle / ms_alone,
                 }
             )
-        pte = (bundle / "supernet.pte").stat().st_size
+        pte = (bundle / PTE).stat().st_size
         singles_sum = sum(f.stat().st_size for f in singles.values())
         weights = (bundle / "weights.bin").stat().st_size
         graphs = sum((bundle / p["onnx"]).stat().st_size for p in manifest["paths"])

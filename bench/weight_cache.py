@@ -31,6 +31,7 @@ import tempfile
 from pathlib import Path
 
 from common import ROOT, print_table, update_record
+from prp.runtime.bundle import PTE
 
 BUILD = ROOT / "android_bridge" / "build"
 JSON_JAR = Path("/usr/share/java/com.android.json.jar")
@@ -87,7 +88,7 @@ def named_data_mib(bundles: list[Path]) -> float:
 
     union: dict[str, int] = {}
     for bundle in bundles:
-        union |= {k: len(v) for k, v in pte_named_data(bundle / "supernet.pte").items()}
+        union |= {k: len(v) for k, v in pte_named_data(bundle / PTE).items()}
     return sum(union.values()) / 2**20
 
 
@@ -96,7 +97,7 @@ def measure(
 ) -> dict[str, list[dict[str, float]]]:
     """Each configuration's runs, `repeats` of each, interleaved so that a drift of the machine
     hits all alike."""
-    ptes = [b / "supernet.pte" for b in (bundle, *others)]
+    ptes = [b / PTE for b in (bundle, *others)]
     loaded: dict[str, list[dict[str, float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         classes = Path(tmp)

@@ -42,7 +42,7 @@ from pathlib import Path
 
 import torch
 from common import print_table, update_record, write_record
-from prp.runtime.bundle import PTE, load_manifest
+from prp.runtime.bundle import PTE, WEIGHTS, load_manifest
 from prp.trainer.datasets import load_dataset, to_tensor
 from prp.trainer.device_profile.timing import time_calls
 from prp.trainer.export import calibrated_path_module, export_bundle, load_run, write_pte
@@ -250,8 +250,8 @@ def int8_main(args: argparse.Namespace) -> None:
             "pte_over_distinct": pte8 / distinct,
             "graph_overhead_bytes": pte8 - stored,
             "fp32_graph_overhead_bytes": pte32 - stored32,
-            "onnx_fp32_weights_bytes": (fp32 / "weights.bin").stat().st_size,
-            "onnx_int8_weights_bytes": (int8 / "weights.bin").stat().st_size,
+            "onnx_fp32_weights_bytes": (fp32 / WEIGHTS).stat().st_size,
+            "onnx_int8_weights_bytes": (int8 / WEIGHTS).stat().st_size,
         }
         x = to_tensor(data.test.images[:1], data.mean, data.std)
         rt = Runtime.get()
@@ -435,7 +435,7 @@ def main() -> None:
             )
         pte = (bundle / PTE).stat().st_size
         singles_sum = sum(f.stat().st_size for f in singles.values())
-        weights = (bundle / "weights.bin").stat().st_size
+        weights = (bundle / WEIGHTS).stat().st_size
         graphs = sum((bundle / p["onnx"]).stat().st_size for p in manifest["paths"])
     distinct = manifest["export"]["distinct_weight_bytes"]
     record = {

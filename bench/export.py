@@ -42,6 +42,7 @@ from pathlib import Path
 
 import torch
 from common import print_table, update_record, write_record
+from prp.runtime.backends import load_program
 from prp.runtime.bundle import PTE, WEIGHTS, load_manifest
 from prp.trainer.datasets import load_dataset, to_tensor
 from prp.trainer.device_profile.timing import time_calls
@@ -212,7 +213,6 @@ def int8_real_size_main() -> None:
 def int8_main(args: argparse.Namespace) -> None:
     """`--quantize int8`: the figures of issue 21 (module docstring)."""
     import onnxruntime as ort
-    from executorch.runtime import Runtime
     from prp.runtime.backends import onnx_session_options
     from prp.trainer.lowering import pte_named_data
 
@@ -254,9 +254,8 @@ def int8_main(args: argparse.Namespace) -> None:
             "onnx_int8_weights_bytes": (int8 / WEIGHTS).stat().st_size,
         }
         x = to_tensor(data.test.images[:1], data.mean, data.std)
-        rt = Runtime.get()
-        p32 = rt.load_program(str(fp32 / PTE))
-        p8 = rt.load_program(str(int8 / PTE))
+        p32 = load_program(fp32 / PTE)
+        p8 = load_program(int8 / PTE)
         rows, per_path = [], []
         for a, b in zip(m32["paths"], m8["paths"], strict=True):
             assert a["key"] == b["key"]
@@ -387,7 +386,6 @@ def main() -> None:
     if args.quantize:
         int8_main(args)
         return
-    from executorch.runtime import Runtime
 
     run = load_run(args.run)
     cfg = run.cfg
@@ -411,12 +409,11 @@ def main() -> None:
             module = calibrated_path_module(run, tuple(p["path"]), train_x, train_y)
             write_pte({"forward": module}, x, tmp / f"{p['id']}.pte")
             singles[p["id"]] = tmp / f"{p['id']}.pte"
-        rt = Runtime.get()
-        program = rt.load_program(str(bundle / PTE))
+        program = load_program(bundle / PTE)
         rows, per_path = [], []
         for p in manifest["paths"]:
             in_bundle = program.load_method(p["method"])
-            alone = rt.load_program(str(singles[p["id"]])).load_method("forward")
+            alone = load_program(singles[p["id"]]).load_method("forward")
             median_ms(in_bundle, x, 20)
             median_ms(alone, x, 20)
             a, b = [], []

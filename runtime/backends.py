@@ -113,6 +113,19 @@ class OnnxRuntimeBackend:
         return np.asarray(session.run(None, {input_name: x})[0])
 
 
+def load_program(pte: Path) -> Any:
+    """The ExecuTorch program at `pte`, loaded by ExecuTorch's Python runtime with its console
+    output sent to the runtime's log: the one place the project opens a program (the trainer's
+    export checks and profiler call it too)."""
+    with library_output():
+        from executorch.runtime import Runtime
+
+        try:
+            return Runtime.get().load_program(str(pte))
+        except Exception as e:  # noqa: BLE001 - the pybindings raise plain RuntimeError
+            raise BundleError(f"ExecuTorch cannot load {pte}: {e}") from None
+
+
 class ExecuTorchBackend:
     """The bundle's one program, every method loaded once; each method runs one image at a time
     (the program is exported at batch 1) and is guarded by its own lock (a Method is not
@@ -133,14 +146,12 @@ class ExecuTorchBackend:
         # print to the process's stderr: an app embedding the runtime would see it on its
         # console. All of it happens here, once, into the runtime's log instead.
         with library_output():
-            from executorch.runtime import Runtime
-
             pte = bundle.file(PTE)
+            program = load_program(pte)
             try:
-                program = Runtime.get().load_program(str(pte))
                 self.methods = {p["id"]: program.load_method(p["method"]) for p in bundle.paths}
             except Exception as e:  # noqa: BLE001 - the pybindings raise plain RuntimeError
-                raise BundleError(f"ExecuTorch cannot load {pte}: {e}") from None
+                raise BundleError(f"ExecuTorch cannot load a method of {pte}: {e}") from None
             self.locks = {pid: threading.Lock() for pid in self.methods}
             self._program = program
             # One call sets XNNPACK up for the process; the other methods print nothing more.

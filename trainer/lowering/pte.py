@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from prp.runtime.backends import load_program as load_program
 from prp.runtime.bundle import PTE as PTE
 from torch import Tensor, nn
 
@@ -249,13 +250,6 @@ def write_pte(
         program = lower(False)
     path.write_bytes(program.buffer)
     return fallback
-
-
-def load_program(path: Path) -> Any:
-    """The ExecuTorch program at `path`, loaded by ExecuTorch's Python runtime."""
-    from executorch.runtime import Runtime
-
-    return Runtime.get().load_program(str(path))
 
 
 def method_differences(

@@ -46,7 +46,7 @@ def test_the_shipped_supernet_is_installed_small_unpruned_and_weights_only(name:
 
 def test_default_preset_starts_from_it_only_where_it_fits(tmp_path) -> None:
     cfg = preset("default")
-    assert (cfg.init, cfg.epochs_fair, cfg.estimator) == (DEFAULT_INIT, 0, "weights+free")
+    assert (cfg.init, cfg.epochs_fair, cfg.estimator) == (DEFAULT_INIT, 0, "weights+alpha+all-free")
     assert PRETRAINED[DEFAULT_INIT].fits(cfg.space, cfg.space_size, cfg.space_overrides)
     # --init scratch, another space or a baseline method: the paper's two stages from scratch.
     for overrides in ({"init": "scratch"}, {"space": "fbnet"}, {"method": "fair"}):

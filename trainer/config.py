@@ -208,8 +208,9 @@ PRESETS: dict[str, TrainConfig] = {
     # channels, two cells per stage, priced by the analytic energy model. Stage 1 is the shipped
     # strict-fair supernet (`pretrained.DEFAULT_INIT`, trained once on the 45,000 CIFAR-10
     # images the subset lacks); the run trains the Pareto-rank stage from it, W on strict-fair
-    # groups at a lower learning rate, and ranks paths by the shared weights aggregated with
-    # free proxies (bench/results/README.md measures why). Without the shipped supernet
+    # groups at a lower learning rate, and ranks paths by the shared weights and alpha's path
+    # scores aggregated with every free proxy (bench/results/README.md measures why: on three
+    # seeds it ranks above the free proxies' own aggregate). Without the shipped supernet
     # (`--init scratch`, another space, a baseline method) it is `SCRATCH_RECIPE`.
     "default": TrainConfig(
         space_overrides={"channels": 8, "cells_per_stage": 2},
@@ -217,7 +218,7 @@ PRESETS: dict[str, TrainConfig] = {
         epochs_fair=0,
         lr=0.01,
         pareto_w_paths="fair",
-        estimator="weights+free",
+        estimator="weights+alpha+all-free",
     ),
     # Seconds: for tests and smoke runs.
     "tiny": TrainConfig(

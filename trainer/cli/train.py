@@ -98,9 +98,9 @@ def train(
         "--estimator",
         help="What paths are ranked by: weights (shared-weight accuracy estimates), "
         "weights+free (their log-rank aggregate with params, synflow and NASWOT, mapped onto "
-        "the same accuracy values; the default preset's when it starts from the shipped "
-        "supernet), weights+all-free (the same with every free proxy prp-eval reports) or "
-        "weights+alpha+all-free (that and alpha's path scores; --method prp).",
+        "the same accuracy values), weights+all-free (the same with every free proxy prp-eval "
+        "reports) or weights+alpha+all-free (that and alpha's path scores; --method prp; the "
+        "default preset's when it starts from the shipped supernet).",
     ),
     out: Path = typer.Option(
         None, help="Run directory (default: a new runs/<space>-<objective>[-k])."

@@ -9,6 +9,9 @@ energy; prp-eval (K = 1,000) beating every free baseline on accuracy and Pareto 
 paired intervals above zero, and beating the same combination without the shared weights
 (`free`). The record states each criterion and whether it holds. Writes
 bench/results/default_run[-seedN].json; the run stays in --out (default: a temporary folder).
+`--eval-only --out RUN --truth CSV` evaluates a run trained earlier and adds its figures to the
+record under `evaluation`, so the training can be timed on idle cores and evaluated beside
+other work.
 
 Another space's default run: `--train-args "--space darts" --bar-minutes 15 --name
 default_run-darts` (issue 34's bar: 15 minutes on 2 cores; no --truth: NB201 only).
@@ -26,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import print_table, write_record
+from common import print_table, update_record, write_record
 
 
 def _cli(app: str, *args: str) -> list[str]:
@@ -81,6 +84,17 @@ def eval_criteria(result: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def evaluate(run: Path, truth: Path, k: int) -> dict[str, Any]:
+    """`prp-eval` of the finished `run`: its time, command and `eval_criteria`."""
+    start = time.perf_counter()
+    subprocess.run(_cli("eval_app", str(run), "--truth", str(truth), "--k", str(k)), check=True)
+    return {
+        "eval_s": time.perf_counter() - start,
+        "eval": eval_criteria(json.loads((run / "eval_nb201.json").read_text())),
+        "eval_command": f"prp-eval RUN --truth {truth} --k {k}",
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--truth", type=Path, default=None, help="nb201_cifar10_hw.csv")
@@ -94,7 +108,21 @@ def main() -> None:
     parser.add_argument(
         "--bar-minutes", type=float, default=10.0, help="the training time the run must keep to"
     )
+    parser.add_argument(
+        "--eval-only",
+        action="store_true",
+        help="evaluate the finished run in --out (with --truth) and add it to the record, "
+        "keeping the training time measured before (an evaluation may share the cores; the "
+        "training's time must not)",
+    )
     args = parser.parse_args()
+    name = args.name or ("default_run" if args.seed == 0 else f"default_run-seed{args.seed}")
+    if args.eval_only:
+        if args.out is None or args.truth is None or not (args.out / "front.json").is_file():
+            parser.error("--eval-only needs --truth and --out holding a finished run")
+        part = evaluate(args.out, args.truth, args.k)
+        print(f"wrote {update_record(name, ('evaluation',), part)}")
+        return
     with tempfile.TemporaryDirectory() as tmp:
         run = args.out or Path(tmp) / "run"
         command = [
@@ -130,15 +158,7 @@ def main() -> None:
             *[[k, v, "-"] for k, v in record["front"].items() if k != "holds"],
         ]
         if args.truth is not None:
-            start = time.perf_counter()
-            subprocess.run(
-                _cli("eval_app", str(run), "--truth", str(args.truth), "--k", str(args.k)),
-                check=True,
-            )
-            record["eval_s"] = time.perf_counter() - start
-            result = json.loads((run / "eval_nb201.json").read_text())
-            record["eval"] = eval_criteria(result)
-            record["eval_command"] = f"prp-eval RUN --truth {args.truth} --k {args.k}"
+            record.update(evaluate(run, args.truth, args.k))
             rows += [
                 ["accuracy tau-b (run's estimator)", record["eval"]["kendall_tau_b_accuracy"], "-"],
                 ["Pareto tau-b (run's estimator)", record["eval"]["kendall_tau_b_pareto"], "-"],
@@ -148,7 +168,6 @@ def main() -> None:
                     "-",
                 ],
             ]
-    name = args.name or ("default_run" if args.seed == 0 else f"default_run-seed{args.seed}")
     path = write_record(name, record)
     holds = record["front"]["holds"]
     print_table(

@@ -29,7 +29,7 @@ from ..stats import log_rank_aggregate
 
 # The free proxies the combinations aggregate: AZ-NAS-style, one size proxy (params), one
 # gradient proxy (synflow), one activation proxy (NASWOT); each computed at initialisation.
-# The run's estimator `weights+free` adds the shared weights to these.
+# The estimator `weights+free` adds the shared weights to these.
 FREE_COMBINATION = ("params", "synflow", "naswot")
 # AZ-NAS as its paper defines it: expressivity, progressivity, trainability and complexity
 # (FLOPs; here the MACs of the op tracing).

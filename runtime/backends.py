@@ -115,8 +115,8 @@ class OnnxRuntimeBackend:
 
 def load_program(pte: Path) -> Any:
     """The ExecuTorch program at `pte`, loaded by ExecuTorch's Python runtime with its console
-    output sent to the runtime's log: the one place the project opens a program (the trainer's
-    export checks and profiler call it too)."""
+    output sent to the runtime's log (unless a command's `third_party_log` block takes it): the
+    one loader the runtime, the trainer's export checks and profiler, and the bench call."""
     with library_output():
         from executorch.runtime import Runtime
 

@@ -58,6 +58,28 @@ def test_default_preset_starts_from_it_only_where_it_fits(tmp_path) -> None:
     assert preset("default", init=str(tmp_path)).epochs_fair == 0
 
 
+def test_default_preset_prices_nb201_by_hw_nas_bench_where_it_can(default_data, tmp_path) -> None:
+    """NB201 runs of the default preset are priced by HW-NAS-Bench's measured figures, as the
+    benchmark's network; another space, a named cost model or table, or a device HW-NAS-Bench
+    did not measure keeps the space's default."""
+    cfg = preset("default")
+    assert cfg.resolved_cost_model() == "hwnasbench-nb201"
+    model = cfg.build_cost_model()
+    assert (model.objective, model.device, model.unit) == ("energy", "edgegpu", "mJ")
+    latency = preset("default", objective="latency", cost_device="pixel3").build_cost_model()
+    assert (latency.device, latency.unit) == ("pixel3", "ms")
+    assert preset("default", space="fbnet").resolved_cost_model() == "hwnasbench"
+    assert preset("default", space="darts").resolved_cost_model() == "analytic"
+    assert preset("default", cost_model="analytic").resolved_cost_model() == "analytic"
+    assert preset("default", cost_device="horowitz45-int8").resolved_cost_model() == "analytic"
+    assert preset("tiny").resolved_cost_model() == "analytic"
+    # The default space is a proxy of the priced network; the benchmark's size is that network.
+    small = Trainer(replace(cfg, eval_images=50), tmp_path / "a", data=default_data)
+    assert not model.prices_as_built(small.space)
+    assert model.prices_as_built(get_space("nb201", size="real"))
+    assert not model.prices_as_built(get_space("nb201", size="real", input_size=64))
+
+
 def test_the_shipped_supernet_is_trained_and_a_scratch_one_is_not(default_data, tmp_path) -> None:
     """Estimated on held-out images of the embedded subset (which the pretraining never saw),
     conv cells of the shipped supernet are far above chance; the same paths of a scratch

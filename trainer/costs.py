@@ -269,10 +269,11 @@ class SlotTableCostModel:
     def prices_as_built(self, space: Any) -> bool:
         """Whether `space` builds the very network the figures price (else it is a proxy of
         it, priced as that network: the manifest says so)."""
-        return (
-            getattr(space, "name", None) == "nb201"
-            and (space.channels, space.cells_per_stage, space.input_size) == (16, 5, 32)
-        )
+        return getattr(space, "name", None) == "nb201" and (
+            space.channels,
+            space.cells_per_stage,
+            space.input_size,
+        ) == (16, 5, 32)
 
     def op_cost(self, record: OpRecord) -> float:
         raise PRPError(

@@ -212,3 +212,17 @@ def test_nb201_fit_refuses_other_spaces_and_devices() -> None:
     fbnet = Supernet(get_space("fbnet", size="tiny"))
     with pytest.raises(PRPError, match="--space nb201"):
         price_supernet(fbnet, get_cost_model("hwnasbench-nb201", "energy"))
+
+
+def test_the_manifest_says_which_network_a_fixed_network_model_prices() -> None:
+    """A bundle exported from a proxy-size NB201 run carries the real network's figures: the
+    manifest's cost entry names that network and says the bundle is a smaller proxy of it; at
+    the benchmark's size it only names it; a per-op model adds nothing."""
+    from prp.trainer.export.manifest import priced_network
+
+    model = get_cost_model("hwnasbench-nb201", "energy")
+    real = priced_network(model, get_space("nb201", size="real"))
+    proxy = priced_network(model, get_space("nb201", size="real", channels=8, cells_per_stage=2))
+    assert real == {"network": model.network} and "C=16, N=5" in model.network
+    assert proxy["network"] == model.network and "proxy" in proxy["note"]
+    assert priced_network(get_cost_model("analytic", "energy"), get_space("nb201")) == {}

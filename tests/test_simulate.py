@@ -109,6 +109,18 @@ def test_config_rejects_bad_numbers() -> None:
             SimConfig.from_profile(PIXEL3, **bad)
 
 
+def test_a_proxy_bundle_priced_as_its_target_network_says_so(bundle: Bundle) -> None:
+    """A bundle whose energies price a larger network than its own (the default run's proxy
+    priced by HW-NAS-Bench's figures, manifest `costs.energy.note`) carries that into the
+    simulation's stated energy source; without the note the source is the device alone."""
+    data = json.loads(json.dumps(bundle.data))
+    plain = simulate(data, SimConfig.from_profile(PIXEL3)).energy_source
+    assert plain == f"manifest ({data['costs']['energy']['device']})"
+    data["costs"]["energy"] |= {"network": "the big network", "note": "this bundle is a proxy"}
+    noted = simulate(data, SimConfig.from_profile(PIXEL3)).energy_source
+    assert "the big network: this bundle is a proxy" in noted
+
+
 @pytest.mark.parametrize("which", ["shipped", "front"])
 def test_energy_bookkeeping_balances(
     which: str, bundle: Bundle, request: pytest.FixtureRequest

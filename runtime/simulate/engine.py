@@ -307,8 +307,12 @@ def simulate(
         )
     if energy_mj is None:
         energies = manifest_energies(manifest)
-        device = (manifest.get("costs", {}).get("energy") or {}).get("device", "unknown device")
-        energy_source = energy_source or f"manifest ({device})"
+        priced = manifest.get("costs", {}).get("energy") or {}
+        device = priced.get("device", "unknown device")
+        # A proxy bundle priced as the network its search targets says so (manifest `note`).
+        note = priced.get("note")
+        network = f"; priced as {priced.get('network')}: {note}" if note else ""
+        energy_source = energy_source or f"manifest ({device}{network})"
     else:
         energies = dict(energy_mj)
     energies = check_energies(ids, energies)

@@ -112,6 +112,12 @@ def export(
                 p["key"],
             )
         console.print(table)
+        for objective, priced in manifest["costs"].items():
+            if priced and priced.get("note"):
+                console.print(
+                    f"[yellow]note:[/yellow] the {objective} figures price "
+                    f"{escape(priced['network'])}; {escape(priced['note'])}"
+                )
         extra = [c for c in manifest.get("cost_sources", []) if c["policy_field"] is None]
         for c in extra:
             figures = ", ".join(f"{p['costs'][c['id']]:.4g}" for p in manifest["paths"])

@@ -116,8 +116,8 @@ def priced_network(model: Any, space: Any) -> dict[str, str]:
         return {"network": model.network}
     return {
         "network": model.network,
-        "note": "the figures price that network, which the search targets; this bundle's paths "
-        "are a smaller proxy of it, whose own cost is lower",
+        "note": "this bundle's paths are a smaller proxy of that network (the search's "
+        "target); their own cost is lower",
     }
 
 

@@ -122,6 +122,9 @@ def pretrain_config(
         epochs_fair=epochs,
         epochs_pareto=0,
         prune_after=0,
+        # Strict fairness trains every op alike, whatever they cost: the space's own default
+        # cost model (the preset's NB201 one is for its Pareto-rank stage, and its space).
+        cost_model=None,
     )
     return replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
 

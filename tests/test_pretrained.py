@@ -58,7 +58,7 @@ def test_default_preset_starts_from_it_only_where_it_fits(tmp_path) -> None:
     assert preset("default", init=str(tmp_path)).epochs_fair == 0
 
 
-def test_default_preset_prices_nb201_by_hw_nas_bench_where_it_can(default_data, tmp_path) -> None:
+def test_default_preset_prices_nb201_by_hw_nas_bench_where_it_can() -> None:
     """NB201 runs of the default preset are priced by HW-NAS-Bench's measured figures, as the
     benchmark's network; another space, a named cost model or table, or a device HW-NAS-Bench
     did not measure keeps the space's default."""
@@ -74,8 +74,8 @@ def test_default_preset_prices_nb201_by_hw_nas_bench_where_it_can(default_data, 
     assert preset("default", cost_device="horowitz45-int8").resolved_cost_model() == "analytic"
     assert preset("tiny").resolved_cost_model() == "analytic"
     # The default space is a proxy of the priced network; the benchmark's size is that network.
-    small = Trainer(replace(cfg, eval_images=50), tmp_path / "a", data=default_data)
-    assert not model.prices_as_built(small.space)
+    small = get_space(cfg.space, size=cfg.space_size, **cfg.space_overrides)
+    assert not model.prices_as_built(small)
     assert model.prices_as_built(get_space("nb201", size="real"))
     assert not model.prices_as_built(get_space("nb201", size="real", input_size=64))
 

@@ -267,13 +267,15 @@ class SlotTableCostModel:
     network: str = "NB201's CIFAR-10 network at C=16, N=5, 32x32 input (HW-NAS-Bench's)"
 
     def prices_as_built(self, space: Any) -> bool:
-        """Whether `space` builds the very network the figures price (else it is a proxy of
-        it, priced as that network: the manifest says so)."""
-        return getattr(space, "name", None) == "nb201" and (
-            space.channels,
-            space.cells_per_stage,
-            space.input_size,
-        ) == (16, 5, 32)
+        """Whether `space` builds the very network the figures price, NB201 at its real size
+        (else it is a proxy of it, priced as that network: the manifest says so)."""
+        from .spaces import get_space
+
+        real = get_space("nb201", size="real")
+        sizes = ("channels", "cells_per_stage", "input_size")
+        return getattr(space, "name", None) == "nb201" and all(
+            getattr(space, k) == getattr(real, k) for k in sizes
+        )
 
     def op_cost(self, record: OpRecord) -> float:
         raise PRPError(

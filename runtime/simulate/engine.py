@@ -311,8 +311,8 @@ def simulate(
         device = priced.get("device", "unknown device")
         # A proxy bundle priced as the network its search targets says so (manifest `note`).
         note = priced.get("note")
-        network = f"; priced as {priced.get('network')}: {note}" if note else ""
-        energy_source = energy_source or f"manifest ({device}{network})"
+        proxy = f"; priced as {priced.get('network')}: {note}" if note else ""
+        energy_source = energy_source or f"manifest ({device}{proxy})"
     else:
         energies = dict(energy_mj)
     energies = check_energies(ids, energies)

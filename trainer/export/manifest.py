@@ -112,13 +112,13 @@ def priced_network(model: Any, space: Any) -> dict[str, str]:
     channels for the benchmark's network and is priced as that network."""
     if not hasattr(model, "prices_as_built"):
         return {}
-    if model.prices_as_built(space):
-        return {"network": model.network}
-    return {
-        "network": model.network,
-        "note": "this bundle's paths are a smaller proxy of that network (the search's "
-        "target); their own cost is lower",
-    }
+    out = {"network": model.network}
+    if not model.prices_as_built(space):
+        out["note"] = (
+            "this bundle's paths are a smaller proxy of that network (the search's target); "
+            "their own cost is lower"
+        )
+    return out
 
 
 def cost_sources(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -21,7 +22,7 @@ from prp.runtime.bundle import BundleError, load_manifest, validate_manifest
 from prp.runtime.policies import COST_FIELDS, ladder, passed_pairs, rungs_of
 from prp.trainer.datasets import to_tensor
 from prp.trainer.export import ExportError, calibrated_path_module, export_bundle, load_run
-from prp.trainer.lowering import pte_named_data
+from prp.trainer.lowering import live_tensors, pte_named_data
 
 
 @pytest.fixture(scope="module")
@@ -223,6 +224,69 @@ def test_pte_rewrites_keep_the_arithmetic() -> None:
     torch.testing.assert_close(program.module()(x), NoneNode()(x))
 
 
+def test_onnx_graphs_and_weight_counts_leave_out_edges_that_never_reach_the_output(
+    tmp_path,
+) -> None:
+    """An NB201 path whose node 2 feeds only a `none` edge computes its edges into node 2 for
+    nothing: the ONNX graph runs none of their ops and `weights.bin` stores none of their
+    weights (as the .pte, `drop_zero_terms`), and the bundle's weight bytes and params count
+    only the live tensors, the params as the live trace prices them."""
+    import onnx
+    from prp.trainer.lowering import (
+        check_onnx,
+        distinct_module_bytes,
+        live_tensors,
+        path_module,
+        write_onnx,
+    )
+    from prp.trainer.profiling import trace_ops
+    from prp.trainer.spaces import get_space
+    from prp.trainer.supernet import Supernet
+
+    space = get_space("nb201", "tiny")
+    path = space.decode(
+        "|nor_conv_3x3~0|+|avg_pool_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|none~2|"
+    )
+    live = space.live_slots(np.asarray([path]))[0]
+    dead = {slot for slot, is_live in enumerate(live) if not is_live}
+    assert dead == {1, 2, 5}  # `none` edge 3<-2, and the edges into node 2 that only it reads
+    supernet = Supernet(space)
+    module = path_module(supernet, path)
+    convs = {n: m for n, m in module.named_modules() if isinstance(m, torch.nn.Conv2d)}
+    dead_convs = [
+        n for n in convs if (e := re.search(r"\.edges\.(\d+)\.", n)) and int(e[1]) in dead
+    ]
+    assert len(dead_convs) == 3  # edge 2<-1's conv in each of the tiny space's three cells
+
+    example = torch.randn(1, *space.input_shape)
+    info = write_onnx({"p": module}, example, tmp_path)
+    graph = onnx.load(str(tmp_path / info["graphs"]["p"]), load_external_data=False)
+    assert sum(n.op_type == "Conv" for n in graph.graph.node) == len(convs) - len(dead_convs)
+    assert sum(n.op_type == "AveragePool" for n in graph.graph.node) == sum(
+        isinstance(m, torch.nn.AvgPool2d) for m in module.modules()
+    ) - len(dead_convs)  # and edge 2<-0's pooling, one per cell
+    stored = distinct_module_bytes([module], example)
+    dead_weights = sum(convs[n].weight.numel() * 4 for n in dead_convs)
+    assert distinct_module_bytes([module]) - stored >= dead_weights
+    assert (tmp_path / "weights.bin").stat().st_size == stored
+    x = torch.randn(3, *space.input_shape)  # the graph keeps its dynamic batch
+    assert check_onnx(tmp_path, info["graphs"], {"p": module}, x)["p"] < 1e-5
+
+    params, _ = trace_ops(supernet).live_sizes()
+    assert params(path) == sum(t.numel() for t in live_tensors(module, example))
+    assert params(path) < trace_ops(supernet).params()(path)
+
+
+def test_manifest_counts_the_params_each_program_reads(bundle, run_dir) -> None:
+    from prp.trainer.lowering import path_module
+
+    run = load_run(run_dir)
+    example = torch.zeros(1, *run.supernet.space.input_shape)
+    for p in load_manifest(bundle).data["paths"]:
+        module = path_module(run.supernet, tuple(p["path"]))
+        assert p["params"] == sum(t.numel() for t in live_tensors(module, example)), p["id"]
+
+
 def test_pte_constants_are_named_by_their_bytes(bundle) -> None:
     """ExecuTorch 1.5.1's XNNPACK weight cache keys packed weights by name alone, process-wide,
     so every constant is named by the first 16 hex digits of the sha256 of its stored bytes:
@@ -290,3 +354,85 @@ def test_short_names_that_would_merge_two_constants_fall_back_to_the_full_digest
     stored = pte_named_data(fell / "supernet.pte")
     assert all(key == hashlib.sha256(value).hexdigest() for key, value in stored.items())
     assert len(stored) == len(pte_named_data(bundle / "supernet.pte"))
+
+
+MEMORY_PROBE = """
+import gc, json, sys, torch
+from executorch.runtime import Runtime
+
+def anon():
+    for line in open("/proc/self/status"):
+        if line.startswith("RssAnon:"):
+            return int(line.split()[1]) * 1024
+
+gc.collect()
+before = anon()
+program = Runtime.get().load_program(sys.argv[1])
+methods = [program.load_method(m) for m in program.method_names]
+for method in methods:
+    method.execute([torch.zeros(1, 3, 32, 32)])
+gc.collect()
+print(json.dumps(anon() - before))
+"""
+
+
+def test_low_memory_export_keeps_no_indirection_buffer_per_convolution(
+    run_dir, data, tmp_path
+) -> None:
+    """`low_memory=True`: XNNPACK's convolutions build their indirection buffers (a pointer per
+    output pixel and kernel tap) at each call in the workspace the methods share, so a loaded
+    program holds at least half of those bytes less, and computes what the plain program
+    computes. Measured on a path of the run with as many 3x3 convolutions as it keeps."""
+    run = load_run(run_dir)
+    nb201_conv_3x3, nb201_conv_1x1 = 3, 2
+    path = [
+        next((op for op in (nb201_conv_3x3, nb201_conv_1x1) if op in live), live[0])
+        for live in run.supernet.live()
+    ]
+    key = run.supernet.space.encode(path)
+    net = run.supernet.standalone(path).eval()
+    pointers = []
+
+    def count(conv: torch.nn.Conv2d, _inputs, out: torch.Tensor) -> None:
+        kh, kw = conv.kernel_size
+        if kh * kw > 1:
+            pointers.append(out.shape[-2] * out.shape[-1] * kh * kw)
+
+    for m in net.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            m.register_forward_hook(count)
+    with torch.no_grad():
+        net(torch.zeros(1, 3, 32, 32))
+    indirection_bytes = 8 * sum(pointers)  # 64-bit pointers
+    assert indirection_bytes > 100_000  # the stem and reductions alone: 3x3 convolutions
+
+    plain = export_bundle(run_dir, tmp_path / "plain", paths=[key], data=data)
+    low = export_bundle(run_dir, tmp_path / "low", paths=[key], data=data, low_memory=True)
+    assert load_manifest(plain).data["export"]["indirection_buffers"] == "per node"
+    assert load_manifest(low).data["export"]["indirection_buffers"] == "transient"
+
+    def held(bundle: Path) -> int:
+        probe = [sys.executable, "-c", MEMORY_PROBE, str(bundle / "supernet.pte")]
+        return json.loads(subprocess.run(probe, capture_output=True, check=True).stdout)
+
+    saved = held(plain) - held(low)
+    assert saved >= indirection_bytes / 2, (saved, indirection_bytes)
+
+    x = to_tensor(data.test.images[:4], data.mean, data.std)
+    out = {}
+    for name, bundle in (("plain", plain), ("low", low)):
+        method = Runtime.get().load_program(str(bundle / "supernet.pte")).load_method("path_0")
+        out[name] = np.concatenate([method.execute([xi[None]])[0].numpy() for xi in x])
+    np.testing.assert_allclose(out["low"], out["plain"], atol=1e-6)
+
+    # bench/low_memory.py times the two side by side (one round here) and refuses a wrong pair.
+    script = Path(__file__).resolve().parents[1] / "bench" / "low_memory.py"
+    env = {**os.environ, "PRP_BENCH_RESULTS": str(tmp_path / "results")}
+    args = [sys.executable, str(script), str(plain), str(low), "--rounds", "2", "--calls", "1"]
+    subprocess.run(args, env=env, capture_output=True, check=True)
+    record = json.loads((tmp_path / "results" / "low_memory.json").read_text())["plain"]
+    assert set(record["ratio"]) == {"path_0"} and record["ratio"]["path_0"] > 0
+    swapped = subprocess.run(args[:2] + [str(low), str(plain)], env=env, capture_output=True)
+    assert (
+        swapped.returncode == 2 and b"expected a plain and a --low-memory bundle" in swapped.stderr
+    )

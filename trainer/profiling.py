@@ -8,7 +8,7 @@ fixed skeleton's figure plus, for each choice block, that of the op the path sel
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import cast
 
 import numpy as np
@@ -69,6 +69,8 @@ class OpTrace:
     records: tuple[OpRecord, ...]
     num_slots: int
     width: int
+    # The space's `live_slots`: which ops a path's exported programs still run (`live_sizes`).
+    live: Callable[[np.ndarray], np.ndarray | None] | None = None
 
     @property
     def fixed(self) -> list[OpRecord]:
@@ -95,6 +97,12 @@ class OpTrace:
 
     def params(self) -> PathTable:
         return self.table(lambda r: r.params, "params", "")
+
+    def live_sizes(self) -> tuple[PathTable, PathTable]:
+        """Params and MACs of the ops a path's exported programs run (`live`): not those of an
+        NB201 edge whose result never reaches the output, which `params` and `macs` count as
+        NAS-Bench-201 does."""
+        return replace(self.params(), live=self.live), replace(self.macs(), live=self.live)
 
 
 _ELEMENTWISE = (
@@ -238,4 +246,6 @@ def _trace(supernet: Supernet) -> OpTrace:
                     activation_elems=elems,
                 )
             )
-    return OpTrace(tuple(records), space.num_slots, int(supernet.op_mask.shape[1]))
+    return OpTrace(
+        tuple(records), space.num_slots, int(supernet.op_mask.shape[1]), space.live_slots
+    )

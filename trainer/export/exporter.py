@@ -77,6 +77,7 @@ def export_bundle(
     keep_fp32: Sequence[str] = (),
     shorten_keys: bool = True,
     price_with: Sequence[str | Path] = (),
+    low_memory: bool = False,
 ) -> Path:
     """Export run `run_dir` to bundle folder `out`; returns `out`. Nothing is left half-written.
 
@@ -84,7 +85,7 @@ def export_bundle(
     (encoded paths), which stay float32: a mixed-precision bundle. `shorten_keys=False` writes
     the `.pte` without the private key rewrite (`write_pte`), as it does when that fails.
     `price_with`: extra cost tables (`prp-profile` tables) that also price every path, named
-    in the manifest's `cost_sources` beside the run's own."""
+    in the manifest's `cost_sources` beside the run's own. `low_memory`: see `write_pte`."""
     say = progress or (lambda msg: None)
     check_precision(quantize, keep_fp32)
     given_out = Path(out)
@@ -113,7 +114,7 @@ def export_bundle(
     tmp = fresh_tmp(out)
     try:
         fallback, onnx_info, diffs = lower_and_check(
-            tmp, lowered, reference, int8, x.test_x, shorten_keys, say
+            tmp, lowered, reference, int8, x.test_x, shorten_keys, say, low_memory
         )
         ids = list(named)
         entries = path_entries(
@@ -129,7 +130,7 @@ def export_bundle(
             named=named,
             int8=int8,
             onnx_info=onnx_info,
-            short_keys=key_record(shorten_keys, fallback),
+            program=program_record(shorten_keys, fallback, low_memory),
             quantize=quantize,
             calibration=calibration,
             energy_int8_info=energy_int8_info,
@@ -250,14 +251,16 @@ def fresh_tmp(out: Path) -> Path:
     return tmp
 
 
-def key_record(shorten_keys: bool, fallback: str | None) -> dict[str, Any]:
-    """The manifest's record of the .pte's constant names: shortened or not (and why not), and
-    how a name derives from its tensor's bytes (`weight_names`; bundles without the field name
-    their weights by a counter, `w0`, `w1`, ..., alike in every bundle)."""
+def program_record(shorten_keys: bool, fallback: str | None, low_memory: bool) -> dict[str, Any]:
+    """The manifest's record of how the .pte was written: its constant names, shortened or not
+    (and why not), and how a name derives from its tensor's bytes (`weight_names`; bundles
+    without the field name their weights by a counter, `w0`, `w1`, ..., alike in every bundle);
+    where its convolutions keep their indirection buffers (`--low-memory`: `transient`)."""
     short = shorten_keys and fallback is None
     return {
         "short_keys": short,
         "weight_names": WEIGHT_NAMES_SHORT if short else WEIGHT_NAMES_LONG,
+        "indirection_buffers": "transient" if low_memory else "per node",
     } | ({"short_keys_fallback": fallback} if fallback else {})
 
 
@@ -269,13 +272,16 @@ def lower_and_check(
     test_x: Tensor,
     shorten_keys: bool,
     say: Callable[[str], None],
+    low_memory: bool = False,
 ) -> tuple[str | None, dict[str, Any], dict[str, dict[str, float]]]:
     """The .pte and the ONNX graphs written into `tmp`, every method and graph checked against
     its reference module; returns the key-rewrite fallback (None when it worked), the ONNX
     record and the differences per backend."""
     example = test_x[:1].clone()
     say("lowering to ExecuTorch (XNNPACK)")
-    fallback = write_pte(lowered, example, tmp / PTE, shorten_keys=shorten_keys)
+    fallback = write_pte(
+        lowered, example, tmp / PTE, shorten_keys=shorten_keys, low_memory=low_memory
+    )
     if fallback:
         say(f"warning: {fallback}")
     say("exporting ONNX graphs")

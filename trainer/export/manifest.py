@@ -4,7 +4,6 @@ switching tables and provenance."""
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import json
 import platform
 import sys
@@ -12,6 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
 from prp.runtime.bundle import SCHEMA_VERSION
 from prp.runtime.policies import ladder_policies, passed_pairs
 from torch import Tensor, nn
@@ -21,7 +21,15 @@ from ..config import DEFAULT_COST_MODELS
 from ..costs import COST_MODEL_DEVICES, get_cost_model, price_supernet
 from ..datasets import DataSplits
 from ..errors import PRPError
-from ..lowering import FP32, INT8, Int8Path, distinct_bytes, distinct_module_bytes, stored_constants
+from ..lowering import (
+    FP32,
+    INT8,
+    Int8Path,
+    distinct_bytes,
+    distinct_module_bytes,
+    live_tensors,
+    stored_constants,
+)
 from ..profiling import PathTable
 from ..search import PathMetrics
 from ..spaces import Path as ArchPath
@@ -181,8 +189,9 @@ def int8_energy(
     return (lambda path, fp32: fp32 * float(int8_table(path)) / float(fp32_table(path))), info
 
 
-def _tensors(m: nn.Module) -> list[Tensor]:
-    return [t.detach() for t in itertools.chain(m.parameters(), m.buffers())]
+def _tensors(m: nn.Module, example: Tensor) -> list[Tensor]:
+    """What the module's programs store: the tensors its live program reads (`live_tensors`)."""
+    return [t.detach() for t in live_tensors(m, example)]
 
 
 def default_policies(
@@ -215,7 +224,9 @@ def path_entries(
 ) -> list[dict[str, Any]]:
     """The manifest's `paths`, most accurate first: `records[order[i]]` (the path's metrics, its
     estimated and its float32 test accuracy) becomes path `ids[i]`. `max_abs_diff` is each
-    backend's distance from PyTorch per path id."""
+    backend's distance from PyTorch per path id. Params and MACs count only the ops a path's
+    programs run (`OpTrace.live_sizes`; `drop_zero_terms`)."""
+    params, macs = trace.live_sizes()
     out = []
     for i, k in enumerate(order):
         metrics, estimated, test_acc = records[k]
@@ -230,8 +241,8 @@ def path_entries(
             "test_accuracy": round(float(int8[ids[i]][1] if ids[i] in int8 else test_acc), 4),
             "energy_mj": None,
             "latency_ms": None,
-            "params": int(trace.params()(metrics.path)),
-            "macs": int(trace.macs()(metrics.path)),
+            "params": int(params(metrics.path)),
+            "macs": int(macs(metrics.path)),
             "pareto_rank": int(metrics.pareto_rank),
             "onnx_initializers": onnx_info["tensors"].get(ids[i], []),
             "max_abs_diff": {name: diff[ids[i]] for name, diff in max_abs_diff.items()},
@@ -259,7 +270,7 @@ def build_manifest(
     named: Mapping[str, nn.Module],
     int8: Mapping[str, tuple[Int8Path, float]],
     onnx_info: Mapping[str, Any],
-    short_keys: Mapping[str, Any],
+    program: Mapping[str, Any],
     quantize: str | None,
     calibration: int,
     energy_int8_info: dict[str, Any] | None,
@@ -272,6 +283,7 @@ def build_manifest(
     Over 80 lines because it is one literal, the manifest's fields in the order the file lists
     them, and the int8 section beside it."""
     cfg, supernet = run.cfg, run.supernet
+    example = torch.zeros(1, *supernet.space.input_shape)  # to export each path's live program
     costs = {
         objective: None
         if t is None
@@ -304,12 +316,13 @@ def build_manifest(
         **({"ladder_tests": ladder_tests} if ladder_tests is not None else {}),
         "files": files,
         "export": {
-            "distinct_weight_bytes": distinct_module_bytes(list(named.values())),
+            "distinct_weight_bytes": distinct_module_bytes(list(named.values()), example),
             "onnx_distinct_tensors": onnx_info["distinct_tensors"],
             "bn": "per-path BatchNorm statistics as per-channel scale and shift",
             "tolerance": TOLERANCE,
-            # XNNPACK constant keys: shortened (the private rewrite) or why not, and their scheme
-            **short_keys,
+            # how the .pte was written: XNNPACK's constant keys (shortened by the private rewrite
+            # or why not, and their scheme) and where its convolutions keep indirection buffers
+            **program,
         },
         "provenance": {
             "run": str(run.run_dir),
@@ -320,10 +333,10 @@ def build_manifest(
         },
     }
     if quantize is not None:
-        fp32_tensors = [t for i, m in named.items() if i not in int8 for t in _tensors(m)]
+        fp32_tensors = [t for i, m in named.items() if i not in int8 for t in _tensors(m, example)]
         int8_tensors = [t for q, _ in int8.values() for t in stored_constants(q)]
         manifest["export"]["distinct_weight_bytes"] = distinct_module_bytes(
-            [m for i, m in named.items() if i not in int8]
+            [m for i, m in named.items() if i not in int8], example
         ) + distinct_bytes(int8_tensors)
         manifest["export"]["int8_distinct_weight_bytes"] = distinct_bytes(int8_tensors)
         manifest["export"]["fp32_distinct_weight_bytes"] = distinct_bytes(fp32_tensors)

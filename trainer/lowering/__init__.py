@@ -15,6 +15,8 @@ from .graphs import (
     distinct_module_bytes,
     drop_zero_terms,
     for_xnnpack,
+    live_program,
+    live_tensors,
     path_module,
 )
 from .int8 import (
@@ -64,6 +66,8 @@ __all__ = [
     "distinct_bytes",
     "distinct_module_bytes",
     "drop_zero_terms",
+    "live_program",
+    "live_tensors",
     "for_xnnpack",
     "int8_weights",
     "load_program",

@@ -136,12 +136,44 @@ def path_module(supernet: Supernet, path: ArchPath) -> nn.Module:
     return net.eval()
 
 
-def distinct_module_bytes(modules: Sequence[nn.Module]) -> int:
+def live_program(module: nn.Module, example: Tensor) -> Any:
+    """`module` exported with a dynamic batch and its multiply-by-zero terms dropped
+    (`drop_zero_terms`): the ops whose results reach the output, as the bundle's programs run
+    them. `example` is one input (any batch); it is exported at batch 2, as a batch of 1 would
+    be specialised to 1."""
+    from torch.export import Dim
+
+    x = example[:1].expand(2, *example.shape[1:]).contiguous()
+    batch = Dim("batch", min=1, max=4096)
+    return drop_zero_terms(torch.export.export(module, (x,), dynamic_shapes=({0: batch},)))
+
+
+def live_tensors(module: nn.Module, example: Tensor) -> list[Tensor]:
+    """The parameters, buffers and constants the module's live program reads: not the weights
+    of an NB201 edge whose result never reaches the output, which the module still holds."""
+    program = live_program(module, example)
+    sig = program.graph_signature
+    names = sig.inputs_to_parameters | sig.inputs_to_buffers | sig.inputs_to_lifted_tensor_constants
+    tensors = []
+    for node in program.graph.nodes:
+        if node.op == "placeholder" and node.users and node.name in names:
+            fqn = names[node.name]
+            tensors.append(program.state_dict.get(fqn, program.constants.get(fqn)))
+    return [t for t in tensors if t is not None]
+
+
+def distinct_module_bytes(modules: Sequence[nn.Module], example: Tensor | None = None) -> int:
     """Bytes of the distinct parameters and buffers of `modules` (equal bytes counted once):
-    what a file storing each shared weight once holds."""
+    what a file storing each shared weight once holds. With `example` (one input), only those
+    each module's live program reads (`live_tensors`), as the bundle's files store them."""
     seen: dict[str, int] = {}
     for m in modules:
-        for t in itertools.chain(m.parameters(), m.buffers()):
+        held = (
+            itertools.chain(m.parameters(), m.buffers())
+            if example is None
+            else live_tensors(m, example)
+        )
+        for t in held:
             raw = t.detach().contiguous().numpy().tobytes()
             seen.setdefault(hashlib.sha256(raw).hexdigest(), len(raw))
     return sum(seen.values())

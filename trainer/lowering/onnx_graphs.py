@@ -12,6 +12,8 @@ from prp.runtime.backends import onnx_session_options
 from prp.runtime.bundle import WEIGHTS as ONNX_WEIGHTS
 from torch import Tensor, nn
 
+from .graphs import live_program
+
 
 def _float_types() -> set[int]:
     import onnx
@@ -27,7 +29,6 @@ def write_onnx(modules: dict[str, nn.Module], example: Tensor, out_dir: Path) ->
     import onnx
     from onnx import numpy_helper
     from onnx.external_data_helper import set_external_data
-    from torch.export import Dim
 
     _FLOAT_TYPES = _float_types()  # noqa: N806
     _INT8_TYPES = {onnx.TensorProto.INT8, onnx.TensorProto.UINT8}  # noqa: N806
@@ -36,13 +37,11 @@ def write_onnx(modules: dict[str, nn.Module], example: Tensor, out_dir: Path) ->
     graphs = {}
     with (out_dir / ONNX_WEIGHTS).open("wb") as f:
         for name, m in modules.items():
+            # Exported without its multiply-by-zero terms, as the .pte is: ONNX Runtime keeps
+            # `x * 0` (not exact for inf and NaN), so a graph of the module as it is would run
+            # and store every op of an NB201 edge whose result never reaches the output.
             program = torch.onnx.export(
-                m,
-                (example,),
-                dynamo=True,
-                optimize=True,
-                verbose=False,
-                dynamic_shapes={"x": {0: Dim("batch", min=1, max=4096)}},
+                live_program(m, example), dynamo=True, optimize=True, verbose=False
             )
             assert program is not None
             proto = program.model_proto

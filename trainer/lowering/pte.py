@@ -159,6 +159,48 @@ def _short_xnnpack_keys() -> Iterator[None]:
         node_visitor.hashlib = saved
 
 
+# XNNPACK's XNN_FLAG_TRANSIENT_INDIRECTION_BUFFER (xnnpack.h): a convolution builds its
+# indirection buffer (a pointer per output pixel and kernel tap, 72 KiB for a 3x3 convolution at
+# 32 x 32; 8 KiB for the 1x1 depthwise convolution a per-path BatchNorm becomes) in the runtime's
+# workspace at every call instead of keeping one per node. ExecuTorch shares that workspace
+# between the methods of a program, so the buffers stop adding up.
+XNN_FLAG_TRANSIENT_INDIRECTION_BUFFER = 0x20
+_CONV_NODES = ("XNNConv2d", "XNNDepthwiseConv2d")  # what ExecuTorch's conv visitor builds
+
+
+@contextlib.contextmanager
+def _transient_indirection_buffers() -> Iterator[None]:
+    """While lowering, every XNNPACK convolution node (dense and depthwise) is serialized with
+    XNN_FLAG_TRANSIENT_INDIRECTION_BUFFER. ExecuTorch 1.5.1 passes a node's `flags` on to
+    XNNPACK's define call but sets none for convolutions and has no option for it, so the node
+    classes its conv visitor builds are wrapped (private API: an upgrade that moves them makes
+    the export fail with a clear error, not silently drop the flag)."""
+    try:
+        from executorch.backends.xnnpack.operators import op_conv2d
+
+        saved = {name: getattr(op_conv2d, name) for name in _CONV_NODES}
+    except (ImportError, AttributeError) as e:
+        raise ExportError(
+            f"--low-memory needs ExecuTorch's XNNPACK conv visitor (op_conv2d.{_CONV_NODES}), "
+            f"which this ExecuTorch lacks ({e}); export without --low-memory"
+        ) from None
+
+    def flagged(node: Any) -> Any:
+        def build(**kwargs: Any) -> Any:
+            kwargs["flags"] = kwargs.get("flags", 0) | XNN_FLAG_TRANSIENT_INDIRECTION_BUFFER
+            return node(**kwargs)
+
+        return build
+
+    for name, node in saved.items():
+        setattr(op_conv2d, name, flagged(node))
+    try:
+        yield
+    finally:
+        for name, node in saved.items():
+            setattr(op_conv2d, name, node)
+
+
 @contextlib.contextmanager
 def _bias_scales_from_weights() -> Iterator[None]:
     """While lowering, XNNPACK's int32 bias of each int8 conv or linear is stored with its
@@ -203,6 +245,7 @@ def write_pte(
     example: Tensor,
     path: Path,
     shorten_keys: bool = True,
+    low_memory: bool = False,
 ) -> str | None:
     """One ExecuTorch program, one XNNPACK-delegated method per path; shared weights once.
     An int8 path comes as the exported program of its quantized module (`quantize.py`).
@@ -213,7 +256,11 @@ def write_pte(
     (`_bias_scales_from_weights`). These reach into ExecuTorch 1.5.1's private serialization,
     the first thing an upgrade breaks, so where they fail the program is lowered again without
     it and written with the long keys (the same weights, stored once; a larger file). Returns
-    why it fell back, or None."""
+    why it fell back, or None.
+
+    `low_memory`: every convolution builds its indirection buffer in the workspace the methods
+    share, at each call (`_transient_indirection_buffers`): less resident memory per method,
+    slower calls."""
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import ExecutorchBackendConfig, to_edge_transform_and_lower
 
@@ -227,6 +274,8 @@ def write_pte(
 
     def lower(shorten: bool) -> Any:
         with contextlib.ExitStack() as stack:
+            if low_memory:
+                stack.enter_context(_transient_indirection_buffers())
             if shorten and quantized:
                 stack.enter_context(_short_xnnpack_keys())
                 stack.enter_context(_bias_scales_from_weights())

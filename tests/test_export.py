@@ -277,6 +277,50 @@ def test_onnx_graphs_and_weight_counts_leave_out_edges_that_never_reach_the_outp
     assert params(path) < trace_ops(supernet).params()(path)
 
 
+def test_a_path_folds_its_batchnorm_only_into_convs_no_other_path_reads() -> None:
+    """Per-path BN stays an affine after a conv that several paths share (its weight stored once
+    for all of them) and is folded into a conv only one path reads: the same outputs, one op
+    less per such conv, the shared weights untouched."""
+    from prp.trainer.lowering import ChannelAffine, fold_unshared_affines, path_module
+    from prp.trainer.spaces import get_space
+    from prp.trainer.supernet import Supernet
+
+    space = get_space("nb201", "tiny")
+    supernet = Supernet(space)
+    for m in supernet.modules():  # BN statistics of a trained net, not the identity
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-1, 1)
+            m.running_var.uniform_(0.5, 2)
+    paths = [(3, 3, 2, 3, 4, 3), (3, 2, 1, 3, 3, 0)]  # slots 0 and 3 share a 3x3 conv
+    modules = [path_module(supernet, p) for p in paths]
+    x = torch.randn(2, *space.input_shape)
+    with torch.no_grad():
+        before = [m(x) for m in modules]
+
+    def convs(m: torch.nn.Module) -> dict[str, bytes]:
+        return {
+            n: c.weight.detach().numpy().tobytes()
+            for n, c in m.named_modules()
+            if isinstance(c, torch.nn.Conv2d)
+        }
+
+    weights = [convs(m) for m in modules]
+    shared = {n for n in weights[0] if weights[0][n] == weights[1].get(n)}
+    assert any(".edges.0." in n for n in shared) and any(".edges.3." in n for n in shared)
+    affines = [sum(isinstance(a, ChannelAffine) for a in m.modules()) for m in modules]
+    folded = fold_unshared_affines(modules)
+    assert folded > 0
+    after = [sum(isinstance(a, ChannelAffine) for a in m.modules()) for m in modules]
+    assert sum(affines) - sum(after) == folded
+    for m, was, out in zip(modules, weights, before, strict=True):
+        now = convs(m)
+        # every conv only this path reads is folded (NB201: ReLU-conv-BN), no shared one
+        assert {n for n in now if now[n] != was[n]} == set(was) - shared
+        with torch.no_grad():
+            torch.testing.assert_close(m(x), out, rtol=1e-5, atol=1e-5)
+    assert fold_unshared_affines(modules) == 0  # folded convs have no affine left to fold
+
+
 def test_manifest_counts_the_params_each_program_reads(bundle, run_dir) -> None:
     from prp.trainer.lowering import path_module
 

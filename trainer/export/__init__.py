@@ -6,7 +6,9 @@ the convolutions would give every path its own copy of every conv weight. Instea
 a per-channel scale and shift (x * scale + shift) after the shared, unchanged conv weight: the
 convs are stored once for all paths and only these small vectors are per path. In the .pte each
 such affine is a 1x1 depthwise convolution (weight = scale, bias = shift: the same arithmetic),
-which XNNPACK runs as one op in its NHWC layout with the vectors as static constants.
+which XNNPACK runs as one op in its NHWC layout with the vectors as static constants. A conv
+that only one exported path reads takes its BN folded in (`fold_unshared_affines`): no copy to
+store, one op less.
 
 .pte size beyond the distinct weights is one XNNPACK graph per method (its nodes, values and
 constant references) plus the program's tables; `write_pte` keeps it small by not letting the

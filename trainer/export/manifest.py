@@ -318,7 +318,8 @@ def build_manifest(
         "export": {
             "distinct_weight_bytes": distinct_module_bytes(list(named.values()), example),
             "onnx_distinct_tensors": onnx_info["distinct_tensors"],
-            "bn": "per-path BatchNorm statistics as per-channel scale and shift",
+            "bn": "per-path BatchNorm statistics as per-channel scale and shift after a "
+            "shared conv, folded into a conv only one path reads",
             "tolerance": TOLERANCE,
             # how the .pte was written: XNNPACK's constant keys (shortened by the private rewrite
             # or why not, and their scheme) and where its convolutions keep indirection buffers

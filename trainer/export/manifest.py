@@ -26,7 +26,6 @@ from ..lowering import (
     INT8,
     Int8Path,
     distinct_bytes,
-    distinct_module_bytes,
     live_tensors,
     stored_constants,
 )
@@ -284,6 +283,10 @@ def build_manifest(
     them, and the int8 section beside it."""
     cfg, supernet = run.cfg, run.supernet
     example = torch.zeros(1, *supernet.space.input_shape)  # to export each path's live program
+    # What the files store, each path's live program exported once: its float tensors, and an
+    # int8 path's constants instead of its float module's.
+    fp32_tensors = [t for i, m in named.items() if i not in int8 for t in _tensors(m, example)]
+    int8_tensors = [t for q, _ in int8.values() for t in stored_constants(q)]
     costs = {
         objective: None
         if t is None
@@ -316,7 +319,7 @@ def build_manifest(
         **({"ladder_tests": ladder_tests} if ladder_tests is not None else {}),
         "files": files,
         "export": {
-            "distinct_weight_bytes": distinct_module_bytes(list(named.values()), example),
+            "distinct_weight_bytes": distinct_bytes(fp32_tensors) + distinct_bytes(int8_tensors),
             "onnx_distinct_tensors": onnx_info["distinct_tensors"],
             "bn": "per-path BatchNorm statistics as per-channel scale and shift after a "
             "shared conv, folded into a conv only one path reads",
@@ -334,11 +337,6 @@ def build_manifest(
         },
     }
     if quantize is not None:
-        fp32_tensors = [t for i, m in named.items() if i not in int8 for t in _tensors(m, example)]
-        int8_tensors = [t for q, _ in int8.values() for t in stored_constants(q)]
-        manifest["export"]["distinct_weight_bytes"] = distinct_module_bytes(
-            [m for i, m in named.items() if i not in int8], example
-        ) + distinct_bytes(int8_tensors)
         manifest["export"]["int8_distinct_weight_bytes"] = distinct_bytes(int8_tensors)
         manifest["export"]["fp32_distinct_weight_bytes"] = distinct_bytes(fp32_tensors)
         manifest["export"]["int8_tolerance"] = INT8_TOLERANCE

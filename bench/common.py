@@ -92,10 +92,12 @@ def update_record(
 ) -> Path:
     """Set `record[keys[0]]...[keys[-1]] = part` in <results>/<name>.json, keeping the rest of
     the record (measured by earlier commands, whose stamps it keeps); `part` gets the machine
-    and the provenance of this process."""
+    and the provenance of this process, and so does a new record itself (its first writer)."""
     path = results / f"{name}.json"
     record: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
     record["benchmark"] = name
+    if "provenance" not in record:
+        record["machine"], record["provenance"] = machine(), provenance()
     node = record
     for key in keys[:-1]:
         node = node.setdefault(key, {})

@@ -79,6 +79,9 @@ def test_records_are_stamped_and_updates_keep_the_earlier_parts(common, tmp_path
     assert {k: v for k, v in updated.items() if k != "memory"} == record
     part = updated["memory"]["big"]
     assert part["mib"] == 3.5 and set(part["provenance"]) == set(record["provenance"])
+    # A record that update_record starts is stamped itself, so it passes the check below.
+    fresh = json.loads(common.update_record("new", ("a",), {"x": 1}, results=tmp_path).read_text())
+    assert fresh["provenance"] == fresh["a"]["provenance"] and fresh["machine"]["cores"]
 
 
 def test_a_bench_script_runs_as_a_script_and_its_record_says_how(tmp_path) -> None:

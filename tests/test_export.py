@@ -15,6 +15,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
+from bundle_variants import SMOKE
 from conftest import copy_of_tiny_run
 from executorch.runtime import Runtime
 from prp.runtime.backends import onnx_session_options
@@ -480,3 +481,15 @@ def test_low_memory_export_keeps_no_indirection_buffer_per_convolution(
     assert (
         swapped.returncode == 2 and b"expected a plain and a --low-memory bundle" in swapped.stderr
     )
+
+    # bench/compare_bundles.py times two exports of the same paths with both of the runtime's
+    # backends, and refuses bundles of other paths (exported/smoke holds the tiny space's).
+    script = script.with_name("compare_bundles.py")
+    args = [sys.executable, str(script), str(plain), str(low), "--rounds", "2", "--calls", "1"]
+    subprocess.run(args + ["--label", "pair"], env=env, capture_output=True, check=True)
+    record = json.loads((tmp_path / "results" / "compare_bundles.json").read_text())["pair"]
+    assert set(record["ratio"]) == {"executorch", "onnxruntime"}
+    for backend, times in record["runs_ms"]["new"].items():
+        assert len(times["path_0"]) == 2 and min(times["path_0"]) > 0, backend
+    other = subprocess.run(args[:3] + [str(SMOKE)], env=env, capture_output=True)
+    assert other.returncode == 2 and b"hold different paths" in other.stderr

@@ -13,11 +13,22 @@ No label feeds any estimator; the table is the truth only.
 Default: the default preset's space and its embedded data (whose images the pretraining by
 `prp-pretrain` never saw), 500 held-out images and 4 BN batches per estimate, as
 the default run. Writes bench/results/supernet_probe-<label>.json.
+
+`--archs-from RUN/eval_nb201.json` probes the architectures a `prp-eval` record ranked instead
+of a fresh draw, with the free scores that record holds (none recomputed), so a run's final
+supernet and the checkpoint it started from are compared on the same architectures:
+
+    OMP_NUM_THREADS=1 python bench/supernet_probe.py runs/default-hw/checkpoint.pt \
+        --archs-from runs/default-hw/eval_nb201.json --truth ... --label default-hw-final
+
+Beside the rankings the record splits the architectures at their median params: each half's
+mean estimate and its own accuracy tau-b (does the supernet favour small paths?).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -30,10 +41,39 @@ from prp.trainer.datasets import load_dataset
 from prp.trainer.estimation.proxies import free_scores, proxy_batch
 from prp.trainer.evaluate import baseline_comparison
 from prp.trainer.nb201_table import NB201Table
+from prp.trainer.pareto import kendall_tau_b
 from prp.trainer.runs import read_checkpoint
 from prp.trainer.spaces import get_space
 from prp.trainer.supernet import Supernet
 from prp.trainer.train import Tensors, estimate_accuracy
+
+
+def recorded_free_scores(archs: list[dict]) -> dict[str, np.ndarray]:
+    """The free scores a prp-eval record holds per architecture (a score the proxy could not
+    give, written as null, is -inf: it ranks last, as prp-eval ranked it)."""
+    names = archs[0]["free_scores"]
+    return {
+        n: np.array([-np.inf if (v := a["free_scores"][n]) is None else v for a in archs])
+        for n in names
+    }
+
+
+def by_size(est: np.ndarray, acc: np.ndarray, params: np.ndarray) -> dict[str, dict[str, float]]:
+    """The architectures split at their median params: each half's mean estimate, mean true
+    accuracy and accuracy tau-b, and the estimate's tau-b with params over all."""
+    big = params > np.median(params)
+    halves = {"small": ~big, "big": big}
+    out = {
+        name: {
+            "n": int(m.sum()),
+            "mean_estimate": float(est[m].mean()),
+            "mean_true": float(acc[m].mean()),
+            "kendall_tau_b_accuracy": kendall_tau_b(est[m], acc[m]),
+        }
+        for name, m in halves.items()
+    }
+    out["all"] = {"kendall_tau_b_estimate_params": kendall_tau_b(est, params)}
+    return out
 
 
 def main() -> None:
@@ -49,6 +89,12 @@ def main() -> None:
     parser.add_argument("--bootstrap", type=int, default=1000)
     parser.add_argument("--accuracy-column", default="cifar10_test_acc")
     parser.add_argument("--cost-column", default="edgegpu_energy")
+    parser.add_argument(
+        "--archs-from",
+        type=Path,
+        help="a prp-eval record (RUN/eval_nb201.json): probe its architectures, with its free "
+        "scores, instead of drawing --k with --seed",
+    )
     parser.add_argument(
         "--cells-per-stage",
         type=int,
@@ -71,7 +117,12 @@ def main() -> None:
         cfg.space, size=cfg.space_size, **cfg.space_overrides, num_classes=data.num_classes
     )
     table = NB201Table.load(args.truth)
-    rows = np.sort(np.random.default_rng(args.seed).choice(len(table), args.k, replace=False))
+    recorded = None
+    if args.archs_from is not None:
+        recorded = json.loads(args.archs_from.read_text())["architectures"]
+        rows = np.array([table.index[a["arch_str"]] for a in recorded])
+    else:
+        rows = np.sort(np.random.default_rng(args.seed).choice(len(table), args.k, replace=False))
     paths = [space.decode(table.arch_strs[r]) for r in rows]
     acc = table.column(args.accuracy_column)[rows]
     cost = table.column(args.cost_column)[rows]
@@ -88,7 +139,10 @@ def main() -> None:
         ]
     )
     estimated = time.perf_counter()
-    free, per_arch = free_scores(space, paths, proxy_batch(data, cfg.seed), cfg.seed)
+    if recorded is None:
+        free, per_arch = free_scores(space, paths, proxy_batch(data, cfg.seed), cfg.seed)
+    else:
+        free, per_arch = recorded_free_scores(recorded), None
     scored = time.perf_counter()
     comparison = baseline_comparison(est, free, acc, cost, args.bootstrap, args.seed)
     record = {
@@ -107,6 +161,7 @@ def main() -> None:
             "min": float(est.min()),
             "p10_p90": [float(np.percentile(est, 10)), float(np.percentile(est, 90))],
         },
+        "by_size": by_size(est, acc, free["params"]),
         **comparison,
     }
     path = write_record(f"supernet_probe-{args.label}", record)
@@ -124,6 +179,15 @@ def main() -> None:
         [
             [pair, d["difference"], "{:.3f}..{:.3f}".format(*d["ci95"])]
             for pair, d in comparison["paired"].items()
+        ],
+    )
+    sizes = record["by_size"]
+    print_table(
+        "The architectures split at their median params",
+        ["half", "mean estimate", "mean true accuracy", "acc tau-b within"],
+        [
+            [h, *(sizes[h][k] for k in ("mean_estimate", "mean_true", "kendall_tau_b_accuracy"))]
+            for h in ("small", "big")
         ],
     )
     print(f"wrote {path}")

@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -126,3 +127,42 @@ def test_every_record_says_which_commit_and_command_made_it() -> None:
         command = provenance.get("command")
         commands = command if isinstance(command, list) else [command]
         assert commands and all(isinstance(c, str) and c.strip() for c in commands), path.name
+
+
+def test_supernet_probe_ranks_a_records_architectures_with_the_records_free_scores(
+    nb201_csv, tmp_path
+) -> None:
+    """`bench/supernet_probe.py --archs-from`: the shipped supernet estimates exactly the
+    architectures a prp-eval record ranked, and the free baselines are the record's scores, not
+    recomputed (here params are the record's, reversed, so their tau-b says which were used)."""
+    from prp.trainer.nb201_table import NB201Table
+    from prp.trainer.pareto import kendall_tau_b
+
+    table = NB201Table.load(nb201_csv)
+    rows = [0, 40, 400, 1200, 3000, 7000, 11000, 15000]
+    acc = table.column("cifar10_test_acc")[rows]
+    params = -np.argsort(np.argsort(acc)).astype(float)  # exactly reversed: tau-b -1
+    archs = [
+        {"arch_str": table.arch_strs[r], "free_scores": {"params": p, "synflow": None}}
+        for r, p in zip(rows, params, strict=True)
+    ]
+    record_in = tmp_path / "eval_nb201.json"
+    record_in.write_text(json.dumps({"architectures": archs}))
+    shipped = ROOT / "trainer" / "data" / "supernets" / "nb201-c8n2-fair.pt"
+    args = [
+        *("bench/supernet_probe.py", str(shipped), "--archs-from", str(record_in)),
+        *("--truth", str(nb201_csv), "--label", "t", "--eval-images", "50"),
+        *("--bn-batches", "1", "--bootstrap", "20"),
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PRP_BENCH_RESULTS": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    record = json.loads((tmp_path / "supernet_probe-t.json").read_text())
+    assert record["estimators"]["params"]["kendall_tau_b_accuracy"] == pytest.approx(-1.0)
+    assert kendall_tau_b(acc, params) == pytest.approx(-1.0)
+    sizes = record["by_size"]
+    assert sizes["small"]["n"] + sizes["big"]["n"] == len(rows)
+    assert sizes["small"]["mean_true"] == pytest.approx(acc[params <= np.median(params)].mean())
+    assert record["seconds"]["proxies_per_architecture"] is None  # nothing recomputed

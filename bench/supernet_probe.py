@@ -39,23 +39,13 @@ from common import print_table, write_record
 from prp.trainer.config import preset
 from prp.trainer.datasets import load_dataset
 from prp.trainer.estimation.proxies import free_scores, proxy_batch
-from prp.trainer.evaluate import baseline_comparison
+from prp.trainer.evaluate import baseline_comparison, recorded_free_scores
 from prp.trainer.nb201_table import NB201Table
 from prp.trainer.pareto import kendall_tau_b
 from prp.trainer.runs import read_checkpoint
 from prp.trainer.spaces import get_space
 from prp.trainer.supernet import Supernet
 from prp.trainer.train import Tensors, estimate_accuracy
-
-
-def recorded_free_scores(archs: list[dict]) -> dict[str, np.ndarray]:
-    """The free scores a prp-eval record holds per architecture (a score the proxy could not
-    give, written as null, is -inf: it ranks last, as prp-eval ranked it)."""
-    names = archs[0]["free_scores"]
-    return {
-        n: np.array([-np.inf if (v := a["free_scores"][n]) is None else v for a in archs])
-        for n in names
-    }
 
 
 def by_size(est: np.ndarray, acc: np.ndarray, params: np.ndarray) -> dict[str, dict[str, float]]:
@@ -142,7 +132,8 @@ def main() -> None:
     if recorded is None:
         free, per_arch = free_scores(space, paths, proxy_batch(data, cfg.seed), cfg.seed)
     else:
-        free, per_arch = recorded_free_scores(recorded), None
+        scores = [recorded_free_scores(a) for a in recorded]
+        free, per_arch = {n: np.array([a[n] for a in scores]) for n in scores[0]}, None
     scored = time.perf_counter()
     comparison = baseline_comparison(est, free, acc, cost, args.bootstrap, args.seed)
     record = {

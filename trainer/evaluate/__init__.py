@@ -36,6 +36,7 @@ from .baselines import (
     cached_free_scores,
     estimator_scores,
     proxy_settings,
+    recorded_free_scores,
     remember_free_scores,
 )
 from .evaluation import PROTOCOLS, banded_architectures, evaluate_run
@@ -69,6 +70,7 @@ __all__ = [
     "plot_ranks",
     "proxy_settings",
     "read_evaluation",
+    "recorded_free_scores",
     "remember_free_scores",
     "run_estimator_verdict",
     "true_front_hypervolume",

@@ -129,9 +129,15 @@ def remember_free_scores(cache: ProxyCache, result: Mapping[str, Any]) -> None:
     key = json.dumps(result["baseline_settings"]["proxies"], sort_keys=True)
     known = cache.setdefault(key, {})
     for a in result["architectures"]:
-        known[a["arch_str"]] = {
-            b: float("-inf") if v is None else float(v) for b, v in a["free_scores"].items()
-        }
+        known[a["arch_str"]] = recorded_free_scores(a)
+
+
+def recorded_free_scores(architecture: Mapping[str, Any]) -> dict[str, float]:
+    """One architecture's free baseline scores as an evaluation file holds them (JSON has no
+    -inf: a score the proxy could not give is written as null and read back as -inf)."""
+    return {
+        b: float("-inf") if v is None else float(v) for b, v in architecture["free_scores"].items()
+    }
 
 
 def lacking_proxies(free: Mapping[str, np.ndarray]) -> list[str]:

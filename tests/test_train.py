@@ -21,6 +21,7 @@ from prp.trainer.search import chance_accuracy
 from prp.trainer.spaces import PrunedOp, get_space
 from prp.trainer.supernet import Supernet
 from prp.trainer.train import Trainer, TrainingError
+from prp.trainer.weight_step import ComplexityLR, weight_step
 
 CFG = preset("tiny")  # nb201 at 4 channels, 30 images per class, 2 + 2 epochs
 
@@ -203,6 +204,7 @@ def test_cli_bad_input_gives_clear_errors_and_writes_nothing(tmp_path) -> None:
         (["--data-dir", str(tmp_path / "missing")], "does not exist"),
         (["--top-n", "50", "--samples", "8"], "--top-n (50) must be between 1 and --samples (8)"),
         (["--w-paths", "best"], "unknown pareto_w_paths 'best'"),
+        (["--complexity-lr", "1.5"], "--complexity-lr must be between 0 (off) and 1"),
     ]
     for k, (args, message) in enumerate(cases):
         out_dir = tmp_path / f"run{k}"
@@ -225,9 +227,12 @@ def test_cli_trains_and_writes_the_front(tmp_path) -> None:
         "1",
         "--w-paths",
         "front",
+        "--complexity-lr",
+        "0.5",
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert json.loads((tmp_path / "r" / "config.json").read_text())["pareto_w_paths"] == "front"
+    config = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert config["pareto_w_paths"] == "front" and config["complexity_lr"] == 0.5
     assert "best-accuracy" in result.stdout
     data = json.loads((tmp_path / "r" / "front.json").read_text())
     assert data["objective"] == "energy" and data["paths"]
@@ -282,6 +287,58 @@ def test_pareto_stage_can_keep_strict_fairness_for_the_weights(finished, data, t
     assert all(ps >= 2 * batches for st, ps, _ in fair_w[cfg.epochs_fair :])
     with pytest.raises(PRPError, match="unknown pareto_w_paths 'best'"):
         replace(CFG, pareto_w_paths="best").validate()
+
+
+def test_complexity_lr_gives_complex_paths_the_larger_step() -> None:
+    """DYNAS's complexity-aware lr as `ComplexityLR` gives it: with plain SGD, the weights that
+    only one path of a step reads move that path's weight times as far as without it; the most
+    complex paths' weight is 1 / decay, the least complex paths' 1."""
+    torch.manual_seed(0)
+    supernet = Supernet(get_space("nb201", size="tiny"))
+    calr = ComplexityLR.of(supernet, 1.0)
+    rng = np.random.default_rng(1)
+    drawn = [supernet.sample_uniform(rng) for _ in range(200)]
+    sizes = calr.sizes.many(drawn)
+    assert sizes.max() >= calr.high > calr.low >= sizes.min()  # the space's 5-95 % span
+    assert calr.weights([drawn[int(np.argmin(sizes))], drawn[int(np.argmax(sizes))]], 0.25) == (
+        pytest.approx([1.0, 4.0])
+    )
+    assert calr.weights(drawn, 1.0) == [1.0] * 200
+    between = np.array(calr.weights(drawn, 0.25))
+    assert np.all(np.diff(between[np.argsort(sizes, kind="stable")]) >= 0)  # grows with size
+    # A small path with weights of its own (one the smallest, all skip and pool, lacks) and the
+    # biggest.
+    small = next(drawn[i] for i in np.argsort(sizes) if sizes[i] > calr.sizes.fixed)
+    big = drawn[int(np.argmax(sizes))]
+    weights = dict(zip(("small", "big"), calr.weights([small, big], 0.25), strict=True))
+    assert 1.0 < weights["small"] < 2.0 and weights["big"] == pytest.approx(4.0)
+    only = {  # parameters that one of the two paths reads and the other does not
+        name: {id(p) for p in supernet.path_parameters(path)}
+        - {id(p) for p in supernet.path_parameters(other)}
+        for name, path, other in (("small", small, big), ("big", big, small))
+    }
+    x, y = torch.randn(8, 3, 32, 32), torch.randint(0, 10, (8,))
+    start = {k: v.clone() for k, v in supernet.state_dict().items()}
+    moved = []
+    for path_weights in (None, list(weights.values())):
+        supernet.load_state_dict(start)
+        opt = torch.optim.SGD(supernet.weight_parameters(), lr=0.1)
+        before = {id(p): p.detach().clone() for p in supernet.weight_parameters()}
+        weight_step(supernet, opt, x, y, [small, big], 1.0, 1e9, lambda _: None, path_weights)
+        moved.append(
+            {
+                name: sum(
+                    float((p.detach() - before[id(p)]).norm() ** 2)
+                    for p in supernet.weight_parameters()
+                    if id(p) in ids
+                )
+                ** 0.5
+                for name, ids in only.items()
+            }
+        )
+    for name, w in weights.items():
+        assert moved[0][name] > 0
+        assert moved[1][name] == pytest.approx(w * moved[0][name], rel=1e-4)
 
 
 def test_pareto_stage_can_train_the_weights_on_alphas_predicted_front(data, tmp_path) -> None:

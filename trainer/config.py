@@ -69,6 +69,9 @@ class TrainConfig:
     # "fair" keeps strict-fair groups over the ops still live (alpha then steers ranking and
     # pruning only). bench/ranking compares them.
     pareto_w_paths: str = "argmax"
+    # Complexity-aware lr (`weight_step.ComplexityLR`, after DYNAS): the most complex paths'
+    # lr decays only to this fraction of its start, the least complex to 0. 0: one lr for all.
+    complexity_lr: float = 0.0
     rank_temperature: float = 5.0  # target = softmax(-rank / T) over the ranked paths
     # A registered estimator (`estimators.ESTIMATORS`): the accuracy that target ranks, pruning
     # and the front use.
@@ -163,6 +166,11 @@ class TrainConfig:
             raise PRPError(
                 f"--estimator {self.estimator} aggregates alpha's path scores, which only "
                 f"--method prp trains; use --method prp or an estimator without alpha"
+            )
+        if not 0.0 <= self.complexity_lr <= 1.0:
+            raise PRPError(
+                f"--complexity-lr must be between 0 (off) and 1 (the most complex paths keep "
+                f"their starting lr), got {self.complexity_lr}"
             )
         if self.samples < 2:
             raise PRPError(f"--samples must be at least 2 to rank paths, got {self.samples}")

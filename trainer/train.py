@@ -57,7 +57,14 @@ from .spaces import Path as ArchPath
 from .spaces import get_space
 from .streams import ALPHA_PATHS, BATCHES, TARGET_POOL, W_PATHS, epoch_rng
 from .supernet import Supernet
-from .weight_step import shard, step_paths, sync_state, weight_optimizer, weight_step
+from .weight_step import (
+    ComplexityLR,
+    shard,
+    step_paths,
+    sync_state,
+    weight_optimizer,
+    weight_step,
+)
 
 __all__ = [
     "MainRankLog",
@@ -137,6 +144,9 @@ class Trainer:
         self.cost: PathTable = price_supernet(self.supernet, self.cost_model)
         self.truth = NB201Table.load(cfg.truth_table) if cfg.truth_table else None
         self.opt_w = weight_optimizer(self.supernet, cfg.lr, cfg.momentum, cfg.weight_decay)
+        self.complexity_lr = (
+            ComplexityLR.of(self.supernet, cfg.complexity_lr) if cfg.complexity_lr else None
+        )
         self.opt_a = torch.optim.Adam([self.supernet.alpha], lr=cfg.alpha_lr, betas=(0.5, 0.999))
         self.epoch = 0  # epochs completed
         self.log = MainRankLog(self.run_dir / LOG)
@@ -172,7 +182,11 @@ class Trainer:
 
     def _lr(self, epoch: int) -> float:
         """Cosine decay over the whole run, evaluated per epoch (no scheduler state to save)."""
-        return 0.5 * self.cfg.lr * (1 + math.cos(math.pi * epoch / max(self.total_epochs, 1)))
+        return self.cfg.lr * self._decay(epoch)
+
+    def _decay(self, epoch: int) -> float:
+        """The cosine factor of `_lr`, 1 at the first epoch, above 0 at the last."""
+        return 0.5 * (1 + math.cos(math.pi * epoch / max(self.total_epochs, 1)))
 
     # ------------------------------------------------------------- checkpoint
     def load_checkpoint(self) -> bool:
@@ -231,6 +245,9 @@ class Trainer:
             share,
             self.cfg.grad_clip,
             lambda loss: self._check_finite(loss, epoch, step, "the task loss"),
+            None
+            if self.complexity_lr is None
+            else self.complexity_lr.weights(paths, self._decay(epoch)),
         )
 
     def train_epoch(self, epoch: int) -> dict[str, Any]:

@@ -5,12 +5,14 @@ one gradient all-reduce per update and the per-epoch broadcast of rank 0's alpha
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from . import distributed
+from .profiling import PathTable, trace_ops
 from .spaces import Path as ArchPath
 from .supernet import Supernet
 
@@ -55,9 +57,11 @@ def weight_step(
     share: float,
     grad_clip: float,
     check_finite: Callable[[Tensor], None],
+    path_weights: Sequence[float] | None = None,
 ) -> float:
     """One W update on this rank's images `x`, `y`, `share` of the global batch's images;
-    returns the mean over `paths` of the whole batch's loss.
+    returns the mean over `paths` of the whole batch's loss. `path_weights` scale each path's
+    loss in the update (`ComplexityLR`), not in what is returned.
 
     With several processes every rank runs the same paths on its part of the batch; each
     rank's loss is weighted by its share of the images, so the sum over the ranks, made by one
@@ -67,9 +71,10 @@ def weight_step(
     collective per BN layer per path. `check_finite` sees each path's whole-batch loss."""
     opt_w.zero_grad(set_to_none=True)
     losses = []
-    for path in paths:
+    for k, path in enumerate(paths):
         loss = nn.functional.cross_entropy(supernet(x, path), y)
-        (loss if share == 1.0 else loss * share).backward()
+        scale = share * (1.0 if path_weights is None else path_weights[k])
+        (loss if scale == 1.0 else loss * scale).backward()
         losses.append(loss.detach() * share)
     totals = all_reduce_gradients(supernet, torch.stack(losses))
     for loss in totals:  # the whole batch's losses, the same on every rank
@@ -77,6 +82,38 @@ def weight_step(
     nn.utils.clip_grad_norm_(supernet.weight_parameters(), grad_clip)
     opt_w.step()
     return sum(totals.tolist()) / len(paths)  # one host sync per update, not per path
+
+
+@dataclass(frozen=True)
+class ComplexityLR:
+    """A per-path learning rate by complexity: our reading of DYNAS's complexity-aware lr
+    schedule (CaLR; Jeon et al., CVPR 2025, "Subnet-Aware Dynamic Supernet Training"), which
+    decays the lr less for more complex subnets, because weight-sharing training favours the
+    simple ones. The run's cosine factor `decay` (1 -> 0) applies in full to the least complex
+    paths; the most complex decay only to `strength` x the starting lr; a path's complexity
+    is its live parameter count, spanning 0 to 1 between the 5th and 95th percentiles of 2,048
+    uniform paths of the space (the same for every seed). Applied as a weight on each path's
+    loss in the W step: with plain SGD exactly that path's own lr; with momentum the paths
+    share the buffers (DYNAS's separate momentum per group of subnets is not done)."""
+
+    sizes: PathTable
+    low: float
+    high: float
+    strength: float
+
+    @classmethod
+    def of(cls, supernet: Supernet, strength: float) -> ComplexityLR:
+        sizes = trace_ops(supernet).live_sizes()[0]
+        rng = np.random.default_rng(0)
+        spread = sizes.many([supernet.sample_uniform(rng) for _ in range(2048)])
+        low, high = np.quantile(spread, [0.05, 0.95])
+        return cls(sizes, float(low), float(high), strength)
+
+    def weights(self, paths: Sequence[ArchPath], decay: float) -> list[float]:
+        """Each path's lr over the run's, at cosine factor `decay` (> 0) of the run's lr."""
+        r = np.clip((self.sizes.many(paths) - self.low) / max(self.high - self.low, 1e-12), 0, 1)
+        floor = self.strength * r
+        return [float(w) for w in (floor + (1 - floor) * decay) / decay]
 
 
 def all_reduce_gradients(supernet: Supernet, losses: Tensor) -> Tensor:

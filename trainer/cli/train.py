@@ -90,6 +90,11 @@ def train(
         help="Paths that train W in stage 2: argmax (the paper's per-slot argmax of alpha), "
         "front (alpha's predicted top-N) or fair (strict-fair groups).",
     ),
+    complexity_lr: float = typer.Option(
+        None,
+        help="Complexity-aware lr (after DYNAS's CaLR): the most complex paths' lr decays "
+        "only to this fraction of its start, the least complex to 0; 0 (default) is off.",
+    ),
     batch_size: int = typer.Option(None, help="Training batch size."),
     lr: float = typer.Option(None, help="Learning rate of W (SGD)."),
     truth: str = typer.Option(None, help="NB201 CSV: target ranks from its accuracies."),
@@ -162,6 +167,7 @@ def train(
             "top_n": top_n,
             "prune_after": prune_after,
             "pareto_w_paths": w_paths,
+            "complexity_lr": complexity_lr,
             "batch_size": batch_size,
             "lr": lr,
             "truth_table": truth,

@@ -17,6 +17,9 @@ the engine opens no other kind beside a program): the JNI engine alone, BUNDLE a
 kept open together in one process, with the cache on and off, beside each loaded alone with the
 cache on; the distinct weights are then the union of the programs' named data (a name is its
 bytes' sha256 prefix, so equal names are equal bytes).
+With one bundle, the JNI engine also with only the method last run loaded
+(`NativeEngine.Residency.ACTIVE`, cache on): the memory with the last method loaded, its peak
+(VmHWM), and how much longer a method's first run takes than its second (the switch's load).
 Writes `weight_cache.<label>` of bench/results/weight_cache.json (other labels kept).
 """
 
@@ -63,7 +66,9 @@ print(json.dumps({"rss_mib": (proc.memory_info().rss - rss0) / 2**20,
 
 
 def median_of(runs: list[dict[str, float]]) -> dict[str, float]:
-    return {k: statistics.median(r[k] for r in runs) for k in ("rss_mib", "anon_mib")}
+    """The median of each figure every run reports."""
+    keys = [k for k, v in runs[0].items() if isinstance(v, float) and all(k in r for r in runs)]
+    return {k: statistics.median(r[k] for r in runs) for k in keys}
 
 
 def python_run(bundle: Path, shape: list[int]) -> dict[str, float]:
@@ -72,11 +77,14 @@ def python_run(bundle: Path, shape: list[int]) -> dict[str, float]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def native_run(classes: Path, ptes: list[Path], cache: bool, chw: list[int]) -> dict[str, float]:
-    """The probe loading every program of `ptes` in turn, all kept open, each method run once."""
+def native_run(
+    classes: Path, ptes: list[Path], cache: bool, chw: list[int], residency: str = "all"
+) -> dict[str, float]:
+    """The probe loading every program of `ptes` in turn (`NativeEngine.Residency`), all kept
+    open, each method run twice."""
     cp = f"{BUILD / 'prp-bridge.jar'}:{JSON_JAR}:{classes}"
     lib = BUILD / "native" / "libprp_native.so"
-    args = [",".join(map(str, ptes)), "on" if cache else "off", *map(str, chw)]
+    args = [",".join(map(str, ptes)), "on" if cache else "off", *map(str, chw), residency]
     cmd = ["java", *JVM, f"-Dprp.native.lib={lib}", "-cp", cp, "NativeMemoryProbe", *args]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -116,6 +124,9 @@ def measure(
             for cache in (True, False):
                 name = f"native_cache_{'on' if cache else 'off'}{suffix}"
                 runs[name] = native_run(classes, ptes, cache, shape[1:])
+            if not others:  # only the method last run loaded (NativeEngine.Residency.ACTIVE)
+                active = native_run(classes, ptes, True, shape[1:], "active")
+                runs["native_cache_on_active"] = active
             for name, run in runs.items():
                 loaded.setdefault(name, []).append(run)
     return loaded
@@ -156,12 +167,26 @@ def main() -> None:
     }
     label = args.label or args.bundle.resolve().name
     rows = [
-        [name, f"{m['rss_mib']:.2f}", f"{m['anon_mib']:.2f}", f"{m['rss_mib'] / distinct:.2f}"]
+        [
+            name,
+            f"{m['rss_mib']:.2f}",
+            f"{m['anon_mib']:.2f}",
+            f"{m['rss_mib'] / distinct:.2f}",
+            f"{m['peak_mib']:.2f}" if "peak_mib" in m else "",
+            f"{m['first_run_extra_ms']:.2f}" if "first_run_extra_ms" in m else "",
+        ]
         for name, m in medians.items()
     ]
     print_table(
         f"{label}: RSS loaded bundles add, distinct weights {distinct:.2f} MiB",
-        ["loaded as", "RSS MiB", "anonymous MiB", "RSS / distinct weights"],
+        [
+            "loaded as",
+            "RSS MiB",
+            "anonymous MiB",
+            "RSS / distinct weights",
+            "peak MiB",
+            "first run's extra ms",
+        ],
         rows,
     )
     print(f"wrote {update_record('weight_cache', (label,), part)}")

@@ -146,6 +146,20 @@ def test_xnnpack_weight_cache_is_on_by_default_and_changes_no_logit(
         np.testing.assert_array_equal(logits, off["logits"][method])
 
 
+def test_active_residency_loads_one_method_at_a_time_and_changes_no_logit(
+    native: Path, inputs: np.ndarray, tmp_path
+) -> None:
+    """With `Residency.ACTIVE` each switch unloads the method last run and loads the next (the
+    memory it saves: bench/weight_cache.py); every method computes what it computes loaded up
+    front."""
+    every = java_logits(native, inputs, tmp_path / "all")
+    active = java_logits(native, inputs, tmp_path / "active", jvm=("-Dprp.residency=active",))
+    assert every["residency"] == "ALL" and active["residency"] == "ACTIVE"
+    assert active["methods"] == every["methods"]
+    for method, logits in every["logits"].items():
+        np.testing.assert_array_equal(active["logits"][method], logits)
+
+
 def test_with_the_weight_cache_a_program_named_by_counter_is_open_alone(
     native: Path, tiny_bundles: dict[str, Path]
 ) -> None:
@@ -319,11 +333,25 @@ def test_corrupt_and_missing_programs_are_refused(native: Path, tmp_path) -> Non
     assert sum(refused) >= len(in_program) // 2, sum(refused)
 
 
-def test_concurrent_runs_equal_single_threaded_ones(native: Path, inputs: np.ndarray, tmp_path):
+@pytest.mark.parametrize("residency", ["all", "active"])
+def test_concurrent_runs_equal_single_threaded_ones(
+    native: Path, inputs: np.ndarray, tmp_path, residency: str
+) -> None:
+    """Threads calling the five methods at once; with residency active every call of another
+    method than the last switches the loaded one under the others' feet."""
     x = inputs[:4]
     x.astype("<f4").tofile(tmp_path / "input.f32")
     threads, rounds = 8, 10
-    report = check(native, "threads", str(PTE), str(tmp_path / "input.f32"), "4", "8", "10")
+    report = check(
+        native,
+        "threads",
+        str(PTE),
+        str(tmp_path / "input.f32"),
+        "4",
+        "8",
+        "10",
+        jvm=(f"-Dprp.residency={residency}",),
+    )
     assert report["failures"] == []
     assert report["calls"] == report["expected_calls"] == threads * rounds * 5 * len(x)
     assert report["mismatches"] == 0

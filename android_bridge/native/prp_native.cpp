@@ -1,5 +1,7 @@
 // JNI layer under org.prpnas.bridge.NativeEngine: one ExecuTorch program (a bundle's
-// supernet.pte), opened once through ExecuTorch's C++ Module, with every method loaded up front.
+// supernet.pte), opened once through ExecuTorch's C++ Module, with every method loaded up front
+// (residency "all"), or with only the method last run loaded (residency "active": a run of
+// another method first unloads it and loads its own; see "Residency" below).
 //
 // The same source builds on a Linux desktop against the executorch wheel's libraries
 // (build_native.sh) and for Android with the NDK against an ExecuTorch build for the device
@@ -12,7 +14,9 @@
 // each other's scratch memory mid-kernel. The Module is therefore given ThreadTempAllocator,
 // whose allocations belong to the calling thread, and a thread runs one method at a time.
 // Methods get their own planned memory (share_memory_arenas is left false). The engine itself
-// (open/close) is guarded on the Java side by a read-write lock.
+// (open/close) is guarded on the Java side by a read-write lock. With residency "active" every
+// run holds the engine's residency mutex, so runs are serialised and none can meet a method
+// being unloaded.
 
 #include <jni.h>
 
@@ -26,6 +30,9 @@
 
 #include <cstdint>
 #include <cstdlib>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <map>
 #include <memory>
 #include <mutex>
@@ -128,6 +135,9 @@ struct Engine {
   bool uses_weight_cache = false;
   WeightNames names = WeightNames::kOther;
   std::string other_name;  // with kOther: a name that is not a content key, for messages
+  bool active_only = false;  // residency "active": only `resident` is loaded
+  std::mutex residency;      // held by every run when active_only
+  std::string resident;      // the loaded method when active_only; empty: none
 
   ~Engine() {
     // The methods and the program go first: their packed weights leave the cache with them.
@@ -371,10 +381,14 @@ bool admit_to_weight_cache(JNIEnv* env, Engine& engine) {
   return true;
 }
 
-// Opens the program and loads every method; throws IOException or IllegalStateException.
-std::unique_ptr<Engine> open_engine(JNIEnv* env, const std::string& path) {
+void release_freed_memory();
+
+// Opens the program and loads every method (with `active_only`, loads each once to check it,
+// then unloads it); throws IOException or IllegalStateException.
+std::unique_ptr<Engine> open_engine(JNIEnv* env, const std::string& path, bool active_only) {
   auto engine = std::make_unique<Engine>();
   engine->path = path;
+  engine->active_only = active_only;
   engine->module = std::make_unique<Module>(
       path,
       Module::LoadMode::Mmap,
@@ -434,8 +448,52 @@ std::unique_ptr<Engine> open_engine(JNIEnv* env, const std::string& path) {
       }
     }
     engine->methods.emplace(name, std::move(slot));
+    if (active_only) {
+      engine->module->unload_method(name);
+    }
   }
+  release_freed_memory();
   return engine;
+}
+
+// ----------------------------------------------------------------------------------------------
+// Residency "active". Each loaded method holds XNNPACK's runtime for its graph (operators,
+// indirection buffers, workspace) and, with the weight cache, references to its packed weights;
+// measured on the shipped bundle that is about 2.4 MiB over five methods beside the packed
+// weights (bench/results "prp-export --low-memory"). A phone that switches paths by battery
+// level runs one path for minutes to hours, so holding only that path's method trades a load on
+// each switch (re-packing the weights no loaded method shares; bench/weight_cache.py measures
+// it) for that memory.
+
+// Hands memory freed by an unloaded method back to the system where the C library keeps it
+// (glibc keeps small freed blocks in its heap; Android's allocator returns them by itself).
+void release_freed_memory() {
+#if defined(__GLIBC__)
+  malloc_trim(0);
+#endif
+}
+
+// Makes `name` the one loaded method of an active-only engine; the caller holds `residency`.
+// Returns false with a Java exception pending where it cannot be loaded.
+bool make_resident(JNIEnv* env, Engine& engine, const std::string& name) {
+  if (engine.resident == name) {
+    return true;
+  }
+  if (!engine.resident.empty()) {
+    engine.module->unload_method(engine.resident);
+    engine.resident.clear();
+    release_freed_memory();
+  }
+  Error error = engine.module->load_method(name);
+  if (error != Error::Ok) {
+    throw_java(
+        env,
+        is_runtime_fault(error) ? kIllegalState : kIOException,
+        "cannot load method " + name + " of " + engine.path + ": " + describe(error));
+    return false;
+  }
+  engine.resident = name;
+  return true;
 }
 
 // Runs one row (batch-1 tensor) through a method; the caller holds the method's mutex.
@@ -495,13 +553,17 @@ bool run_once(
 extern "C" {
 
 JNIEXPORT jlong JNICALL
-Java_org_prpnas_bridge_NativeEngine_nativeOpen(JNIEnv* env, jclass, jstring jpath) {
+Java_org_prpnas_bridge_NativeEngine_nativeOpen(
+    JNIEnv* env,
+    jclass,
+    jstring jpath,
+    jboolean active_only) {
   std::string path = java_string(env, jpath);
   if (env->ExceptionCheck()) {
     return 0;
   }
   try {
-    std::unique_ptr<Engine> engine = open_engine(env, path);
+    std::unique_ptr<Engine> engine = open_engine(env, path, active_only == JNI_TRUE);
     return engine ? reinterpret_cast<jlong>(engine.release()) : 0;
   } catch (const std::exception& e) {
     throw_java(env, kIllegalState, "cannot load " + path + ": " + e.what());
@@ -638,6 +700,13 @@ JNIEXPORT jfloatArray JNICALL Java_org_prpnas_bridge_NativeEngine_nativeRun(
     env->GetFloatArrayRegion(jinput, 0, length, input.data());
     std::vector<float> logits;
     {
+      std::unique_lock<std::mutex> resident(engine->residency, std::defer_lock);
+      if (engine->active_only) {
+        resident.lock();
+        if (!make_resident(env, *engine, name)) {
+          return nullptr;
+        }
+      }
       std::lock_guard<std::mutex> guard(slot.mutex);
       for (int64_t row = 0; row < rows; ++row) {
         if (!run_once(env, *engine, name, slot, input.data() + row * per_call, logits)) {

@@ -12,9 +12,12 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
 /**
  * An {@link InferenceEngine} over ExecuTorch's C++ runtime, through JNI ({@code libprp_native}).
  *
- * <p>The program is opened once and every method is loaded up front, so switching paths reloads
- * nothing. Calls of one method are serialised in native code (an ExecuTorch method is not
- * re-entrant); calls of different methods run in parallel.
+ * <p>The program is opened once. By default every method is loaded up front ({@link
+ * Residency#ALL}), so switching paths reloads nothing; calls of one method are serialised in native
+ * code (an ExecuTorch method is not re-entrant) and calls of different methods run in parallel.
+ * With {@link Residency#ACTIVE} only the method last run is loaded: a run of another method first
+ * unloads it and loads its own, and runs are serialised. That holds one path's XNNPACK runtime
+ * instead of every path's, for a load on each switch (bench/results, "Residency").
  *
  * <p>The native library is found through the system property {@code prp.native.lib} (a path to
  * {@code libprp_native.so}) where set, else by {@link System#loadLibrary} under the name
@@ -27,15 +30,29 @@ public final class NativeEngine implements InferenceEngine {
     private static final Object LIBRARY_LOCK = new Object();
     private static boolean libraryLoaded;
 
+    /** Which of the program's methods stay loaded. */
+    public enum Residency {
+        /** Every method, loaded when the program opens: switching costs nothing. */
+        ALL,
+        /**
+         * Only the method last run: the least memory, for a load (and XNNPACK's packing of the
+         * weights no loaded method shares) on each switch. Suits paths switched by battery level
+         * or schedule, which run one path for a long time.
+         */
+        ACTIVE
+    }
+
     private final String path;
+    private final Residency residency;
     private final Set<String> methods;
     // Runs hold the read lock, close() the write lock: close waits for runs in flight, and no
     // run can reach a freed native engine.
     private final ReentrantReadWriteLock lifecycle = new ReentrantReadWriteLock();
     private long handle;
 
-    private NativeEngine(String path, long handle, String[] names) {
+    private NativeEngine(String path, Residency residency, long handle, String[] names) {
         this.path = path;
+        this.residency = residency;
         this.handle = handle;
         this.methods = Collections.unmodifiableSet(new LinkedHashSet<String>(Arrays.asList(names)));
     }
@@ -51,8 +68,24 @@ public final class NativeEngine implements InferenceEngine {
      *     #setWeightCache})
      */
     public static NativeEngine load(String ptePath) throws IOException {
+        return load(ptePath, Residency.ALL);
+    }
+
+    /**
+     * Opens an ExecuTorch program ({@code .pte}) with the given {@link Residency}. With {@link
+     * Residency#ACTIVE} each method is still loaded once here, then unloaded, so that a program
+     * this runtime cannot run is refused at once, as with {@link Residency#ALL}.
+     *
+     * @throws FileNotFoundException if there is no file at {@code ptePath}
+     * @throws IOException if the file is not a loadable ExecuTorch program (truncated, corrupt)
+     * @throws IllegalStateException as {@link #load(String)}
+     */
+    public static NativeEngine load(String ptePath, Residency residency) throws IOException {
         if (ptePath == null) {
             throw new IllegalArgumentException("ptePath must not be null");
+        }
+        if (residency == null) {
+            throw new IllegalArgumentException("residency must not be null");
         }
         File file = new File(ptePath);
         if (!file.isFile()) {
@@ -60,7 +93,7 @@ public final class NativeEngine implements InferenceEngine {
         }
         loadLibrary();
         String absolute = file.getAbsolutePath();
-        long handle = nativeOpen(absolute);
+        long handle = nativeOpen(absolute, residency == Residency.ACTIVE);
         String[] names;
         try {
             names = nativeMethods(handle);
@@ -68,7 +101,7 @@ public final class NativeEngine implements InferenceEngine {
             nativeClose(handle);
             throw e;
         }
-        return new NativeEngine(absolute, handle, names);
+        return new NativeEngine(absolute, residency, handle, names);
     }
 
     /** Loads {@code libprp_native} once per class loader (see the class comment for where from). */
@@ -152,6 +185,11 @@ public final class NativeEngine implements InferenceEngine {
         return path;
     }
 
+    /** Which methods stay loaded. */
+    public Residency residency() {
+        return residency;
+    }
+
     @Override
     public Set<String> methods() {
         return methods;
@@ -218,7 +256,8 @@ public final class NativeEngine implements InferenceEngine {
 
     @Override
     public String toString() {
-        return "NativeEngine(" + path + ", methods=" + methods + (handle == 0 ? ", closed)" : ")");
+        return "NativeEngine(" + path + ", methods=" + methods + ", residency=" + residency
+                + (handle == 0 ? ", closed)" : ")");
     }
 
     private long openHandle() {
@@ -228,7 +267,7 @@ public final class NativeEngine implements InferenceEngine {
         return handle;
     }
 
-    private static native long nativeOpen(String path) throws IOException;
+    private static native long nativeOpen(String path, boolean activeOnly) throws IOException;
 
     private static native String[] nativeMethods(long handle);
 

@@ -39,7 +39,8 @@ import java.util.concurrent.atomic.AtomicLong;
  *
  * INPUT.f32 holds N rows of the program's input, float32 little-endian, row-major. With
  * {@code -Dprp.weightCache=off}, XNNPACK's weight cache is turned off before anything loads (it is
- * on by default); {@code run} reports which it was.
+ * on by default); {@code run} reports which it was. With {@code -Dprp.residency=active},
+ * {@code run} and {@code threads} load the program with {@link NativeEngine.Residency#ACTIVE}.
  */
 public final class NativeEngineCheck {
     private NativeEngineCheck() {}
@@ -82,12 +83,19 @@ public final class NativeEngineCheck {
         System.out.println(json(result));
     }
 
+    /** The program loaded with the residency {@code -Dprp.residency} names (default all). */
+    private static NativeEngine load(String pte) throws IOException {
+        String residency = System.getProperty("prp.residency", "all");
+        return NativeEngine.load(pte, NativeEngine.Residency.valueOf(residency.toUpperCase()));
+    }
+
     private static Map<String, Object> run(String pte, File inputFile, int n, File outDir)
             throws IOException {
         Map<String, Object> out = new LinkedHashMap<String, Object>();
         out.put("weight_cache", NativeEngine.weightCache());
         long start = System.nanoTime();
-        NativeEngine engine = NativeEngine.load(pte);
+        NativeEngine engine = load(pte);
+        out.put("residency", engine.residency().name());
         out.put("load_ms", (System.nanoTime() - start) / 1e6);
         try {
             List<String> methods = new ArrayList<String>(engine.methods());
@@ -132,7 +140,7 @@ public final class NativeEngineCheck {
     private static Map<String, Object> threads(
             String pte, File inputFile, int n, int threadCount, final int rounds)
             throws Exception {
-        final NativeEngine engine = NativeEngine.load(pte);
+        final NativeEngine engine = load(pte);
         final List<String> methods = new ArrayList<String>(engine.methods());
         final long[] shape = engine.inputShape(methods.get(0));
         final int row = rowSize(shape);

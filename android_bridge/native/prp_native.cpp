@@ -381,7 +381,13 @@ bool admit_to_weight_cache(JNIEnv* env, Engine& engine) {
   return true;
 }
 
-void release_freed_memory();
+// Hands memory freed by an unloaded method back to the system where the C library keeps it
+// (glibc keeps small freed blocks in its heap; Android's allocator returns them by itself).
+void release_freed_memory() {
+#if defined(__GLIBC__)
+  malloc_trim(0);
+#endif
+}
 
 // Opens the program and loads every method (with `active_only`, loads each once to check it,
 // then unloads it); throws IOException or IllegalStateException.
@@ -452,7 +458,9 @@ std::unique_ptr<Engine> open_engine(JNIEnv* env, const std::string& path, bool a
       engine->module->unload_method(name);
     }
   }
-  release_freed_memory();
+  if (active_only) {
+    release_freed_memory();
+  }
   return engine;
 }
 
@@ -464,14 +472,6 @@ std::unique_ptr<Engine> open_engine(JNIEnv* env, const std::string& path, bool a
 // level runs one path for minutes to hours, so holding only that path's method trades a load on
 // each switch (re-packing the weights no loaded method shares; bench/weight_cache.py measures
 // it) for that memory.
-
-// Hands memory freed by an unloaded method back to the system where the C library keeps it
-// (glibc keeps small freed blocks in its heap; Android's allocator returns them by itself).
-void release_freed_memory() {
-#if defined(__GLIBC__)
-  malloc_trim(0);
-#endif
-}
 
 // Makes `name` the one loaded method of an active-only engine; the caller holds `residency`.
 // Returns false with a Java exception pending where it cannot be loaded.
